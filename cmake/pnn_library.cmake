@@ -1,0 +1,16 @@
+# pnn_add_library(<folder> [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+# One library per top-level folder: target pnn_<folder>, alias pnn::<folder>, public headers in
+# <folder>/include, sources in <folder>/src (globbed, so adding a file needs no CMake edit).
+function(pnn_add_library folder)
+  cmake_parse_arguments(ARG "" "" "PUBLIC_DEPS;PRIVATE_DEPS;EXTRA_SOURCE_DIRS" ${ARGN})
+  set(dirs ${CMAKE_CURRENT_SOURCE_DIR}/src ${ARG_EXTRA_SOURCE_DIRS})
+  set(sources)
+  foreach(dir IN LISTS dirs)
+    file(GLOB_RECURSE found CONFIGURE_DEPENDS ${dir}/*.cpp)
+    list(APPEND sources ${found})
+  endforeach()
+  add_library(pnn_${folder} ${sources})
+  add_library(pnn::${folder} ALIAS pnn_${folder})
+  target_include_directories(pnn_${folder} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
+  target_link_libraries(pnn_${folder} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS} pnn::warnings)
+endfunction()

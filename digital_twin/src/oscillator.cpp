@@ -1,0 +1,208 @@
+#include "pnn/digital_twin/oscillator.hpp"
+
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace pnn::digital_twin {
+
+struct OscillatorModel::Backward {
+  Matrix x_bar;
+  Matrix a_bar;  // ∂L/∂A
+  Vector e_bar;
+  Vector kappa_bar;
+};
+
+Matrix coupling_to_q(const MatrixRef& c) {
+  if (c.rows() != c.cols()) {
+    throw std::invalid_argument("coupling_to_q: C must be square, got " + shape_string(c));
+  }
+  Matrix q = 0.5 * (c + c.transpose());
+  q.diagonal().setZero();
+  q.diagonal() = -q.rowwise().sum();
+  return q;
+}
+
+OscillatorModel::OscillatorModel(OscillatorConfig config) : config_(std::move(config)) {
+  const Index n = config_.num_oscillators;
+  if (n < 1) throw std::invalid_argument("oscillators: num_oscillators must be ≥ 1");
+  if (!(config_.dt > 0.0)) throw std::invalid_argument("oscillators: dt must be > 0");
+  if (config_.num_steps < 1) throw std::invalid_argument("oscillators: num_steps must be ≥ 1");
+  if (config_.kappa.size() == 0) config_.kappa = Vector::Ones(n);
+  if (config_.kappa.size() != n || !config_.kappa.allFinite()) {
+    throw std::invalid_argument("oscillators: kappa must have " + std::to_string(n) +
+                                " finite entries, got " + std::to_string(config_.kappa.size()));
+  }
+  if (config_.q_extra.size() != 0) {
+    if (config_.q_extra.rows() != n || config_.q_extra.cols() != n) {
+      throw std::invalid_argument("oscillators: q_extra must be " + shape_string(n, n) +
+                                  ", got " + shape_string(config_.q_extra));
+    }
+    if (!config_.q_extra.isApprox(config_.q_extra.transpose())) {
+      throw std::invalid_argument("oscillators: q_extra must be symmetric");
+    }
+  }
+}
+
+Vector OscillatorModel::initial_params(std::uint64_t seed) const {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Vector theta = Vector::Zero(num_params());
+  const double scale = 0.5 / std::sqrt(static_cast<double>(n()));
+  for (Index i = 0; i < n() * n(); ++i) theta[i] = scale * normal(rng);
+  return theta;
+}
+
+ModelPtr OscillatorModel::with_physical_params(const VectorRef& phi) const {
+  OscillatorConfig config = config_;
+  config.kappa = phi;
+  return std::make_shared<OscillatorModel>(std::move(config));
+}
+
+Matrix OscillatorModel::stiffness(const VectorRef& theta) const {
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> c(
+      theta.data(), n(), n());
+  Matrix a = coupling_to_q(c);
+  if (config_.q_extra.size() != 0) a += config_.q_extra;
+  a.diagonal().array() -= 1.0;
+  return a;
+}
+
+namespace {
+
+// g(q) = sin(κ∘q)·A + e, row batch.
+struct Force {
+  const Matrix& a;
+  const Vector& kappa;
+  Eigen::Map<const Vector> e;
+
+  void operator()(const Matrix& q, Matrix& s, Matrix& g) const {
+    s = (q.array().rowwise() * kappa.transpose().array()).sin().matrix();
+    g.noalias() = s * a;
+    g.rowwise() += e.transpose();
+  }
+};
+
+}  // namespace
+
+Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
+  const Matrix a = stiffness(theta);
+  const Force force{a, config_.kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
+  const double h = config_.dt;
+  Matrix q = x, p = Matrix::Zero(x.rows(), n());
+  Matrix s, g1, g2, g3, g4, qs(x.rows(), n()), p2, p3, p4;
+  for (int step = 0; step < config_.num_steps; ++step) {
+    force(q, s, g1);
+    p2 = p + 0.5 * h * g1;
+    qs = q + 0.5 * h * p;
+    force(qs, s, g2);
+    p3 = p + 0.5 * h * g2;
+    qs = q + 0.5 * h * p2;
+    force(qs, s, g3);
+    p4 = p + h * g3;
+    qs = q + h * p3;
+    force(qs, s, g4);
+    q += (h / 6.0) * (p + 2.0 * p2 + 2.0 * p3 + p4);
+    p += (h / 6.0) * (g1 + 2.0 * g2 + 2.0 * g3 + g4);
+  }
+  return q;
+}
+
+OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const VectorRef& theta,
+                                                    const MatrixRef& y_bar) const {
+  const Index b = x.rows();
+  const Matrix a = stiffness(theta);
+  const Vector& kappa = config_.kappa;
+  const Force force{a, kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
+  const double h = config_.dt;
+  const int steps = config_.num_steps;
+
+  // Forward sweep, keeping the four stage positions of every step (the force depends on q only).
+  std::vector<Matrix> stage_q(4 * steps);
+  {
+    Matrix q = x, p = Matrix::Zero(b, n()), s, g1, g2, g3, g4;
+    for (int k = 0; k < steps; ++k) {
+      Matrix* st = &stage_q[4 * k];
+      st[0] = q;
+      force(q, s, g1);
+      const Matrix p2 = p + 0.5 * h * g1;
+      st[1] = q + 0.5 * h * p;
+      force(st[1], s, g2);
+      const Matrix p3 = p + 0.5 * h * g2;
+      st[2] = q + 0.5 * h * p2;
+      force(st[2], s, g3);
+      const Matrix p4 = p + h * g3;
+      st[3] = q + h * p3;
+      force(st[3], s, g4);
+      q += (h / 6.0) * (p + 2.0 * p2 + 2.0 * p3 + p4);
+      p += (h / 6.0) * (g1 + 2.0 * g2 + 2.0 * g3 + g4);
+    }
+  }
+
+  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), Vector::Zero(n())};
+  // Reverse of g(q) = sin(κ∘q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
+  auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
+    const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.transpose().array();
+    const Matrix s = kq.sin().matrix();
+    out.a_bar.noalias() += s.transpose() * g_bar;
+    out.e_bar += g_bar.colwise().sum().transpose();
+    const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * kq.cos();
+    out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix().transpose();
+    return Matrix((s_bar_cos.rowwise() * kappa.transpose().array()).matrix());
+  };
+
+  Matrix q_bar = y_bar, p_bar = Matrix::Zero(b, n());
+  for (int k = steps - 1; k >= 0; --k) {
+    const Matrix* st = &stage_q[4 * k];
+    const Matrix qa = q_bar, pa = p_bar;  // cotangents of q', p'
+    // q' = q + h/6 (p + 2 p2 + 2 p3 + p4),  p' = p + h/6 (g1 + 2 g2 + 2 g3 + g4)
+    Matrix p2_bar = (h / 3.0) * qa, p3_bar = (h / 3.0) * qa, p4_bar = (h / 6.0) * qa;
+    Matrix g1_bar = (h / 6.0) * pa, g2_bar = (h / 3.0) * pa, g3_bar = (h / 3.0) * pa;
+    const Matrix g4_bar = (h / 6.0) * pa;
+    p_bar = pa + (h / 6.0) * qa;
+    q_bar = qa;
+    // g4 = g(q4), q4 = q + h p3, p4 = p + h g3
+    Matrix q4_bar = force_vjp(st[3], g4_bar);
+    q_bar += q4_bar;
+    p3_bar += h * q4_bar;
+    p_bar += p4_bar;
+    g3_bar += h * p4_bar;
+    // g3 = g(q3), q3 = q + h/2 p2, p3 = p + h/2 g2
+    Matrix q3_bar = force_vjp(st[2], g3_bar);
+    q_bar += q3_bar;
+    p2_bar += 0.5 * h * q3_bar;
+    p_bar += p3_bar;
+    g2_bar += 0.5 * h * p3_bar;
+    // g2 = g(q2), q2 = q + h/2 p, p2 = p + h/2 g1
+    Matrix q2_bar = force_vjp(st[1], g2_bar);
+    q_bar += q2_bar;
+    p_bar += 0.5 * h * q2_bar;
+    p_bar += p2_bar;
+    g1_bar += 0.5 * h * p2_bar;
+    // g1 = g(q)
+    q_bar += force_vjp(st[0], g1_bar);
+  }
+  out.x_bar = std::move(q_bar);
+  return out;
+}
+
+Cotangents OscillatorModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
+                                   const MatrixRef& y_bar) const {
+  Backward bw = backward(x, theta, y_bar);
+  // A = C2Q(C) + Q_extra − I  ⇒  J̄_ij = Ā_ij − Ā_ii (i ≠ j), then C̄ = (J̄ + J̄ᵀ)/2.
+  Matrix j_bar = bw.a_bar.colwise() - bw.a_bar.diagonal();
+  j_bar.diagonal().setZero();
+  const Matrix c_bar = 0.5 * (j_bar + j_bar.transpose());
+  Cotangents out{std::move(bw.x_bar), Vector(num_params())};
+  Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+      out.theta_bar.data(), n(), n()) = c_bar;
+  out.theta_bar.tail(n()) = bw.e_bar;
+  return out;
+}
+
+Vector OscillatorModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
+                                        const MatrixRef& y_bar) const {
+  return backward(x, theta, y_bar).kappa_bar;
+}
+
+}  // namespace pnn::digital_twin

@@ -1,0 +1,9 @@
+#include "pnn/digital_twin/tensor.hpp"
+
+namespace pnn {
+
+std::string shape_string(Index rows, Index cols) {
+  return std::to_string(rows) + "×" + std::to_string(cols);
+}
+
+}  // namespace pnn
