@@ -1,0 +1,45 @@
+#pragma once
+/// What a device is and what it may be asked to do: sizes, units and hard limits.
+#include <string>
+#include <vector>
+
+#include "pnn/digital_twin/tensor.hpp"
+
+namespace pnn::drivers {
+
+/// A contiguous block of the parameter vector θ with one unit and one hard limit.
+struct ParamBlock {
+  std::string name;         ///< e.g. "coupling"
+  Index count = 0;          ///< entries of θ in this block
+  std::string unit;         ///< e.g. "V", "rad/s²"
+  double hard_min = 0.0;    ///< a request below this is rejected, never applied
+  double hard_max = 0.0;    ///< a request above this is rejected, never applied
+  std::string description;  ///< what the parameter physically is
+};
+
+struct DeviceSpec {
+  std::string kind;      ///< setup kind, e.g. "mechanical-oscillators"
+  std::string model;     ///< instrument model
+  std::string serial;    ///< serial number: binds checkpoints and calibrations to a device
+  std::string firmware;  ///< firmware version
+  Index num_inputs = 0;
+  Index num_outputs = 0;
+  std::string input_unit;
+  std::string output_unit;
+  double input_min = 0.0;  ///< hard limit of every input entry (the actuator range)
+  double input_max = 0.0;
+  std::vector<ParamBlock> params;
+  double output_noise_std = 0.0;  ///< typical read noise of one output, in output_unit
+  Index max_batch = 0;            ///< largest batch one forward call accepts
+
+  Index num_params() const;
+  /// The hard limits expanded to one entry per θ entry.
+  Vector param_min() const;
+  Vector param_max() const;
+  /// Block name and index within the block of θ entry `i`, e.g. "coupling[17]".
+  std::string param_name(Index i) const;
+  /// A readable multi-line description (units and limits) for `pnnctl describe`.
+  std::string describe() const;
+};
+
+}  // namespace pnn::drivers

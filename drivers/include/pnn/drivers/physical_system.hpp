@@ -1,0 +1,85 @@
+#pragma once
+/// The hardware interface: one physical setup (real, or simulated behind the same driver code).
+///
+/// Lifecycle (ros2_control):  UNCONFIGURED --configure--> INACTIVE --activate--> ACTIVE
+///                            ACTIVE --deactivate--> INACTIVE --cleanup--> UNCONFIGURED
+///                            any --shutdown--> FINALIZED (terminal)
+/// Outputs are driven only in ACTIVE. Health (OK | WARNING | FAULT) is separate from lifecycle.
+///
+/// This class is the `final`-style wrapper of the house style: its public calls are not virtual;
+/// they enforce the state machine, shapes, finiteness and hard limits, and only then call the
+/// driver's private hooks. So no driver can be asked to send an out-of-limit value.
+///
+/// Thread rule: every public call takes the device's mutex, so calls on one device are serialized
+/// (instruments execute one request at a time); different devices run in parallel.
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "pnn/digital_twin/model.hpp"
+#include "pnn/drivers/device_spec.hpp"
+#include "pnn/drivers/result.hpp"
+
+namespace pnn::drivers {
+
+enum class Lifecycle { kUnconfigured, kInactive, kActive, kFinalized };
+enum class Health { kOk, kWarning, kFault };
+const char* to_string(Lifecycle s);
+const char* to_string(Health h);
+
+class PhysicalSystem {
+ public:
+  virtual ~PhysicalSystem() = default;
+  PhysicalSystem(const PhysicalSystem&) = delete;
+  PhysicalSystem& operator=(const PhysicalSystem&) = delete;
+
+  Result<void> configure();
+  Result<void> activate();
+  /// Drives the device to its safe state, then INACTIVE.
+  Result<void> deactivate();
+  Result<void> cleanup();
+  /// Safe state from any state, then FINALIZED. Never fails; called by the destructor of owners.
+  void shutdown() noexcept;
+
+  Lifecycle state() const;
+  Health health() const;
+  /// The spec is fixed once configured (identification reads the serial and firmware).
+  const DeviceSpec& spec() const { return spec_; }
+
+  /// Y = device(X; θ). X: batch × num_inputs within [input_min, input_max]; θ within the hard
+  /// limits. Errors (nothing is sent to the device): kWrongState unless ACTIVE, kShapeMismatch,
+  /// kNonFinite, kOutOfLimits (message names the first offending entry, its value and limit),
+  /// kBatchTooLarge. Device errors: kTimeout, kIo, kDeviceFault (health becomes FAULT).
+  Result<Matrix> forward(const MatrixRef& x, const VectorRef& theta);
+
+  /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
+  virtual digital_twin::ModelPtr nominal_twin() const = 0;
+
+ protected:
+  explicit PhysicalSystem(DeviceSpec spec) : spec_(std::move(spec)) {}
+  /// Drivers may refine the spec while configuring (identify: serial, firmware).
+  DeviceSpec& mutable_spec() { return spec_; }
+  void set_health(Health h) { health_ = h; }
+
+ private:
+  virtual Result<void> do_configure() { return {}; }
+  virtual Result<void> do_activate() { return {}; }
+  /// Drive outputs to the safe state (e.g. zero drive). Must be idempotent.
+  virtual Result<void> do_safe_state() { return {}; }
+  virtual Result<void> do_cleanup() { return {}; }
+  /// Preconditions checked by the caller: ACTIVE, shapes, finite, within limits.
+  virtual Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) = 0;
+
+  Result<void> transition(Lifecycle from, Lifecycle to, const char* verb,
+                          Result<void> (PhysicalSystem::*hook)());
+  Result<void> check_request(const MatrixRef& x, const VectorRef& theta) const;
+
+  mutable std::mutex mutex_;
+  DeviceSpec spec_;
+  Lifecycle state_ = Lifecycle::kUnconfigured;
+  Health health_ = Health::kOk;
+};
+
+using PhysicalSystemPtr = std::unique_ptr<PhysicalSystem>;
+
+}  // namespace pnn::drivers

@@ -1,0 +1,41 @@
+#include "oscillator_reality.hpp"
+
+#include <cmath>
+
+namespace pnn::drivers::sim {
+
+OscillatorReality::OscillatorReality(const OscillatorRealityConfig& config)
+    : config_(config), rng_(config.seed) {
+  const Index n = config.num_oscillators;
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Matrix j(n, n);
+  for (Index i = 0; i < j.size(); ++i) j.data()[i] = config.gap.j_noise * normal(rng_);
+  physics_ = std::make_unique<digital_twin::OscillatorModel>(digital_twin::OscillatorConfig{
+      .num_oscillators = n,
+      .kappa = Vector::Constant(n, 1.0 + config.gap.eta),
+      .q_extra = digital_twin::coupling_to_q(j)});
+}
+
+Vector OscillatorReality::quantize(const VectorRef& theta) const {
+  const double levels = std::ldexp(1.0, config_.dac_bits) - 1.0;
+  const Eigen::ArrayXd span = (config_.theta_max - config_.theta_min).array();
+  const Eigen::ArrayXd code = ((theta - config_.theta_min).array() / span * levels).round();
+  return (config_.theta_min.array() + code / levels * span).matrix();
+}
+
+Matrix OscillatorReality::gaussian(Index rows, Index cols, double std) {
+  std::normal_distribution<double> normal(0.0, std);
+  Matrix m(rows, cols);
+  std::lock_guard lock(rng_mutex_);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng_);
+  return m;
+}
+
+Matrix OscillatorReality::run(const MatrixRef& x, const VectorRef& theta) {
+  const Matrix x_noisy = x + gaussian(x.rows(), x.cols(), config_.input_noise_std);
+  Matrix y = physics_->forward(x_noisy, quantize(theta));
+  y += gaussian(y.rows(), y.cols(), config_.sensor_noise_std);
+  return y;
+}
+
+}  // namespace pnn::drivers::sim

@@ -1,0 +1,114 @@
+#include "sim_devices.hpp"
+
+#include <numbers>
+
+#include "oscillator_reality.hpp"
+#include "pnn/digital_twin/digital_layers.hpp"
+
+namespace pnn::drivers::sim {
+namespace {
+
+class SimOscillators final : public PhysicalSystem {
+ public:
+  SimOscillators(DeviceSpec spec, OscillatorRealityConfig config)
+      : PhysicalSystem(std::move(spec)), config_(std::move(config)) {}
+
+  digital_twin::ModelPtr nominal_twin() const override {
+    return std::make_shared<digital_twin::OscillatorModel>(
+        digital_twin::OscillatorConfig{.num_oscillators = spec().num_inputs});
+  }
+
+ private:
+  Result<void> do_configure() override {
+    reality_ = std::make_unique<OscillatorReality>(config_);
+    return {};
+  }
+  Result<void> do_cleanup() override {
+    reality_.reset();
+    return {};
+  }
+  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
+    return reality_->run(x, theta);
+  }
+
+  OscillatorRealityConfig config_;
+  std::unique_ptr<OscillatorReality> reality_;
+};
+
+class SimPowerLaw final : public PhysicalSystem {
+ public:
+  SimPowerLaw(DeviceSpec spec, double prefactor)
+      : PhysicalSystem(std::move(spec)), reality_(prefactor) {}
+
+  digital_twin::ModelPtr nominal_twin() const override {
+    return std::make_shared<digital_twin::PowerLawModel>(kDatasheetPrefactor);
+  }
+
+ private:
+  static constexpr double kDatasheetPrefactor = 2.01;
+  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
+    return reality_.forward(x, theta);
+  }
+  digital_twin::PowerLawModel reality_;
+};
+
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
+  address.allow_only({"seed", "n", "gap", "serial"});
+  const long long seed = address.get_int("seed", 1);
+  const long long n = address.get_int("n", 64);
+  if (n < 1 || n > 1024) {
+    throw std::invalid_argument(address.text + ": n = " + std::to_string(n) +
+                                " oscillators is outside 1..1024");
+  }
+  const std::string gap = address.get("gap", "small");
+  if (gap != "small" && gap != "large") {
+    throw std::invalid_argument(address.text + ": gap '" + gap + "' is not one of small, large");
+  }
+  DeviceSpec spec;
+  spec.kind = "mechanical-oscillators";
+  spec.model = "SIM-OSC (simulated coupled pendula, " + gap + " sim-to-real gap)";
+  spec.serial = address.get("serial", "SIM-OSC-" + std::to_string(seed));
+  spec.firmware = "sim-1.0";
+  spec.num_inputs = spec.num_outputs = n;
+  spec.input_unit = spec.output_unit = "rad";
+  spec.input_min = -std::numbers::pi;
+  spec.input_max = std::numbers::pi;
+  spec.output_noise_std = 0.005;
+  spec.max_batch = 4096;
+  spec.params = {
+      {"coupling", n * n, "ω₀²", -1.0, 1.0, "spring coupling C (symmetric part acts), row-major"},
+      {"drive", n, "ω₀²·rad", -1.0, 1.0, "static drive torque e per oscillator"}};
+  OscillatorRealityConfig config{.num_oscillators = n,
+                                 .seed = fnv1a(spec.serial),
+                                 .gap = gap == "large" ? kLargeGap : kSmallGap,
+                                 .theta_min = spec.param_min(),
+                                 .theta_max = spec.param_max()};
+  return std::make_unique<SimOscillators>(std::move(spec), std::move(config));
+}
+
+PhysicalSystemPtr make_power_law(const DeviceAddress& address) {
+  address.allow_only({"prefactor", "serial"});
+  const double prefactor = address.get_double("prefactor", 2.0);
+  DeviceSpec spec;
+  spec.kind = "power-law";
+  spec.model = "SIM-POW (toy device y = a·x^θ, datasheet a = 2.01)";
+  spec.serial = address.get("serial", "SIM-POW-1");
+  spec.firmware = "sim-1.0";
+  spec.num_inputs = spec.num_outputs = 1;
+  spec.input_unit = spec.output_unit = "a.u.";
+  spec.input_min = 1e-12;
+  spec.input_max = 1e12;
+  spec.max_batch = 1 << 16;
+  spec.params = {{"exponent", 1, "1", 0.0, 3.0, "exponent θ"}};
+  return std::make_unique<SimPowerLaw>(std::move(spec), prefactor);
+}
+
+}  // namespace pnn::drivers::sim

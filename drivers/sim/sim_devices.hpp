@@ -1,0 +1,13 @@
+#pragma once
+/// Simulated devices served in-process (until the firmware-interface layer moves them behind
+/// the wire protocol). Private to drivers.
+#include "pnn/drivers/registry.hpp"
+
+namespace pnn::drivers::sim {
+
+/// sim://mechanical-oscillators?seed=S&n=N&gap=small|large
+PhysicalSystemPtr make_oscillators(const DeviceAddress& address);
+/// sim://power-law?prefactor=A  (reality y = A·x^θ; datasheet/twin prefactor 2.01)
+PhysicalSystemPtr make_power_law(const DeviceAddress& address);
+
+}  // namespace pnn::drivers::sim

@@ -1,0 +1,202 @@
+#include "pnn/drivers/physical_system.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace pnn::drivers {
+
+namespace {
+class DriverCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "pnn.drivers"; }
+  std::string message(int code) const override {
+    switch (static_cast<Errc>(code)) {
+      case Errc::kOk: return "ok";
+      case Errc::kWrongState: return "wrong lifecycle state";
+      case Errc::kShapeMismatch: return "shape mismatch";
+      case Errc::kNonFinite: return "NaN or Inf";
+      case Errc::kOutOfLimits: return "outside hard limits";
+      case Errc::kTimeout: return "device timeout";
+      case Errc::kIo: return "transport failure";
+      case Errc::kDeviceFault: return "device fault";
+      case Errc::kBadAddress: return "bad device address";
+      case Errc::kBatchTooLarge: return "batch too large";
+    }
+    return "unknown driver error";
+  }
+};
+}  // namespace
+
+const std::error_category& driver_category() noexcept {
+  static const DriverCategory category;
+  return category;
+}
+
+const char* to_string(Lifecycle s) {
+  switch (s) {
+    case Lifecycle::kUnconfigured: return "UNCONFIGURED";
+    case Lifecycle::kInactive: return "INACTIVE";
+    case Lifecycle::kActive: return "ACTIVE";
+    case Lifecycle::kFinalized: return "FINALIZED";
+  }
+  return "?";
+}
+
+const char* to_string(Health h) {
+  switch (h) {
+    case Health::kOk: return "OK";
+    case Health::kWarning: return "WARNING";
+    case Health::kFault: return "FAULT";
+  }
+  return "?";
+}
+
+Lifecycle PhysicalSystem::state() const {
+  std::lock_guard lock(mutex_);
+  return state_;
+}
+
+Health PhysicalSystem::health() const {
+  std::lock_guard lock(mutex_);
+  return health_;
+}
+
+Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char* verb,
+                                        Result<void> (PhysicalSystem::*hook)()) {
+  std::lock_guard lock(mutex_);
+  if (state_ != from) {
+    return make_error(Errc::kWrongState, std::string("cannot ") + verb + " " + spec_.serial +
+                                             ": device is " + to_string(state_) + ", " + verb +
+                                             " needs " + to_string(from));
+  }
+  Result<void> r = (this->*hook)();
+  if (!r) {
+    health_ = Health::kFault;
+    return r;
+  }
+  state_ = to;
+  return {};
+}
+
+Result<void> PhysicalSystem::configure() {
+  return transition(Lifecycle::kUnconfigured, Lifecycle::kInactive, "configure",
+                    &PhysicalSystem::do_configure);
+}
+
+Result<void> PhysicalSystem::activate() {
+  // Outputs are driven only after an explicit activate; a FAULTed device must be reconfigured.
+  {
+    std::lock_guard lock(mutex_);
+    if (health_ == Health::kFault) {
+      return make_error(Errc::kDeviceFault, "cannot activate " + spec_.serial +
+                                                ": health is FAULT; run cleanup and configure "
+                                                "to re-identify the device first");
+    }
+  }
+  return transition(Lifecycle::kInactive, Lifecycle::kActive, "activate",
+                    &PhysicalSystem::do_activate);
+}
+
+Result<void> PhysicalSystem::deactivate() {
+  return transition(Lifecycle::kActive, Lifecycle::kInactive, "deactivate",
+                    &PhysicalSystem::do_safe_state);
+}
+
+Result<void> PhysicalSystem::cleanup() {
+  auto r = transition(Lifecycle::kInactive, Lifecycle::kUnconfigured, "clean up",
+                      &PhysicalSystem::do_cleanup);
+  if (r) {
+    std::lock_guard lock(mutex_);
+    health_ = Health::kOk;
+  }
+  return r;
+}
+
+void PhysicalSystem::shutdown() noexcept {
+  std::lock_guard lock(mutex_);
+  if (state_ == Lifecycle::kFinalized) return;
+  try {
+    if (state_ == Lifecycle::kActive) (void)do_safe_state();
+    if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
+  } catch (...) {
+    // shutdown never throws: the device is finalized whatever its driver reported.
+  }
+  state_ = Lifecycle::kFinalized;
+}
+
+Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta) const {
+  const std::string& who = spec_.serial;
+  if (state_ != Lifecycle::kActive) {
+    return make_error(Errc::kWrongState, "forward on " + who + " refused: device is " +
+                                             to_string(state_) + "; activate it first");
+  }
+  if (x.cols() != spec_.num_inputs || x.rows() < 1) {
+    return make_error(Errc::kShapeMismatch,
+                      "forward on " + who + ": input batch is " + shape_string(x) +
+                          ", expected batch×" + std::to_string(spec_.num_inputs));
+  }
+  if (spec_.max_batch > 0 && x.rows() > spec_.max_batch) {
+    return make_error(Errc::kBatchTooLarge, "forward on " + who + ": batch of " +
+                                                std::to_string(x.rows()) + " exceeds the " +
+                                                std::to_string(spec_.max_batch) +
+                                                " samples the device accepts; split the batch");
+  }
+  if (theta.size() != spec_.num_params()) {
+    return make_error(Errc::kShapeMismatch,
+                      "forward on " + who + ": parameter vector has " +
+                          std::to_string(theta.size()) + " entries, expected " +
+                          std::to_string(spec_.num_params()));
+  }
+  if (!x.allFinite()) {
+    return make_error(Errc::kNonFinite, "forward on " + who + ": input batch contains NaN or Inf");
+  }
+  Index at = 0;
+  for (const auto& block : spec_.params) {
+    for (Index i = 0; i < block.count; ++i, ++at) {
+      const double v = theta[at];
+      if (!std::isfinite(v)) {
+        return make_error(Errc::kNonFinite, "forward on " + who + ": parameter " + block.name +
+                                                "[" + std::to_string(i) + "] is " +
+                                                std::to_string(v));
+      }
+      if (v < block.hard_min || v > block.hard_max) {
+        std::ostringstream msg;
+        msg << "forward on " << who << ": parameter " << block.name << "[" << i << "] = " << v
+            << " " << block.unit << " is outside the hard limit [" << block.hard_min << ", "
+            << block.hard_max << "] " << block.unit
+            << "; nothing was sent to the device (clip θ to the limits in the optimizer)";
+        return make_error(Errc::kOutOfLimits, msg.str());
+      }
+    }
+  }
+  const double lo = x.minCoeff(), hi = x.maxCoeff();
+  if (lo < spec_.input_min || hi > spec_.input_max) {
+    std::ostringstream msg;
+    msg << "forward on " << who << ": input range [" << lo << ", " << hi << "] " << spec_.input_unit
+        << " exceeds the actuator limit [" << spec_.input_min << ", " << spec_.input_max << "] "
+        << spec_.input_unit << "; nothing was sent to the device";
+    return make_error(Errc::kOutOfLimits, msg.str());
+  }
+  return {};
+}
+
+Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& theta) {
+  std::lock_guard lock(mutex_);
+  if (auto ok = check_request(x, theta); !ok) return ok.error();
+  Result<Matrix> y = do_forward(x, theta);
+  if (!y) {
+    const auto code = y.error().code;
+    if (code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault) {
+      health_ = Health::kFault;
+    }
+    return y;
+  }
+  if (!y.value().allFinite()) {
+    health_ = Health::kWarning;
+    return make_error(Errc::kNonFinite, "forward on " + spec_.serial +
+                                            ": the device returned NaN or Inf readings");
+  }
+  return y;
+}
+
+}  // namespace pnn::drivers

@@ -1,0 +1,133 @@
+#include "pnn/drivers/physical_system.hpp"
+
+#include <doctest/doctest.h>
+
+#include "pnn/drivers/registry.hpp"
+
+using namespace pnn;
+using namespace pnn::drivers;
+
+namespace {
+PhysicalSystemPtr active(const std::string& address) {
+  auto dev = make_physical_system(address);
+  REQUIRE(dev->configure());
+  REQUIRE(dev->activate());
+  return dev;
+}
+Vector valid_theta(const PhysicalSystem& dev, double v = 0.1) {
+  return Vector::Constant(dev.spec().num_params(), v);
+}
+}  // namespace
+
+TEST_CASE("lifecycle: outputs only when ACTIVE, misuse is refused with the state named") {
+  auto dev = make_physical_system("sim://mechanical-oscillators?seed=1&n=4");
+  CHECK(dev->state() == Lifecycle::kUnconfigured);
+  const Matrix x = Matrix::Constant(2, 4, 0.3);
+  auto r = dev->forward(x, valid_theta(*dev));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kWrongState);
+  CHECK(r.error().message.find("UNCONFIGURED") != std::string::npos);
+
+  auto act = dev->activate();
+  REQUIRE_FALSE(act);
+  CHECK(act.error().code == Errc::kWrongState);
+
+  REQUIRE(dev->configure());
+  CHECK(dev->state() == Lifecycle::kInactive);
+  CHECK_FALSE(dev->forward(x, valid_theta(*dev)));
+  CHECK_FALSE(dev->configure());  // already configured
+  REQUIRE(dev->activate());
+  CHECK(dev->forward(x, valid_theta(*dev)));
+  REQUIRE(dev->deactivate());
+  CHECK_FALSE(dev->forward(x, valid_theta(*dev)));
+  REQUIRE(dev->cleanup());
+  CHECK(dev->state() == Lifecycle::kUnconfigured);
+  dev->shutdown();
+  CHECK(dev->state() == Lifecycle::kFinalized);
+  CHECK_FALSE(dev->configure());
+}
+
+TEST_CASE("hard limits: out-of-limit θ is rejected, named, and never reaches the device") {
+  auto dev = active("sim://mechanical-oscillators?seed=5&n=4");
+  auto twin = active("sim://mechanical-oscillators?seed=5&n=4");  // same serial, same reality
+  const Matrix x = Matrix::Constant(3, 4, 0.2);
+  Vector bad = valid_theta(*dev);
+  bad[6] = 1.5;  // coupling[6], limit [-1, 1]
+  auto r = dev->forward(x, bad);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kOutOfLimits);
+  CHECK(r.error().message.find("coupling[6] = 1.5") != std::string::npos);
+  CHECK(r.error().message.find("[-1, 1]") != std::string::npos);
+  // The rejected call left the device untouched: its noise stream did not advance, so the next
+  // valid call returns exactly what an identical fresh device returns.
+  auto a = dev->forward(x, valid_theta(*dev));
+  auto b = twin->forward(x, valid_theta(*twin));
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK((a.value() - b.value()).norm() == 0.0);
+  CHECK(dev->health() == Health::kOk);
+}
+
+TEST_CASE("bad requests: NaN, wrong shapes, input beyond the actuator range") {
+  auto dev = active("sim://mechanical-oscillators?seed=2&n=3");
+  const Vector theta = valid_theta(*dev);
+  Matrix x = Matrix::Constant(2, 3, 0.1);
+  CHECK(dev->forward(Matrix::Zero(2, 4), theta).error().code == Errc::kShapeMismatch);
+  CHECK(dev->forward(x, Vector::Zero(5)).error().code == Errc::kShapeMismatch);
+  Vector nan_theta = theta;
+  nan_theta[0] = std::nan("");
+  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFinite);
+  x(1, 2) = std::numeric_limits<double>::infinity();
+  CHECK(dev->forward(x, theta).error().code == Errc::kNonFinite);
+  x(1, 2) = 4.0;  // beyond ±π rad
+  auto r = dev->forward(x, theta);
+  CHECK(r.error().code == Errc::kOutOfLimits);
+  CHECK(r.error().message.find("actuator limit") != std::string::npos);
+  CHECK(dev->forward(Matrix::Zero(5000, 3), theta).error().code == Errc::kBatchTooLarge);
+}
+
+TEST_CASE("simulated oscillators: reality differs from the twin, more at the large gap") {
+  // Uniform inputs would hide the coupling error (rows of Q sum to zero), so use varied ones.
+  const Matrix x = Matrix::Random(64, 16);
+  double gap_small = 0, gap_large = 0;
+  for (const char* gap : {"small", "large"}) {
+    auto dev = active(std::string("sim://mechanical-oscillators?seed=3&n=16&gap=") + gap);
+    const Vector theta = dev->nominal_twin()->initial_params(1);
+    const Matrix y_twin = dev->nominal_twin()->forward(x, theta);
+    const Matrix y_real = dev->forward(x, theta).value();
+    const double rms = std::sqrt((y_real - y_twin).squaredNorm() / y_twin.size());
+    (std::string(gap) == "small" ? gap_small : gap_large) = rms;
+  }
+  CHECK(gap_small > 0.01);
+  CHECK(gap_large > 2.0 * gap_small);
+}
+
+TEST_CASE("simulated devices are seeded by serial: same serial same reality, other serial differs") {
+  const Matrix x = Matrix::Constant(4, 8, 0.4);
+  auto run = [&](const std::string& addr) {
+    auto dev = active(addr);
+    return dev->forward(x, valid_theta(*dev, 0.05)).value();
+  };
+  const Matrix a = run("sim://mechanical-oscillators?seed=7&n=8");
+  const Matrix b = run("sim://mechanical-oscillators?seed=7&n=8");
+  const Matrix c = run("sim://mechanical-oscillators?seed=8&n=8");
+  CHECK((a - b).norm() == 0.0);
+  CHECK((a - c).norm() > 1e-3);
+}
+
+TEST_CASE("device addresses: unknown scheme, kind or option gives a clear error") {
+  CHECK_THROWS_WITH_AS(make_physical_system("mechanical-oscillators"), doctest::Contains("no scheme"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://laser"), doctest::Contains("known: mechanical-oscillators"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-oscillators?sead=3"),
+                       doctest::Contains("unknown option 'sead'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-oscillators?n=abc"),
+                       doctest::Contains("not an integer"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-oscillators?gap=huge"),
+                       doctest::Contains("small, large"), std::invalid_argument);
+  const auto spec = make_physical_system("sim://mechanical-oscillators?seed=4&n=5")->spec();
+  CHECK(spec.num_params() == 30);
+  CHECK(spec.param_name(26) == "drive[1]");
+  CHECK(spec.describe().find("coupling") != std::string::npos);
+}
