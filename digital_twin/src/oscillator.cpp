@@ -1,6 +1,8 @@
 #include "pnn/digital_twin/oscillator.hpp"
 
 #include <random>
+
+#include "pnn/digital_twin/fast_math.hpp"
 #include <stdexcept>
 #include <vector>
 
@@ -77,7 +79,7 @@ struct Force {
   Eigen::Map<const Vector> e;
 
   void operator()(const Matrix& q, Matrix& s, Matrix& g) const {
-    s = (q.array().rowwise() * kappa.transpose().array()).sin().matrix();
+    s = fast_sin(q.array().rowwise() * kappa.transpose().array()).matrix();
     g.noalias() = s * a;
     g.rowwise() += e.transpose();
   }
@@ -143,10 +145,11 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
   // Reverse of g(q) = sin(κ∘q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
   auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
     const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.transpose().array();
-    const Matrix s = kq.sin().matrix();
-    out.a_bar.noalias() += s.transpose() * g_bar;
+    Eigen::ArrayXXd s, c;
+    sincos(kq, &s, &c);
+    out.a_bar.noalias() += s.matrix().transpose() * g_bar;
     out.e_bar += g_bar.colwise().sum().transpose();
-    const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * kq.cos();
+    const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * c;
     out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix().transpose();
     return Matrix((s_bar_cos.rowwise() * kappa.transpose().array()).matrix());
   };

@@ -1,0 +1,62 @@
+#pragma once
+/// A network of physical and digital layers, run either on the hardware (in situ) or on the
+/// twins (in silico), with a backward pass through the twins at the recorded layer inputs.
+#include <string>
+#include <vector>
+
+#include "pnn/digital_twin/model.hpp"
+#include "pnn/drivers/physical_system.hpp"
+
+namespace pnn::training {
+
+using drivers::Result;
+
+/// One stage of the network. A physical layer runs `device` in hardware mode and its twin
+/// `model` in twin mode; a digital layer always runs `model`.
+struct Layer {
+  std::string name;
+  digital_twin::ModelPtr model;              ///< digital model, or the physical layer's twin
+  drivers::PhysicalSystem* device = nullptr;  ///< not owned; must outlive the network
+  Vector theta;                              ///< trainable parameters
+  Vector theta_min, theta_max;               ///< box the optimizer projects θ into
+  bool is_physical() const { return device != nullptr; }
+};
+
+enum class Mode { kHardware, kTwin };
+
+/// What a forward pass recorded: the input each layer actually received (measured, for physical
+/// layers in hardware mode) and the final output.
+struct Trace {
+  std::vector<Matrix> inputs;
+  Matrix output;
+};
+
+class Network {
+ public:
+  /// A digital layer; θ unbounded.
+  void add_digital(std::string name, digital_twin::ModelPtr model, Vector theta);
+  /// A physical layer: `twin` must match the device's sizes; θ starts clipped to the hard limits.
+  /// Inputs are clipped to the device's actuator range before they are sent (saturation, with
+  /// zero gradient outside), so training never asks for an out-of-range drive.
+  void add_physical(std::string name, drivers::PhysicalSystem& device, digital_twin::ModelPtr twin,
+                    Vector theta);
+
+  std::vector<Layer>& layers() { return layers_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+  Index num_inputs() const;
+  Index num_outputs() const;
+  Index num_params() const;
+
+  /// Runs the batch through every layer. Hardware-mode errors (device faults, limits) are
+  /// returned as they are, naming the layer.
+  Result<Trace> forward(const MatrixRef& x, Mode mode) const;
+  /// Parameter cotangents per layer, from each layer's twin/model `vjp` evaluated at the
+  /// recorded inputs (PAT when the trace came from the hardware).
+  std::vector<Vector> backward(const Trace& trace, const MatrixRef& y_bar) const;
+
+ private:
+  Matrix layer_input(const Layer& layer, const Matrix& x) const;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace pnn::training
