@@ -34,36 +34,67 @@ CalibrationResult calibrate(const DifferentiableModel& twin, const std::vector<M
     count += m.y.size();
   }
 
-  Vector phi = twin.physical_params();
-  ModelPtr current = twin.with_physical_params(phi);
-  CalibrationResult result{current, phi, twin_mse(twin, data), 0.0, 0};
-  double best = result.mse_before;
-  Vector m1 = Vector::Zero(phi.size()), m2 = Vector::Zero(phi.size());
-  const double beta1 = 0.9, beta2 = 0.999;
-  double previous = best;
-  for (int it = 1; it <= options.max_iterations; ++it) {
-    Vector grad = Vector::Zero(phi.size());
+  const double scale = 2.0 / static_cast<double>(count);
+  // Loss and gradient of the MSE at φ, from the twin's own physical_vjp.
+  auto evaluate = [&](const Vector& phi, Vector* grad) {
+    const ModelPtr model = twin.with_physical_params(phi);
+    double sum = 0.0;
+    if (grad) *grad = Vector::Zero(phi.size());
     for (const auto& m : data) {
-      const Matrix residual = current->forward(m.x, m.theta) - m.y;
-      grad += current->physical_vjp(m.x, m.theta, (2.0 / static_cast<double>(count)) * residual);
+      const Matrix residual = model->forward(m.x, m.theta) - m.y;
+      sum += residual.squaredNorm();
+      if (grad) *grad += model->physical_vjp(m.x, m.theta, scale * residual);
     }
-    m1 = beta1 * m1 + (1 - beta1) * grad;
-    m2 = beta2 * m2 + (1 - beta2) * grad.cwiseAbs2();
-    const Vector m1_hat = m1 / (1 - std::pow(beta1, it));
-    const Vector m2_hat = m2 / (1 - std::pow(beta2, it));
-    phi -= (options.learning_rate * m1_hat.array() / (m2_hat.array().sqrt() + 1e-12)).matrix();
-    current = twin.with_physical_params(phi);
-    const double mse = twin_mse(*current, data);
+    return sum / static_cast<double>(count);
+  };
+
+  Vector phi = twin.physical_params();
+  Vector grad;
+  double loss = evaluate(phi, &grad);
+  CalibrationResult result{twin.with_physical_params(phi), phi, loss, loss, 0};
+  const Index k = phi.size();
+  Matrix h_inv = Matrix::Identity(k, k);
+  for (int it = 1; it <= options.max_iterations && std::isfinite(loss); ++it) {
+    Vector direction = -h_inv * grad;
+    if (grad.dot(direction) >= 0.0) {  // not a descent direction: restart from steepest descent
+      h_inv.setIdentity();
+      direction = -grad;
+    }
+    double step = 1.0;
+    if (it == 1 && direction.cwiseAbs().maxCoeff() > options.max_first_step) {
+      step = options.max_first_step / direction.cwiseAbs().maxCoeff();
+    }
+    const double slope = grad.dot(direction);
+    double trial_loss = evaluate(phi + step * direction, nullptr);
+    for (int back = 0; back < 30 && !(trial_loss <= loss + 1e-4 * step * slope); ++back) {
+      step *= 0.5;
+      trial_loss = evaluate(phi + step * direction, nullptr);
+    }
+    if (!(trial_loss < loss)) break;  // no progress along the best direction: converged
+    const Vector s_step = step * direction;
+    phi += s_step;
+    Vector new_grad;
+    const double new_loss = evaluate(phi, &new_grad);
+    const Vector y_step = new_grad - grad;
+    const double sy = s_step.dot(y_step);
+    if (sy > 1e-300) {
+      const Matrix eye = Matrix::Identity(k, k);
+      const Matrix left = eye - (s_step * y_step.transpose()) / sy;
+      h_inv = left * h_inv * left.transpose() + (s_step * s_step.transpose()) / sy;
+    }
+    const double improvement = (loss - new_loss) / std::max(loss, 1e-300);
+    loss = new_loss;
+    grad = new_grad;
     result.iterations = it;
-    if (mse < best) {
-      best = mse;
-      result.model = current;
-      result.phi = phi;
-    }
-    if (std::abs(previous - mse) <= options.tolerance * std::max(previous, 1e-300)) break;
-    previous = mse;
+    if (improvement < options.tolerance) break;
   }
-  result.mse_after = best;
+  result.phi = phi;
+  result.model = twin.with_physical_params(phi);
+  result.mse_after = std::min(loss, result.mse_before);
+  if (loss > result.mse_before) {  // never hand back a worse twin than the one given
+    result.phi = twin.physical_params();
+    result.model = twin.with_physical_params(result.phi);
+  }
   return result;
 }
 

@@ -1,5 +1,6 @@
 #include "pnn/digital_twin/oscillator.hpp"
 
+#include <cmath>
 #include <random>
 
 #include "pnn/digital_twin/fast_math.hpp"
@@ -12,7 +13,7 @@ struct OscillatorModel::Backward {
   Matrix x_bar;
   Matrix a_bar;  // ∂L/∂A
   Vector e_bar;
-  Vector kappa_bar;
+  double kappa_bar = 0.0;
 };
 
 Matrix coupling_to_q(const MatrixRef& c) {
@@ -30,11 +31,7 @@ OscillatorModel::OscillatorModel(OscillatorConfig config) : config_(std::move(co
   if (n < 1) throw std::invalid_argument("oscillators: num_oscillators must be ≥ 1");
   if (!(config_.dt > 0.0)) throw std::invalid_argument("oscillators: dt must be > 0");
   if (config_.num_steps < 1) throw std::invalid_argument("oscillators: num_steps must be ≥ 1");
-  if (config_.kappa.size() == 0) config_.kappa = Vector::Ones(n);
-  if (config_.kappa.size() != n || !config_.kappa.allFinite()) {
-    throw std::invalid_argument("oscillators: kappa must have " + std::to_string(n) +
-                                " finite entries, got " + std::to_string(config_.kappa.size()));
-  }
+  if (!std::isfinite(config_.kappa)) throw std::invalid_argument("oscillators: kappa must be finite");
   if (config_.q_extra.size() != 0) {
     if (config_.q_extra.rows() != n || config_.q_extra.cols() != n) {
       throw std::invalid_argument("oscillators: q_extra must be " + shape_string(n, n) +
@@ -56,8 +53,12 @@ Vector OscillatorModel::initial_params(std::uint64_t seed) const {
 }
 
 ModelPtr OscillatorModel::with_physical_params(const VectorRef& phi) const {
+  if (phi.size() != 1) {
+    throw std::invalid_argument("oscillators: one physical parameter (kappa) expected, got " +
+                                std::to_string(phi.size()));
+  }
   OscillatorConfig config = config_;
-  config.kappa = phi;
+  config.kappa = phi[0];
   return std::make_shared<OscillatorModel>(std::move(config));
 }
 
@@ -72,14 +73,14 @@ Matrix OscillatorModel::stiffness(const VectorRef& theta) const {
 
 namespace {
 
-// g(q) = sin(κ∘q)·A + e, row batch.
+// g(q) = sin(κ q)·A + e, row batch.
 struct Force {
   const Matrix& a;
-  const Vector& kappa;
+  double kappa;
   Eigen::Map<const Vector> e;
 
   void operator()(const Matrix& q, Matrix& s, Matrix& g) const {
-    s = fast_sin(q.array().rowwise() * kappa.transpose().array()).matrix();
+    s = fast_sin(kappa * q.array()).matrix();
     g.noalias() = s * a;
     g.rowwise() += e.transpose();
   }
@@ -114,7 +115,7 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
                                                     const MatrixRef& y_bar) const {
   const Index b = x.rows();
   const Matrix a = stiffness(theta);
-  const Vector& kappa = config_.kappa;
+  const double kappa = config_.kappa;
   const Force force{a, kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
   const double h = config_.dt;
   const int steps = config_.num_steps;
@@ -141,17 +142,17 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
     }
   }
 
-  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), Vector::Zero(n())};
-  // Reverse of g(q) = sin(κ∘q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
+  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), 0.0};
+  // Reverse of g(q) = sin(κ q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
   auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
-    const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.transpose().array();
+    const Eigen::ArrayXXd kq = kappa * q.array();
     Eigen::ArrayXXd s, c;
     sincos(kq, &s, &c);
     out.a_bar.noalias() += s.matrix().transpose() * g_bar;
     out.e_bar += g_bar.colwise().sum().transpose();
     const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * c;
-    out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix().transpose();
-    return Matrix((s_bar_cos.rowwise() * kappa.transpose().array()).matrix());
+    out.kappa_bar += (s_bar_cos * q.array()).sum();
+    return Matrix((kappa * s_bar_cos).matrix());
   };
 
   Matrix q_bar = y_bar, p_bar = Matrix::Zero(b, n());
@@ -205,7 +206,7 @@ Cotangents OscillatorModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
 
 Vector OscillatorModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                                         const MatrixRef& y_bar) const {
-  return backward(x, theta, y_bar).kappa_bar;
+  return Vector::Constant(1, backward(x, theta, y_bar).kappa_bar);
 }
 
 }  // namespace pnn::digital_twin

@@ -12,7 +12,7 @@ OscillatorReality::OscillatorReality(const OscillatorRealityConfig& config)
   for (Index i = 0; i < j.size(); ++i) j.data()[i] = config.gap.j_noise * normal(rng_);
   physics_ = std::make_unique<digital_twin::OscillatorModel>(digital_twin::OscillatorConfig{
       .num_oscillators = n,
-      .kappa = Vector::Constant(n, 1.0 + config.gap.eta),
+      .kappa = 1.0 + config.gap.eta,
       .q_extra = digital_twin::coupling_to_q(j)});
 }
 

@@ -59,10 +59,7 @@ TEST_CASE("calibration recovers a power-law prefactor and reports the error drop
     m.y = reality.forward(m.x, m.theta);
     data.push_back(m);
   }
-  CalibrationOptions options;
-  options.max_iterations = 2000;
-  options.learning_rate = 1e-3;
-  const auto result = calibrate(twin, data, options);
+  const auto result = calibrate(twin, data);
   CHECK(result.mse_after < 1e-3 * result.mse_before);
   CHECK(result.phi[0] == doctest::Approx(2.0).epsilon(1e-3));
   CHECK_THROWS_AS(calibrate(AffineModel(1, 1), data), std::invalid_argument);

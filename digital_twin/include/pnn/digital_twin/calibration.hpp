@@ -14,10 +14,12 @@ struct Measurement {
   Matrix y;
 };
 
+/// BFGS with Armijo backtracking on the mean squared error; φ is small (a few physical
+/// constants), so a dense inverse-Hessian estimate is cheap and converges in a few iterations.
 struct CalibrationOptions {
-  int max_iterations = 200;
-  double learning_rate = 0.02;  ///< Adam step on φ
-  double tolerance = 1e-9;      ///< stop when the relative MSE improvement stalls below this
+  int max_iterations = 30;
+  double max_first_step = 0.1;  ///< largest change of any φ entry in the first iteration
+  double tolerance = 1e-10;     ///< stop when the relative MSE improvement falls below this
 };
 
 struct CalibrationResult {

@@ -1,14 +1,16 @@
 #pragma once
 /// Coupled nonlinear oscillators (pendula / plate modes), PHYSICS.md "Mechanical".
 ///
-///   q̇ = p,   ṗ_i = −sin(κ_i q_i) + Σ_j Q_ij sin(κ_j q_j) + e_i,   Q = C2Q(C) + Q_extra
+///   q̇ = p,   ṗ_i = −sin(κ q_i) + Σ_j Q_ij sin(κ q_j) + e_i,   Q = C2Q(C) + Q_extra
 ///
 /// Encoding q(0) = x, p(0) = 0; readout q(t_end); fixed-step RK4. Reverse mode is exact through
 /// the integrator (discrete adjoint of the same RK4 steps, not a continuous adjoint).
 ///
 /// θ layout: C (n×n, row-major, n² entries) then e (n entries). Only the symmetric part of C
 /// matters, and its diagonal does not enter Q.
-/// Physical parameters φ: κ (n entries, nominal 1), the per-oscillator nonlinearity scale.
+/// Physical parameter φ = (κ), nominal 1: the nonlinearity scale of the restoring force. One global
+/// scale, not one per oscillator: per-oscillator scales are unidentifiable for inputs that never
+/// leave 0 (blank pixels) and soak up unmodelled coupling when calibrated.
 #include <memory>
 
 #include "pnn/digital_twin/model.hpp"
@@ -19,8 +21,8 @@ struct OscillatorConfig {
   Index num_oscillators = 0;
   double dt = 0.1;
   int num_steps = 5;
-  /// Per-oscillator nonlinearity scale κ; empty means all ones (the nominal twin).
-  Vector kappa;
+  /// Nonlinearity scale κ (1 for the nominal twin).
+  double kappa = 1.0;
   /// Fixed extra coupling added to Q (a reality simulator's unmodelled coupling); empty = none.
   /// Must be n×n and symmetric.
   Matrix q_extra;
@@ -40,8 +42,8 @@ class OscillatorModel final : public DifferentiableModel {
   Index num_params() const override { return n() * n() + n(); }
   Vector initial_params(std::uint64_t seed) const override;
 
-  Index num_physical_params() const override { return n(); }
-  Vector physical_params() const override { return config_.kappa; }
+  Index num_physical_params() const override { return 1; }
+  Vector physical_params() const override { return Vector::Constant(1, config_.kappa); }
   ModelPtr with_physical_params(const VectorRef& phi) const override;
 
   const OscillatorConfig& config() const { return config_; }

@@ -1,0 +1,30 @@
+#pragma once
+/// Reproducible benchmarks (PHYSICS.md "Benchmarks"). Each produces one JSON object per
+/// configuration (e.g. one per gap level) with the keys PHYSICS.md lists; figures are measured,
+/// never fixed.
+#include <nlohmann/json.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace pnn::bench {
+
+struct BenchOptions {
+  int epochs = -1;            ///< -1: the benchmark's own default
+  std::string gap = "";       ///< "" = the benchmark's default gap levels; "small" or "large"
+  std::uint64_t seed = 0;
+  /// Progress lines for humans (to stderr in the CLI); may be empty.
+  std::function<void(const std::string&)> on_progress;
+};
+
+struct BenchInfo {
+  std::string name;
+  std::string summary;
+};
+std::vector<BenchInfo> list_benchmarks();
+
+/// Runs a benchmark by name; throws std::invalid_argument for an unknown name (listing the known
+/// ones) and std::runtime_error if a device faults.
+std::vector<nlohmann::json> run_benchmark(const std::string& name, const BenchOptions& options = {});
+
+}  // namespace pnn::bench

@@ -1,0 +1,158 @@
+#include "pnn/bench/benchmarks.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+#include "pnn/digital_twin/parallel.hpp"
+#include "pnn/drivers/registry.hpp"
+#include "pnn/training/job.hpp"
+#include "pnn/training/toy.hpp"
+
+namespace pnn::bench {
+namespace {
+
+using nlohmann::json;
+using training::JobConfig;
+using training::LayerSpec;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+template <class T>
+T unwrap(drivers::Result<T> r) {
+  if (!r) throw std::runtime_error(r.error().message);
+  return std::move(r).value();
+}
+
+// ---- pat-toy ------------------------------------------------------------------------------
+// One power-law device (reality 2·x^θ, twin 2.01·x^θ) applied 10 times in a chain with one shared
+// exponent θ (PAT repo, example 3): x0 = 1, θ0 = 1.1, target 1e5, loss (y − target)², plain SGD
+// lr 1e-15, 150 steps. PAT reaches the target on the device; in-silico reaches it on the twin and
+// misses it on the device by ≈ 8 %.
+std::vector<json> pat_toy(const BenchOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int steps = options.epochs > 0 ? options.epochs : 150;
+  const auto r = training::run_power_law_toy({.steps = steps});
+  return {json{{"name", "pat-toy"}, {"seed", options.seed}, {"rel_err_pat", r.rel_err_pat},
+               {"rel_err_insilico", r.rel_err_insilico}, {"epochs", steps},
+               {"wall_s", seconds_since(t0)}, {"threads", 1}}};
+}
+
+// ---- digital MLP ----------------------------------------------------------------------------
+std::vector<json> digits_mlp(const BenchOptions& options) {
+  JobConfig c;
+  c.source = "digits-mlp";
+  c.name = "digits-mlp";
+  c.seed = options.seed;
+  c.devices.clear();
+  c.network = {{LayerSpec::Kind::kAffine, "", 64}, {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "relu"},
+               {LayerSpec::Kind::kAffine, "", 10}};
+  c.training.method = training::Method::kInSilico;
+  c.training.epochs = options.epochs > 0 ? options.epochs : 60;
+  c.training.learning_rate = 3e-3;
+  c.training.seed = options.seed;
+  c.compare_in_silico = false;
+  const auto r = unwrap(training::run_job(c, {}, {.write_outputs = false}));
+  const auto& p = r.phases.front();
+  return {json{{"name", "digits-mlp"}, {"dataset", "digits"}, {"split", r.split}, {"seed", options.seed},
+               {"acc_digital", p.acc_twin}, {"epochs", c.training.epochs}, {"wall_s", r.wall_seconds},
+               {"threads", r.threads}}};
+}
+
+// ---- oscillator PNN ---------------------------------------------------------------------------
+// Layer 1: 64 oscillators (q(0) = pixels); layer 2: those 64 plus 10 at rest; logits = 3·q of the
+// last 10 (PHYSICS.md "pat-oscillator-digits").
+JobConfig oscillator_job(const std::string& name, const std::string& dataset, const std::string& gap,
+                         int epochs, std::uint64_t seed) {
+  JobConfig c;
+  c.source = name;
+  c.name = name;
+  c.seed = seed;
+  c.dataset = dataset;
+  c.data_options.image_side = 8;
+  const std::string base = "sim://mechanical-oscillators?gap=" + gap;
+  c.devices = {{"osc-a", base + "&n=64&seed=" + std::to_string(2 * seed + 1)},
+               {"osc-b", base + "&n=74&seed=" + std::to_string(2 * seed + 2)}};
+  c.network = {{LayerSpec::Kind::kPhysical, "osc-a"},
+               {LayerSpec::Kind::kPad, "", 10},
+               {LayerSpec::Kind::kPhysical, "osc-b"},
+               {LayerSpec::Kind::kSlice, "", 10, 64, 3.0}};
+  c.training.method = training::Method::kPat;
+  c.training.learning_rate = 3e-3;
+  c.training.batch_size = 32;
+  c.training.epochs = epochs;
+  c.training.seed = seed;
+  c.training.evaluate_each_epoch = false;
+  c.compare_in_silico = true;
+  c.digital_hidden = 64;
+  return c;
+}
+
+std::vector<json> oscillator_bench(const std::string& name, const std::string& dataset,
+                                   int default_epochs, std::vector<std::string> gaps,
+                                   const BenchOptions& options) {
+  if (!options.gap.empty()) gaps = {options.gap};
+  const int epochs = options.epochs > 0 ? options.epochs : default_epochs;
+  std::vector<json> out;
+  for (const auto& gap : gaps) {
+    if (gap != "small" && gap != "large") throw std::invalid_argument("gap must be small or large");
+    JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed);
+    training::JobCallbacks cb;
+    if (options.on_progress) {
+      cb.on_epoch = [&](const std::string& phase, const training::EpochStats& s, int total) {
+        options.on_progress(name + " gap=" + gap + " " + phase + " epoch " + std::to_string(s.epoch) + "/" +
+                            std::to_string(total) + " loss " + std::to_string(s.train_loss));
+      };
+    }
+    const auto r = unwrap(training::run_job(c, cb, {.write_outputs = false}));
+    const auto* pat = r.phase("pat");
+    const auto* insilico = r.phase("in-silico");
+    const auto* digital = r.phase("digital");
+    out.push_back(json{{"name", name}, {"dataset", dataset}, {"split", r.split}, {"seed", options.seed},
+                       {"gap", gap}, {"acc_pat_reality", pat->acc_hardware},
+                       {"acc_insilico_reality", insilico->acc_hardware}, {"acc_twin", insilico->acc_twin},
+                       {"acc_pat_twin", pat->acc_twin}, {"acc_digital", digital->acc_twin},
+                       {"epochs", epochs}, {"wall_s", r.wall_seconds},
+                       {"s_per_epoch_pat", pat->seconds / std::max(1, epochs)},
+                       {"threads", r.threads}});
+  }
+  return out;
+}
+
+struct Entry {
+  BenchInfo info;
+  std::function<std::vector<json>(const BenchOptions&)> run;
+};
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> list = {
+      {{"pat-toy", "10 chained power-law devices: PAT vs in-silico relative error"}, pat_toy},
+      {{"digits-mlp", "64-64-10 digital MLP on digits (software baseline)"}, digits_mlp},
+      {{"pat-oscillator-digits", "coupled-oscillator PNN on digits, small and large gap"},
+       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, o); }},
+      {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (8×8), large gap"},
+       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 5, {"large"}, o); }},
+  };
+  return list;
+}
+
+}  // namespace
+
+std::vector<BenchInfo> list_benchmarks() {
+  std::vector<BenchInfo> out;
+  for (const auto& e : entries()) out.push_back(e.info);
+  return out;
+}
+
+std::vector<json> run_benchmark(const std::string& name, const BenchOptions& options) {
+  std::string known;
+  for (const auto& e : entries()) {
+    if (e.info.name == name) return e.run(options);
+    known += (known.empty() ? "" : ", ") + e.info.name;
+  }
+  throw std::invalid_argument("unknown benchmark '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace pnn::bench

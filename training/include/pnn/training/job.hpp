@@ -1,0 +1,111 @@
+#pragma once
+/// A training job: the YAML config a user writes (`pnnctl train CONFIG.yaml`, later a daemon
+/// job) and the runner that opens the devices, calibrates the twins, trains with PAT, trains the
+/// in-silico and digital baselines for comparison, and writes the checkpoint and the plot.
+/// docs/config.md is the reference of every key.
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pnn/training/datasets.hpp"
+#include "pnn/training/trainer.hpp"
+
+namespace pnn::training {
+
+/// A config problem. The message names the file, the line, the key and the fix.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct LayerSpec {
+  enum class Kind { kPhysical, kPad, kSlice, kAffine, kActivation };
+  Kind kind = Kind::kPhysical;
+  std::string device;      ///< physical: device name from `devices`
+  Index count = 0;         ///< pad: zeros; slice: count; affine: outputs
+  Index first = 0;         ///< slice
+  double gain = 1.0;       ///< slice
+  std::string activation;  ///< activation: relu | tanh | sin
+};
+
+struct DeviceEntry {
+  std::string name;
+  std::string address;
+};
+
+struct JobConfig {
+  std::string source;  ///< file the config came from (for messages)
+  std::string name = "pnn-job";
+  std::uint64_t seed = 0;
+  std::string dataset = "digits";
+  FashionMnistOptions data_options;
+  std::vector<DeviceEntry> devices;
+  std::vector<LayerSpec> network;
+  TrainOptions training;
+  bool calibrate = false;
+  Index calibration_samples = 256;
+  bool compare_in_silico = true;
+  Index digital_hidden = 0;  ///< > 0: train a digital MLP inputs-hidden-classes as a baseline
+  std::string output_dir = "runs/pnn-job";
+};
+
+/// Throws ConfigError (file missing, YAML syntax, unknown key, wrong type or value).
+JobConfig load_job_config(const std::string& path);
+JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name);
+
+struct CalibrationReport {
+  std::string layer;
+  std::string serial;
+  double mse_before = 0.0;
+  double mse_after = 0.0;
+  Vector phi;
+};
+
+/// Fits the twins of every physical layer to measurements: `probe` is run through the network on
+/// the hardware, and each physical layer is measured at its current θ and at two perturbed θ
+/// (within limits) on the inputs it actually receives. Each layer's model becomes the fitted twin.
+Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const MatrixRef& probe,
+                                                       std::uint64_t seed);
+
+struct PhaseResult {
+  std::string phase;  ///< "pat", "in-silico", "digital"
+  std::vector<EpochStats> history;
+  double acc_hardware = -1.0;  ///< test accuracy on the (simulated) hardware; -1 for digital
+  double acc_twin = -1.0;      ///< test accuracy on the twins (digital: the MLP itself)
+  double seconds = 0.0;
+};
+
+struct JobResult {
+  std::string name;
+  std::string dataset;
+  std::string split;
+  std::vector<std::string> device_serials;
+  std::vector<CalibrationReport> calibration;
+  std::vector<PhaseResult> phases;
+  std::string checkpoint_path;
+  std::string plot_path;
+  int threads = 1;
+  double wall_seconds = 0.0;
+  const PhaseResult* phase(const std::string& name) const;
+};
+
+struct JobCallbacks {
+  std::function<void(const std::string& message)> on_log;
+  std::function<void(const std::string& phase, int epoch, int epochs, Index batch, Index num_batches, double loss)> on_batch;
+  std::function<void(const std::string& phase, const EpochStats& stats, int epochs)> on_epoch;
+  std::function<bool()> stop_requested;
+};
+
+struct JobOptions {
+  std::optional<std::string> resume_checkpoint;  ///< continue PAT from this checkpoint
+  bool write_outputs = true;                     ///< checkpoint + plot into output_dir
+};
+
+/// Runs the whole job. Config problems throw ConfigError/DatasetError; device faults during the
+/// run come back as the error of the Result (the last checkpoint stays valid).
+Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks = {},
+                          const JobOptions& options = {});
+
+}  // namespace pnn::training

@@ -1,0 +1,338 @@
+#include "pnn/training/job.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include "pnn/digital_twin/calibration.hpp"
+#include "pnn/digital_twin/digital_layers.hpp"
+#include "pnn/digital_twin/parallel.hpp"
+#include "pnn/drivers/registry.hpp"
+#include "pnn/training/checkpoint.hpp"
+#include "pnn/training/plot.hpp"
+
+namespace pnn::training {
+namespace dt = pnn::digital_twin;
+
+const PhaseResult* JobResult::phase(const std::string& name) const {
+  for (const auto& p : phases) {
+    if (p.phase == name) return &p;
+  }
+  return nullptr;
+}
+
+Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const MatrixRef& probe,
+                                                       std::uint64_t seed) {
+  auto trace = network.forward(probe, Mode::kHardware);
+  if (!trace) return trace.error();
+  std::mt19937_64 rng(seed ^ 0xCA11B4A7Eull);
+  std::vector<CalibrationReport> reports;
+  for (std::size_t i = 0; i < network.layers().size(); ++i) {
+    Layer& layer = network.layers()[i];
+    if (!layer.is_physical() || layer.model->num_physical_params() == 0) continue;
+    const auto& spec = layer.device->spec();
+    const Matrix x = trace.value().inputs[i].cwiseMax(spec.input_min).cwiseMin(spec.input_max);
+    std::vector<dt::Measurement> data;
+    for (int k = 0; k < 3; ++k) {
+      Vector theta = layer.theta;
+      if (k > 0) {
+        // Perturbed settings make the physical parameters identifiable beyond one θ.
+        std::normal_distribution<double> normal(0.0, 0.05);
+        const Vector span = layer.theta_max - layer.theta_min;
+        for (Index j = 0; j < theta.size(); ++j) theta[j] += normal(rng) * span[j];
+        theta = theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
+      }
+      auto y = layer.device->forward(x, theta);
+      if (!y) return drivers::Error{y.error().code, "calibrating '" + layer.name + "': " + y.error().message};
+      data.push_back({x, theta, std::move(y).value()});
+    }
+    const auto fit = dt::calibrate(*layer.model, data);
+    layer.model = fit.model;
+    reports.push_back({layer.name, spec.serial, fit.mse_before, fit.mse_after, fit.phi});
+  }
+  return reports;
+}
+
+namespace {
+
+// Opens every device of the job and drives them to the safe state when the job ends, whatever
+// way it ends.
+class DeviceSet {
+ public:
+  explicit DeviceSet(const JobConfig& config) {
+    for (const auto& entry : config.devices) {
+      try {
+        devices_.push_back({entry.name, drivers::make_physical_system(entry.address)});
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(config.source + ": devices." + entry.name + ": " + e.what());
+      }
+    }
+  }
+  ~DeviceSet() {
+    for (auto& [name, dev] : devices_) dev->shutdown();
+  }
+  DeviceSet(const DeviceSet&) = delete;
+  DeviceSet& operator=(const DeviceSet&) = delete;
+
+  Result<void> bring_up() {
+    for (auto& [name, dev] : devices_) {
+      if (auto r = dev->configure(); !r) return r;
+      if (auto r = dev->activate(); !r) return r;
+    }
+    return {};
+  }
+  drivers::PhysicalSystem& get(const std::string& name) {
+    for (auto& [n, dev] : devices_) {
+      if (n == name) return *dev;
+    }
+    throw std::logic_error("device " + name + " not opened");
+  }
+  std::vector<std::string> serials() const {
+    std::vector<std::string> out;
+    for (const auto& [n, dev] : devices_) out.push_back(dev->spec().serial);
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<std::string, drivers::PhysicalSystemPtr>> devices_;
+};
+
+Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inputs,
+                      int num_classes) {
+  Network net;
+  Index width = num_inputs;
+  for (std::size_t i = 0; i < config.network.size(); ++i) {
+    const LayerSpec& s = config.network[i];
+    const std::string where = config.source + ": network[" + std::to_string(i) + "]: ";
+    const std::uint64_t seed = config.seed * 7919 + i;
+    auto require_width = [&](Index expected, const std::string& what) {
+      if (expected != width) {
+        throw ConfigError(where + what + " takes " + std::to_string(expected) +
+                          " inputs but the previous layer gives " + std::to_string(width) +
+                          " (add a pad or slice layer, or change the device size)");
+      }
+    };
+    switch (s.kind) {
+      case LayerSpec::Kind::kPhysical: {
+        auto& dev = devices.get(s.device);
+        require_width(dev.spec().num_inputs, "device '" + s.device + "'");
+        auto twin = dev.nominal_twin();
+        net.add_physical(s.device, dev, twin, twin->initial_params(seed));
+        width = dev.spec().num_outputs;
+        break;
+      }
+      case LayerSpec::Kind::kPad:
+        net.add_digital("pad", std::make_shared<dt::PadModel>(width, s.count), Vector());
+        width += s.count;
+        break;
+      case LayerSpec::Kind::kSlice:
+        if (s.first + s.count > width) {
+          throw ConfigError(where + "slice [" + std::to_string(s.first) + ", " +
+                            std::to_string(s.first + s.count) + ") does not fit in " +
+                            std::to_string(width) + " features");
+        }
+        net.add_digital("slice", std::make_shared<dt::SliceModel>(width, s.first, s.count, s.gain), Vector());
+        width = s.count;
+        break;
+      case LayerSpec::Kind::kAffine: {
+        auto m = std::make_shared<dt::AffineModel>(width, s.count);
+        net.add_digital("affine", m, m->initial_params(seed));
+        width = s.count;
+        break;
+      }
+      case LayerSpec::Kind::kActivation:
+        net.add_digital(s.activation, std::make_shared<dt::ActivationModel>(dt::parse_activation(s.activation), width), Vector());
+        break;
+    }
+  }
+  if (width != num_classes) {
+    throw ConfigError(config.source + ": network: the last layer gives " + std::to_string(width) +
+                      " outputs but " + config.dataset + " has " + std::to_string(num_classes) +
+                      " classes (end with e.g. slice: {first: N, count: " +
+                      std::to_string(num_classes) + ", gain: 3})");
+  }
+  return net;
+}
+
+Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer& trainer) {
+  Checkpoint c;
+  c.epoch = trainer.epochs_done();
+  c.seed = config.seed;
+  for (const auto& layer : net.layers()) {
+    c.layers.push_back({layer.model->name(), layer.is_physical() ? layer.device->spec().serial : "",
+                        layer.theta, layer.model->physical_params()});
+  }
+  c.optimizer = {trainer.optimizer().kind(), trainer.optimizer().num_steps(), trainer.optimizer().state()};
+  c.metadata = {{"job", config.name}, {"config", config.source}, {"dataset", config.dataset},
+                {"method", to_string(trainer.options().method)}};
+  return c;
+}
+
+void restore_checkpoint(const std::string& path, Network& net, Trainer& trainer) {
+  const Checkpoint c = load_checkpoint(path);
+  if (c.layers.size() != net.layers().size()) {
+    throw ConfigError(path + ": checkpoint has " + std::to_string(c.layers.size()) +
+                      " layers, the job's network has " + std::to_string(net.layers().size()));
+  }
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    Layer& layer = net.layers()[i];
+    const LayerState& s = c.layers[i];
+    const std::string serial = layer.is_physical() ? layer.device->spec().serial : "";
+    if (s.device_serial != serial) {
+      throw ConfigError(path + ": layer " + std::to_string(i) + " was trained on device '" +
+                        s.device_serial + "' but the job uses '" + serial +
+                        "' (a checkpoint is bound to the device it was trained on)");
+    }
+    if (s.theta.size() != layer.theta.size()) {
+      throw ConfigError(path + ": layer " + std::to_string(i) + " θ size differs from the job's");
+    }
+    layer.theta = s.theta;
+    if (s.twin_phi.size() > 0 && layer.model->num_physical_params() == s.twin_phi.size()) {
+      layer.model = layer.model->with_physical_params(s.twin_phi);
+    }
+  }
+  trainer.optimizer().set_state(c.optimizer.step, c.optimizer.slots);
+  trainer.set_epochs_done(c.epoch);
+}
+
+std::vector<Vector> thetas(const Network& net) {
+  std::vector<Vector> out;
+  for (const auto& l : net.layers()) out.push_back(l.theta);
+  return out;
+}
+
+void set_thetas(Network& net, const std::vector<Vector>& values) {
+  for (std::size_t i = 0; i < values.size(); ++i) net.layers()[i].theta = values[i];
+}
+
+}  // namespace
+
+Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks,
+                          const JobOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto log = [&](const std::string& m) {
+    if (callbacks.on_log) callbacks.on_log(m);
+  };
+  const DatasetSplit data = load_dataset(config.dataset, config.data_options);
+  DeviceSet devices(config);
+  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
+  if (auto up = devices.bring_up(); !up) return up.error();
+
+  JobResult result;
+  result.name = config.name;
+  result.dataset = config.dataset;
+  result.split = data.split;
+  result.device_serials = devices.serials();
+  result.threads = dt::num_threads();
+  const std::filesystem::path out_dir(config.output_dir);
+  if (options.write_outputs) {
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) {
+      throw ConfigError(config.source + ": output.dir: cannot create " + out_dir.string() + ": " +
+                        ec.message() + " (choose a writable directory)");
+    }
+    result.checkpoint_path = (out_dir / "checkpoint.pnnckpt").string();
+    result.plot_path = (out_dir / "training.svg").string();
+  }
+
+  if (config.calibrate) {
+    const Index n = std::min(config.calibration_samples, data.train.size());
+    auto reports = calibrate_twins(net, data.train.x.topRows(n), config.seed);
+    if (!reports) return reports.error();
+    result.calibration = reports.value();
+    for (const auto& r : result.calibration) {
+      log("calibrated twin of " + r.layer + " (" + r.serial + "): twin-vs-hardware MSE " +
+          std::to_string(r.mse_before) + " -> " + std::to_string(r.mse_after));
+    }
+  }
+  const std::vector<Vector> initial = thetas(net);
+
+  auto train_phase = [&](Network& network, Method method, const std::string& name,
+                         bool checkpoints) -> Result<PhaseResult> {
+    TrainOptions topt = config.training;
+    topt.method = method;
+    Trainer trainer(network, topt);
+    if (checkpoints && options.resume_checkpoint) {
+      restore_checkpoint(*options.resume_checkpoint, network, trainer);
+      log("resumed from " + *options.resume_checkpoint + " at epoch " + std::to_string(trainer.epochs_done()));
+    }
+    PhaseResult phase{name, {}, -1.0, -1.0, 0.0};
+    const auto t0 = std::chrono::steady_clock::now();
+    TrainCallbacks tc;
+    tc.stop_requested = callbacks.stop_requested;
+    tc.on_batch = [&](int epoch, Index b, Index nb, double loss) {
+      if (callbacks.on_batch) callbacks.on_batch(name, epoch, topt.epochs, b, nb, loss);
+    };
+    tc.on_epoch = [&](const EpochStats& s) {
+      if (checkpoints && options.write_outputs) {
+        save_checkpoint(make_checkpoint(config, network, trainer), result.checkpoint_path);
+      }
+      if (callbacks.on_epoch) callbacks.on_epoch(name, s, topt.epochs);
+    };
+    auto history = trainer.fit(data.train, &data.test, tc);
+    if (!history) return history.error();
+    phase.history = history.value();
+    phase.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto acc_twin = evaluate(network, data.test, Mode::kTwin);
+    if (!acc_twin) return acc_twin.error();
+    phase.acc_twin = acc_twin.value();
+    bool has_hardware = false;
+    for (const auto& l : network.layers()) has_hardware |= l.is_physical();
+    if (has_hardware) {
+      auto acc_hw = evaluate(network, data.test, Mode::kHardware);
+      if (!acc_hw) return acc_hw.error();
+      phase.acc_hardware = acc_hw.value();
+    }
+    return phase;
+  };
+
+  const Method main_method = config.training.method;
+  auto main = train_phase(net, main_method, to_string(main_method), true);
+  if (!main) return main.error();
+  result.phases.push_back(main.value());
+  const std::vector<Vector> trained = thetas(net);
+
+  if (main_method == Method::kPat && config.compare_in_silico &&
+      !(callbacks.stop_requested && callbacks.stop_requested())) {
+    set_thetas(net, initial);
+    auto insilico = train_phase(net, Method::kInSilico, "in-silico", false);
+    set_thetas(net, trained);
+    if (!insilico) return insilico.error();
+    result.phases.push_back(insilico.value());
+  }
+
+  if (config.digital_hidden > 0 && !(callbacks.stop_requested && callbacks.stop_requested())) {
+    Network mlp;
+    const Index in = data.train.x.cols(), hidden = config.digital_hidden;
+    auto a1 = std::make_shared<dt::AffineModel>(in, hidden);
+    auto a2 = std::make_shared<dt::AffineModel>(hidden, data.train.num_classes);
+    mlp.add_digital("affine", a1, a1->initial_params(config.seed + 101));
+    mlp.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
+    mlp.add_digital("affine", a2, a2->initial_params(config.seed + 102));
+    auto digital = train_phase(mlp, Method::kInSilico, "digital", false);
+    if (!digital) return digital.error();
+    result.phases.push_back(digital.value());
+  }
+
+  if (options.write_outputs) {
+    Panel acc{"test accuracy", "accuracy", {}}, loss{"training loss", "loss", {}};
+    for (const auto& p : result.phases) {
+      Series a{p.phase == "pat" ? "PAT (on hardware)" : p.phase == "in-silico" ? "in-silico (on twin)" : p.phase, {}, {}};
+      Series l{p.phase, {}, {}};
+      for (const auto& e : p.history) {
+        a.x.push_back(e.epoch);
+        a.y.push_back(e.test_accuracy);
+        l.x.push_back(e.epoch);
+        l.y.push_back(e.train_loss);
+      }
+      acc.series.push_back(std::move(a));
+      loss.series.push_back(std::move(l));
+    }
+    write_text_file_atomic(result.plot_path, render_svg(config.name + " — " + config.dataset, "epoch", {acc, loss}));
+  }
+  result.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace pnn::training

@@ -1,0 +1,249 @@
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "pnn/training/job.hpp"
+
+namespace pnn::training {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
+                         const std::string& message) const {
+    std::ostringstream out;
+    out << source_;
+    if (node.IsDefined() && node.Mark().line >= 0) out << ":" << node.Mark().line + 1;
+    out << ": " << (key.empty() ? "" : "'" + key + "': ") << message;
+    throw ConfigError(out.str());
+  }
+
+  void only_keys(const YAML::Node& map, const std::string& where,
+                 const std::vector<std::string>& allowed) const {
+    if (!map.IsMap()) fail(map, where, "expected a mapping of keys to values");
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(kv.first, join(where, key),
+             "unknown key" + hint(key, allowed) + " (allowed here: " + list + ")");
+      }
+    }
+  }
+
+  template <class T>
+  T get(const YAML::Node& map, const std::string& where, const std::string& key, T fallback,
+        const char* type_name) const {
+    const YAML::Node node = map[key];
+    if (!node.IsDefined() || node.IsNull()) return fallback;
+    try {
+      if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
+      return node.as<T>();
+    } catch (const YAML::BadConversion&) {
+      fail(node, join(where, key), std::string("expected ") + type_name + ", got '" +
+                                       (node.IsScalar() ? node.Scalar() : std::string("a list or mapping")) + "'");
+    }
+  }
+
+  static std::string join(const std::string& a, const std::string& b) {
+    return a.empty() ? b : a + "." + b;
+  }
+
+ private:
+  // "did you mean" for a misspelt key: the allowed key with the smallest edit distance ≤ 2.
+  static std::string hint(const std::string& key, const std::vector<std::string>& allowed) {
+    std::string best;
+    std::size_t best_d = 3;
+    for (const auto& a : allowed) {
+      std::vector<std::size_t> prev(a.size() + 1), cur(a.size() + 1);
+      for (std::size_t j = 0; j <= a.size(); ++j) prev[j] = j;
+      for (std::size_t i = 1; i <= key.size(); ++i) {
+        cur[0] = i;
+        for (std::size_t j = 1; j <= a.size(); ++j) {
+          cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (key[i - 1] != a[j - 1])});
+        }
+        std::swap(prev, cur);
+      }
+      if (prev[a.size()] < best_d) {
+        best_d = prev[a.size()];
+        best = a;
+      }
+    }
+    return best.empty() ? "" : " (did you mean '" + best + "'?)";
+  }
+
+  std::string source_;
+};
+
+LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string& where,
+                      const JobConfig& config) {
+  if (!node.IsMap() || node.size() != 1) {
+    r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
+                        "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin");
+  }
+  const auto kind = node.begin()->first.as<std::string>();
+  const YAML::Node value = node.begin()->second;
+  const std::string key = where + "." + kind;
+  LayerSpec spec;
+  auto positive = [&](const YAML::Node& v, const std::string& k) {
+    long long n = 0;
+    try {
+      n = v.as<long long>();
+    } catch (const YAML::BadConversion&) {
+      r.fail(v, k, "expected a whole number");
+    }
+    if (n < 1) r.fail(v, k, "must be ≥ 1");
+    return static_cast<Index>(n);
+  };
+  if (kind == "physical") {
+    spec.kind = LayerSpec::Kind::kPhysical;
+    spec.device = value.as<std::string>();
+    const bool known = std::any_of(config.devices.begin(), config.devices.end(),
+                                   [&](const DeviceEntry& d) { return d.name == spec.device; });
+    if (!known) r.fail(value, key, "no device named '" + spec.device + "' under 'devices'");
+  } else if (kind == "pad") {
+    spec.kind = LayerSpec::Kind::kPad;
+    spec.count = positive(value, key);
+  } else if (kind == "affine") {
+    spec.kind = LayerSpec::Kind::kAffine;
+    spec.count = positive(value, key);
+  } else if (kind == "activation") {
+    spec.kind = LayerSpec::Kind::kActivation;
+    spec.activation = value.as<std::string>();
+    if (spec.activation != "relu" && spec.activation != "tanh" && spec.activation != "sin") {
+      r.fail(value, key, "unknown activation '" + spec.activation + "' (use relu, tanh or sin)");
+    }
+  } else if (kind == "slice") {
+    spec.kind = LayerSpec::Kind::kSlice;
+    r.only_keys(value, key, {"first", "count", "gain"});
+    spec.first = r.get<long long>(value, key, "first", 0, "a whole number");
+    spec.count = r.get<long long>(value, key, "count", 0, "a whole number");
+    spec.gain = r.get<double>(value, key, "gain", 1.0, "a number");
+    if (spec.count < 1 || spec.first < 0) r.fail(value, key, "needs first ≥ 0 and count ≥ 1");
+  } else {
+    r.fail(node.begin()->first, key,
+           "unknown layer kind (use physical, pad, slice, affine or activation)");
+  }
+  return spec;
+}
+
+}  // namespace
+
+JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
+  const Reader r(source_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) +
+                      ": YAML syntax error: " + e.msg);
+  }
+  if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
+  r.only_keys(root, "", {"name", "seed", "data", "devices", "network", "training", "calibration",
+                         "compare", "output"});
+  JobConfig c;
+  c.source = source_name;
+  c.name = r.get<std::string>(root, "", "name", c.name, "a string");
+  c.seed = r.get<std::uint64_t>(root, "", "seed", 0, "a non-negative whole number");
+  c.output_dir = "runs/" + c.name;
+
+  if (const auto data = root["data"]; data.IsDefined()) {
+    r.only_keys(data, "data", {"name", "image_side", "max_train", "max_test"});
+    c.dataset = r.get<std::string>(data, "data", "name", c.dataset, "a string");
+    if (c.dataset != "digits" && c.dataset != "fashion-mnist") {
+      r.fail(data["name"], "data.name", "unknown data set '" + c.dataset + "' (use digits or fashion-mnist)");
+    }
+    c.data_options.image_side = r.get<int>(data, "data", "image_side", 8, "a whole number");
+    c.data_options.max_train = r.get<long long>(data, "data", "max_train", 0, "a whole number");
+    c.data_options.max_test = r.get<long long>(data, "data", "max_test", 0, "a whole number");
+    if (c.data_options.image_side < 1 || c.data_options.image_side > 28) {
+      r.fail(data["image_side"], "data.image_side", "must be 1..28");
+    }
+  } else {
+    c.data_options.image_side = 8;
+  }
+
+  const auto devices = root["devices"];
+  if (!devices.IsDefined() || !devices.IsMap() || devices.size() == 0) {
+    r.fail(root, "devices", "required: a mapping NAME: ADDRESS, e.g. "
+                            "osc-a: sim://mechanical-oscillators?seed=1&n=64");
+  }
+  for (const auto& kv : devices) {
+    c.devices.push_back({kv.first.as<std::string>(), kv.second.as<std::string>()});
+  }
+
+  const auto network = root["network"];
+  if (!network.IsDefined() || !network.IsSequence() || network.size() == 0) {
+    r.fail(root, "network", "required: a list of layers, e.g. - physical: osc-a");
+  }
+  for (std::size_t i = 0; i < network.size(); ++i) {
+    c.network.push_back(parse_layer(r, network[i], "network[" + std::to_string(i) + "]", c));
+  }
+
+  if (const auto t = root["training"]; t.IsDefined()) {
+    r.only_keys(t, "training", {"method", "optimizer", "learning_rate", "momentum", "batch_size",
+                                "epochs", "loss", "seed"});
+    const auto method = r.get<std::string>(t, "training", "method", "pat", "a string");
+    if (method != "pat" && method != "in-silico") {
+      r.fail(t["method"], "training.method", "unknown method '" + method + "' (use pat or in-silico)");
+    }
+    c.training.method = method == "pat" ? Method::kPat : Method::kInSilico;
+    c.training.optimizer = r.get<std::string>(t, "training", "optimizer", "adam", "a string");
+    if (c.training.optimizer != "adam" && c.training.optimizer != "sgd") {
+      r.fail(t["optimizer"], "training.optimizer", "unknown optimizer (use adam or sgd)");
+    }
+    c.training.learning_rate = r.get<double>(t, "training", "learning_rate", 3e-3, "a number");
+    if (!(c.training.learning_rate > 0.0)) {
+      r.fail(t["learning_rate"], "training.learning_rate", "must be > 0");
+    }
+    c.training.momentum = r.get<double>(t, "training", "momentum", 0.0, "a number");
+    c.training.batch_size = r.get<long long>(t, "training", "batch_size", 32, "a whole number");
+    if (c.training.batch_size < 1) r.fail(t["batch_size"], "training.batch_size", "must be ≥ 1");
+    c.training.epochs = r.get<int>(t, "training", "epochs", 40, "a whole number");
+    if (c.training.epochs < 0) r.fail(t["epochs"], "training.epochs", "must be ≥ 0");
+    const auto loss = r.get<std::string>(t, "training", "loss", "cross_entropy", "a string");
+    if (loss != "cross_entropy" && loss != "mse") {
+      r.fail(t["loss"], "training.loss", "unknown loss (use cross_entropy or mse)");
+    }
+    c.training.loss = loss == "mse" ? LossKind::kMse : LossKind::kCrossEntropy;
+    c.training.seed = r.get<std::uint64_t>(t, "training", "seed", c.seed, "a non-negative whole number");
+  } else {
+    c.training.seed = c.seed;
+  }
+
+  if (const auto cal = root["calibration"]; cal.IsDefined()) {
+    r.only_keys(cal, "calibration", {"enabled", "samples"});
+    c.calibrate = r.get<bool>(cal, "calibration", "enabled", true, "true or false");
+    c.calibration_samples = r.get<long long>(cal, "calibration", "samples", 256, "a whole number");
+    if (c.calibration_samples < 1) r.fail(cal["samples"], "calibration.samples", "must be ≥ 1");
+  }
+  if (const auto cmp = root["compare"]; cmp.IsDefined()) {
+    r.only_keys(cmp, "compare", {"in_silico", "digital_hidden"});
+    c.compare_in_silico = r.get<bool>(cmp, "compare", "in_silico", true, "true or false");
+    c.digital_hidden = r.get<long long>(cmp, "compare", "digital_hidden", 0, "a whole number");
+    if (c.digital_hidden < 0) r.fail(cmp["digital_hidden"], "compare.digital_hidden", "must be ≥ 0");
+  }
+  if (const auto out = root["output"]; out.IsDefined()) {
+    r.only_keys(out, "output", {"dir"});
+    c.output_dir = r.get<std::string>(out, "output", "dir", c.output_dir, "a path");
+  }
+  return c;
+}
+
+JobConfig load_job_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError(path + ": cannot open the config file (check the path; examples are in "
+                             "configs/)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_job_config(text.str(), path);
+}
+
+}  // namespace pnn::training
