@@ -1,5 +1,7 @@
 #include "pnn/bench/benchmarks.hpp"
 
+#include "bench_common.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -10,21 +12,55 @@
 #include "pnn/training/toy.hpp"
 
 namespace pnn::bench {
-namespace {
+namespace detail {
 
 using nlohmann::json;
-using training::JobConfig;
-using training::LayerSpec;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-template <class T>
-T unwrap(drivers::Result<T> r) {
-  if (!r) throw std::runtime_error(r.error().message);
-  return std::move(r).value();
+training::JobResult run_job_quietly(const training::JobConfig& config, const std::string& gap,
+                                    const BenchOptions& options) {
+  training::JobCallbacks cb;
+  if (options.on_progress) {
+    cb.on_epoch = [&](const std::string& phase, const training::EpochStats& s, int total) {
+      options.on_progress(config.name + (gap.empty() ? "" : " gap=" + gap) + " " + phase +
+                          " epoch " + std::to_string(s.epoch) + "/" + std::to_string(total) +
+                          " loss " + std::to_string(s.train_loss));
+    };
+  }
+  return unwrap(training::run_job(config, cb, {.write_outputs = false}));
 }
+
+json job_record(const training::JobConfig& config, const training::JobResult& r,
+                const std::string& gap) {
+  json j{{"name", config.name}, {"dataset", config.dataset}, {"split", r.split},
+         {"seed", config.seed}, {"epochs", config.training.epochs}, {"wall_s", r.wall_seconds},
+         {"threads", r.threads}};
+  if (!gap.empty()) j["gap"] = gap;
+  if (const auto* p = r.phase("pat")) {
+    j["acc_pat_reality"] = p->acc_hardware;
+    j["acc_pat_twin"] = p->acc_twin;
+    j["s_per_epoch_pat"] = p->seconds / std::max(1, config.training.epochs);
+  }
+  if (const auto* p = r.phase("in-silico")) {
+    j["acc_insilico_reality"] = p->acc_hardware;
+    j["acc_twin"] = p->acc_twin;
+  }
+  if (const auto* p = r.phase("digital")) j["acc_digital"] = p->acc_twin;
+  return j;
+}
+
+}  // namespace detail
+
+namespace {
+
+using nlohmann::json;
+using training::JobConfig;
+using training::LayerSpec;
+using detail::seconds_since;
+using detail::unwrap;
 
 // ---- pat-toy ------------------------------------------------------------------------------
 // One power-law device (reality 2·x^θ, twin 2.01·x^θ) applied 10 times in a chain with one shared
@@ -54,11 +90,10 @@ std::vector<json> digits_mlp(const BenchOptions& options) {
   c.training.learning_rate = 3e-3;
   c.training.seed = options.seed;
   c.compare_in_silico = false;
-  const auto r = unwrap(training::run_job(c, {}, {.write_outputs = false}));
-  const auto& p = r.phases.front();
-  return {json{{"name", "digits-mlp"}, {"dataset", "digits"}, {"split", r.split}, {"seed", options.seed},
-               {"acc_digital", p.acc_twin}, {"epochs", c.training.epochs}, {"wall_s", r.wall_seconds},
-               {"threads", r.threads}}};
+  const auto r = detail::run_job_quietly(c, "", options);
+  json j = detail::job_record(c, r, "");
+  j["acc_digital"] = r.phases.front().acc_twin;
+  return {j};
 }
 
 // ---- oscillator PNN ---------------------------------------------------------------------------
@@ -98,25 +133,8 @@ std::vector<json> oscillator_bench(const std::string& name, const std::string& d
   std::vector<json> out;
   for (const auto& gap : gaps) {
     if (gap != "small" && gap != "large") throw std::invalid_argument("gap must be small or large");
-    JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed);
-    training::JobCallbacks cb;
-    if (options.on_progress) {
-      cb.on_epoch = [&](const std::string& phase, const training::EpochStats& s, int total) {
-        options.on_progress(name + " gap=" + gap + " " + phase + " epoch " + std::to_string(s.epoch) + "/" +
-                            std::to_string(total) + " loss " + std::to_string(s.train_loss));
-      };
-    }
-    const auto r = unwrap(training::run_job(c, cb, {.write_outputs = false}));
-    const auto* pat = r.phase("pat");
-    const auto* insilico = r.phase("in-silico");
-    const auto* digital = r.phase("digital");
-    out.push_back(json{{"name", name}, {"dataset", dataset}, {"split", r.split}, {"seed", options.seed},
-                       {"gap", gap}, {"acc_pat_reality", pat->acc_hardware},
-                       {"acc_insilico_reality", insilico->acc_hardware}, {"acc_twin", insilico->acc_twin},
-                       {"acc_pat_twin", pat->acc_twin}, {"acc_digital", digital->acc_twin},
-                       {"epochs", epochs}, {"wall_s", r.wall_seconds},
-                       {"s_per_epoch_pat", pat->seconds / std::max(1, epochs)},
-                       {"threads", r.threads}});
+    const JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed);
+    out.push_back(detail::job_record(c, detail::run_job_quietly(c, gap, options), gap));
   }
   return out;
 }
@@ -134,6 +152,7 @@ const std::vector<Entry>& entries() {
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, o); }},
       {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (8×8), large gap"},
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 5, {"large"}, o); }},
+      // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
   };
   return list;
 }

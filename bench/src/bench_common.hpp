@@ -1,0 +1,35 @@
+#pragma once
+// Shared pieces of the benchmarks (private to bench/). Each setup's benchmark lives in its own
+// bench/src/<setup>_bench.cpp, is declared at the bottom of this header, and is listed once in
+// entries() in benchmarks.cpp.
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "pnn/bench/benchmarks.hpp"
+#include "pnn/training/job.hpp"
+
+namespace pnn::bench::detail {
+
+double seconds_since(std::chrono::steady_clock::time_point t0);
+
+template <class T>
+T unwrap(drivers::Result<T> r) {
+  if (!r) throw std::runtime_error(r.error().message);
+  return std::move(r).value();
+}
+
+/// Runs a job without writing outputs, forwarding epoch progress to options.on_progress.
+training::JobResult run_job_quietly(const training::JobConfig& config, const std::string& gap,
+                                    const BenchOptions& options);
+
+/// The PHYSICS.md JSON keys for a job's result: name, dataset, split, seed, gap (if not empty),
+/// acc_pat_reality, acc_pat_twin, acc_insilico_reality, acc_twin, acc_digital, epochs, wall_s,
+/// s_per_epoch_pat, threads (each where the job has the phase).
+nlohmann::json job_record(const training::JobConfig& config, const training::JobResult& result,
+                          const std::string& gap);
+
+// ---- setup benchmarks, one file each ----------------------------------------------------------
+
+}  // namespace pnn::bench::detail
