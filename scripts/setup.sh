@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages pnn-hil needs to build, test and train. Idempotent; run as root.
+# Installs the Debian 12 packages pnn-hil needs to build and train; with --test also what the
+# test suite needs (clang-14 + libFuzzer runtime for the fuzz targets). Idempotent; run as root.
 # docs/dependencies.md says why each package is here.
+#   usage: bash scripts/setup.sh [--test]
 set -euo pipefail
 
 packages=(
@@ -11,6 +13,9 @@ packages=(
   # data sets (read directly from the package's files; no Python at run time)
   python3-sklearn dataset-fashion-mnist
 )
+if [[ ${1:-} == --test ]]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -61,7 +61,7 @@ std::uint64_t fnv1a(const std::string& s) {
 }  // namespace
 
 PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
-  address.allow_only({"seed", "n", "gap", "serial"});
+  address.allow_only({"seed", "n", "gap", "serial", "eta", "j_noise"});
   const long long seed = address.get_int("seed", 1);
   const long long n = address.get_int("n", 64);
   if (n < 1 || n > 1024) {
@@ -72,6 +72,11 @@ PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
   if (gap != "small" && gap != "large") {
     throw std::invalid_argument(address.text + ": gap '" + gap + "' is not one of small, large");
   }
+  // The gap level sets η and J_noise; either can be overridden to explore other realities.
+  GapLevel gap_level = gap == "large" ? kLargeGap : kSmallGap;
+  gap_level.eta = address.get_double("eta", gap_level.eta);
+  gap_level.j_noise = address.get_double("j_noise", gap_level.j_noise);
+  if (gap_level.j_noise < 0.0) throw std::invalid_argument(address.text + ": j_noise must be ≥ 0");
   DeviceSpec spec;
   spec.kind = "mechanical-oscillators";
   spec.model = "SIM-OSC (simulated coupled pendula, " + gap + " sim-to-real gap)";
@@ -88,7 +93,7 @@ PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
       {"drive", n, "ω₀²·rad", -1.0, 1.0, "static drive torque e per oscillator"}};
   OscillatorRealityConfig config{.num_oscillators = n,
                                  .seed = fnv1a(spec.serial),
-                                 .gap = gap == "large" ? kLargeGap : kSmallGap,
+                                 .gap = gap_level,
                                  .theta_min = spec.param_min(),
                                  .theta_max = spec.param_max()};
   return std::make_unique<SimOscillators>(std::move(spec), std::move(config));

@@ -5,7 +5,7 @@
 
 namespace pnn::drivers::sim {
 
-/// sim://mechanical-oscillators?seed=S&n=N&gap=small|large
+/// sim://mechanical-oscillators?seed=S&n=N&gap=small|large[&eta=η&j_noise=J]
 PhysicalSystemPtr make_oscillators(const DeviceAddress& address);
 /// sim://power-law?prefactor=A  (reality y = A·x^θ; datasheet/twin prefactor 2.01)
 PhysicalSystemPtr make_power_law(const DeviceAddress& address);

@@ -1,0 +1,119 @@
+#include "pnn/training/job.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "pnn/training/checkpoint.hpp"
+
+using namespace pnn::training;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kGood = R"(name: tiny
+seed: 3
+data: {name: digits}
+devices:
+  osc-a: sim://mechanical-oscillators?seed=1&n=64
+  osc-b: sim://mechanical-oscillators?seed=2&n=74
+network:
+  - physical: osc-a
+  - pad: 10
+  - physical: osc-b
+  - slice: {first: 64, count: 10, gain: 3.0}
+training: {epochs: 2, batch_size: 64}
+compare: {in_silico: false}
+)";
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kGood;
+  const auto at = s.find(from);
+  REQUIRE(at != std::string::npos);
+  return s.replace(at, from.size(), to);
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("pnn-job-test-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("job config: a valid file parses into the job") {
+  const JobConfig c = parse_job_config(kGood, "tiny.yaml");
+  CHECK(c.name == "tiny");
+  CHECK(c.seed == 3);
+  CHECK(c.devices.size() == 2);
+  CHECK(c.network.size() == 4);
+  CHECK(c.network[3].gain == 3.0);
+  CHECK(c.training.epochs == 2);
+  CHECK(c.training.method == Method::kPat);
+  CHECK_FALSE(c.compare_in_silico);
+}
+
+TEST_CASE("job config: errors name the file, the line, the key and the fix") {
+  CHECK_THROWS_WITH_AS(parse_job_config(with("training:", "trainig:"), "job.yaml"),
+                       doctest::Contains("job.yaml:12: 'trainig': unknown key (did you mean 'training'?)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(with("epochs: 2", "epochs: two"), "job.yaml"),
+                       doctest::Contains("'training.epochs': expected a whole number, got 'two'"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(with("physical: osc-b", "physical: osc-c"), "job.yaml"),
+                       doctest::Contains("no device named 'osc-c'"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(with("name: digits", "name: mnist"), "job.yaml"),
+                       doctest::Contains("use digits or fashion-mnist"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(with("batch_size: 64", "batch_size: 0"), "job.yaml"),
+                       doctest::Contains("'training.batch_size': must be ≥ 1"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config("name: [unclosed", "job.yaml"),
+                       doctest::Contains("job.yaml:1: YAML syntax error"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config("name: x\n", "job.yaml"),
+                       doctest::Contains("'devices': required"), ConfigError);
+  CHECK_THROWS_WITH_AS(load_job_config("/nonexistent/job.yaml"),
+                       doctest::Contains("cannot open the config file"), ConfigError);
+}
+
+TEST_CASE("job runner: bad device address and wrong layer widths are config errors") {
+  CHECK_THROWS_WITH_AS(run_job(parse_job_config(with("seed=1&n=64", "seed=1&n=64&gap=huge"), "job.yaml")),
+                       doctest::Contains("devices.osc-a"), ConfigError);
+  CHECK_THROWS_WITH_AS(run_job(parse_job_config(with("pad: 10", "pad: 9"), "job.yaml")),
+                       doctest::Contains("device 'osc-b' takes 74 inputs but the previous layer gives 73"),
+                       ConfigError);
+}
+
+TEST_CASE("job runner: trains, writes checkpoint and plot, and resumes from the checkpoint") {
+  const fs::path dir = temp_dir("resume");
+  JobConfig c = parse_job_config(kGood, "tiny.yaml");
+  c.output_dir = dir.string();
+  const JobResult first = run_job(c).value();
+  REQUIRE(first.phases.size() == 1);
+  CHECK(first.phases[0].history.size() == 2);
+  CHECK(first.phases[0].acc_hardware > 0.3);  // learning happened, even in 2 epochs
+  const Checkpoint ckpt = load_checkpoint(first.checkpoint_path);
+  CHECK(ckpt.epoch == 2);
+  REQUIRE(ckpt.layers.size() == 4);
+  CHECK(ckpt.layers[0].device_serial == "SIM-OSC-1");
+  CHECK(ckpt.layers[2].device_serial == "SIM-OSC-2");
+  CHECK(ckpt.optimizer.kind == "adam");
+  std::ifstream svg(first.plot_path);
+  std::string text((std::istreambuf_iterator<char>(svg)), {});
+  CHECK(text.find("<svg") != std::string::npos);
+  CHECK(text.find("PAT (on hardware)") != std::string::npos);
+
+  // Resume: 2 more epochs continue from epoch 2 with the saved θ and optimizer state.
+  c.training.epochs = 4;
+  const JobResult second = run_job(c, {}, {.resume_checkpoint = first.checkpoint_path}).value();
+  REQUIRE(second.phases[0].history.size() == 2);
+  CHECK(second.phases[0].history.front().epoch == 3);
+  CHECK(load_checkpoint(second.checkpoint_path).epoch == 4);
+
+  // A checkpoint is bound to its devices: another serial is refused.
+  JobConfig other = c;
+  other.devices[0].address = "sim://mechanical-oscillators?seed=9&n=64";
+  CHECK_THROWS_WITH_AS(run_job(other, {}, {.resume_checkpoint = first.checkpoint_path}),
+                       doctest::Contains("trained on device 'SIM-OSC-1'"), ConfigError);
+  fs::remove_all(dir);
+}
