@@ -59,42 +59,71 @@ namespace {
 // way it ends.
 class DeviceSet {
  public:
-  explicit DeviceSet(const JobConfig& config) {
+  DeviceSet(const JobConfig& config,
+            const std::map<std::string, drivers::PhysicalSystem*>& external) {
     for (const auto& entry : config.devices) {
+      if (!external.empty()) {
+        auto it = external.find(entry.name);
+        if (it == external.end() || it->second == nullptr) {
+          throw ConfigError(config.source + ": devices." + entry.name + ": no such device here");
+        }
+        devices_.push_back({entry.name, it->second, nullptr});
+        continue;
+      }
       try {
-        devices_.push_back({entry.name, drivers::make_physical_system(entry.address)});
+        auto owned = drivers::make_physical_system(entry.address);
+        auto* raw = owned.get();
+        devices_.push_back({entry.name, raw, std::move(owned)});
       } catch (const std::invalid_argument& e) {
         throw ConfigError(config.source + ": devices." + entry.name + ": " + e.what());
       }
     }
   }
+  // Devices this job opened are driven to their safe state however the job ends; borrowed ones
+  // are the owner's business.
   ~DeviceSet() {
-    for (auto& [name, dev] : devices_) dev->shutdown();
+    for (auto& d : devices_) {
+      if (d.owned) d.owned->shutdown();
+    }
   }
   DeviceSet(const DeviceSet&) = delete;
   DeviceSet& operator=(const DeviceSet&) = delete;
 
   Result<void> bring_up() {
-    for (auto& [name, dev] : devices_) {
-      if (auto r = dev->configure(); !r) return r;
-      if (auto r = dev->activate(); !r) return r;
+    for (auto& d : devices_) {
+      if (!d.owned) {
+        if (d.device->state() != drivers::Lifecycle::kActive) {
+          return drivers::make_error(drivers::Errc::kWrongState,
+                                     "device '" + d.name + "' (" + d.device->spec().serial +
+                                         ") is " + drivers::to_string(d.device->state()) +
+                                         "; activate it before starting the job");
+        }
+        continue;
+      }
+      if (auto r = d.device->configure(); !r) return r;
+      if (auto r = d.device->activate(); !r) return r;
     }
     return {};
   }
   drivers::PhysicalSystem& get(const std::string& name) {
-    for (auto& [n, dev] : devices_) {
-      if (n == name) return *dev;
+    for (auto& d : devices_) {
+      if (d.name == name) return *d.device;
     }
     throw std::logic_error("device " + name + " not opened");
   }
   std::vector<std::string> serials() const {
     std::vector<std::string> out;
-    for (const auto& [n, dev] : devices_) out.push_back(dev->spec().serial);
+    for (const auto& d : devices_) out.push_back(d.device->spec().serial);
     return out;
   }
 
  private:
-  std::vector<std::pair<std::string, drivers::PhysicalSystemPtr>> devices_;
+  struct Slot {
+    std::string name;
+    drivers::PhysicalSystem* device;
+    drivers::PhysicalSystemPtr owned;
+  };
+  std::vector<Slot> devices_;
 };
 
 Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inputs,
@@ -214,7 +243,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     if (callbacks.on_log) callbacks.on_log(m);
   };
   const DatasetSplit data = load_dataset(config.dataset, config.data_options);
-  DeviceSet devices(config);
+  DeviceSet devices(config, options.external_devices);
   Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
   if (auto up = devices.bring_up(); !up) return up.error();
 

@@ -4,6 +4,7 @@
 /// in-silico and digital baselines for comparison, and writes the checkpoint and the plot.
 /// docs/config.md is the reference of every key.
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -101,6 +102,10 @@ struct JobCallbacks {
 struct JobOptions {
   std::optional<std::string> resume_checkpoint;  ///< continue PAT from this checkpoint
   bool write_outputs = true;                     ///< checkpoint + plot into output_dir
+  /// Devices owned by the caller (e.g. the daemon), by the names the config's `devices` use.
+  /// When set, the job does not open devices from addresses: it uses these, which must be ACTIVE,
+  /// and leaves their lifecycle to the owner (no configure/activate/shutdown).
+  std::map<std::string, drivers::PhysicalSystem*> external_devices;
 };
 
 /// Runs the whole job. Config problems throw ConfigError/DatasetError; device faults during the

@@ -1,0 +1,115 @@
+#pragma once
+/// The daemon's run store: SQLite in WAL mode on local disk, for runs, per-epoch metrics,
+/// checkpoints, calibrations and forward-call records (ARCHITECTURE.md "Run store").
+///
+/// Durability contract: a call returns only after its transaction is committed (WAL,
+/// synchronous=NORMAL is not enough for "acknowledged": FULL is used), so anything acknowledged
+/// survives kill -9. Bulk arrays (forward records) are stored as BLOBs of little-endian float64.
+/// Opening a store marks every run left RUNNING (by a crash) as ABORTED and returns their ids.
+/// Schema versioned with PRAGMA user_version; opening a newer version is refused.
+///
+/// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
+/// short). Errors: StoreError naming the database path and the failing statement.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pnn/digital_twin/tensor.hpp"
+
+namespace pnn::daemon {
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class RunState { kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5, kAborted = 6 };
+
+struct RunRecord {
+  std::uint64_t run_id = 0;
+  std::string name;
+  std::string config_yaml;
+  RunState state = RunState::kRunning;
+  std::int64_t started_ns = 0;   ///< wall clock
+  std::int64_t finished_ns = 0;  ///< 0 while running
+  int epochs_done = 0;
+  std::string checkpoint_path;   ///< last checkpoint written for this run ("" if none)
+  std::string summary_json;      ///< final result, "" until finished
+  std::string message;           ///< failure reason
+  std::vector<std::string> device_serials;
+};
+
+struct MetricRecord {
+  std::string phase;
+  int epoch = 0;
+  double train_loss = 0.0;
+  double train_accuracy = 0.0;
+  double test_accuracy = -1.0;
+  double seconds = 0.0;
+};
+
+struct ForwardRecord {
+  std::uint64_t record_id = 0;
+  std::string client_id;
+  std::uint64_t request_id = 0;
+  std::string device_serial;
+  std::int64_t t_start_ns = 0;
+  std::int64_t t_end_ns = 0;
+  Matrix x;
+  Vector theta;
+  Matrix y;
+};
+
+struct CalibrationRecord {
+  std::uint64_t calibration_id = 0;
+  std::string device_serial;
+  Vector phi;
+  double mse_before = 0.0;
+  double mse_after = 0.0;
+  std::int64_t created_ns = 0;
+};
+
+class RunStore {
+ public:
+  /// Opens or creates the database at `path` (parent directory must exist). Throws StoreError.
+  explicit RunStore(const std::string& path);
+  ~RunStore();
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
+
+  /// Runs that were RUNNING when the store was last closed uncleanly; now ABORTED.
+  const std::vector<std::uint64_t>& aborted_on_open() const { return aborted_on_open_; }
+
+  std::uint64_t create_run(const std::string& name, const std::string& config_yaml,
+                           const std::vector<std::string>& device_serials);
+  /// Sets a run RUNNING again (resume); keeps its metrics.
+  void reopen_run(std::uint64_t run_id);
+  void add_metric(std::uint64_t run_id, const MetricRecord& metric);
+  void set_checkpoint(std::uint64_t run_id, const std::string& path, int epochs_done);
+  void finish_run(std::uint64_t run_id, RunState state, const std::string& summary_json,
+                  const std::string& message = "");
+
+  std::optional<RunRecord> get_run(std::uint64_t run_id) const;
+  /// Newest first.
+  std::vector<RunRecord> list_runs(std::size_t limit = 50) const;
+  std::vector<MetricRecord> metrics(std::uint64_t run_id) const;
+
+  std::uint64_t record_forward(const ForwardRecord& record);
+  std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
+
+  std::uint64_t add_calibration(const CalibrationRecord& record);
+  /// The newest calibration of a device, if any.
+  std::optional<CalibrationRecord> latest_calibration(const std::string& device_serial) const;
+
+  /// PRAGMA integrity_check == "ok".
+  bool integrity_ok() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  std::vector<std::uint64_t> aborted_on_open_;
+};
+
+}  // namespace pnn::daemon
