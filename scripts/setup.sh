@@ -10,6 +10,9 @@ packages=(
   cmake g++ make pkg-config
   # libraries
   libeigen3-dev doctest-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+  # daemon and clients: RPC, API messages, run store
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
+  python3-zmq python3-protobuf
   # data sets (read directly from the package's files; no Python at run time)
   python3-sklearn dataset-fashion-mnist
 )
