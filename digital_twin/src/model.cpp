@@ -54,13 +54,18 @@ Matrix DifferentiableModel::forward(const MatrixRef& x, const VectorRef& theta) 
   return y;
 }
 
-Cotangents DifferentiableModel::vjp(const MatrixRef& x, const VectorRef& theta,
-                                    const MatrixRef& y_bar) const {
+void DifferentiableModel::check_cotangent(const MatrixRef& x, const VectorRef& theta,
+                                          const MatrixRef& y_bar) const {
   check_input(x, theta);
   if (y_bar.rows() != x.rows() || y_bar.cols() != num_outputs()) {
     throw std::invalid_argument(name() + ": output cotangent has shape " + shape_string(y_bar) +
                                 ", expected " + shape_string(x.rows(), num_outputs()));
   }
+}
+
+Cotangents DifferentiableModel::vjp(const MatrixRef& x, const VectorRef& theta,
+                                    const MatrixRef& y_bar) const {
+  check_cotangent(x, theta, y_bar);
   const auto shards = make_shards(x.rows(), min_rows_per_shard());
   if (shards.size() == 1) return do_vjp(x, theta, y_bar);
   Cotangents out{Matrix(x.rows(), num_inputs()), Vector::Zero(num_params())};
@@ -86,11 +91,7 @@ std::shared_ptr<const DifferentiableModel> DifferentiableModel::with_physical_pa
 
 Vector DifferentiableModel::physical_vjp(const MatrixRef& x, const VectorRef& theta,
                                          const MatrixRef& y_bar) const {
-  check_input(x, theta);
-  if (y_bar.rows() != x.rows() || y_bar.cols() != num_outputs()) {
-    throw std::invalid_argument(name() + ": output cotangent has shape " + shape_string(y_bar) +
-                                ", expected " + shape_string(x.rows(), num_outputs()));
-  }
+  check_cotangent(x, theta, y_bar);
   const auto shards = make_shards(x.rows(), min_rows_per_shard());
   std::vector<Vector> parts(shards.size());
   parallel_for(shards.size(), [&](std::size_t s) {

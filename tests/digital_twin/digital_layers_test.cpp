@@ -2,22 +2,16 @@
 
 #include <doctest/doctest.h>
 
-#include <random>
 
 #include "pnn/digital_twin/calibration.hpp"
 #include "pnn/digital_twin/gradcheck.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::digital_twin;
+using pnn::test::random_matrix;
 
 namespace {
-Matrix random_matrix(Index rows, Index cols, double scale, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, scale);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
 void check_model(const DifferentiableModel& model, const Matrix& x, const Vector& theta) {
   const auto report = check_gradients(model, x, theta);
   INFO(model.name() << ": " << report.summary());

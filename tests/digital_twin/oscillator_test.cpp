@@ -2,22 +2,14 @@
 
 #include <doctest/doctest.h>
 
-#include <random>
 
 #include "pnn/digital_twin/gradcheck.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::digital_twin;
+using pnn::test::random_matrix;
 
-namespace {
-Matrix random_matrix(Index rows, Index cols, double scale, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, scale);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
-}  // namespace
 
 TEST_CASE("coupling_to_q is symmetric with zero row sums") {
   const Matrix c = random_matrix(5, 5, 1.0, 3);

@@ -3,17 +3,14 @@
 #include <doctest/doctest.h>
 
 #include "pnn/drivers/registry.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::drivers;
 
 namespace {
-PhysicalSystemPtr active(const std::string& address) {
-  auto dev = make_physical_system(address);
-  REQUIRE(dev->configure());
-  REQUIRE(dev->activate());
-  return dev;
-}
+using test::active_device;
+PhysicalSystemPtr active(const std::string& address) { return active_device(address); }
 Vector valid_theta(const PhysicalSystem& dev, double v = 0.1) {
   return Vector::Constant(dev.spec().num_params(), v);
 }

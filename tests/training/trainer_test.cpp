@@ -9,6 +9,7 @@
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/job.hpp"
 #include "pnn/training/toy.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::training;
@@ -16,12 +17,7 @@ namespace dt = pnn::digital_twin;
 
 namespace {
 
-drivers::PhysicalSystemPtr active(const std::string& address) {
-  auto dev = drivers::make_physical_system(address);
-  REQUIRE(dev->configure());
-  REQUIRE(dev->activate());
-  return dev;
-}
+drivers::PhysicalSystemPtr active(const std::string& address) { return test::active_device(address); }
 
 // A device that behaves like its inner device until `fail_after` forward calls, then times out:
 // stands for an instrument that stops answering mid-run.

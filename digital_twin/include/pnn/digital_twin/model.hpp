@@ -52,6 +52,7 @@ class DifferentiableModel {
 
  protected:
   void check_input(const MatrixRef& x, const VectorRef& theta) const;
+  void check_cotangent(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar) const;
 
  private:
   virtual Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const = 0;
