@@ -102,20 +102,21 @@ std::vector<json> digits_mlp(const BenchOptions& options) {
 // Layer 1: 64 oscillators (q(0) = pixels); layer 2: those 64 plus 10 at rest; logits = 3·q of the
 // last 10 (PHYSICS.md "pat-oscillator-digits").
 JobConfig oscillator_job(const std::string& name, const std::string& dataset, const std::string& gap,
-                         int epochs, std::uint64_t seed) {
+                         int epochs, std::uint64_t seed, int image_side) {
   JobConfig c;
   c.source = name;
   c.name = name;
   c.seed = seed;
   c.dataset = dataset;
-  c.data_options.image_side = 8;
+  c.data_options.image_side = image_side;  // digits are 8×8 already
+  const Index n = dataset == "digits" ? 64 : image_side * image_side;
   const std::string base = "sim://mechanical-oscillators?gap=" + gap;
-  c.devices = {{"osc-a", base + "&n=64&seed=" + std::to_string(2 * seed + 1)},
-               {"osc-b", base + "&n=74&seed=" + std::to_string(2 * seed + 2)}};
+  c.devices = {{"osc-a", base + "&n=" + std::to_string(n) + "&seed=" + std::to_string(2 * seed + 1)},
+               {"osc-b", base + "&n=" + std::to_string(n + 10) + "&seed=" + std::to_string(2 * seed + 2)}};
   c.network = {{LayerSpec::Kind::kPhysical, "osc-a"},
                {LayerSpec::Kind::kPad, "", 10},
                {LayerSpec::Kind::kPhysical, "osc-b"},
-               {LayerSpec::Kind::kSlice, "", 10, 64, 3.0}};
+               {LayerSpec::Kind::kSlice, "", 10, n, 3.0}};
   c.training.method = training::Method::kPat;
   c.training.learning_rate = 3e-3;
   c.training.batch_size = 32;
@@ -123,19 +124,19 @@ JobConfig oscillator_job(const std::string& name, const std::string& dataset, co
   c.training.seed = seed;
   c.training.evaluate_each_epoch = false;
   c.compare_in_silico = true;
-  c.digital_hidden = 64;
+  c.digital_hidden = n;
   return c;
 }
 
 std::vector<json> oscillator_bench(const std::string& name, const std::string& dataset,
                                    int default_epochs, std::vector<std::string> gaps,
-                                   const BenchOptions& options) {
+                                   int image_side, const BenchOptions& options) {
   if (!options.gap.empty()) gaps = {options.gap};
   const int epochs = options.epochs > 0 ? options.epochs : default_epochs;
   std::vector<json> out;
   for (const auto& gap : gaps) {
     if (gap != "small" && gap != "large") throw std::invalid_argument("gap must be small or large");
-    const JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed);
+    const JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed, image_side);
     out.push_back(detail::job_record(c, detail::run_job_quietly(c, gap, options), gap));
   }
   return out;
@@ -151,10 +152,12 @@ const std::vector<Entry>& entries() {
       {{"pat-toy", "10 chained power-law devices: PAT vs in-silico relative error"}, pat_toy},
       {{"digits-mlp", "64-64-10 digital MLP on digits (software baseline)"}, digits_mlp},
       {{"pat-oscillator-digits", "coupled-oscillator PNN on digits, small and large gap"},
-       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, o); }},
-      {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (8×8), large gap"},
-       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 5, {"large"}, o); }},
+       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, 8, o); }},
+      {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (10×10 area-averaged), large gap"},
+       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 10, {"large"}, 10, o); }},
       // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
+      {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
+      {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},
   };
   return list;
 }

@@ -101,7 +101,7 @@ TEST_CASE("job runner: trains, writes checkpoint and plot, and resumes from the 
   std::ifstream svg(first.plot_path);
   std::string text((std::istreambuf_iterator<char>(svg)), {});
   CHECK(text.find("<svg") != std::string::npos);
-  CHECK(text.find("PAT (on hardware)") != std::string::npos);
+  CHECK(text.find("PAT, on hardware") != std::string::npos);
 
   // Resume: 2 more epochs continue from epoch 2 with the saved θ and optimizer state.
   c.training.epochs = 4;

@@ -281,6 +281,9 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
                          bool checkpoints) -> Result<PhaseResult> {
     TrainOptions topt = config.training;
     topt.method = method;
+    bool on_hardware = false;
+    for (const auto& l : network.layers()) on_hardware |= l.is_physical();
+    if (on_hardware) topt.eval_mode = Mode::kHardware;  // the deployed accuracy is what matters
     Trainer trainer(network, topt);
     if (checkpoints && options.resume_checkpoint) {
       restore_checkpoint(*options.resume_checkpoint, network, trainer);
@@ -306,9 +309,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     auto acc_twin = evaluate(network, data.test, Mode::kTwin);
     if (!acc_twin) return acc_twin.error();
     phase.acc_twin = acc_twin.value();
-    bool has_hardware = false;
-    for (const auto& l : network.layers()) has_hardware |= l.is_physical();
-    if (has_hardware) {
+    if (on_hardware) {
       auto acc_hw = evaluate(network, data.test, Mode::kHardware);
       if (!acc_hw) return acc_hw.error();
       phase.acc_hardware = acc_hw.value();
@@ -347,7 +348,10 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   if (options.write_outputs) {
     Panel acc{"test accuracy", "accuracy", {}}, loss{"training loss", "loss", {}};
     for (const auto& p : result.phases) {
-      Series a{p.phase == "pat" ? "PAT (on hardware)" : p.phase == "in-silico" ? "in-silico (on twin)" : p.phase, {}, {}};
+      Series a{p.phase == "pat"         ? "PAT, on hardware"
+               : p.phase == "in-silico" ? "in-silico, deployed on hardware"
+                                        : "digital MLP",
+               {}, {}};
       Series l{p.phase, {}, {}};
       for (const auto& e : p.history) {
         a.x.push_back(e.epoch);

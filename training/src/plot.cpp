@@ -98,6 +98,25 @@ std::string render_svg(const std::string& title, const std::string& x_label,
       << escape(x_label) << "</text>\n"
       << "<text transform=\"translate(" << ox - 45 << "," << oy + ph / 2
       << ") rotate(-90)\" text-anchor=\"middle\">" << escape(panel.y_label) << "</text>\n";
+    // Legend in a white box, drawn after the curves, at the right, on the side (top or bottom)
+    // away from where the curves end.
+    std::ostringstream legend;
+    std::size_t longest = 0;
+    double end_sum = 0.0;
+    int ends = 0;
+    for (const auto& se : panel.series) {
+      longest = std::max(longest, se.label.size());
+      if (!se.y.empty() && std::isfinite(se.y.back())) {
+        end_sum += (se.y.back() - y0) / (y1 - y0);
+        ++ends;
+      }
+    }
+    const bool curves_end_high = ends > 0 && end_sum / ends > 0.5;
+    const double lh = 16, lw = 44 + 6.6 * static_cast<double>(longest), lx = ox + pw - lw - 8;
+    const double box_h = lh * static_cast<double>(panel.series.size()) + 8;
+    const double ly0 = curves_end_high ? oy + ph - 8 - box_h : oy + 8;
+    legend << "<rect x=\"" << lx << "\" y=\"" << ly0 << "\" width=\"" << lw << "\" height=\""
+           << box_h << "\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n";
     for (std::size_t k = 0; k < panel.series.size(); ++k) {
       const auto& se = panel.series[k];
       const char* color = kColors[k % std::size(kColors)];
@@ -106,11 +125,13 @@ std::string render_svg(const std::string& title, const std::string& x_label,
         if (std::isfinite(se.y[i])) s << sx(se.x[i]) << "," << sy(se.y[i]) << " ";
       }
       s << "\"/>\n";
-      const double ly = oy + 16 + 16 * static_cast<double>(k);
-      s << "<line x1=\"" << ox + 10 << "\" x2=\"" << ox + 30 << "\" y1=\"" << ly - 4
-        << "\" y2=\"" << ly - 4 << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>"
-        << "<text x=\"" << ox + 36 << "\" y=\"" << ly << "\">" << escape(se.label) << "</text>\n";
+      const double ly = ly0 + 18 + lh * static_cast<double>(k);
+      legend << "<line x1=\"" << lx + 8 << "\" x2=\"" << lx + 28 << "\" y1=\"" << ly - 4
+             << "\" y2=\"" << ly - 4 << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>"
+             << "<text x=\"" << lx + 34 << "\" y=\"" << ly << "\">" << escape(se.label)
+             << "</text>\n";
     }
+    s << legend.str();
   }
   s << "</svg>\n";
   return s.str();

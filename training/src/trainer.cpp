@@ -70,7 +70,7 @@ Result<std::vector<EpochStats>> Trainer::fit(const Dataset& train, const Dataset
     stats.train_loss = loss_sum / static_cast<double>(n);
     stats.train_accuracy = correct / static_cast<double>(n);
     if (test != nullptr && options_.evaluate_each_epoch) {
-      auto acc = evaluate(network_, *test, mode);
+      auto acc = evaluate(network_, *test, options_.eval_mode.value_or(mode));
       if (!acc) return acc.error();
       stats.test_accuracy = acc.value();
     }

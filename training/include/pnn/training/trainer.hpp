@@ -6,6 +6,7 @@
 /// into the hard limits. In-silico: the same with the twins' forward (the baseline PAT must beat).
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "pnn/training/datasets.hpp"
@@ -28,13 +29,16 @@ struct TrainOptions {
   LossKind loss = LossKind::kCrossEntropy;
   std::uint64_t seed = 0;       ///< shuffling
   bool evaluate_each_epoch = true;
+  /// Where the per-epoch test accuracy is measured; default: the training mode (hardware for
+  /// PAT, twin for in-silico). In-silico jobs set the hardware, to show the deployed accuracy.
+  std::optional<Mode> eval_mode;
 };
 
 struct EpochStats {
   int epoch = 0;                 ///< 1-based
   double train_loss = 0.0;       ///< mean over the epoch's batches
   double train_accuracy = 0.0;   ///< on the batches as trained (measured outputs for PAT)
-  double test_accuracy = -1.0;   ///< in the training mode (hardware for PAT, twin for in-silico); -1 if not evaluated
+  double test_accuracy = -1.0;   ///< in TrainOptions::eval_mode; -1 if not evaluated
   double seconds = 0.0;
 };
 
