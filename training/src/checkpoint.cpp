@@ -1,0 +1,507 @@
+#include "pnn/training/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+namespace pnn::training {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Layout constants; docs/checkpoint-format.md is the specification.
+constexpr std::string_view kMagic{"PNNCKPT\0", 8};
+constexpr std::size_t kHeaderBytes = 8 + 4 + 8;    // magic, version, body length
+constexpr std::size_t kTrailerBytes = 4;           // CRC-32
+constexpr std::size_t kRecordHeaderBytes = 4 + 8;  // type, payload length
+
+enum RecordType : std::uint32_t {
+  kRecordRun = 1,
+  kRecordLayer = 2,
+  kRecordOptimizer = 3,
+  kRecordMetadata = 4,
+};
+
+// Checkpoints hold parameter vectors of at most millions of entries; refusing files beyond this
+// keeps a wrong path (a disk image, say) from being read into memory whole.
+constexpr std::uintmax_t kMaxFileBytes = std::uintmax_t{4} << 30;
+
+std::uint32_t crc32_of(std::string_view bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib's crc32 takes a uInt length: feed large inputs in pieces.
+  while (!bytes.empty()) {
+    const std::size_t n = std::min<std::size_t>(bytes.size(), UINT_MAX);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(n));
+    bytes.remove_prefix(n);
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+class Writer {
+ public:
+  void u32(std::uint32_t v) { put_le(v, 4); }
+  void u64(std::uint64_t v) { put_le(v, 8); }
+  void f64(double v) { u64(std::bit_cast<std::uint64_t>(v)); }
+
+  void str(const std::string& s, const char* field) {
+    u32(checked_length(s.size(), field));
+    out_.append(s);
+  }
+
+  void vec(const Vector& v, const char* field) {
+    u32(checked_length(static_cast<std::size_t>(v.size()), field));
+    for (Index i = 0; i < v.size(); ++i) f64(v(i));
+  }
+
+  /// Starts a record; returns the offset of its length field for `end_record`.
+  std::size_t begin_record(RecordType type) {
+    u32(type);
+    const std::size_t at = out_.size();
+    u64(0);
+    return at;
+  }
+
+  void end_record(std::size_t length_at) {
+    const std::uint64_t length = out_.size() - length_at - 8;
+    for (int i = 0; i < 8; ++i) {
+      out_[length_at + static_cast<std::size_t>(i)] = static_cast<char>((length >> (8 * i)) & 0xff);
+    }
+  }
+
+  std::string& bytes() { return out_; }
+
+ private:
+  void put_le(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+
+  static std::uint32_t checked_length(std::size_t n, const char* field) {
+    if (n > std::numeric_limits<std::uint32_t>::max()) {
+      throw CheckpointError(std::string("cannot encode checkpoint: ") + field + " has " +
+                            std::to_string(n) + " entries, the format allows at most 2^32-1");
+    }
+    return static_cast<std::uint32_t>(n);
+  }
+
+  std::string out_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+[[noreturn]] void corrupt(const std::string& source, const std::string& what) {
+  throw CheckpointError("checkpoint " + source + ": " + what);
+}
+
+// Bounds-checked little-endian reader over one record's payload. Every length read from the
+// file is checked against the bytes that remain before anything is allocated.
+class Reader {
+ public:
+  Reader(std::string_view data, const std::string& source, std::string context)
+      : data_(data), source_(source), context_(std::move(context)) {}
+
+  std::uint32_t u32(const char* field) { return static_cast<std::uint32_t>(get_le(4, field)); }
+  std::uint64_t u64(const char* field) { return get_le(8, field); }
+  double f64(const char* field) { return std::bit_cast<double>(u64(field)); }
+
+  std::string str(const char* field) {
+    const std::uint32_t n = u32(field);
+    need(n, field);
+    std::string s(data_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+
+  Vector vec(const char* field) {
+    const std::uint32_t n = u32(field);
+    if (n > remaining() / 8) {
+      fail(std::string(field) + " claims " + std::to_string(n) + " values but only " +
+           std::to_string(remaining()) + " bytes remain (corrupt length)");
+    }
+    Vector v(static_cast<Index>(n));
+    for (Index i = 0; i < v.size(); ++i) v(i) = f64(field);
+    return v;
+  }
+
+  std::size_t remaining() const { return data_.size() - pos_; }
+
+  void expect_end() {
+    if (remaining() != 0) {
+      fail(std::to_string(remaining()) + " unexpected bytes at the end of the record");
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    corrupt(source_, context_ + ": " + what);
+  }
+
+ private:
+  void need(std::size_t n, const char* field) const {
+    if (n > remaining()) {
+      fail(std::string(field) + " needs " + std::to_string(n) + " bytes but only " +
+           std::to_string(remaining()) + " remain (corrupt length)");
+    }
+  }
+
+  std::uint64_t get_le(int n, const char* field) {
+    need(static_cast<std::size_t>(n), field);
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) {
+      v |= std::uint64_t{static_cast<unsigned char>(data_[pos_ + static_cast<std::size_t>(i)])}
+           << (8 * i);
+    }
+    pos_ += static_cast<std::size_t>(n);
+    return v;
+  }
+
+  std::string_view data_;
+  std::size_t pos_ = 0;
+  const std::string& source_;
+  std::string context_;
+};
+
+std::uint64_t read_le(std::string_view bytes, std::size_t at, int n) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < n; ++i) {
+    v |= std::uint64_t{static_cast<unsigned char>(bytes[at + static_cast<std::size_t>(i)])}
+         << (8 * i);
+  }
+  return v;
+}
+
+std::string hex32(std::uint32_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s = "0x";
+  for (int shift = 28; shift >= 0; shift -= 4) s += kDigits[(v >> shift) & 0xf];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// File I/O
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// A temporary file that is removed unless committed (renamed into place).
+class TempFile {
+ public:
+  explicit TempFile(fs::path path) : path_(std::move(path)) {}
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    close_quietly();
+    if (!committed_) ::unlink(path_.c_str());
+  }
+
+  const fs::path& path() const { return path_; }
+  int fd() const { return fd_; }
+  void set_fd(int fd) { fd_ = fd; }
+  void commit() { committed_ = true; }
+
+  /// Closes and reports the error, since close() can be where a write error surfaces (NFS).
+  int close_checked() {
+    const int fd = std::exchange(fd_, -1);
+    return ::close(fd) == 0 ? 0 : errno;
+  }
+
+ private:
+  void close_quietly() {
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  }
+
+  fs::path path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+fs::path temp_path_for(const fs::path& path) {
+  static std::atomic<std::uint64_t> counter{0};
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  return tmp;
+}
+
+void write_all(int fd, const char* data, std::size_t size, const std::string& where) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw CheckpointError(where + ": write failed: " + errno_text(errno));
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void fsync_directory(const fs::path& dir, const std::string& where) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    throw CheckpointError(where + ": saved, but cannot open directory " + dir.string() +
+                          " to make the rename durable: " + errno_text(errno));
+  }
+  int err = 0;
+  while (::fsync(fd) != 0) {
+    if (errno == EINTR) continue;
+    // Some file systems cannot fsync a directory (EINVAL); there is nothing more to do there.
+    if (errno != EINVAL && errno != EROFS) err = errno;
+    break;
+  }
+  ::close(fd);
+  if (err != 0) {
+    throw CheckpointError(
+        where + ": saved, but fsync of directory " + dir.string() +
+        " failed, so the rename may not survive a power loss: " + errno_text(err));
+  }
+}
+
+}  // namespace
+
+std::string encode_checkpoint(const Checkpoint& c) {
+  Writer w;
+  w.bytes().append(kMagic);
+  w.u32(kCheckpointFormatVersion);
+  w.u64(0);  // body length, patched below
+
+  std::size_t at = w.begin_record(kRecordRun);
+  w.u32(static_cast<std::uint32_t>(c.epoch));
+  w.u64(c.seed);
+  w.end_record(at);
+
+  for (const LayerState& layer : c.layers) {
+    at = w.begin_record(kRecordLayer);
+    w.str(layer.kind, "layer kind");
+    w.str(layer.device_serial, "layer device_serial");
+    w.vec(layer.theta, "layer theta");
+    w.vec(layer.twin_phi, "layer twin_phi");
+    w.end_record(at);
+  }
+
+  at = w.begin_record(kRecordOptimizer);
+  w.str(c.optimizer.kind, "optimizer kind");
+  w.u64(static_cast<std::uint64_t>(c.optimizer.step));
+  if (c.optimizer.slots.size() > std::numeric_limits<std::uint32_t>::max()) {
+    throw CheckpointError("cannot encode checkpoint: too many optimizer slots");
+  }
+  w.u32(static_cast<std::uint32_t>(c.optimizer.slots.size()));
+  for (const Vector& slot : c.optimizer.slots) w.vec(slot, "optimizer slot");
+  w.end_record(at);
+
+  for (const auto& [key, value] : c.metadata) {
+    at = w.begin_record(kRecordMetadata);
+    w.str(key, "metadata key");
+    w.str(value, "metadata value");
+    w.end_record(at);
+  }
+
+  std::string& out = w.bytes();
+  const std::uint64_t body = out.size() - kHeaderBytes;
+  for (int i = 0; i < 8; ++i)
+    out[12 + static_cast<std::size_t>(i)] = static_cast<char>(body >> (8 * i));
+  const std::uint32_t crc = crc32_of(out);
+  w.u32(crc);
+  return std::move(out);
+}
+
+Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) {
+  const std::size_t size = bytes.size();
+  const std::size_t magic_checked = std::min(size, kMagic.size());
+  if (bytes.substr(0, magic_checked) != kMagic.substr(0, magic_checked)) {
+    corrupt(source, "not a pnn checkpoint file (wrong magic bytes)");
+  }
+  if (size < kHeaderBytes + kTrailerBytes) {
+    corrupt(source, "truncated: " + std::to_string(size) + " bytes, shorter than the " +
+                        std::to_string(kHeaderBytes + kTrailerBytes) +
+                        "-byte minimum (header and CRC)");
+  }
+  const auto version = static_cast<std::uint32_t>(read_le(bytes, 8, 4));
+  if (version == 0 || version > kCheckpointFormatVersion) {
+    corrupt(source, "format version " + std::to_string(version) +
+                        " is not supported; this build reads versions 1.." +
+                        std::to_string(kCheckpointFormatVersion) +
+                        (version > kCheckpointFormatVersion
+                             ? " (the file was written by a newer pnn-hil: upgrade to load it)"
+                             : ""));
+  }
+  const std::uint64_t body = read_le(bytes, 12, 8);
+  const std::size_t available = size - kHeaderBytes - kTrailerBytes;
+  if (body > available) {
+    corrupt(source, "truncated: the header declares " + std::to_string(body) +
+                        " body bytes but the file holds " + std::to_string(available));
+  }
+  if (body < available) {
+    corrupt(source, std::to_string(available - body) +
+                        " unexpected bytes after the declared end of the checkpoint");
+  }
+  const std::string_view content = bytes.substr(0, kHeaderBytes + body);
+  const auto stored = static_cast<std::uint32_t>(read_le(bytes, kHeaderBytes + body, 4));
+  const std::uint32_t computed = crc32_of(content);
+  if (stored != computed) {
+    corrupt(source, "CRC-32 mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) +
+                        "): the file is corrupt");
+  }
+
+  Checkpoint c;
+  bool have_run = false;
+  bool have_optimizer = false;
+  std::size_t pos = kHeaderBytes;
+  const std::size_t end = kHeaderBytes + body;
+  for (int index = 0; pos < end; ++index) {
+    const std::string where = "record " + std::to_string(index) + " at byte " + std::to_string(pos);
+    if (end - pos < kRecordHeaderBytes) {
+      corrupt(source, where + ": truncated record header");
+    }
+    const auto type = static_cast<std::uint32_t>(read_le(bytes, pos, 4));
+    const std::uint64_t length = read_le(bytes, pos + 4, 8);
+    pos += kRecordHeaderBytes;
+    if (length > end - pos) {
+      corrupt(source, where + ": length " + std::to_string(length) + " exceeds the " +
+                          std::to_string(end - pos) + " bytes left in the body");
+    }
+    const std::string_view payload = bytes.substr(pos, static_cast<std::size_t>(length));
+    pos += static_cast<std::size_t>(length);
+
+    switch (type) {
+      case kRecordRun: {
+        Reader r(payload, source, where + " (run)");
+        if (have_run) r.fail("duplicate run record");
+        c.epoch = static_cast<int>(static_cast<std::int32_t>(r.u32("epoch")));
+        c.seed = r.u64("seed");
+        r.expect_end();
+        have_run = true;
+        break;
+      }
+      case kRecordLayer: {
+        Reader r(payload, source, where + " (layer " + std::to_string(c.layers.size()) + ")");
+        LayerState layer;
+        layer.kind = r.str("kind");
+        layer.device_serial = r.str("device_serial");
+        layer.theta = r.vec("theta");
+        layer.twin_phi = r.vec("twin_phi");
+        r.expect_end();
+        c.layers.push_back(std::move(layer));
+        break;
+      }
+      case kRecordOptimizer: {
+        Reader r(payload, source, where + " (optimizer)");
+        if (have_optimizer) r.fail("duplicate optimizer record");
+        c.optimizer.kind = r.str("kind");
+        c.optimizer.step = static_cast<std::int64_t>(r.u64("step"));
+        const std::uint32_t slots = r.u32("slot count");
+        // Each slot takes at least its 4-byte count: bound the reservation by the payload.
+        if (slots > r.remaining() / 4) {
+          r.fail("slot count " + std::to_string(slots) + " exceeds the record (corrupt length)");
+        }
+        c.optimizer.slots.reserve(slots);
+        for (std::uint32_t i = 0; i < slots; ++i) c.optimizer.slots.push_back(r.vec("slot"));
+        r.expect_end();
+        have_optimizer = true;
+        break;
+      }
+      case kRecordMetadata: {
+        Reader r(payload, source, where + " (metadata)");
+        std::string key = r.str("key");
+        std::string value = r.str("value");
+        r.expect_end();
+        if (!c.metadata.emplace(std::move(key), std::move(value)).second) {
+          r.fail("duplicate metadata key");
+        }
+        break;
+      }
+      default:
+        // Unknown record types within a supported version are additions that older readers may
+        // skip (docs/checkpoint-format.md); incompatible changes bump the version instead.
+        break;
+    }
+  }
+  if (!have_run) corrupt(source, "the run record (epoch, seed) is missing");
+  if (!have_optimizer) corrupt(source, "the optimizer record is missing");
+  return c;
+}
+
+void save_checkpoint(const Checkpoint& c, const fs::path& path, const SaveFaults& faults) {
+  const std::string where = "cannot save checkpoint " + path.string();
+  if (path.empty() || !path.has_filename()) {
+    throw CheckpointError(where + ": the path names no file");
+  }
+  const std::string bytes = encode_checkpoint(c);
+
+  TempFile tmp(temp_path_for(path));
+  const int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw CheckpointError(where + ": cannot create temporary file " + tmp.path().string() + ": " +
+                          errno_text(errno));
+  }
+  tmp.set_fd(fd);
+
+  std::size_t to_write = bytes.size();
+  if (faults.fail_after_bytes >= 0) {
+    to_write = std::min<std::size_t>(to_write, static_cast<std::size_t>(faults.fail_after_bytes));
+  }
+  write_all(fd, bytes.data(), to_write, where);
+  if (to_write < bytes.size()) {
+    throw CheckpointError(where + ": write failed after " + std::to_string(to_write) +
+                          " bytes (injected by SaveFaults::fail_after_bytes)");
+  }
+  while (::fsync(fd) != 0) {
+    if (errno == EINTR) continue;
+    throw CheckpointError(where + ": fsync failed: " + errno_text(errno));
+  }
+  if (const int err = tmp.close_checked(); err != 0) {
+    throw CheckpointError(where + ": close failed: " + errno_text(err));
+  }
+  if (::rename(tmp.path().c_str(), path.c_str()) != 0) {
+    throw CheckpointError(where + ": cannot rename " + tmp.path().string() +
+                          " over it: " + errno_text(errno));
+  }
+  tmp.commit();
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  fsync_directory(dir, where);
+}
+
+Checkpoint load_checkpoint(const fs::path& path) {
+  const std::string source = path.string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) corrupt(source, "file does not exist");
+    corrupt(source, "cannot open: " + errno_text(err));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) corrupt(source, "cannot stat: " + errno_text(errno));
+  if (!S_ISREG(st.st_mode)) corrupt(source, "not a regular file");
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxFileBytes) {
+    corrupt(source, "file is " + std::to_string(st.st_size) +
+                        " bytes, larger than any checkpoint (wrong file?)");
+  }
+  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      corrupt(source, "read failed: " + errno_text(errno));
+    }
+    if (n == 0) break;  // the file shrank while reading: decode reports it as truncated
+    got += static_cast<std::size_t>(n);
+  }
+  bytes.resize(got);
+  return decode_checkpoint(bytes, source);
+}
+
+}  // namespace pnn::training
