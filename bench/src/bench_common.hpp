@@ -32,4 +32,9 @@ nlohmann::json job_record(const training::JobConfig& config, const training::Job
 
 // ---- setup benchmarks, one file each ----------------------------------------------------------
 
+/// shg-digits (shg_bench.cpp): SHG hidden layer between digital layers, small and large gap.
+std::vector<nlohmann::json> shg_digits(const BenchOptions& options);
+/// spdnn-digits (spdnn_bench.cpp): 64-100-10 with the single-photon layer, one shot per inference.
+std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options);
+
 }  // namespace pnn::bench::detail

@@ -50,7 +50,8 @@ Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::kRelu;
   if (name == "tanh") return Activation::kTanh;
   if (name == "sin") return Activation::kSin;
-  throw std::invalid_argument("unknown activation '" + name + "' (use relu, tanh or sin)");
+  if (name == "sigmoid") return Activation::kSigmoid;
+  throw std::invalid_argument("unknown activation '" + name + "' (use relu, tanh, sin or sigmoid)");
 }
 
 ActivationModel::ActivationModel(Activation kind, Index size) : kind_(kind), size_(size) {
@@ -62,6 +63,7 @@ std::string ActivationModel::name() const {
     case Activation::kRelu: return "relu";
     case Activation::kTanh: return "tanh";
     case Activation::kSin: return "sin";
+    case Activation::kSigmoid: return "sigmoid";
   }
   return "activation";
 }
@@ -71,6 +73,7 @@ Matrix ActivationModel::do_forward(const MatrixRef& x, const VectorRef& /*theta*
     case Activation::kRelu: return x.cwiseMax(0.0);
     case Activation::kTanh: return x.array().tanh().matrix();
     case Activation::kSin: return x.array().sin().matrix();
+    case Activation::kSigmoid: return (1.0 / (1.0 + (-x.array()).exp())).matrix();
   }
   return x;
 }
@@ -88,6 +91,11 @@ Cotangents ActivationModel::do_vjp(const MatrixRef& x, const VectorRef& /*theta*
     case Activation::kSin:
       x_bar = (y_bar.array() * x.array().cos()).matrix();
       break;
+    case Activation::kSigmoid: {
+      const Eigen::ArrayXXd s = 1.0 / (1.0 + (-x.array()).exp());
+      x_bar = (y_bar.array() * s * (1.0 - s)).matrix();
+      break;
+    }
   }
   return {std::move(x_bar), Vector()};
 }

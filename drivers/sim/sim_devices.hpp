@@ -9,5 +9,10 @@ namespace pnn::drivers::sim {
 PhysicalSystemPtr make_oscillators(const DeviceAddress& address);
 /// sim://power-law?prefactor=A  (reality y = A·x^θ; datasheet/twin prefactor 2.01)
 PhysicalSystemPtr make_power_law(const DeviceAddress& address);
+/// sim://optical-shg?seed=S&inputs=N&params=P&outputs=M&gap=small|large[&exposure_ms=T]
+/// (optical_devices.cpp)
+PhysicalSystemPtr make_optical_shg(const DeviceAddress& address);
+/// sim://optical-spd?seed=S&inputs=N&outputs=M&photons=N_ph  (optical_devices.cpp)
+PhysicalSystemPtr make_optical_spd(const DeviceAddress& address);
 
 }  // namespace pnn::drivers::sim

@@ -97,6 +97,12 @@ const std::vector<SimEntry>& sim_entries() {
        sim::make_oscillators},
       {{"power-law", "toy device y = a·x^θ (the pat-toy benchmark)", "sim://power-law?prefactor=2"},
        sim::make_power_law},
+      {{"optical-shg", "pulse shaper, chi(2) crystal (SHG) and spectrometer",
+        "sim://optical-shg?seed=1&inputs=64&params=64&outputs=64&gap=large"},
+       sim::make_optical_shg},
+      {{"optical-spd", "optical matrix-vector product read by single-photon detectors",
+        "sim://optical-spd?seed=1&inputs=64&outputs=100&photons=1"},
+       sim::make_optical_spd},
   };
   return entries;
 }

@@ -24,8 +24,9 @@ class AffineModel final : public DifferentiableModel {
   Index in_, out_;
 };
 
-enum class Activation { kRelu, kTanh, kSin };
-/// "relu" | "tanh" | "sin"; throws std::invalid_argument naming the accepted values.
+/// kSigmoid is 1 / (1 + e^{−x}): it lands in (0, 1), e.g. the transmission range of a modulator.
+enum class Activation { kRelu, kTanh, kSin, kSigmoid };
+/// "relu" | "tanh" | "sin" | "sigmoid"; throws std::invalid_argument naming the accepted values.
 Activation parse_activation(const std::string& name);
 
 /// Element-wise activation, no parameters.
