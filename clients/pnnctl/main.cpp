@@ -101,7 +101,8 @@ int cmd_train(const std::string& path, bool as_json, const std::string& resume) 
   return g_stop ? 130 : 0;
 }
 
-int cmd_bench(const std::string& name, bool as_json, bool list, int epochs, const std::string& gap) {
+int cmd_bench(const std::string& name, bool as_json, bool list, int epochs, const std::string& gap,
+              std::uint64_t seed) {
   if (list || name.empty()) {
     for (const auto& b : pnn::bench::list_benchmarks()) std::printf("%-24s %s\n", b.name.c_str(), b.summary.c_str());
     return name.empty() && !list ? 2 : 0;
@@ -109,6 +110,7 @@ int cmd_bench(const std::string& name, bool as_json, bool list, int epochs, cons
   pnn::bench::BenchOptions options;
   options.epochs = epochs;
   options.gap = gap;
+  options.seed = seed;
   pnnctl::Progress progress(stderr);
   options.on_progress = [&](const std::string& m) { if (!as_json) progress.line("  " + m); };
   for (const auto& record : pnn::bench::run_benchmark(name, options)) {
@@ -149,11 +151,13 @@ int main(int argc, char** argv) {
   std::string bench_name, gap;
   bool bench_json = false, bench_list = false;
   int epochs = -1;
+  std::uint64_t bench_seed = 0;
   auto* bench = app.add_subcommand("bench", "run a benchmark (see --list)");
   bench->add_option("name", bench_name, "benchmark name");
   bench->add_flag("--json", bench_json, "one JSON object per line");
   bench->add_flag("--list", bench_list, "list the benchmarks");
   bench->add_option("--epochs", epochs, "override the benchmark's epochs (steps for pat-toy)");
+  bench->add_option("--seed", bench_seed, "seed (initialisation, shuffling, device seeds)");
   bench->add_option("--gap", gap, "only this gap level")->check(CLI::IsMember({"small", "large"}));
 
   std::vector<std::string> addresses;
@@ -167,7 +171,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*train) return cmd_train(config_path, train_json, resume);
-    if (*bench) return cmd_bench(bench_name, bench_json, bench_list, epochs, gap);
+    if (*bench) return cmd_bench(bench_name, bench_json, bench_list, epochs, gap, bench_seed);
     if (*describe) return cmd_describe(addresses);
   } catch (const tr::ConfigError& e) {
     std::fprintf(stderr, "pnnctl: config error: %s\n", e.what());

@@ -68,6 +68,10 @@ TEST_CASE("job config: errors name the file, the line, the key and the fix") {
                        doctest::Contains("use digits or fashion-mnist"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("batch_size: 64", "batch_size: 0"), "job.yaml"),
                        doctest::Contains("'training.batch_size': must be ≥ 1"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(with("  - pad: 10\n", "  - pad: 10\n  - activation: swish\n"), "job.yaml"),
+                       doctest::Contains("unknown activation 'swish'"), ConfigError);
+  CHECK(parse_job_config(with("  - pad: 10\n", "  - pad: 10\n  - activation: sigmoid\n"), "job.yaml")
+            .network[2].activation == "sigmoid");
   CHECK_THROWS_WITH_AS(parse_job_config("name: [unclosed", "job.yaml"),
                        doctest::Contains("job.yaml:1: YAML syntax error"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config("name: x\n", "job.yaml"),

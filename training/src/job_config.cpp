@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "pnn/digital_twin/digital_layers.hpp"
 #include "pnn/training/job.hpp"
 
 namespace pnn::training {
@@ -84,7 +85,7 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
                       const JobConfig& config) {
   if (!node.IsMap() || node.size() != 1) {
     r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
-                        "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin");
+                        "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid");
   }
   const auto kind = node.begin()->first.as<std::string>();
   const YAML::Node value = node.begin()->second;
@@ -115,8 +116,10 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
   } else if (kind == "activation") {
     spec.kind = LayerSpec::Kind::kActivation;
     spec.activation = value.as<std::string>();
-    if (spec.activation != "relu" && spec.activation != "tanh" && spec.activation != "sin") {
-      r.fail(value, key, "unknown activation '" + spec.activation + "' (use relu, tanh or sin)");
+    try {
+      (void)digital_twin::parse_activation(spec.activation);  // one list of names, in the model
+    } catch (const std::invalid_argument& e) {
+      r.fail(value, key, e.what());
     }
   } else if (kind == "slice") {
     spec.kind = LayerSpec::Kind::kSlice;

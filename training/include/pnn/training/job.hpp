@@ -28,7 +28,7 @@ struct LayerSpec {
   Index count = 0;         ///< pad: zeros; slice: count; affine: outputs
   Index first = 0;         ///< slice
   double gain = 1.0;       ///< slice
-  std::string activation;  ///< activation: relu | tanh | sin
+  std::string activation;  ///< activation: relu | tanh | sin | sigmoid
 };
 
 struct DeviceEntry {
