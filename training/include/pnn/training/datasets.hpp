@@ -7,8 +7,9 @@
 /// Errors: every problem with a data file (missing, unreadable, not gzip, truncated, wrong magic
 /// number, wrong size, unparsable number, label out of range, image/label count mismatch) throws
 /// `DatasetError` whose message names the file, says what is wrong and how to fix it (usually
-/// which Debian package to install or reinstall). Loaders never read out of bounds and never
-/// allocate more than the decompressed data actually holds (capped at 512 MiB per file).
+/// which Debian package to install or reinstall). Loaders never read out of bounds; sizes come
+/// from the data actually decompressed, never from a header alone, and every buffer is capped at
+/// 512 MiB per file, so a corrupt file cannot trigger a huge allocation.
 ///
 /// Thread rule: the loaders are reentrant; concurrent calls share nothing.
 #include <Eigen/Core>
