@@ -10,6 +10,7 @@
 ///
 /// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
 /// short). Errors: StoreError naming the database path and the failing statement.
+/// Schema, file layout and recovery: docs/run-store.md.
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -41,6 +42,8 @@ struct RunRecord {
   std::vector<std::string> device_serials;
 };
 
+/// Metric values round-trip bit-exactly except NaN: SQLite has no NaN, so it is stored as NULL
+/// and read back as a quiet NaN (payload not kept).
 struct MetricRecord {
   std::string phase;
   int epoch = 0;
@@ -50,6 +53,7 @@ struct MetricRecord {
   double seconds = 0.0;
 };
 
+/// All doubles, NaN payloads included, round-trip bit-exactly (x and y are stored row-major).
 struct ForwardRecord {
   std::uint64_t record_id = 0;
   std::string client_id;
@@ -68,39 +72,53 @@ struct CalibrationRecord {
   Vector phi;
   double mse_before = 0.0;
   double mse_after = 0.0;
-  std::int64_t created_ns = 0;
+  std::int64_t created_ns = 0;  ///< wall clock; 0 in add_calibration means "now"
 };
 
 class RunStore {
  public:
-  /// Opens or creates the database at `path` (parent directory must exist). Throws StoreError.
+  /// Opens or creates the database at `path` (parent directory must exist; local disk only).
+  /// Only one RunStore at a time may own a file (an flock on `<path>.lock`, released even by
+  /// kill -9); a second one, in this process or another, gets StoreError. Throws StoreError also for a
+  /// file that is not a run store (not SQLite, corrupt, another application's database) or
+  /// has a newer schema version; such files are left untouched.
   explicit RunStore(const std::string& path);
   ~RunStore();
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
 
-  /// Runs that were RUNNING when the store was last closed uncleanly; now ABORTED.
+  /// Runs that were RUNNING when the store was last closed (uncleanly, or without finish_run);
+  /// now ABORTED, with finished_ns, a message, and their checkpoint and metrics kept. Ascending.
   const std::vector<std::uint64_t>& aborted_on_open() const { return aborted_on_open_; }
 
+  /// Writes: each is one transaction, committed and synced before the call returns (the
+  /// "acknowledged" point). Writes naming a run that does not exist throw StoreError.
+  ///
+  /// A new run, RUNNING, started_ns = now; returns its id (never reused).
   std::uint64_t create_run(const std::string& name, const std::string& config_yaml,
                            const std::vector<std::string>& device_serials);
-  /// Sets a run RUNNING again (resume); keeps its metrics.
+  /// Sets a run RUNNING again (resume); keeps its metrics, checkpoint and epochs_done, clears
+  /// finished_ns, summary_json and message.
   void reopen_run(std::uint64_t run_id);
   void add_metric(std::uint64_t run_id, const MetricRecord& metric);
   void set_checkpoint(std::uint64_t run_id, const std::string& path, int epochs_done);
+  /// `state` must be final (not kRunning: std::invalid_argument). Sets finished_ns to now.
   void finish_run(std::uint64_t run_id, RunState state, const std::string& summary_json,
                   const std::string& message = "");
 
   std::optional<RunRecord> get_run(std::uint64_t run_id) const;
-  /// Newest first.
+  /// Newest (highest run_id) first, at most `limit`.
   std::vector<RunRecord> list_runs(std::size_t limit = 50) const;
+  /// In the order they were added (empty for an unknown run).
   std::vector<MetricRecord> metrics(std::uint64_t run_id) const;
 
+  /// Returns the new record_id (record.record_id is ignored). Costs one fsync of the WAL.
   std::uint64_t record_forward(const ForwardRecord& record);
   std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
 
+  /// Returns the new calibration_id (record.calibration_id is ignored).
   std::uint64_t add_calibration(const CalibrationRecord& record);
-  /// The newest calibration of a device, if any.
+  /// The newest (last added) calibration of a device, if any.
   std::optional<CalibrationRecord> latest_calibration(const std::string& device_serial) const;
 
   /// PRAGMA integrity_check == "ok".

@@ -1,0 +1,793 @@
+// The run store over the SQLite C API. Schema, durability argument and recovery are described in
+// docs/run-store.md; the contract is in run_store.hpp.
+#include "pnn/daemon/run_store.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace pnn::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kSchemaVersion = 1;
+// "PNNR" in the header's application_id field tells a run store apart from any other SQLite file
+// (file(1) prints it as well).
+constexpr int kApplicationId = 0x504E4E52;
+constexpr int kBusyTimeoutMs = 5000;
+// Once a checkpoint has copied the WAL into the database, truncate the WAL to this size, so that
+// a burst of forward records does not leave a huge WAL file behind.
+constexpr int kJournalSizeLimitBytes = 64 << 20;
+
+constexpr const char* kAbortedMessage =
+    "aborted: the run was still RUNNING when the run store was opened again (the previous daemon "
+    "ended without finishing it); resumable from its last checkpoint";
+
+// Version 1. The numeric run states are RunState's values (those of proto/pnn.proto).
+constexpr const char* kSchemaSql = R"sql(
+CREATE TABLE runs (
+  run_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name            TEXT    NOT NULL,
+  config_yaml     TEXT    NOT NULL,
+  state           INTEGER NOT NULL CHECK (state IN (2, 3, 4, 5, 6)),
+  started_ns      INTEGER NOT NULL,
+  finished_ns     INTEGER NOT NULL DEFAULT 0,
+  epochs_done     INTEGER NOT NULL DEFAULT 0,
+  checkpoint_path TEXT    NOT NULL DEFAULT '',
+  summary_json    TEXT    NOT NULL DEFAULT '',
+  message         TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_state ON runs (state);
+
+CREATE TABLE run_devices (
+  run_id        INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+  position      INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  PRIMARY KEY (run_id, position)
+) WITHOUT ROWID;
+CREATE INDEX run_devices_by_serial ON run_devices (device_serial);
+
+-- The four values have no declared type on purpose: REAL affinity would store -0.0 as the
+-- integer 0. NaN is stored as NULL (SQLite has no NaN) and read back as a quiet NaN.
+CREATE TABLE metrics (
+  metric_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id         INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+  phase          TEXT    NOT NULL,
+  epoch          INTEGER NOT NULL,
+  train_loss,
+  train_accuracy,
+  test_accuracy,
+  seconds
+);
+CREATE INDEX metrics_by_run ON metrics (run_id, metric_id);
+
+-- x, theta, y: little-endian IEEE-754 float64, matrices row-major (one sample per row).
+CREATE TABLE forward_records (
+  record_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  client_id     TEXT    NOT NULL,
+  request_id    INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  t_start_ns    INTEGER NOT NULL,
+  t_end_ns      INTEGER NOT NULL,
+  x_rows        INTEGER NOT NULL CHECK (x_rows >= 0),
+  x_cols        INTEGER NOT NULL CHECK (x_cols >= 0),
+  x             BLOB    NOT NULL CHECK (length(x) = 8 * x_rows * x_cols),
+  theta_size    INTEGER NOT NULL CHECK (theta_size >= 0),
+  theta         BLOB    NOT NULL CHECK (length(theta) = 8 * theta_size),
+  y_rows        INTEGER NOT NULL CHECK (y_rows >= 0),
+  y_cols        INTEGER NOT NULL CHECK (y_cols >= 0),
+  y             BLOB    NOT NULL CHECK (length(y) = 8 * y_rows * y_cols)
+);
+
+CREATE TABLE calibrations (
+  calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_serial  TEXT    NOT NULL,
+  phi_size       INTEGER NOT NULL CHECK (phi_size >= 0),
+  phi            BLOB    NOT NULL CHECK (length(phi) = 8 * phi_size),
+  mse_before,
+  mse_after,
+  created_ns     INTEGER NOT NULL
+);
+CREATE INDEX calibrations_by_device ON calibrations (device_serial, calibration_id);
+)sql";
+
+constexpr const char* kRunColumns =
+    "run_id, name, config_yaml, state, started_ns, finished_ns, epochs_done, checkpoint_path, "
+    "summary_json, message";
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// ---- Little-endian float64 arrays ---------------------------------------------------------------
+
+using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
+              "mixed-endian hosts are not supported");
+
+void to_little_endian_in_place(double* values, std::size_t n) {
+  if constexpr (std::endian::native == std::endian::big) {
+    for (std::size_t i = 0; i < n; ++i) {
+      values[i] = std::bit_cast<double>(__builtin_bswap64(std::bit_cast<std::uint64_t>(values[i])));
+    }
+  } else {
+    (void)values;
+    (void)n;
+  }
+}
+
+// The row-major little-endian bytes of `m` in `buffer` (reused between calls).
+void encode_matrix(const Matrix& m, std::vector<double>& buffer) {
+  buffer.resize(static_cast<std::size_t>(m.size()));
+  Eigen::Map<RowMajorMatrix>(buffer.data(), m.rows(), m.cols()) = m;
+  to_little_endian_in_place(buffer.data(), buffer.size());
+}
+
+void encode_vector(const Vector& v, std::vector<double>& buffer) {
+  buffer.assign(v.data(), v.data() + v.size());
+  to_little_endian_in_place(buffer.data(), buffer.size());
+}
+
+// ---- SQLite handles ----------------------------------------------------------------------------
+
+struct DbCloser {
+  // close_v2: if a statement were still alive the close is deferred, never refused.
+  void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+};
+using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
+using StmtHandle = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// The connection plus the path, so that every error names the file.
+struct Db {
+  std::string path;
+  DbHandle handle;
+
+  sqlite3* get() const { return handle.get(); }
+
+  [[noreturn]] void fail(std::string_view what, int rc, const char* sql = nullptr) const {
+    std::string message =
+        "run store " + path + ": " + std::string(what) + ": " + sqlite3_errstr(rc);
+    const char* detail = handle ? sqlite3_errmsg(handle.get()) : nullptr;
+    if (detail != nullptr && std::strcmp(detail, sqlite3_errstr(rc)) != 0) {
+      message += std::string(" (") + detail + ")";
+    }
+    const int primary = rc & 0xff;
+    if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) {
+      message +=
+          "; the file is not an SQLite database or is corrupt: move it aside (keep it for "
+          "forensics) or configure another run store path";
+    }
+    if (sql != nullptr) message += std::string(" [statement: ") + sql + "]";
+    throw StoreError(message);
+  }
+
+  // Runs one or more statements that return no rows the caller needs.
+  void exec(const char* sql, std::string_view what) const {
+    const int rc = sqlite3_exec(handle.get(), sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) fail(what, rc, sql);
+  }
+};
+
+// A statement prepared once and reused for the lifetime of the store.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Db& db, const std::string& sql) {
+    sqlite3_stmt* raw = nullptr;
+    const int rc = sqlite3_prepare_v3(db.get(), sql.c_str(), static_cast<int>(sql.size() + 1),
+                                      SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    handle_.reset(raw);
+    if (rc != SQLITE_OK) db.fail("preparing a statement", rc, sql.c_str());
+  }
+  sqlite3_stmt* get() const { return handle_.get(); }
+
+ private:
+  StmtHandle handle_;
+};
+
+// One execution of a prepared statement. The destructor resets it, so that no statement keeps a
+// read transaction open (which would stop WAL checkpoints) and bound buffers are released.
+class Query {
+ public:
+  Query(const Db& db, const Stmt& stmt, std::string_view what)
+      : db_(db), stmt_(stmt.get()), what_(what) {}
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& bind_int(int index, std::int64_t value) {
+    return check_bind(sqlite3_bind_int64(stmt_, index, value));
+  }
+  Query& bind_uint(int index, std::uint64_t value) {
+    // Two's complement: values >= 2^63 read as negative in SQL, and back exactly here.
+    return bind_int(index, static_cast<std::int64_t>(value));
+  }
+  Query& bind_real(int index, double value) {
+    if (std::isnan(value)) return check_bind(sqlite3_bind_null(stmt_, index));
+    return check_bind(sqlite3_bind_double(stmt_, index, value));
+  }
+  Query& bind_text(int index, std::string_view text) {
+    return check_bind(
+        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+  }
+  // `values` must stay alive and unchanged until this Query is destroyed (SQLITE_STATIC).
+  Query& bind_doubles(int index, const std::vector<double>& values) {
+    if (values.empty()) return check_bind(sqlite3_bind_zeroblob(stmt_, index, 0));
+    return check_bind(sqlite3_bind_blob64(stmt_, index, values.data(),
+                                          values.size() * sizeof(double), SQLITE_STATIC));
+  }
+
+  // True when a row is available, false when the statement has finished.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    db_.fail(what_, rc, sqlite3_sql(stmt_));
+  }
+  void run() {
+    if (step()) db_.fail(what_, SQLITE_MISUSE, sqlite3_sql(stmt_));
+  }
+
+  std::int64_t int_at(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real_at(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    return sqlite3_column_double(stmt_, col);
+  }
+  std::string text_at(int col) const {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    const int bytes = sqlite3_column_bytes(stmt_, col);
+    return text == nullptr ? std::string() : std::string(text, static_cast<std::size_t>(bytes));
+  }
+  // A float64 array of `rows` x `cols` (row-major) from a BLOB column.
+  RowMajorMatrix doubles_at(int col, std::int64_t rows, std::int64_t cols) const {
+    const void* blob = sqlite3_column_blob(stmt_, col);
+    const auto bytes = static_cast<std::uint64_t>(sqlite3_column_bytes(stmt_, col));
+    constexpr std::int64_t kMaxDim = std::int64_t{1} << 31;
+    if (rows < 0 || cols < 0 || rows > kMaxDim || cols > kMaxDim ||
+        static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols) * 8 != bytes) {
+      throw StoreError("run store " + db_.path + ": " + std::string(what_) + ": column " +
+                       sqlite3_column_name(stmt_, col) + " holds " + std::to_string(bytes) +
+                       " bytes, not 8 x " + std::to_string(rows) + " x " + std::to_string(cols) +
+                       " (the database is corrupt)");
+    }
+    RowMajorMatrix m(rows, cols);
+    // The blob need not be 8-byte aligned: copy bytes, never cast the pointer.
+    if (bytes != 0) std::memcpy(m.data(), blob, bytes);
+    to_little_endian_in_place(m.data(), static_cast<std::size_t>(m.size()));
+    return m;
+  }
+
+ private:
+  Query& check_bind(int rc) {
+    if (rc != SQLITE_OK) db_.fail(what_, rc, sqlite3_sql(stmt_));
+    return *this;
+  }
+
+  const Db& db_;
+  sqlite3_stmt* stmt_;
+  std::string_view what_;
+};
+
+// An advisory exclusive lock (flock) on `<path>.lock`, held while the store is open. It makes
+// "RUNNING at open means the previous owner died" true: a second daemon on the same file is
+// refused instead of aborting the first one's runs. The kernel drops the lock when the process
+// dies, kill -9 included. A separate file, not the database itself: closing any descriptor of the
+// database file drops every POSIX lock the process holds on it, SQLite's included, and a refused
+// second store in the same process would have to close the descriptor it opened.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& db_path) {
+    // Resolved, so that a symlink and its target share one lock.
+    std::error_code ignored;
+    const fs::path resolved = fs::weakly_canonical(db_path, ignored);
+    const std::string path = (resolved.empty() ? db_path : resolved.string()) + ".lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      const int err = errno;
+      throw StoreError("run store " + db_path + ": cannot open the lock file " + path + ": " +
+                       errno_text(err) +
+                       (err == ENOENT ? " (the parent directory must exist)" : ""));
+    }
+    int rc = 0;
+    while ((rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+      const int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        throw StoreError("run store " + db_path +
+                         ": already open in another RunStore (is another pnnd using this file?); "
+                         "only one store may own a database file at a time (lock file " +
+                         path + ")");
+      }
+      throw StoreError("run store " + db_path + ": cannot lock " + path + ": " + errno_text(err));
+    }
+  }
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // also releases the flock
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// The statements of a transaction, prepared once.
+struct TxStmts {
+  Stmt begin, commit, rollback;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back unless committed. IMMEDIATE takes the write lock up
+// front, so the transaction cannot fail half-way with SQLITE_BUSY on its first write.
+class Transaction {
+ public:
+  Transaction(const Db& db, const TxStmts& stmts, std::string_view what) : db_(db), stmts_(stmts) {
+    Query(db, stmts.begin, what).run();
+  }
+  void commit(std::string_view what) {
+    Query(db_, stmts_.commit, what).run();
+    committed_ = true;
+  }
+  ~Transaction() {
+    // After a failed COMMIT SQLite may already have rolled back; only roll back what is open.
+    if (!committed_ && sqlite3_get_autocommit(db_.get()) == 0) {
+      sqlite3_step(stmts_.rollback.get());
+      sqlite3_reset(stmts_.rollback.get());
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+ private:
+  const Db& db_;
+  const TxStmts& stmts_;
+  bool committed_ = false;
+};
+
+std::int64_t pragma_int(const Db& db, const std::string& pragma) {
+  const std::string sql = "PRAGMA " + pragma;
+  const std::string what = "reading PRAGMA " + pragma;
+  Stmt stmt(db, sql);
+  Query q(db, stmt, what);
+  if (!q.step()) db.fail(what, SQLITE_ERROR, sql.c_str());
+  return q.int_at(0);
+}
+
+// The first column of the first row of a PRAGMA that sets and reports a value ("" if no row).
+std::string pragma_text(const Db& db, const std::string& pragma) {
+  const std::string sql = "PRAGMA " + pragma;
+  const std::string what = "setting PRAGMA " + pragma;
+  Stmt stmt(db, sql);
+  Query q(db, stmt, what);
+  if (!q.step()) return "";
+  return q.text_at(0);
+}
+
+RunState run_state_from_int(const Db& db, std::int64_t value) {
+  if (value < static_cast<int>(RunState::kRunning) ||
+      value > static_cast<int>(RunState::kAborted)) {
+    throw StoreError("run store " + db.path + ": a run has state " + std::to_string(value) +
+                     ", which is not a RunState (the database is corrupt)");
+  }
+  return static_cast<RunState>(value);
+}
+
+}  // namespace
+
+// Member order matters for destruction: statements are finalized first, then the connection is
+// closed (which checkpoints the WAL into the database and deletes it), then the lock is released.
+struct RunStore::Impl {
+  explicit Impl(const std::string& path);
+
+  // Marks RUNNING runs ABORTED in one transaction; returns their ids.
+  std::vector<std::uint64_t> abort_running_runs();
+  RunRecord read_run(const Query& q);
+  void read_devices(RunRecord& run);
+  void check_changed(std::string_view what, std::uint64_t run_id) const;
+
+  FileLock lock;
+  Db db;
+  mutable std::mutex mutex;
+  // Scratch buffers for forward-record BLOBs, reused so that record_forward does not allocate.
+  std::vector<double> x_buffer, theta_buffer, y_buffer;
+
+  TxStmts tx;
+  Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
+  Stmt select_run, select_runs, select_devices, select_metrics;
+  Stmt insert_forward, select_forward, insert_calibration, select_latest_calibration;
+  Stmt integrity_check;
+};
+
+RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
+  sqlite3* raw = nullptr;
+  const int open_rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  db.handle.reset(raw);  // closed even when the open failed
+  if (open_rc != SQLITE_OK) db.fail("opening the database", open_rc);
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+
+  // Identify the file before writing anything to it: a foreign or newer file is left untouched.
+  const std::int64_t application_id = pragma_int(db, "application_id");
+  const std::int64_t version = pragma_int(db, "user_version");
+  if (application_id != 0 && application_id != kApplicationId) {
+    throw StoreError("run store " + path +
+                     ": the file is an SQLite database of another application (application_id " +
+                     std::to_string(application_id) +
+                     "), not a pnn run store; configure another "
+                     "path");
+  }
+  if (application_id == kApplicationId && version > kSchemaVersion) {
+    throw StoreError("run store " + path + ": schema version " + std::to_string(version) +
+                     " is newer than the versions this pnnd supports (1 to " +
+                     std::to_string(kSchemaVersion) +
+                     "); upgrade pnnd or configure another run store path");
+  }
+  if (application_id == 0) {
+    Stmt count(db, "SELECT count(*) FROM sqlite_schema");
+    Query q(db, count, "reading the schema");
+    const bool empty = q.step() && q.int_at(0) == 0;
+    if (!empty || version != 0) {
+      throw StoreError("run store " + path +
+                       ": the file is an SQLite database but not a pnn run store (it has tables "
+                       "or a user_version, and no run-store application_id); configure another "
+                       "path");
+    }
+  }
+
+  // WAL needs shared memory that network file systems do not provide; SQLite then silently keeps
+  // the old journal mode, which we refuse rather than run with weaker guarantees.
+  const std::string mode = pragma_text(db, "journal_mode = WAL");
+  if (mode != "wal") {
+    throw StoreError("run store " + path + ": cannot switch to WAL mode (journal_mode is '" + mode +
+                     "'); the run store must be on a local disk");
+  }
+  // FULL: in WAL mode, NORMAL may lose the last commits on power loss; FULL syncs the WAL at every
+  // commit, which is what "acknowledged" promises.
+  db.exec("PRAGMA synchronous = FULL", "setting synchronous = FULL");
+  db.exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
+  db.exec(("PRAGMA journal_size_limit = " + std::to_string(kJournalSizeLimitBytes)).c_str(),
+          "setting journal_size_limit");
+
+  tx.begin = Stmt(db, "BEGIN IMMEDIATE");
+  tx.commit = Stmt(db, "COMMIT");
+  tx.rollback = Stmt(db, "ROLLBACK");
+
+  if (version == 0) {
+    Transaction schema_tx(db, tx, "creating the schema");
+    db.exec(kSchemaSql, "creating the schema");
+    db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(),
+            "setting application_id");
+    db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
+            "setting user_version");
+    schema_tx.commit("creating the schema");
+  }
+  // Older versions would be migrated here, one transaction per step; version 1 is the first.
+
+  insert_run =
+      Stmt(db, "INSERT INTO runs (name, config_yaml, state, started_ns) VALUES (?1, ?2, 2, ?3)");
+  insert_run_device =
+      Stmt(db, "INSERT INTO run_devices (run_id, position, device_serial) VALUES (?1, ?2, ?3)");
+  reopen_run = Stmt(db,
+                    "UPDATE runs SET state = 2, finished_ns = 0, summary_json = '', message = '' "
+                    "WHERE run_id = ?1");
+  insert_metric = Stmt(db,
+                       "INSERT INTO metrics (run_id, phase, epoch, train_loss, train_accuracy, "
+                       "test_accuracy, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  set_checkpoint =
+      Stmt(db, "UPDATE runs SET checkpoint_path = ?2, epochs_done = ?3 WHERE run_id = ?1");
+  finish_run = Stmt(db,
+                    "UPDATE runs SET state = ?2, finished_ns = ?3, summary_json = ?4, message = ?5 "
+                    "WHERE run_id = ?1");
+  select_run = Stmt(db, std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?1");
+  select_runs =
+      Stmt(db, std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY run_id DESC LIMIT ?1");
+  select_devices =
+      Stmt(db, "SELECT device_serial FROM run_devices WHERE run_id = ?1 ORDER BY position");
+  select_metrics = Stmt(db,
+                        "SELECT phase, epoch, train_loss, train_accuracy, test_accuracy, seconds "
+                        "FROM metrics WHERE run_id = ?1 ORDER BY metric_id");
+  insert_forward =
+      Stmt(db,
+           "INSERT INTO forward_records (client_id, request_id, device_serial, "
+           "t_start_ns, t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, "
+           "y_cols, y) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  select_forward = Stmt(db,
+                        "SELECT record_id, client_id, request_id, device_serial, t_start_ns, "
+                        "t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y "
+                        "FROM forward_records WHERE record_id = ?1");
+  insert_calibration = Stmt(db,
+                            "INSERT INTO calibrations (device_serial, phi_size, phi, mse_before, "
+                            "mse_after, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  select_latest_calibration =
+      Stmt(db,
+           "SELECT calibration_id, device_serial, phi_size, phi, mse_before, mse_after, created_ns "
+           "FROM calibrations WHERE device_serial = ?1 ORDER BY calibration_id DESC LIMIT 1");
+  integrity_check = Stmt(db, "PRAGMA integrity_check");
+}
+
+std::vector<std::uint64_t> RunStore::Impl::abort_running_runs() {
+  constexpr const char* kWhat = "marking RUNNING runs as ABORTED";
+  std::vector<std::uint64_t> ids;
+  Transaction transaction(db, tx, kWhat);
+  {
+    Stmt select(db, "SELECT run_id FROM runs WHERE state = 2 ORDER BY run_id");
+    Query q(db, select, kWhat);
+    while (q.step()) ids.push_back(static_cast<std::uint64_t>(q.int_at(0)));
+  }
+  if (!ids.empty()) {
+    Stmt update(db, "UPDATE runs SET state = 6, finished_ns = ?1, message = ?2 WHERE state = 2");
+    Query(db, update, kWhat).bind_int(1, now_ns()).bind_text(2, kAbortedMessage).run();
+  }
+  transaction.commit(kWhat);
+  return ids;
+}
+
+RunRecord RunStore::Impl::read_run(const Query& q) {
+  RunRecord run;
+  run.run_id = static_cast<std::uint64_t>(q.int_at(0));
+  run.name = q.text_at(1);
+  run.config_yaml = q.text_at(2);
+  run.state = run_state_from_int(db, q.int_at(3));
+  run.started_ns = q.int_at(4);
+  run.finished_ns = q.int_at(5);
+  run.epochs_done = static_cast<int>(q.int_at(6));
+  run.checkpoint_path = q.text_at(7);
+  run.summary_json = q.text_at(8);
+  run.message = q.text_at(9);
+  return run;
+}
+
+void RunStore::Impl::read_devices(RunRecord& run) {
+  Query q(db, select_devices, "reading the devices of a run");
+  q.bind_uint(1, run.run_id);
+  while (q.step()) run.device_serials.push_back(q.text_at(0));
+}
+
+void RunStore::Impl::check_changed(std::string_view what, std::uint64_t run_id) const {
+  if (sqlite3_changes(db.get()) == 0) {
+    throw StoreError("run store " + db.path + ": " + std::string(what) + ": no run with id " +
+                     std::to_string(run_id));
+  }
+}
+
+RunStore::RunStore(const std::string& path) {
+  auto impl = std::make_unique<Impl>(path);
+  aborted_on_open_ = impl->abort_running_runs();
+  impl_ = impl.release();
+}
+
+RunStore::~RunStore() { delete impl_; }
+
+std::uint64_t RunStore::create_run(const std::string& name, const std::string& config_yaml,
+                                   const std::vector<std::string>& device_serials) {
+  constexpr const char* kWhat = "creating a run";
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db, impl_->tx, kWhat);
+  Query(impl_->db, impl_->insert_run, kWhat)
+      .bind_text(1, name)
+      .bind_text(2, config_yaml)
+      .bind_int(3, now_ns())
+      .run();
+  const auto run_id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+  for (std::size_t i = 0; i < device_serials.size(); ++i) {
+    Query(impl_->db, impl_->insert_run_device, kWhat)
+        .bind_uint(1, run_id)
+        .bind_int(2, static_cast<std::int64_t>(i))
+        .bind_text(3, device_serials[i])
+        .run();
+  }
+  transaction.commit(kWhat);
+  return run_id;
+}
+
+void RunStore::reopen_run(std::uint64_t run_id) {
+  constexpr const char* kWhat = "reopening a run";
+  std::lock_guard lock(impl_->mutex);
+  // A single statement in autocommit mode is its own transaction, committed (and, with
+  // synchronous = FULL, synced) before sqlite3_step returns.
+  Query(impl_->db, impl_->reopen_run, kWhat).bind_uint(1, run_id).run();
+  impl_->check_changed(kWhat, run_id);
+}
+
+void RunStore::add_metric(std::uint64_t run_id, const MetricRecord& metric) {
+  std::lock_guard lock(impl_->mutex);
+  Query(impl_->db, impl_->insert_metric, "adding a metric (does the run exist?)")
+      .bind_uint(1, run_id)
+      .bind_text(2, metric.phase)
+      .bind_int(3, metric.epoch)
+      .bind_real(4, metric.train_loss)
+      .bind_real(5, metric.train_accuracy)
+      .bind_real(6, metric.test_accuracy)
+      .bind_real(7, metric.seconds)
+      .run();
+}
+
+void RunStore::set_checkpoint(std::uint64_t run_id, const std::string& path, int epochs_done) {
+  constexpr const char* kWhat = "setting the checkpoint of a run";
+  std::lock_guard lock(impl_->mutex);
+  Query(impl_->db, impl_->set_checkpoint, kWhat)
+      .bind_uint(1, run_id)
+      .bind_text(2, path)
+      .bind_int(3, epochs_done)
+      .run();
+  impl_->check_changed(kWhat, run_id);
+}
+
+void RunStore::finish_run(std::uint64_t run_id, RunState state, const std::string& summary_json,
+                          const std::string& message) {
+  constexpr const char* kWhat = "finishing a run";
+  const int value = static_cast<int>(state);
+  if (value <= static_cast<int>(RunState::kRunning) ||
+      value > static_cast<int>(RunState::kAborted)) {
+    throw std::invalid_argument("RunStore::finish_run: state " + std::to_string(value) +
+                                " is not a final RunState (use SUCCEEDED, FAILED, CANCELLED or "
+                                "ABORTED)");
+  }
+  std::lock_guard lock(impl_->mutex);
+  Query(impl_->db, impl_->finish_run, kWhat)
+      .bind_uint(1, run_id)
+      .bind_int(2, value)
+      .bind_int(3, now_ns())
+      .bind_text(4, summary_json)
+      .bind_text(5, message)
+      .run();
+  impl_->check_changed(kWhat, run_id);
+}
+
+std::optional<RunRecord> RunStore::get_run(std::uint64_t run_id) const {
+  std::lock_guard lock(impl_->mutex);
+  std::optional<RunRecord> run;
+  {
+    Query q(impl_->db, impl_->select_run, "reading a run");
+    q.bind_uint(1, run_id);
+    if (!q.step()) return std::nullopt;
+    run = impl_->read_run(q);
+  }
+  impl_->read_devices(*run);
+  return run;
+}
+
+std::vector<RunRecord> RunStore::list_runs(std::size_t limit) const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<RunRecord> runs;
+  {
+    Query q(impl_->db, impl_->select_runs, "listing runs");
+    q.bind_int(1, static_cast<std::int64_t>(
+                      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+    while (q.step()) runs.push_back(impl_->read_run(q));
+  }
+  for (RunRecord& run : runs) impl_->read_devices(run);
+  return runs;
+}
+
+std::vector<MetricRecord> RunStore::metrics(std::uint64_t run_id) const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<MetricRecord> out;
+  Query q(impl_->db, impl_->select_metrics, "reading metrics");
+  q.bind_uint(1, run_id);
+  while (q.step()) {
+    MetricRecord m;
+    m.phase = q.text_at(0);
+    m.epoch = static_cast<int>(q.int_at(1));
+    m.train_loss = q.real_at(2);
+    m.train_accuracy = q.real_at(3);
+    m.test_accuracy = q.real_at(4);
+    m.seconds = q.real_at(5);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::uint64_t RunStore::record_forward(const ForwardRecord& record) {
+  std::lock_guard lock(impl_->mutex);
+  encode_matrix(record.x, impl_->x_buffer);
+  encode_vector(record.theta, impl_->theta_buffer);
+  encode_matrix(record.y, impl_->y_buffer);
+  Query(impl_->db, impl_->insert_forward, "recording a forward call")
+      .bind_text(1, record.client_id)
+      .bind_uint(2, record.request_id)
+      .bind_text(3, record.device_serial)
+      .bind_int(4, record.t_start_ns)
+      .bind_int(5, record.t_end_ns)
+      .bind_int(6, record.x.rows())
+      .bind_int(7, record.x.cols())
+      .bind_doubles(8, impl_->x_buffer)
+      .bind_int(9, record.theta.size())
+      .bind_doubles(10, impl_->theta_buffer)
+      .bind_int(11, record.y.rows())
+      .bind_int(12, record.y.cols())
+      .bind_doubles(13, impl_->y_buffer)
+      .run();
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+}
+
+std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_forward, "reading a forward record");
+  q.bind_uint(1, record_id);
+  if (!q.step()) return std::nullopt;
+  ForwardRecord r;
+  r.record_id = static_cast<std::uint64_t>(q.int_at(0));
+  r.client_id = q.text_at(1);
+  r.request_id = static_cast<std::uint64_t>(q.int_at(2));
+  r.device_serial = q.text_at(3);
+  r.t_start_ns = q.int_at(4);
+  r.t_end_ns = q.int_at(5);
+  r.x = q.doubles_at(8, q.int_at(6), q.int_at(7));
+  r.theta = q.doubles_at(10, q.int_at(9), 1);
+  r.y = q.doubles_at(13, q.int_at(11), q.int_at(12));
+  return r;
+}
+
+std::uint64_t RunStore::add_calibration(const CalibrationRecord& record) {
+  std::lock_guard lock(impl_->mutex);
+  encode_vector(record.phi, impl_->theta_buffer);
+  Query(impl_->db, impl_->insert_calibration, "adding a calibration")
+      .bind_text(1, record.device_serial)
+      .bind_int(2, record.phi.size())
+      .bind_doubles(3, impl_->theta_buffer)
+      .bind_real(4, record.mse_before)
+      .bind_real(5, record.mse_after)
+      .bind_int(6, record.created_ns != 0 ? record.created_ns : now_ns())
+      .run();
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+}
+
+std::optional<CalibrationRecord> RunStore::latest_calibration(
+    const std::string& device_serial) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_latest_calibration, "reading the latest calibration");
+  q.bind_text(1, device_serial);
+  if (!q.step()) return std::nullopt;
+  CalibrationRecord c;
+  c.calibration_id = static_cast<std::uint64_t>(q.int_at(0));
+  c.device_serial = q.text_at(1);
+  c.phi = q.doubles_at(3, q.int_at(2), 1);
+  c.mse_before = q.real_at(4);
+  c.mse_after = q.real_at(5);
+  c.created_ns = q.int_at(6);
+  return c;
+}
+
+bool RunStore::integrity_ok() const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->integrity_check, "checking integrity");
+  std::vector<std::string> rows;
+  while (q.step()) rows.push_back(q.text_at(0));
+  return rows.size() == 1 && rows[0] == "ok";
+}
+
+}  // namespace pnn::daemon

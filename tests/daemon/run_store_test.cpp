@@ -1,0 +1,719 @@
+// Tests for the SQLite run store: round trips, ordering, recovery on open, refusal of files it
+// must not touch, thread safety, and durability of acknowledged writes under kill -9.
+#include "pnn/daemon/run_store.hpp"
+
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace pnn::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp directory, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("pnn-run-store-test-" + std::to_string(::getpid()) + "-" +
+             std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+std::uint64_t bits(double value) { return std::bit_cast<std::uint64_t>(value); }
+
+bool bit_equal(const Matrix& a, const Matrix& b) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
+  for (Index i = 0; i < a.rows(); ++i) {
+    for (Index j = 0; j < a.cols(); ++j) {
+      if (bits(a(i, j)) != bits(b(i, j))) return false;
+    }
+  }
+  return true;
+}
+
+// Entries N(0, 1) with a few values that text or REAL storage would not keep exactly.
+Matrix tricky_matrix(Index rows, Index cols, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Matrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  const double specials[] = {-0.0,
+                             std::numeric_limits<double>::denorm_min(),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::bit_cast<double>(std::uint64_t{0x7ff8000000001234}),  // NaN
+                             0.1,
+                             1e300};
+  for (Index k = 0; k < static_cast<Index>(std::size(specials)) && k < m.size(); ++k) {
+    m.data()[k * 7 % m.size()] = specials[k];
+  }
+  return m;
+}
+
+ForwardRecord make_forward(std::uint64_t seed) {
+  ForwardRecord r;
+  r.client_id = "client-" + std::to_string(seed);
+  r.request_id = seed * 1000 + 7;
+  r.device_serial = "SIM-0001";
+  r.t_start_ns = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(seed);
+  r.t_end_ns = r.t_start_ns + 12345;
+  r.x = tricky_matrix(32, 64, seed);
+  r.theta = tricky_matrix(96, 1, seed + 1);
+  r.y = tricky_matrix(32, 10, seed + 2);
+  return r;
+}
+
+MetricRecord metric_for_epoch(int epoch) {
+  MetricRecord m;
+  m.phase = epoch % 2 == 0 ? "train" : "pat";
+  m.epoch = epoch;
+  m.train_loss = 1.0 / (epoch + 3.0);
+  m.train_accuracy = std::sqrt(epoch + 0.5) / 100.0;
+  m.test_accuracy = epoch % 3 == 0 ? -1.0 : 0.1 * epoch;
+  m.seconds = 0.001 * epoch + 1e-17;
+  return m;
+}
+
+void check_metric_equal(const MetricRecord& got, const MetricRecord& want) {
+  CHECK(got.phase == want.phase);
+  CHECK(got.epoch == want.epoch);
+  CHECK(bits(got.train_loss) == bits(want.train_loss));
+  CHECK(bits(got.train_accuracy) == bits(want.train_accuracy));
+  CHECK(bits(got.test_accuracy) == bits(want.test_accuracy));
+  CHECK(bits(got.seconds) == bits(want.seconds));
+}
+
+std::int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <typename F>
+std::string error_message_of(F&& f) {
+  try {
+    f();
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  FAIL("expected a StoreError");
+  return "";
+}
+
+TEST_CASE("run_store: a new store is empty and passes the integrity check") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  CHECK(store.aborted_on_open().empty());
+  CHECK(store.list_runs().empty());
+  CHECK_FALSE(store.get_run(1).has_value());
+  CHECK_FALSE(store.get_forward(1).has_value());
+  CHECK_FALSE(store.latest_calibration("SIM-0001").has_value());
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: runs round-trip with their device serials, checkpoint and result") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  const std::string yaml = std::string("model: pat\nlr: 0.01\nnote: \"\xc3\xa9t\xc3\xa9\"\n") +
+                           std::string(1, '\0') + "after-nul";
+  const std::int64_t before = wall_ns();
+  const std::uint64_t id = store.create_run("fmnist-pat", yaml, {"SIM-B", "SIM-A", "SIM-B"});
+  const std::int64_t after = wall_ns();
+
+  auto run = store.get_run(id);
+  REQUIRE(run.has_value());
+  CHECK(run->run_id == id);
+  CHECK(run->name == "fmnist-pat");
+  CHECK(run->config_yaml == yaml);
+  CHECK(run->state == RunState::kRunning);
+  CHECK(run->started_ns >= before);
+  CHECK(run->started_ns <= after);
+  CHECK(run->finished_ns == 0);
+  CHECK(run->epochs_done == 0);
+  CHECK(run->checkpoint_path.empty());
+  CHECK(run->summary_json.empty());
+  CHECK(run->message.empty());
+  CHECK(run->device_serials == std::vector<std::string>{"SIM-B", "SIM-A", "SIM-B"});
+
+  store.set_checkpoint(id, "/var/lib/pnn/runs/1/epoch-3.ckpt", 3);
+  store.finish_run(id, RunState::kFailed, R"({"accuracy":0.5})", "device SIM-A faulted");
+  run = store.get_run(id);
+  REQUIRE(run.has_value());
+  CHECK(run->state == RunState::kFailed);
+  CHECK(run->checkpoint_path == "/var/lib/pnn/runs/1/epoch-3.ckpt");
+  CHECK(run->epochs_done == 3);
+  CHECK(run->summary_json == R"({"accuracy":0.5})");
+  CHECK(run->message == "device SIM-A faulted");
+  CHECK(run->finished_ns >= run->started_ns);
+
+  // Resume: RUNNING again, result cleared, checkpoint and metrics kept.
+  store.add_metric(id, metric_for_epoch(0));
+  store.reopen_run(id);
+  run = store.get_run(id);
+  REQUIRE(run.has_value());
+  CHECK(run->state == RunState::kRunning);
+  CHECK(run->finished_ns == 0);
+  CHECK(run->summary_json.empty());
+  CHECK(run->message.empty());
+  CHECK(run->epochs_done == 3);
+  CHECK(run->checkpoint_path == "/var/lib/pnn/runs/1/epoch-3.ckpt");
+  CHECK(store.metrics(id).size() == 1);
+
+  const std::uint64_t no_devices = store.create_run("twin-only", "", {});
+  run = store.get_run(no_devices);
+  REQUIRE(run.has_value());
+  CHECK(run->device_serials.empty());
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: list_runs is newest first and honours the limit") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(store.create_run("run-" + std::to_string(i), "", {"SIM-" + std::to_string(i)}));
+  }
+  store.finish_run(ids[1], RunState::kSucceeded, "{}");
+
+  const auto all = store.list_runs();
+  REQUIRE(all.size() == 5);
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    CHECK(all[k].run_id == ids[4 - k]);
+    CHECK(all[k].name == "run-" + std::to_string(4 - k));
+    CHECK(all[k].device_serials == std::vector<std::string>{"SIM-" + std::to_string(4 - k)});
+  }
+  CHECK(all[3].state == RunState::kSucceeded);
+
+  const auto two = store.list_runs(2);
+  REQUIRE(two.size() == 2);
+  CHECK(two[0].run_id == ids[4]);
+  CHECK(two[1].run_id == ids[3]);
+  CHECK(store.list_runs(0).empty());
+}
+
+TEST_CASE("run_store: metrics round-trip bit-exactly in insertion order, per run") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  const std::uint64_t a = store.create_run("a", "", {});
+  const std::uint64_t b = store.create_run("b", "", {});
+
+  std::vector<MetricRecord> want;
+  for (int epoch : {3, 1, 2, 2, 0}) want.push_back(metric_for_epoch(epoch));
+  want[1].train_loss = -0.0;
+  want[1].train_accuracy = std::numeric_limits<double>::denorm_min();
+  want[2].train_loss = std::numeric_limits<double>::infinity();
+  want[2].seconds = -std::numeric_limits<double>::infinity();
+  want[3].train_accuracy = 1e300;
+  want[3].phase = "pat/with spaces and \xce\xb8";
+  for (const auto& m : want) {
+    store.add_metric(a, m);
+    store.add_metric(b, metric_for_epoch(99));
+  }
+
+  const auto got = store.metrics(a);
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    check_metric_equal(got[i], want[i]);
+  }
+  CHECK(store.metrics(b).size() == want.size());
+  CHECK(store.metrics(b + 100).empty());
+
+  // SQLite has no NaN: a NaN metric is stored as NULL and comes back as a NaN.
+  MetricRecord diverged = metric_for_epoch(7);
+  diverged.train_loss = std::numeric_limits<double>::quiet_NaN();
+  store.add_metric(b, diverged);
+  const auto b_metrics = store.metrics(b);
+  REQUIRE(b_metrics.size() == want.size() + 1);
+  CHECK(std::isnan(b_metrics.back().train_loss));
+  CHECK(bits(b_metrics.back().seconds) == bits(diverged.seconds));
+}
+
+TEST_CASE("run_store: forward records round-trip bit-exactly, NaN payloads included") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  const ForwardRecord first = make_forward(1);
+  ForwardRecord second = make_forward(2);
+  second.request_id = std::numeric_limits<std::uint64_t>::max();
+  second.client_id = "";
+  second.theta.resize(0);
+  second.y.resize(0, 10);
+
+  const std::uint64_t id1 = store.record_forward(first);
+  const std::uint64_t id2 = store.record_forward(second);
+  CHECK(id2 > id1);
+
+  for (const auto& [id, want] : {std::pair{id1, first}, std::pair{id2, second}}) {
+    CAPTURE(id);
+    const auto got = store.get_forward(id);
+    REQUIRE(got.has_value());
+    CHECK(got->record_id == id);
+    CHECK(got->client_id == want.client_id);
+    CHECK(got->request_id == want.request_id);
+    CHECK(got->device_serial == want.device_serial);
+    CHECK(got->t_start_ns == want.t_start_ns);
+    CHECK(got->t_end_ns == want.t_end_ns);
+    CHECK(bit_equal(got->x, want.x));
+    CHECK(bit_equal(got->theta, want.theta));
+    CHECK(bit_equal(got->y, want.y));
+  }
+  const auto got2 = store.get_forward(id2);
+  REQUIRE(got2.has_value());
+  CHECK(got2->y.rows() == 0);
+  CHECK(got2->y.cols() == 10);
+  CHECK_FALSE(store.get_forward(id2 + 1).has_value());
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: forward BLOBs are row-major little-endian float64 in the file") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  ForwardRecord r;
+  r.device_serial = "SIM-LAYOUT";
+  r.x.resize(2, 3);
+  r.x << 1.5, 2.5, 3.5,  //
+      4.5, 5.5, 6.5;
+  r.theta = Vector::Constant(1, 0.25);
+  r.y = Matrix::Constant(1, 1, -2.0);
+  {
+    RunStore store(path);
+    store.record_forward(r);
+  }  // closing checkpoints the WAL into the database file
+  std::string expected;
+  for (double v : {1.5, 2.5, 3.5, 4.5, 5.5, 6.5}) {
+    std::uint64_t u = bits(v);
+    for (int byte = 0; byte < 8; ++byte) expected.push_back(static_cast<char>(u >> (8 * byte)));
+  }
+  CHECK(read_bytes(path).find(expected) != std::string::npos);
+}
+
+TEST_CASE("run_store: the latest calibration of each device round-trips") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  CalibrationRecord old_a{.device_serial = "SIM-A",
+                          .phi = tricky_matrix(12, 1, 5),
+                          .mse_before = 0.5,
+                          .mse_after = -0.0,
+                          .created_ns = 1000};
+  CalibrationRecord b{.device_serial = "SIM-B",
+                      .phi = tricky_matrix(3, 1, 6),
+                      .mse_before = 0.25,
+                      .mse_after = 0.125,
+                      .created_ns = 5000};
+  CalibrationRecord new_a{.device_serial = "SIM-A",
+                          .phi = tricky_matrix(12, 1, 7),
+                          .mse_before = 0.3,
+                          .mse_after = 1e-300,
+                          .created_ns = 500};  // an older clock: insertion order decides "latest"
+  const std::uint64_t id_old_a = store.add_calibration(old_a);
+  const std::uint64_t id_b = store.add_calibration(b);
+  const std::uint64_t id_new_a = store.add_calibration(new_a);
+  CHECK(id_old_a < id_b);
+  CHECK(id_b < id_new_a);
+
+  const auto a = store.latest_calibration("SIM-A");
+  REQUIRE(a.has_value());
+  CHECK(a->calibration_id == id_new_a);
+  CHECK(a->device_serial == "SIM-A");
+  CHECK(bit_equal(a->phi, new_a.phi));
+  CHECK(bits(a->mse_before) == bits(new_a.mse_before));
+  CHECK(bits(a->mse_after) == bits(new_a.mse_after));
+  CHECK(a->created_ns == 500);
+
+  const auto got_b = store.latest_calibration("SIM-B");
+  REQUIRE(got_b.has_value());
+  CHECK(got_b->calibration_id == id_b);
+  CHECK(bit_equal(got_b->phi, b.phi));
+  CHECK_FALSE(store.latest_calibration("SIM-C").has_value());
+
+  // created_ns == 0 means "now".
+  const std::int64_t before = wall_ns();
+  store.add_calibration({.device_serial = "SIM-C", .phi = Vector::Zero(2)});
+  const auto c = store.latest_calibration("SIM-C");
+  REQUIRE(c.has_value());
+  CHECK(c->created_ns >= before);
+}
+
+TEST_CASE("run_store: reopening marks RUNNING runs ABORTED and keeps them resumable") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  std::uint64_t running = 0;
+  std::uint64_t done = 0;
+  std::uint64_t also_running = 0;
+  {
+    RunStore store(path);
+    running = store.create_run("left-running", "", {"SIM-A"});
+    store.add_metric(running, metric_for_epoch(0));
+    store.set_checkpoint(running, "ckpt-1", 1);
+    done = store.create_run("finished", "", {});
+    store.finish_run(done, RunState::kSucceeded, R"({"ok":true})");
+    also_running = store.create_run("also-left-running", "", {});
+  }  // destroyed without finishing: as after a crash, the runs are still RUNNING in the file
+  {
+    const std::int64_t before = wall_ns();
+    RunStore store(path);
+    CHECK(store.aborted_on_open() == std::vector<std::uint64_t>{running, also_running});
+    const auto run = store.get_run(running);
+    REQUIRE(run.has_value());
+    CHECK(run->state == RunState::kAborted);
+    CHECK(run->finished_ns >= before);
+    CHECK_FALSE(run->message.empty());
+    CHECK(run->checkpoint_path == "ckpt-1");
+    CHECK(run->epochs_done == 1);
+    CHECK(store.metrics(running).size() == 1);
+    const auto finished = store.get_run(done);
+    REQUIRE(finished.has_value());
+    CHECK(finished->state == RunState::kSucceeded);
+    CHECK(finished->summary_json == R"({"ok":true})");
+
+    store.reopen_run(running);  // resumed, then the daemon dies again
+    store.add_metric(running, metric_for_epoch(1));
+  }
+  {
+    RunStore store(path);
+    CHECK(store.aborted_on_open() == std::vector<std::uint64_t>{running});
+    CHECK(store.metrics(running).size() == 2);
+  }
+  {
+    RunStore store(path);
+    CHECK(store.aborted_on_open().empty());
+    CHECK(store.integrity_ok());
+  }
+}
+
+TEST_CASE("run_store: a newer schema version is refused, naming the file and the versions") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  { RunStore store(path); }
+  // PRAGMA user_version lives in the database header: 4 bytes big-endian at offset 60.
+  std::string bytes = read_bytes(path);
+  REQUIRE(bytes.size() >= 100);
+  REQUIRE(bytes.compare(0, 16, std::string("SQLite format 3\0", 16)) == 0);
+  REQUIRE(bytes.substr(60, 4) == std::string("\0\0\0\x01", 4));
+  bytes.replace(60, 4, std::string("\0\0\0\x63", 4));  // version 99
+  write_bytes(path, bytes);
+
+  const std::string message = error_message_of([&] { RunStore store(path); });
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("99") != std::string::npos);
+  CHECK(message.find("1 to 1") != std::string::npos);
+  CHECK(read_bytes(path) == bytes);  // left untouched
+}
+
+TEST_CASE("run_store: a file that is not an SQLite database is refused and left untouched") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  std::mt19937_64 rng(42);
+  std::string garbage(8192, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  const std::string text = "model: pat\nthis is a YAML file, not a database\n";
+
+  for (const std::string& content : {garbage, text}) {
+    write_bytes(path, content);
+    const std::string message = error_message_of([&] { RunStore store(path); });
+    CAPTURE(message);
+    CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find("not an SQLite database") != std::string::npos);
+    CHECK(read_bytes(path) == content);
+  }
+}
+
+TEST_CASE("run_store: a database with a corrupted schema page is a StoreError, not a crash") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  {
+    RunStore store(path);
+    for (int i = 0; i < 20; ++i) store.create_run("run", "", {"SIM-A"});
+  }
+  // Page 1 holds the 100-byte file header, then the b-tree of the schema: overwrite the latter.
+  std::string bytes = read_bytes(path);
+  REQUIRE(bytes.size() > 4096);
+  for (std::size_t i = 100; i < 4096; ++i) bytes[i] = static_cast<char>(0xA5);
+  write_bytes(path, bytes);
+
+  const std::string message = error_message_of([&] { RunStore store(path); });
+  CAPTURE(message);
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("corrupt") != std::string::npos);
+}
+
+TEST_CASE("run_store: a missing parent directory is a StoreError naming the path") {
+  TempDir dir;
+  const std::string path = dir.file("no-such-dir/runs.db");
+  const std::string message = error_message_of([&] { RunStore store(path); });
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("parent directory") != std::string::npos);
+}
+
+TEST_CASE("run_store: only one store at a time may own a database file") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  std::uint64_t id = 0;
+  {
+    RunStore first(path);
+    id = first.create_run("owned", "", {});
+    const std::string message = error_message_of([&] { RunStore second(path); });
+    CHECK(message.find(path) != std::string::npos);
+    CHECK(message.find("already open") != std::string::npos);
+    // Another name for the same file shares the lock.
+    const std::string link = dir.file("link.db");
+    fs::create_symlink(path, link);
+    CHECK_THROWS_AS(RunStore{link}, StoreError);
+    // The refused open must not have aborted the first store's running run.
+    const auto run = first.get_run(id);
+    REQUIRE(run.has_value());
+    CHECK(run->state == RunState::kRunning);
+  }
+  RunStore again(path);
+  CHECK(again.aborted_on_open() == std::vector<std::uint64_t>{id});
+}
+
+TEST_CASE("run_store: writes that name an unknown run are errors") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  RunStore store(path);
+  const std::uint64_t id = store.create_run("known", "", {});
+  const std::uint64_t unknown = id + 41;
+  CHECK(error_message_of([&] { store.add_metric(unknown, metric_for_epoch(0)); }).find(path) !=
+        std::string::npos);
+  CHECK(error_message_of([&] { store.set_checkpoint(unknown, "x", 1); }).find("no run with id") !=
+        std::string::npos);
+  CHECK_THROWS_AS(store.finish_run(unknown, RunState::kSucceeded, "{}"), StoreError);
+  CHECK_THROWS_AS(store.reopen_run(unknown), StoreError);
+  CHECK_THROWS_AS(store.finish_run(id, RunState::kRunning, "{}"), std::invalid_argument);
+  // Failed writes leave nothing behind and the store keeps working.
+  CHECK(store.metrics(unknown).empty());
+  store.add_metric(id, metric_for_epoch(0));
+  CHECK(store.metrics(id).size() == 1);
+  CHECK(store.get_run(id)->state == RunState::kRunning);
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: concurrent writers and readers on several threads lose nothing") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::vector<std::uint64_t> run_ids(kThreads);
+  std::vector<std::vector<std::uint64_t>> forward_ids(kThreads);
+  std::atomic<int> errors{0};
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          run_ids[t] = store.create_run("thread-" + std::to_string(t), "", {});
+          for (int e = 0; e < kPerThread; ++e) {
+            store.add_metric(run_ids[t], metric_for_epoch(e));
+            forward_ids[t].push_back(store.record_forward(make_forward(100 * t + e)));
+            if (store.metrics(run_ids[t]).size() != static_cast<std::size_t>(e + 1)) ++errors;
+            store.list_runs(3);
+          }
+        } catch (const std::exception&) {
+          ++errors;
+        }
+      });
+    }
+  }
+  CHECK(errors.load() == 0);
+  for (int t = 0; t < kThreads; ++t) {
+    const auto metrics = store.metrics(run_ids[t]);
+    REQUIRE(metrics.size() == kPerThread);
+    for (int e = 0; e < kPerThread; ++e) check_metric_equal(metrics[e], metric_for_epoch(e));
+    for (int e = 0; e < kPerThread; ++e) {
+      const auto got = store.get_forward(forward_ids[t][e]);
+      REQUIRE(got.has_value());
+      CHECK(bit_equal(got->x, make_forward(100 * t + e).x));
+    }
+  }
+  CHECK(store.list_runs().size() == kThreads);
+  CHECK(store.integrity_ok());
+}
+
+// ---- kill -9 --------------------------------------------------------------------------------
+
+// What the child reports through the pipe, each only after the store call has returned.
+struct Ack {
+  enum Kind : std::int64_t { kRun = 1, kMetric = 2, kForward = 3 };
+  std::int64_t kind = 0;
+  std::int64_t value = 0;
+};
+
+void write_ack(int fd, Ack ack) {
+  // 16 bytes < PIPE_BUF: the write is atomic.
+  if (::write(fd, &ack, sizeof ack) != static_cast<ssize_t>(sizeof ack)) ::_exit(5);
+}
+
+// The child: writes metrics (and every few epochs a forward record) as fast as it can, forever,
+// acknowledging each after the call returned. Never returns; is killed by the parent.
+[[noreturn]] void crash_child(const std::string& path, int fd) {
+  try {
+    RunStore store(path);
+    const std::uint64_t run_id = store.create_run("crash", "epochs: forever", {"SIM-A"});
+    write_ack(fd, {Ack::kRun, static_cast<std::int64_t>(run_id)});
+    for (int epoch = 0;; ++epoch) {
+      store.add_metric(run_id, metric_for_epoch(epoch));
+      write_ack(fd, {Ack::kMetric, epoch});
+      if (epoch % 3 == 0) {
+        const std::uint64_t id = store.record_forward(make_forward(epoch));
+        write_ack(fd, {Ack::kForward, static_cast<std::int64_t>(id)});
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crash child: %s\n", e.what());
+    ::_exit(3);
+  }
+}
+
+// Reads acks from the pipe; handles reads that end inside a record.
+class AckReader {
+ public:
+  explicit AckReader(int fd) : fd_(fd) {}
+  ~AckReader() { ::close(fd_); }
+  AckReader(const AckReader&) = delete;
+  AckReader& operator=(const AckReader&) = delete;
+
+  // Reads what is available within `timeout_ms`; false on end of file (writer gone) or timeout.
+  bool read_some(int timeout_ms) {
+    pollfd pfd{fd_, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, timeout_ms);
+    if (ready <= 0) return false;
+    char chunk[4096];
+    const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    pending_.append(chunk, static_cast<std::size_t>(n));
+    while (pending_.size() >= sizeof(Ack)) {
+      Ack ack;
+      std::memcpy(&ack, pending_.data(), sizeof ack);
+      pending_.erase(0, sizeof ack);
+      if (ack.kind == Ack::kRun) run_id = static_cast<std::uint64_t>(ack.value);
+      if (ack.kind == Ack::kMetric) metric_epochs.push_back(static_cast<int>(ack.value));
+      if (ack.kind == Ack::kForward) forward_ids.push_back(static_cast<std::uint64_t>(ack.value));
+    }
+    return true;
+  }
+
+  std::uint64_t run_id = 0;
+  std::vector<int> metric_epochs;
+  std::vector<std::uint64_t> forward_ids;
+
+ private:
+  int fd_;
+  std::string pending_;
+};
+
+TEST_CASE("run_store: acknowledged writes survive kill -9 in the middle of writing") {
+  TempDir dir;
+  const std::string path = dir.file("crash.db");
+  // Different delays after the first acks, so that the kill lands at different points of the
+  // write loop (mostly inside a commit: the WAL fsync dominates each iteration).
+  const int kill_delays_us[] = {0, 1500, 7000, 20000};
+  for (int round = 0; round < static_cast<int>(std::size(kill_delays_us)); ++round) {
+    CAPTURE(round);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::fflush(nullptr);  // nothing buffered may be written twice by the child
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      crash_child(path, fds[1]);
+    }
+    ::close(fds[1]);
+    AckReader reader(fds[0]);
+
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    bool child_alive = true;
+    while (reader.metric_epochs.size() < 10 && std::chrono::steady_clock::now() < deadline) {
+      if (!reader.read_some(1000)) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+          child_alive = false;
+          break;
+        }
+      }
+    }
+    if (kill_delays_us[round] > 0) ::usleep(static_cast<useconds_t>(kill_delays_us[round]));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    if (child_alive) REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(child_alive);
+    REQUIRE_MESSAGE(WIFSIGNALED(status), "the child ended by itself: see its stderr");
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    while (reader.read_some(0)) {
+    }  // acks written before the kill
+    REQUIRE(reader.run_id != 0);
+    REQUIRE(reader.metric_epochs.size() >= 10);
+
+    RunStore store(path);
+    CHECK(store.integrity_ok());
+    CHECK(store.aborted_on_open() == std::vector<std::uint64_t>{reader.run_id});
+    const auto run = store.get_run(reader.run_id);
+    REQUIRE(run.has_value());
+    CHECK(run->state == RunState::kAborted);
+
+    // Every acknowledged epoch is there, bit-exact; at most one more (committed, not yet acked).
+    const auto metrics = store.metrics(reader.run_id);
+    const std::size_t acked = reader.metric_epochs.size();
+    CHECK(reader.metric_epochs.back() == static_cast<int>(acked) - 1);
+    REQUIRE(metrics.size() >= acked);
+    CHECK(metrics.size() <= acked + 1);
+    for (std::size_t e = 0; e < metrics.size(); ++e) {
+      check_metric_equal(metrics[e], metric_for_epoch(static_cast<int>(e)));
+    }
+    for (std::size_t k = 0; k < reader.forward_ids.size(); ++k) {
+      const auto record = store.get_forward(reader.forward_ids[k]);
+      REQUIRE(record.has_value());
+      CHECK(bit_equal(record->x, make_forward(3 * k).x));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pnn::daemon
