@@ -1,0 +1,189 @@
+#pragma once
+/// The command set of protocol v1: one typed struct per message, payload encode/decode, and
+/// whole-message (frame) encode/decode. Pure: no I/O.
+///
+/// Payload encoding (little-endian): integers fixed width; `double` as IEEE-754 binary64;
+/// strings as u16 byte count + bytes (UTF-8 by convention, not checked); arrays as u32 count +
+/// elements. Each payload has exactly one encoding: decoders reject trailing bytes, counts that
+/// exceed the bytes present (before allocating anything), out-of-range enums and bools other
+/// than 0/1, so decode(encode(m)) == m and encode(decode(b)) == b.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <system_error>
+#include <variant>
+#include <vector>
+
+#include "pnn/firmware_iface/error.hpp"
+#include "pnn/firmware_iface/frame.hpp"
+
+namespace pnn::firmware_iface {
+
+/// Longest string field (bytes): the u16 length prefix.
+inline constexpr std::size_t kMaxStringBytes = 0xFFFF;
+
+// --- commands (host → device) and their replies ----------------------------------------------
+
+/// kIdentify, empty payload → IdentifyReply.
+struct IdentifyRequest {
+  bool operator==(const IdentifyRequest&) const = default;
+};
+/// kIdentifyReply: str serial, str model, str firmware_version.
+struct IdentifyReply {
+  std::string serial;
+  std::string model;
+  std::string firmware_version;
+  bool operator==(const IdentifyReply&) const = default;
+};
+
+/// kGetCapabilities, empty payload → CapabilitiesReply.
+struct CapabilitiesRequest {
+  bool operator==(const CapabilitiesRequest&) const = default;
+};
+/// Hard limits of a contiguous run of parameters (θ[first .. first+count), blocks in order).
+/// Encoding: str name, u32 count, f64 min, f64 max. Decoders require min ≤ max (no NaN).
+struct ParameterBlock {
+  std::string name;
+  std::uint32_t count = 0;
+  double min = 0.0;
+  double max = 0.0;
+  bool operator==(const ParameterBlock&) const = default;
+};
+/// kCapabilitiesReply: u32 num_inputs, u32 num_outputs, u32 num_params, u32 max_batch,
+/// u32 num_blocks, blocks. Decoders require the block counts to sum to num_params.
+struct CapabilitiesReply {
+  std::uint32_t num_inputs = 0;
+  std::uint32_t num_outputs = 0;
+  std::uint32_t num_params = 0;
+  std::uint32_t max_batch = 0;  ///< most rows a LoadInputBatch may carry
+  std::vector<ParameterBlock> blocks;
+  bool operator==(const CapabilitiesReply&) const = default;
+};
+
+/// kSetParameters: u32 count, count × f64 θ → Ack or ErrorReply.
+struct SetParameters {
+  std::vector<double> theta;
+  bool operator==(const SetParameters&) const = default;
+};
+
+/// kLoadInputBatch: u32 rows, u32 cols, rows·cols × f64, row-major (one sample per row)
+/// → Ack or ErrorReply.
+struct LoadInputBatch {
+  std::uint32_t rows = 0;
+  std::uint32_t cols = 0;
+  std::vector<double> data;  ///< rows·cols values, row-major
+  bool operator==(const LoadInputBatch&) const = default;
+};
+
+/// kRun, empty payload: run the loaded batch with the current θ → Ack (accepted) or ErrorReply.
+struct RunRequest {
+  bool operator==(const RunRequest&) const = default;
+};
+
+/// kReadOutputs, empty payload → OutputsReply (or ErrorReply if no outputs are ready).
+struct ReadOutputsRequest {
+  bool operator==(const ReadOutputsRequest&) const = default;
+};
+/// kOutputsReply: same layout as LoadInputBatch.
+struct OutputsReply {
+  std::uint32_t rows = 0;
+  std::uint32_t cols = 0;
+  std::vector<double> data;
+  bool operator==(const OutputsReply&) const = default;
+};
+
+/// kGetStatus, empty payload → StatusReply.
+struct StatusRequest {
+  bool operator==(const StatusRequest&) const = default;
+};
+/// What the firmware is doing (not the host-side driver lifecycle).
+enum class DeviceState : std::uint8_t {
+  kIdle = 0,          ///< ready, no batch loaded
+  kLoaded = 1,        ///< a batch is loaded
+  kRunning = 2,       ///< a run is in progress
+  kOutputsReady = 3,  ///< the last run finished; outputs can be read
+  kFault = 4,         ///< stopped on an error; see error_code
+};
+enum class Health : std::uint8_t { kOk = 0, kWarning = 1, kFault = 2 };
+/// kStatusReply: u8 state, u8 health, i32 error_code, u64 × 4 counters.
+struct StatusReply {
+  DeviceState state = DeviceState::kIdle;
+  Health health = Health::kOk;
+  std::int32_t error_code = 0;        ///< last error (0 = none); same space as ErrorReply
+  std::uint64_t commands_ok = 0;      ///< commands executed since power-on
+  std::uint64_t commands_failed = 0;  ///< commands answered with ErrorReply
+  std::uint64_t frames_rejected = 0;  ///< frames the device dropped (check failures)
+  std::uint64_t runs_completed = 0;
+  bool operator==(const StatusReply&) const = default;
+};
+
+/// kAbort, empty payload: stop a run, drive outputs safe → Ack.
+struct AbortRequest {
+  bool operator==(const AbortRequest&) const = default;
+};
+
+/// kSelfTest, empty payload → SelfTestReply.
+struct SelfTestRequest {
+  bool operator==(const SelfTestRequest&) const = default;
+};
+/// kSelfTestReply: u8 passed (0 or 1), str text (details, one finding per line).
+struct SelfTestReply {
+  bool passed = false;
+  std::string text;
+  bool operator==(const SelfTestReply&) const = default;
+};
+
+/// kAck: u8 type of the command acknowledged (the frame's seq echoes the command's).
+struct Ack {
+  MessageType command = MessageType::kRun;
+  bool operator==(const Ack&) const = default;
+};
+
+/// kErrorReply: i32 code, str message. Codes are the device's own (positive); 0 is not an error.
+struct ErrorReply {
+  std::int32_t code = 0;
+  std::string message;
+  bool operator==(const ErrorReply&) const = default;
+};
+
+using Message = std::variant<IdentifyRequest, IdentifyReply, CapabilitiesRequest, CapabilitiesReply,
+                             SetParameters, LoadInputBatch, RunRequest, ReadOutputsRequest,
+                             OutputsReply, StatusRequest, StatusReply, AbortRequest,
+                             SelfTestRequest, SelfTestReply, Ack, ErrorReply>;
+
+/// The frame type that carries `message`.
+MessageType message_type(const Message& message) noexcept;
+
+/// Appends the payload of `message` to `out`. Throws std::invalid_argument on a message that
+/// cannot be encoded (rows·cols ≠ data.size(), a string over kMaxStringBytes, more than 2^32 − 1
+/// elements): that is a bug in the caller, not a wire fault.
+void encode_payload(const Message& message, std::vector<std::uint8_t>& out);
+
+/// Decodes a payload of frame type `type`. Errors: kUnknownMessageType, kTruncated,
+/// kTrailingBytes, kBadValue, kInconsistent.
+Result<Message> decode_payload(MessageType type, std::span<const std::uint8_t> payload);
+
+/// Appends a whole v1 frame carrying `message` to `out`, writing the payload in place.
+/// Throws like encode_payload, and std::length_error past 2^32 − 1 payload bytes.
+void encode_message(const Message& message, std::uint32_t seq, std::vector<std::uint8_t>& out,
+                    std::uint8_t flags = 0);
+
+/// decode_payload(frame.header.type, frame.payload).
+Result<Message> decode_message(const FrameView& frame);
+
+// --- fast paths for large batches ---------------------------------------------------------------
+
+/// Appends a kLoadInputBatch or kOutputsReply frame straight from `data` (rows·cols values,
+/// row-major), without building a message struct first. Throws std::invalid_argument for another
+/// type or a size mismatch, std::length_error past 2^32 − 1 payload bytes.
+void encode_batch_message(MessageType type, std::uint32_t seq, std::uint32_t rows,
+                          std::uint32_t cols, std::span<const double> data,
+                          std::vector<std::uint8_t>& out, std::uint8_t flags = 0);
+
+/// Decodes a batch payload (LoadInputBatch / OutputsReply layout) into `data`, reusing its
+/// capacity. On error `rows`, `cols` and `data` are unspecified. Errors: kTruncated (fewer than
+/// rows·cols values present), kTrailingBytes (more).
+std::error_code decode_batch_payload(std::span<const std::uint8_t> payload, std::uint32_t& rows,
+                                     std::uint32_t& cols, std::vector<double>& data);
+
+}  // namespace pnn::firmware_iface

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds the firmware_iface fuzz targets with clang++-14 + libFuzzer + ASan/UBSan straight from
+# the sources (no CMake) and runs each for its share of SECONDS_TOTAL (default 60).
+# Exit status: 0 if every target ran clean; non-zero on a build failure, crash, leak, timeout or
+# sanitizer report (artifacts land in $PNN_FUZZ_DIR/artifacts).
+#
+#   fuzz/run.sh [SECONDS_TOTAL]
+#   PNN_FUZZ_DIR=/tmp/pnn-fuzz (build output and the corpora, kept between runs)
+#   Needs: apt-get install -y clang-14 libclang-rt-14-dev
+set -euo pipefail
+
+total=${1:-60}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+out=${PNN_FUZZ_DIR:-/tmp/pnn-fuzz}
+cxx=${PNN_FUZZ_CXX:-clang++-14}
+targets=(frame_decoder scpi usbtmc)
+
+if ! command -v "$cxx" >/dev/null; then
+  echo "run.sh: $cxx not found; install it with: apt-get install -y clang-14 libclang-rt-14-dev" >&2
+  exit 2
+fi
+if ! [[ $total =~ ^[0-9]+$ ]] || (( total < ${#targets[@]} )); then
+  echo "run.sh: SECONDS_TOTAL must be an integer >= ${#targets[@]}, got '$total'" >&2
+  exit 2
+fi
+share=$(( total / ${#targets[@]} ))
+
+flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+       -I"$root/firmware_iface/include")
+mkdir -p "$out/obj" "$out/artifacts"
+
+# The library once, instrumented but without libFuzzer's main; then one binary per target.
+objs=()
+for src in "$root"/firmware_iface/src/*.cpp; do
+  obj="$out/obj/$(basename "${src%.cpp}").o"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj" &
+  objs+=("$obj")
+done
+wait
+for t in "${targets[@]}"; do
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer,address,undefined "$here/${t}_fuzz.cpp" "${objs[@]}" \
+    -o "$out/${t}_fuzz"
+done
+
+status=0
+summary=()
+for t in "${targets[@]}"; do
+  mkdir -p "$out/corpus/$t"
+  echo "== $t: ${share}s"
+  set +e
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$out/${t}_fuzz" -max_total_time="$share" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" "$out/corpus/$t" \
+    >"$out/$t.log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$t.log" |
+          grep -o '[0-9]*$' || true)
+  summary+=("$t: rc=$rc execs=${execs:-?} corpus=$(ls "$out/corpus/$t" | wc -l)")
+  if (( rc != 0 )); then
+    status=1
+    echo "!! $t failed (rc=$rc); log: $out/$t.log" >&2
+    grep -E 'ERROR|invariant failed|runtime error|Test unit written' "$out/$t.log" |
+      head -20 >&2 || true
+  fi
+done
+printf '%s\n' "${summary[@]}"
+exit $status
