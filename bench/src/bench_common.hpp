@@ -36,5 +36,9 @@ nlohmann::json job_record(const training::JobConfig& config, const training::Job
 std::vector<nlohmann::json> shg_digits(const BenchOptions& options);
 /// spdnn-digits (spdnn_bench.cpp): 64-100-10 with the single-photon layer, one shot per inference.
 std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options);
+/// stno-seqdigits (stno_bench.cpp): STNO recurrent network on sequential digits, PAT on reality.
+std::vector<nlohmann::json> stno_seqdigits(const BenchOptions& options);
+/// mtj-rf-digits (mtj_rf_bench.cpp): MTJ RF synapse chains + STNO neurons as a hidden layer.
+std::vector<nlohmann::json> mtj_rf_digits(const BenchOptions& options);
 
 }  // namespace pnn::bench::detail

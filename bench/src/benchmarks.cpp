@@ -158,6 +158,8 @@ const std::vector<Entry>& entries() {
       // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
       {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
       {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},
+      {{"stno-seqdigits", "64-STNO recurrent network on sequential digits (8 rows, one per period), PAT"}, detail::stno_seqdigits},
+      {{"mtj-rf-digits", "MTJ spin-diode RF synapse chains with STNO neurons as a hidden layer on digits"}, detail::mtj_rf_digits},
   };
   return list;
 }

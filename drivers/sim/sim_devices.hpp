@@ -14,5 +14,9 @@ PhysicalSystemPtr make_power_law(const DeviceAddress& address);
 PhysicalSystemPtr make_optical_shg(const DeviceAddress& address);
 /// sim://optical-spd?seed=S&inputs=N&outputs=M&photons=N_ph  (optical_devices.cpp)
 PhysicalSystemPtr make_optical_spd(const DeviceAddress& address);
+/// sim://stno-rnn?seed=S&neurons=N&steps=T&inputs=M[&period_ns=τ&spread=s]  (spintronic_devices.cpp)
+PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address);
+/// sim://mtj-rf?seed=S&inputs=K&chains=N[&offset_mhz=σ]  (spintronic_devices.cpp)
+PhysicalSystemPtr make_mtj_rf(const DeviceAddress& address);
 
 }  // namespace pnn::drivers::sim

@@ -103,6 +103,12 @@ const std::vector<SimEntry>& sim_entries() {
       {{"optical-spd", "optical matrix-vector product read by single-photon detectors",
         "sim://optical-spd?seed=1&inputs=64&outputs=100&photons=1"},
        sim::make_optical_spd},
+      {{"stno-rnn", "spin-torque nano-oscillator recurrent network (sequences, 8 inputs per period)",
+        "sim://stno-rnn?seed=1&neurons=64&steps=8&inputs=8"},
+       sim::make_stno_rnn},
+      {{"mtj-rf", "spin-diode MTJ synapse chains on an RF comb, STNO neurons",
+        "sim://mtj-rf?seed=1&inputs=64&chains=64&offset_mhz=8"},
+       sim::make_mtj_rf},
   };
   return entries;
 }
