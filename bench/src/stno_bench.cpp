@@ -19,8 +19,8 @@ JobConfig stno_job(int epochs, std::uint64_t seed) {
   c.name = "stno-seqdigits";
   c.seed = seed;
   c.dataset = "digits";
-  c.devices = {{"stno", "sim://stno-rnn?neurons=64&steps=8&inputs=8&seed=" +
-                            std::to_string(seed + 1)}};
+  c.devices = {
+      {"stno", "sim://stno-rnn?neurons=64&steps=8&inputs=8&seed=" + std::to_string(seed + 1)}};
   c.network = {{LayerSpec::Kind::kPhysical, "stno"}, {LayerSpec::Kind::kAffine, "", 10}};
   c.training.method = training::Method::kPat;
   // Adam steps of 0.1 µA: θ is in µA (b ≈ 20 µA), so the usual 1e-3 … 1e-2 barely moves it.

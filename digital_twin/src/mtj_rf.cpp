@@ -55,8 +55,8 @@ Vector MtjRfModel::physical_params() const {
 }
 
 ModelPtr MtjRfModel::with_physical_params(const VectorRef& phi) const {
-  require(phi.size() == 2, "two physical parameters (κ, w) expected, got " +
-                               std::to_string(phi.size()));
+  require(phi.size() == 2,
+          "two physical parameters (κ, w) expected, got " + std::to_string(phi.size()));
   require(phi.allFinite(), "physical parameters must be finite");
   MtjRfConfig c = config_;
   c.sensitivity_mv_per_uw = phi[0];
@@ -81,8 +81,9 @@ Matrix MtjRfModel::weights(const VectorRef& theta) const {
 
 Matrix MtjRfModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
   const Matrix v = config_.sensitivity_mv_per_uw * (x * weights(theta).transpose());
-  const Eigen::ArrayXXd z =
-      (config_.zeta_bias + config_.zeta_per_mv * v.array()).max(config_.zeta_min).min(config_.zeta_max);
+  const Eigen::ArrayXXd z = (config_.zeta_bias + config_.zeta_per_mv * v.array())
+                                .max(config_.zeta_min)
+                                .min(config_.zeta_max);
   return ((z - 1.0) / (z + config_.nonlinearity)).matrix();
 }
 

@@ -62,8 +62,8 @@ Vector StnoModel::physical_params() const {
 }
 
 ModelPtr StnoModel::with_physical_params(const VectorRef& phi) const {
-  require(phi.size() == 2, "two physical parameters (Γ_G, Q) expected, got " +
-                               std::to_string(phi.size()));
+  require(phi.size() == 2,
+          "two physical parameters (Γ_G, Q) expected, got " + std::to_string(phi.size()));
   require(phi.allFinite(), "physical parameters must be finite");
   StnoConfig c = config_;
   c.damping_per_ns = phi[0];
@@ -110,9 +110,9 @@ StnoModel::Trajectory StnoModel::run(const MatrixRef& x, const VectorRef& theta,
         f.p.push_back(p);
         f.zeta.push_back(zeta);
       }
-      p.array() += dt * (-2.0 * g * (1.0 + q * p.array() - zeta.array() * (1.0 - p.array())) *
-                             p.array() +
-                         eps);
+      p.array() +=
+          dt *
+          (-2.0 * g * (1.0 + q * p.array() - zeta.array() * (1.0 - p.array())) * p.array() + eps);
     }
   }
   if (keep) f.p.push_back(p);

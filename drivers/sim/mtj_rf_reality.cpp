@@ -17,7 +17,8 @@ MtjRfReality::MtjRfReality(const MtjRfRealityConfig& config) : config_(config), 
     for (Index k = 0; k < k_total; ++k) {
       offset_(i, k) = config.offset_mhz * normal(rng_);
       width_(i, k) = ds.linewidth_mhz * (1.0 + config.width_spread * uniform(rng_));
-      sensitivity_(i, k) = ds.sensitivity_mv_per_uw * (1.0 + config.sensitivity_spread * uniform(rng_));
+      sensitivity_(i, k) =
+          ds.sensitivity_mv_per_uw * (1.0 + config.sensitivity_spread * uniform(rng_));
     }
   }
   zeta_bias_.resize(n);
@@ -36,9 +37,9 @@ Matrix MtjRfReality::weights(const VectorRef& theta) const {
     for (Index k = 0; k < k_total; ++k) {
       const double offset = static_cast<double>(j - k) * ds.spacing_mhz;
       for (Index i = 0; i < n; ++i) {
-        w(i, j) += sensitivity_(i, k) *
-                   digital_twin::lorentzian_antisym(
-                       offset - theta[i * k_total + k] - offset_(i, k), width_(i, k));
+        w(i, j) +=
+            sensitivity_(i, k) * digital_twin::lorentzian_antisym(
+                                     offset - theta[i * k_total + k] - offset_(i, k), width_(i, k));
       }
     }
   }
@@ -54,7 +55,8 @@ Matrix MtjRfReality::run(const MatrixRef& x, const VectorRef& theta) {
   Matrix y(v.rows(), v.cols());
   for (Index c = 0; c < v.cols(); ++c) {
     for (Index r = 0; r < v.rows(); ++r) {
-      const double z = std::clamp(zeta_bias_[c] + ds.zeta_per_mv * v(r, c), ds.zeta_min, ds.zeta_max);
+      const double z =
+          std::clamp(zeta_bias_[c] + ds.zeta_per_mv * v(r, c), ds.zeta_min, ds.zeta_max);
       y(r, c) = (z - 1.0) / (z + nonlinearity_[c]) + config_.readout_noise * normal(rng_);
     }
   }

@@ -21,12 +21,12 @@ namespace pnn::drivers::sim {
 struct MtjRfRealityConfig {
   digital_twin::MtjRfConfig datasheet;
   std::uint64_t seed = 0;
-  double offset_mhz = 8.0;            ///< RMS resonance offset per junction (w = 10 MHz)
+  double offset_mhz = 8.0;  ///< RMS resonance offset per junction (w = 10 MHz)
   double width_spread = 0.2;
   double sensitivity_spread = 0.1;
   double neuron_spread = 0.05;
   double rectification_noise_mv = 0.05;
-  double readout_noise = 0.003;       ///< units of p
+  double readout_noise = 0.003;  ///< units of p
 };
 
 class MtjRfReality {

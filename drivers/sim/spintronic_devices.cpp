@@ -4,9 +4,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "mtj_rf_reality.hpp"
 #include "pnn/digital_twin/mtj_rf.hpp"
 #include "pnn/digital_twin/stno.hpp"
-#include "mtj_rf_reality.hpp"
 #include "sim_devices.hpp"
 #include "stno_reality.hpp"
 
@@ -109,8 +109,9 @@ PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address) {
 
   DeviceSpec spec;
   spec.kind = "stno-rnn";
-  spec.model = "SIM-STNO (simulated array of spin-torque nano-oscillators with programmable bias, "
-               "input and recurrent current sources; I_th = 10 uA)";
+  spec.model =
+      "SIM-STNO (simulated array of spin-torque nano-oscillators with programmable bias, "
+      "input and recurrent current sources; I_th = 10 uA)";
   spec.serial = address.get("serial", "SIM-STNO-" + std::to_string(seed));
   spec.firmware = "sim-1.0";
   spec.num_inputs = ds.num_steps * m;
@@ -128,7 +129,8 @@ PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address) {
       {"input_weight", n * m, "uA", -20.0, 20.0,
        "input current W_ij per unit input drive, row-major oscillators x inputs"},
       {"recurrent", n * n, "uA", -10.0, 10.0,
-       "recurrent current R_ik per unit power of oscillator k, row-major oscillators x oscillators"},
+       "recurrent current R_ik per unit power of oscillator k, row-major oscillators x "
+       "oscillators"},
   };
   StnoRealityConfig config{.datasheet = ds, .seed = serial_seed(spec.serial), .spread = spread};
   return std::make_unique<SimStno>(std::move(spec), config);
@@ -146,8 +148,9 @@ PhysicalSystemPtr make_mtj_rf(const DeviceAddress& address) {
 
   DeviceSpec spec;
   spec.kind = "mtj-rf";
-  spec.model = "SIM-MTJ-RF (simulated spin-diode MTJ synapse chains on a 64-tone RF comb, "
-               "50 MHz spacing, with STNO neurons)";
+  spec.model =
+      "SIM-MTJ-RF (simulated spin-diode MTJ synapse chains on a 64-tone RF comb, "
+      "50 MHz spacing, with STNO neurons)";
   spec.serial = address.get("serial", "SIM-MTJ-" + std::to_string(seed));
   spec.firmware = "sim-1.0";
   spec.num_inputs = ds.num_inputs;

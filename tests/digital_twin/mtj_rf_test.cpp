@@ -77,7 +77,8 @@ TEST_CASE("MTJ-RF twin: validation and physical parameters") {
   CHECK_THROWS_AS(MtjRfModel{bad}, std::invalid_argument);
   const MtjRfModel model(small_config());
   CHECK(model.num_params() == 24);
-  CHECK_THROWS_AS(model.forward(Matrix::Zero(1, 5), model.initial_params(1)), std::invalid_argument);
+  CHECK_THROWS_AS(model.forward(Matrix::Zero(1, 5), model.initial_params(1)),
+                  std::invalid_argument);
   Vector phi(2);
   phi << 1.2, 9.0;
   CHECK((model.with_physical_params(phi)->physical_params() - phi).norm() == 0.0);

@@ -47,10 +47,10 @@ TEST_CASE("stno-rnn: out-of-limit θ and bad inputs are rejected before reaching
   auto same = test::active_device(std::string(kSmall) + "5");
   const Vector ok = dev->nominal_twin()->initial_params(2);
   const Matrix x = drives(4, 12, 1);
-  for (auto [index, value, name] : {std::tuple{Index{2}, 45.0, "bias[2]"},
-                                    std::tuple{Index{2}, 5.0, "bias[2]"},
-                                    std::tuple{Index{10}, -25.0, "input_weight[4]"},
-                                    std::tuple{Index{40}, 12.0, "recurrent[10]"}}) {
+  for (auto [index, value, name] :
+       {std::tuple{Index{2}, 45.0, "bias[2]"}, std::tuple{Index{2}, 5.0, "bias[2]"},
+        std::tuple{Index{10}, -25.0, "input_weight[4]"},
+        std::tuple{Index{40}, 12.0, "recurrent[10]"}}) {
     Vector bad = ok;
     bad[index] = value;
     auto r = dev->forward(x, bad);

@@ -21,15 +21,15 @@
 namespace pnn::digital_twin {
 
 struct MtjRfConfig {
-  Index num_inputs = 64;         ///< frequency channels (junctions per chain)
-  Index num_outputs = 64;        ///< chains (= STNO neurons)
-  double spacing_mhz = 50.0;     ///< Δf between input tones
-  double linewidth_mhz = 10.0;   ///< w (half width at half maximum of the resonance)
+  Index num_inputs = 64;               ///< frequency channels (junctions per chain)
+  Index num_outputs = 64;              ///< chains (= STNO neurons)
+  double spacing_mhz = 50.0;           ///< Δf between input tones
+  double linewidth_mhz = 10.0;         ///< w (half width at half maximum of the resonance)
   double sensitivity_mv_per_uw = 1.0;  ///< κ
-  double zeta_bias = 2.5;        ///< ζ_0: neuron bias current / I_th
-  double zeta_per_mv = 0.5;      ///< g
-  double nonlinearity = 2.0;     ///< Q of the STNO neurons
-  double zeta_min = 1.0;         ///< neuron current compliance, units of I_th
+  double zeta_bias = 2.5;              ///< ζ_0: neuron bias current / I_th
+  double zeta_per_mv = 0.5;            ///< g
+  double nonlinearity = 2.0;           ///< Q of the STNO neurons
+  double zeta_min = 1.0;               ///< neuron current compliance, units of I_th
   double zeta_max = 4.0;
 };
 

@@ -24,19 +24,19 @@
 namespace pnn::digital_twin {
 
 struct StnoConfig {
-  Index num_neurons = 64;      ///< N
-  Index num_steps = 8;         ///< input periods per sequence
-  Index inputs_per_step = 8;   ///< M
-  Index substeps = 4;          ///< Euler steps per input period (≥ 1)
-  double period_ns = 0.5;      ///< input period (the relaxation time 1/(2Γ_G p0 (Q + ζ)) is
-                               ///< 0.5 ns at ζ = 2: the state keeps a few periods of memory)
-  double damping_per_ns = 1.0; ///< Γ_G
-  double nonlinearity = 2.0;   ///< Q
-  double floor_per_ns = 0.01;  ///< ε (thermal floor of the power)
-  double threshold_ua = 10.0;  ///< I_th
-  double zeta_min = 1.0;       ///< clamp of ζ (device safety limit, units of I_th)
+  Index num_neurons = 64;       ///< N
+  Index num_steps = 8;          ///< input periods per sequence
+  Index inputs_per_step = 8;    ///< M
+  Index substeps = 4;           ///< Euler steps per input period (≥ 1)
+  double period_ns = 0.5;       ///< input period (the relaxation time 1/(2Γ_G p0 (Q + ζ)) is
+                                ///< 0.5 ns at ζ = 2: the state keeps a few periods of memory)
+  double damping_per_ns = 1.0;  ///< Γ_G
+  double nonlinearity = 2.0;    ///< Q
+  double floor_per_ns = 0.01;   ///< ε (thermal floor of the power)
+  double threshold_ua = 10.0;   ///< I_th
+  double zeta_min = 1.0;        ///< clamp of ζ (device safety limit, units of I_th)
   double zeta_max = 4.0;
-  double p_initial = 0.25;     ///< p(0), the bias point at ζ = 2 (p0 = (ζ−1)/(ζ+Q))
+  double p_initial = 0.25;  ///< p(0), the bias point at ζ = 2 (p0 = (ζ−1)/(ζ+Q))
 };
 
 class StnoModel final : public DifferentiableModel {
@@ -48,8 +48,8 @@ class StnoModel final : public DifferentiableModel {
   Index num_inputs() const override { return config_.num_steps * config_.inputs_per_step; }
   Index num_outputs() const override { return config_.num_neurons; }
   Index num_params() const override;
-  /// b ≈ 2 I_th ± 5 % (above threshold, so gradients flow), W ~ N(0, (1.5 I_th / √M)²) truncated at 2.5 σ
-  /// and R ~ N(0, (0.3 I_th / √N)²), deterministic in `seed`.
+  /// b ≈ 2 I_th ± 5 % (above threshold, so gradients flow), W ~ N(0, (1.5 I_th / √M)²) truncated
+  /// at 2.5 σ and R ~ N(0, (0.3 I_th / √N)²), deterministic in `seed`.
   Vector initial_params(std::uint64_t seed) const override;
 
   Index num_physical_params() const override { return 2; }
