@@ -40,5 +40,9 @@ std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options);
 std::vector<nlohmann::json> stno_seqdigits(const BenchOptions& options);
 /// mtj-rf-digits (mtj_rf_bench.cpp): MTJ RF synapse chains + STNO neurons as a hidden layer.
 std::vector<nlohmann::json> mtj_rf_digits(const BenchOptions& options);
+/// circuit-digits (circuit_bench.cpp): RLC-junction circuit as a hidden layer on digits.
+std::vector<nlohmann::json> circuit_digits(const BenchOptions& options);
+/// plate-digits (plate_bench.cpp): speaker-driven plate as a hidden layer on digits.
+std::vector<nlohmann::json> plate_digits(const BenchOptions& options);
 
 }  // namespace pnn::bench::detail

@@ -109,6 +109,12 @@ const std::vector<SimEntry>& sim_entries() {
       {{"mtj-rf", "spin-diode MTJ synapse chains on an RF comb, STNO neurons",
         "sim://mtj-rf?seed=1&inputs=64&chains=64&offset_mhz=8"},
        sim::make_mtj_rf},
+      {{"electronic-circuit", "series RLC circuit with a junction diode, drive time-multiplexed",
+        "sim://electronic-circuit?seed=1&slots=32"},
+       sim::make_electronic_circuit},
+      {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
+        "sim://mechanical-plate?seed=1&slots=32"},
+       sim::make_speaker_plate},
   };
   return entries;
 }

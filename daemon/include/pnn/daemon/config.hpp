@@ -1,0 +1,94 @@
+#pragma once
+/// The daemon's configuration (`pnnd --config lab.yaml`; docs/daemon.md is the key reference).
+///
+/// Every key has a default except `devices`; unknown keys, wrong types and bad values throw
+/// ConfigError naming the file, the line, the key and the fix. Paths are used as written:
+/// relative ones resolve against the working directory of pnnd (like job configs).
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pnn::daemon {
+
+/// A config problem at startup or on reload. The message names file, line, key and fix.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What a client may do. Read-only clients may query everything but get PERMISSION_DENIED on
+/// every write (Lifecycle, Acquire/Renew/Release, Forward, Calibrate, SubmitJob, CancelJob).
+enum class Role { kReadOnly, kOperator };
+const char* to_string(Role role);
+
+struct DeviceConfig {
+  std::string name;     ///< the name clients and job configs use
+  std::string address;  ///< driver address, e.g. sim://power-law?prefactor=2
+  bool autostart = false;  ///< configure + activate when the daemon starts (or the device is added)
+  int line = 0;            ///< 1-based line in the config file, for messages
+};
+
+struct ClientKey {
+  std::string public_key;  ///< Z85 CURVE public key (40 characters)
+  Role role = Role::kReadOnly;
+  std::string name;        ///< for logs, e.g. "alice@lab-pc"
+};
+
+/// CURVE security. Enabled when `server_secret_key` is set; then every client must present a
+/// public key from `clients` (ZAP allowlist), and its role comes from that entry.
+struct SecurityConfig {
+  std::string server_secret_key;  ///< Z85 (40 characters); the public key is derived from it
+  std::vector<ClientKey> clients;
+  bool curve_enabled() const { return !server_secret_key.empty(); }
+};
+
+/// How Forward calls are recorded in the run store (x, θ, y, timestamps, device serial).
+enum class ForwardRecording {
+  kAsync,  ///< queued to a recorder thread; the reply does not wait for the disk (default)
+  kSync,   ///< committed before the reply is sent; the reply carries the record id
+  kOff,    ///< not recorded
+};
+const char* to_string(ForwardRecording mode);
+
+struct DaemonConfig {
+  std::string source = "<defaults>";  ///< the file the config came from
+
+  // rpc:
+  std::string rpc_bind = "tcp://127.0.0.1:7700";  ///< ROUTER endpoint; port "*" = ephemeral
+  std::uint64_t max_message_bytes = 16u << 20;    ///< larger requests get TOO_LARGE
+  std::uint32_t default_deadline_ms = 30000;      ///< for requests with deadline_ms = 0
+  std::size_t reply_cache_entries = 4096;         ///< idempotency cache of Forward replies
+  std::size_t reply_cache_bytes = 256u << 20;
+
+  // telemetry:
+  std::string telemetry_bind = "tcp://127.0.0.1:7701";  ///< PUB endpoint
+  std::uint32_t heartbeat_ms = 1000;
+
+  // leases:
+  std::uint32_t lease_default_ttl_ms = 10000;
+  std::uint32_t lease_max_ttl_ms = 300000;
+
+  // store:
+  std::string store_path = "runs/pnnd/pnnd.sqlite";
+  std::string runs_dir = "runs/pnnd";  ///< one directory per run: checkpoint, plot
+  ForwardRecording forward_recording = ForwardRecording::kAsync;
+  std::size_t forward_queue_bytes = 256u << 20;  ///< async: Forward waits when the queue is full
+
+  // jobs:
+  std::uint32_t job_stop_timeout_ms = 60000;  ///< shutdown waits this long for jobs to stop
+
+  std::vector<DeviceConfig> devices;
+  SecurityConfig security;
+};
+
+/// Throws ConfigError (missing file, YAML syntax, unknown key, wrong type, bad value, duplicate
+/// device, a non-loopback bind without CURVE keys, a malformed key).
+DaemonConfig load_daemon_config(const std::string& path);
+DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name);
+
+/// True for endpoints only this machine can reach: tcp://127.x.x.x, tcp://localhost,
+/// tcp://[::1], ipc://, inproc://.
+bool is_loopback_endpoint(const std::string& endpoint);
+
+}  // namespace pnn::daemon

@@ -1,0 +1,307 @@
+#include "pnn/daemon/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+#include <zmq.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+namespace pnn::daemon {
+
+const char* to_string(Role role) { return role == Role::kOperator ? "operator" : "read-only"; }
+
+const char* to_string(ForwardRecording mode) {
+  switch (mode) {
+    case ForwardRecording::kAsync: return "async";
+    case ForwardRecording::kSync: return "sync";
+    case ForwardRecording::kOff: return "off";
+  }
+  return "?";
+}
+
+bool is_loopback_endpoint(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  std::string host = endpoint.substr(6);
+  // A source address ("tcp://src;dst") is not a bind form; treat anything unusual as remote.
+  if (host.find(';') != std::string::npos) return false;
+  if (!host.empty() && host.front() == '[') {
+    const auto close = host.find(']');
+    return close != std::string::npos && host.substr(1, close - 1) == "::1";
+  }
+  host = host.substr(0, host.rfind(':'));
+  if (host == "localhost") return true;
+  // 127.0.0.0/8, written as a dotted quad.
+  int a = 0, b = 0, c = 0, d = 0;
+  char tail = 0;
+  if (std::sscanf(host.c_str(), "%d.%d.%d.%d%c", &a, &b, &c, &d, &tail) == 4) {
+    return a == 127 && b >= 0 && b < 256 && c >= 0 && c < 256 && d >= 0 && d < 256;
+  }
+  return false;
+}
+
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
+                         const std::string& message) const {
+    std::ostringstream out;
+    out << source_;
+    if (node.IsDefined() && node.Mark().line >= 0) out << ":" << node.Mark().line + 1;
+    out << ": " << (key.empty() ? "" : "'" + key + "': ") << message;
+    throw ConfigError(out.str());
+  }
+
+  void only_keys(const YAML::Node& map, const std::string& where,
+                 const std::vector<std::string>& allowed) const {
+    if (!map.IsMap()) fail(map, where, "expected a mapping of keys to values");
+    for (const auto& kv : map) {
+      const auto key = kv.first.as<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(kv.first, join(where, key), "unknown key (allowed here: " + list + ")");
+      }
+    }
+  }
+
+  template <class T>
+  T get(const YAML::Node& map, const std::string& where, const std::string& key, T fallback,
+        const char* type_name) const {
+    const YAML::Node node = map[key];
+    if (!node.IsDefined() || node.IsNull()) return fallback;
+    try {
+      if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
+      return node.as<T>();
+    } catch (const YAML::BadConversion&) {
+      fail(node, join(where, key),
+           std::string("expected ") + type_name + ", got '" +
+               (node.IsScalar() ? node.Scalar() : std::string("a list or mapping")) + "'");
+    }
+  }
+
+  /// A whole number in [lo, hi].
+  std::uint64_t get_count(const YAML::Node& map, const std::string& where, const std::string& key,
+                          std::uint64_t fallback, std::uint64_t lo, std::uint64_t hi) const {
+    const YAML::Node node = map[key];
+    const auto v = get<long long>(map, where, key, static_cast<long long>(fallback),
+                                  "a whole number");
+    if (v < 0 || static_cast<std::uint64_t>(v) < lo || static_cast<std::uint64_t>(v) > hi) {
+      fail(node, join(where, key), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    return static_cast<std::uint64_t>(v);
+  }
+
+  static std::string join(const std::string& a, const std::string& b) {
+    return a.empty() ? b : a + "." + b;
+  }
+
+ private:
+  std::string source_;
+};
+
+bool is_z85_key(const std::string& key) {
+  if (key.size() != 40) return false;
+  std::array<std::uint8_t, 32> raw{};
+  return zmq_z85_decode(raw.data(), key.c_str()) != nullptr;
+}
+
+std::string endpoint_check(const std::string& endpoint) {
+  for (const char* scheme : {"tcp://", "ipc://", "inproc://"}) {
+    if (endpoint.rfind(scheme, 0) == 0 && endpoint.size() > std::string(scheme).size()) return "";
+  }
+  return "'" + endpoint + "' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7700)";
+}
+
+}  // namespace
+
+DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
+  const Reader r(source_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) +
+                      ": YAML syntax error: " + e.msg);
+  }
+  if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
+  r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "devices",
+                         "security"});
+  DaemonConfig c;
+  c.source = source_name;
+  if (r.get<int>(root, "", "version", 1, "a whole number") != 1) {
+    r.fail(root["version"], "version", "this pnnd reads lab config version 1");
+  }
+  constexpr std::uint64_t kMaxU32 = std::numeric_limits<std::uint32_t>::max();
+
+  if (const auto rpc = root["rpc"]; rpc.IsDefined()) {
+    r.only_keys(rpc, "rpc", {"bind", "max_message_bytes", "default_deadline_ms",
+                             "reply_cache_entries", "reply_cache_bytes"});
+    c.rpc_bind = r.get<std::string>(rpc, "rpc", "bind", c.rpc_bind, "an endpoint");
+    c.max_message_bytes = r.get_count(rpc, "rpc", "max_message_bytes", c.max_message_bytes, 1024,
+                                      std::uint64_t{1} << 31);
+    c.default_deadline_ms = static_cast<std::uint32_t>(
+        r.get_count(rpc, "rpc", "default_deadline_ms", c.default_deadline_ms, 1, kMaxU32));
+    c.reply_cache_entries =
+        r.get_count(rpc, "rpc", "reply_cache_entries", c.reply_cache_entries, 1, 1u << 24);
+    c.reply_cache_bytes = r.get_count(rpc, "rpc", "reply_cache_bytes", c.reply_cache_bytes, 1024,
+                                      std::uint64_t{1} << 40);
+  }
+  if (const auto tel = root["telemetry"]; tel.IsDefined()) {
+    r.only_keys(tel, "telemetry", {"bind", "heartbeat_ms"});
+    c.telemetry_bind = r.get<std::string>(tel, "telemetry", "bind", c.telemetry_bind, "an endpoint");
+    c.heartbeat_ms = static_cast<std::uint32_t>(
+        r.get_count(tel, "telemetry", "heartbeat_ms", c.heartbeat_ms, 10, 3600000));
+  }
+  if (const auto leases = root["leases"]; leases.IsDefined()) {
+    r.only_keys(leases, "leases", {"default_ttl_ms", "max_ttl_ms"});
+    c.lease_default_ttl_ms = static_cast<std::uint32_t>(
+        r.get_count(leases, "leases", "default_ttl_ms", c.lease_default_ttl_ms, 10, kMaxU32));
+    c.lease_max_ttl_ms = static_cast<std::uint32_t>(
+        r.get_count(leases, "leases", "max_ttl_ms", c.lease_max_ttl_ms, 10, kMaxU32));
+    if (c.lease_default_ttl_ms > c.lease_max_ttl_ms) {
+      r.fail(leases, "leases", "default_ttl_ms must not exceed max_ttl_ms");
+    }
+  }
+  if (const auto store = root["store"]; store.IsDefined()) {
+    r.only_keys(store, "store", {"path", "runs_dir", "forward_records", "forward_queue_bytes"});
+    c.store_path = r.get<std::string>(store, "store", "path", c.store_path, "a path");
+    c.runs_dir = r.get<std::string>(store, "store", "runs_dir", c.runs_dir, "a path");
+    const auto mode = r.get<std::string>(store, "store", "forward_records", "async", "a string");
+    if (mode == "async") {
+      c.forward_recording = ForwardRecording::kAsync;
+    } else if (mode == "sync") {
+      c.forward_recording = ForwardRecording::kSync;
+    } else if (mode == "off") {
+      c.forward_recording = ForwardRecording::kOff;
+    } else {
+      r.fail(store["forward_records"], "store.forward_records",
+             "unknown mode '" + mode + "' (use async, sync or off)");
+    }
+    c.forward_queue_bytes = r.get_count(store, "store", "forward_queue_bytes",
+                                        c.forward_queue_bytes, 1024, std::uint64_t{1} << 40);
+    if (c.store_path.empty()) r.fail(store["path"], "store.path", "must not be empty");
+    if (c.runs_dir.empty()) r.fail(store["runs_dir"], "store.runs_dir", "must not be empty");
+  }
+  if (const auto jobs = root["jobs"]; jobs.IsDefined()) {
+    r.only_keys(jobs, "jobs", {"stop_timeout_ms"});
+    c.job_stop_timeout_ms = static_cast<std::uint32_t>(
+        r.get_count(jobs, "jobs", "stop_timeout_ms", c.job_stop_timeout_ms, 0, kMaxU32));
+  }
+
+  const auto devices = root["devices"];
+  if (devices.IsDefined() && !devices.IsNull()) {
+    if (!devices.IsMap()) {
+      r.fail(devices, "devices", "expected a mapping NAME: ADDRESS or NAME: {address, autostart}");
+    }
+    std::set<std::string> names;
+    for (const auto& kv : devices) {
+      DeviceConfig d;
+      d.name = kv.first.as<std::string>();
+      const std::string where = "devices." + d.name;
+      d.line = kv.first.Mark().line + 1;
+      if (d.name.empty() || d.name.find('/') != std::string::npos) {
+        r.fail(kv.first, where, "device names must be non-empty and contain no '/'");
+      }
+      if (!names.insert(d.name).second) r.fail(kv.first, where, "duplicate device name");
+      if (kv.second.IsScalar()) {
+        d.address = kv.second.as<std::string>();
+      } else if (kv.second.IsMap()) {
+        r.only_keys(kv.second, where, {"address", "autostart"});
+        d.address = r.get<std::string>(kv.second, where, "address", "", "a device address");
+        d.autostart = r.get<bool>(kv.second, where, "autostart", false, "true or false");
+      } else {
+        r.fail(kv.second, where, "expected an address or {address: ..., autostart: true}");
+      }
+      if (d.address.empty()) {
+        r.fail(kv.second, where + ".address",
+               "required, e.g. sim://mechanical-oscillators?seed=1&n=64");
+      }
+      c.devices.push_back(std::move(d));
+    }
+  }
+
+  if (const auto sec = root["security"]; sec.IsDefined()) {
+    r.only_keys(sec, "security", {"server_secret_key", "clients"});
+    c.security.server_secret_key =
+        r.get<std::string>(sec, "security", "server_secret_key", "", "a Z85 key");
+    if (c.security.curve_enabled() && !is_z85_key(c.security.server_secret_key)) {
+      r.fail(sec["server_secret_key"], "security.server_secret_key",
+             "not a 40-character Z85 CURVE key (generate one with `pnnd --keygen`)");
+    }
+    if (const auto clients = sec["clients"]; clients.IsDefined()) {
+      if (!clients.IsSequence()) {
+        r.fail(clients, "security.clients", "expected a list of {public_key, role, name}");
+      }
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        const std::string where = "security.clients[" + std::to_string(i) + "]";
+        const auto entry = clients[i];
+        r.only_keys(entry, where, {"public_key", "role", "name"});
+        ClientKey k;
+        k.public_key = r.get<std::string>(entry, where, "public_key", "", "a Z85 key");
+        if (!is_z85_key(k.public_key)) {
+          r.fail(entry, where + ".public_key", "required: a 40-character Z85 CURVE public key");
+        }
+        const auto role = r.get<std::string>(entry, where, "role", "read-only", "a string");
+        if (role == "operator") {
+          k.role = Role::kOperator;
+        } else if (role == "read-only") {
+          k.role = Role::kReadOnly;
+        } else {
+          r.fail(entry["role"], where + ".role", "unknown role '" + role +
+                                                     "' (use read-only or operator)");
+        }
+        k.name = r.get<std::string>(entry, where, "name", "", "a string");
+        c.security.clients.push_back(std::move(k));
+      }
+    }
+    if (!c.security.curve_enabled() && !c.security.clients.empty()) {
+      r.fail(sec, "security.server_secret_key",
+             "client keys are listed but CURVE is off; set server_secret_key");
+    }
+  }
+
+  for (const auto& [key, endpoint, node] :
+       {std::tuple{"rpc.bind", c.rpc_bind, root["rpc"]},
+        std::tuple{"telemetry.bind", c.telemetry_bind, root["telemetry"]}}) {
+    if (const auto problem = endpoint_check(endpoint); !problem.empty()) {
+      r.fail(node, key, problem);
+    }
+    if (!is_loopback_endpoint(endpoint) && !c.security.curve_enabled()) {
+      r.fail(node, key,
+             "'" + endpoint + "' is reachable from other machines, so pnnd refuses to start "
+             "without CURVE security: set security.server_secret_key and list the client keys "
+             "under security.clients, or bind to tcp://127.0.0.1");
+    }
+  }
+  // Two ephemeral-port binds ("...:*") resolve to different ports, so only equal fixed
+  // endpoints clash.
+  const bool ephemeral = c.rpc_bind.size() >= 2 && c.rpc_bind.compare(c.rpc_bind.size() - 2, 2, ":*") == 0;
+  if (c.rpc_bind == c.telemetry_bind && !ephemeral) {
+    r.fail(root["telemetry"], "telemetry.bind",
+           "must differ from rpc.bind (use another port, e.g. 7701 beside 7700)");
+  }
+  return c;
+}
+
+DaemonConfig load_daemon_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError(path + ": cannot open the daemon config (check the path; the default is "
+                             "configs/lab.yaml)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_daemon_config(text.str(), path);
+}
+
+}  // namespace pnn::daemon

@@ -1,0 +1,41 @@
+#include "job_summary.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace pnn::daemon::detail {
+
+std::string job_summary_json(const training::JobConfig& config, const training::JobResult& r) {
+  using nlohmann::json;
+  json j{{"name", r.name},          {"dataset", r.dataset},
+         {"split", r.split},        {"seed", config.seed},
+         {"devices", r.device_serials}, {"epochs", config.training.epochs},
+         {"wall_s", r.wall_seconds}, {"threads", r.threads},
+         {"checkpoint", r.checkpoint_path}, {"plot", r.plot_path}};
+  if (const auto* p = r.phase("pat")) j["acc_pat_reality"] = p->acc_hardware;
+  if (const auto* p = r.phase("in-silico")) {
+    j["acc_insilico_reality"] = p->acc_hardware;
+    j["acc_twin"] = p->acc_twin;
+  }
+  if (const auto* p = r.phase("digital")) j["acc_digital"] = p->acc_twin;
+  json cal = json::array();
+  for (const auto& c : r.calibration) {
+    cal.push_back({{"layer", c.layer}, {"serial", c.serial}, {"mse_before", c.mse_before},
+                   {"mse_after", c.mse_after}});
+  }
+  j["calibration"] = cal;
+  json phases = json::array();
+  for (const auto& p : r.phases) {
+    json hist = json::array();
+    for (const auto& e : p.history) {
+      hist.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
+                      {"train_accuracy", e.train_accuracy}, {"test_accuracy", e.test_accuracy},
+                      {"seconds", e.seconds}});
+    }
+    phases.push_back({{"phase", p.phase}, {"acc_hardware", p.acc_hardware},
+                      {"acc_twin", p.acc_twin}, {"seconds", p.seconds}, {"history", hist}});
+  }
+  j["phases"] = phases;
+  return j.dump();
+}
+
+}  // namespace pnn::daemon::detail

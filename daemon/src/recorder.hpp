@@ -1,0 +1,52 @@
+#pragma once
+// Forward-call recording off the reply path: device workers push records into a queue bounded in
+// bytes; one thread writes them to the run store in order. A full queue makes the pushing device
+// worker wait (back-pressure on the hardware loop, never on the event loop), so no record is
+// dropped. close() writes everything still queued.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "pnn/daemon/run_store.hpp"
+
+namespace pnn::daemon::detail {
+
+class ForwardRecorder {
+ public:
+  using ErrorHandler = std::function<void(const std::string& message)>;
+
+  /// `store` must outlive the recorder. `on_error` runs on the recorder thread.
+  ForwardRecorder(RunStore& store, std::size_t capacity_bytes, ErrorHandler on_error);
+  ~ForwardRecorder();
+  ForwardRecorder(const ForwardRecorder&) = delete;
+  ForwardRecorder& operator=(const ForwardRecorder&) = delete;
+
+  /// Queues a record; waits while the queue holds more than the capacity. Thread-safe.
+  void push(ForwardRecord record);
+  /// Writes what is queued, then stops the thread. Idempotent.
+  void close();
+
+  std::uint64_t num_written() const;
+  std::uint64_t num_failed() const;
+
+ private:
+  static std::size_t bytes_of(const ForwardRecord& r);
+  void loop();
+
+  RunStore& store_;
+  const std::size_t capacity_bytes_;
+  ErrorHandler on_error_;
+  mutable std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<ForwardRecord> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool closing_ = false;
+  std::uint64_t written_ = 0, failed_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace pnn::daemon::detail

@@ -1,0 +1,54 @@
+#pragma once
+// The idempotency cache of Forward: (client_id, request_id) → the serialized reply body that was
+// sent. Bounded by entries and bytes; the oldest entries go first. Only replies of calls that ran
+// on the hardware are cached, so a retry never re-runs a batch.
+//
+// Thread rule: io thread only.
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+namespace pnn::daemon::detail {
+
+class ReplyCache {
+ public:
+  ReplyCache(std::size_t max_entries, std::size_t max_bytes)
+      : max_entries_(max_entries), max_bytes_(max_bytes) {}
+
+  static std::string key(const std::string& client_id, std::uint64_t request_id) {
+    return client_id + '\x1f' + std::to_string(request_id);
+  }
+
+  const std::string* find(const std::string& key) const {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+
+  void put(const std::string& key, std::string body) {
+    if (entries_.count(key)) return;
+    bytes_ += body.size() + key.size();
+    order_.push_back(key);
+    entries_.emplace(key, std::move(body));
+    while (!order_.empty() && (entries_.size() > max_entries_ || bytes_ > max_bytes_)) {
+      auto it = entries_.find(order_.front());
+      bytes_ -= it->second.size() + it->first.size();
+      entries_.erase(it);
+      order_.pop_front();
+    }
+  }
+
+  void set_limits(std::size_t max_entries, std::size_t max_bytes) {
+    max_entries_ = max_entries;
+    max_bytes_ = max_bytes;
+  }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::size_t max_entries_, max_bytes_;
+  std::size_t bytes_ = 0;
+  std::deque<std::string> order_;
+  std::unordered_map<std::string, std::string> entries_;
+};
+
+}  // namespace pnn::daemon::detail

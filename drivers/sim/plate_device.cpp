@@ -1,0 +1,81 @@
+// The simulated speaker-driven plate instrument: spec (units, hard limits) and lifecycle around
+// PlateReality.
+#include <memory>
+
+#include "plate_reality.hpp"
+#include "sim_devices.hpp"
+
+namespace pnn::drivers::sim {
+namespace {
+
+class SimPlate final : public PhysicalSystem {
+ public:
+  SimPlate(DeviceSpec spec, PlateRealityConfig config)
+      : PhysicalSystem(std::move(spec)), config_(config) {}
+
+  digital_twin::ModelPtr nominal_twin() const override {
+    return std::make_shared<digital_twin::PlateModel>(
+        digital_twin::PlateConfig{.num_slots = spec().num_inputs});
+  }
+
+ private:
+  Result<void> do_configure() override {
+    reality_ = std::make_unique<PlateReality>(config_);
+    return {};
+  }
+  Result<void> do_cleanup() override {
+    reality_.reset();
+    return {};
+  }
+  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
+    return reality_->run(x, theta);
+  }
+
+  PlateRealityConfig config_;
+  std::unique_ptr<PlateReality> reality_;
+};
+
+// Seeds the simulated hardware from its serial number, so one serial is one plate.
+std::uint64_t serial_seed(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address) {
+  address.allow_only({"seed", "slots", "spread", "serial"});
+  const long long seed = address.get_int("seed", 1);
+  const long long slots = address.get_int("slots", 32);
+  if (slots < 1 || slots > 256) {
+    throw std::invalid_argument(address.text + ": slots = " + std::to_string(slots) +
+                                " is outside 1..256");
+  }
+  const double spread = address.get_double("spread", 1.0);
+  if (spread < 0.0 || spread > 3.0) {
+    throw std::invalid_argument(address.text + ": spread = " + std::to_string(spread) +
+                                " is outside 0..3 (scale of the per-device mode spread)");
+  }
+  PlateRealityConfig config{.num_slots = slots, .spread = spread};
+  DeviceSpec spec;
+  spec.kind = "mechanical-plate";
+  spec.model =
+      "SIM-PLATE (simulated 0.5 mm steel plate on a speaker, 16-bit audio DAC, power amplifier, "
+      "measurement microphone binned per 2 ms)";
+  spec.serial = address.get("serial", "SIM-PLATE-" + std::to_string(seed));
+  spec.firmware = "sim-1.0";
+  spec.num_inputs = spec.num_outputs = slots;
+  spec.input_unit = "V";
+  spec.output_unit = "V";
+  spec.input_min = -config.dac_range_v;
+  spec.input_max = config.dac_range_v;
+  spec.output_noise_std = config.mic_noise_v;
+  spec.max_batch = 4096;
+  spec.params = {{"drive", slots, "V", -config.dac_range_v, config.dac_range_v,
+                  "amplifier input level of the 1 ms parameter slot after data slot k"}};
+  config.seed = serial_seed(spec.serial);
+  return std::make_unique<SimPlate>(std::move(spec), config);
+}
+
+}  // namespace pnn::drivers::sim
