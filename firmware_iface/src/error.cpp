@@ -40,6 +40,18 @@ class Category final : public std::error_category {
         return "malformed IEEE-488.2 block";
       case Errc::kMessageTooLong:
         return "SCPI message too long";
+      case Errc::kTimeout:
+        return "transport timeout";
+      case Errc::kDisconnected:
+        return "device disconnected";
+      case Errc::kIo:
+        return "transport I/O error";
+      case Errc::kNotOpen:
+        return "transport not open";
+      case Errc::kIdentityMismatch:
+        return "device identity mismatch";
+      case Errc::kDeviceError:
+        return "device reported an error";
     }
     return "unknown firmware_iface error " + std::to_string(value);
   }

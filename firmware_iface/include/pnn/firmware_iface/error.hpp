@@ -36,6 +36,13 @@ enum class Errc {
   kSyntax,          ///< SCPI line does not parse
   kBadBlock,        ///< malformed IEEE-488.2 block
   kMessageTooLong,  ///< SCPI message longer than the splitter's maximum
+  // Transports (transport.hpp).
+  kTimeout,       ///< nothing (or not everything) arrived / was accepted before the deadline
+  kDisconnected,  ///< no device at the address, or it went away (unplugged, powered off, reset)
+  kIo,            ///< any other transport failure (stall, protocol error, OS error)
+  kNotOpen,       ///< the transport is closed: open() it first
+  kIdentityMismatch,  ///< the device at the address is not the one expected (serial differs)
+  kDeviceError,       ///< the device answered with an error (frame ErrorReply, SCPI error queue)
 };
 
 /// The category of `Errc`, named "pnn.firmware_iface".
