@@ -9,7 +9,7 @@ namespace pnn::drivers::sim {
 namespace {
 
 constexpr const char* kAllowed =
-    "drop, corrupt, delay_ms, stall, stall_ms, nan, reset, reset_after, unplug, unplug_after, "
+    "drop, corrupt, delay_ms, stall, stall_after, stall_ms, nan, reset, reset_after, unplug, unplug_after, "
     "unplug_ms, seed";
 
 double number(const std::string& item, const std::string& value) {
@@ -44,7 +44,8 @@ std::chrono::milliseconds millis(const std::string& item, const std::string& val
 }  // namespace
 
 bool FaultPlan::any() const {
-  return drop > 0 || corrupt > 0 || delay.count() > 0 || stall > 0 || nan > 0 || reset > 0 ||
+  return drop > 0 || corrupt > 0 || delay.count() > 0 || stall > 0 || stall_after > 0 || nan > 0 ||
+         reset > 0 ||
          reset_after > 0 || unplug > 0 || unplug_after > 0;
 }
 
@@ -71,6 +72,8 @@ FaultPlan FaultPlan::parse(const std::string& text, std::uint64_t default_seed) 
       plan.delay = millis(item, value);
     } else if (key == "stall") {
       plan.stall = probability(item, value);
+    } else if (key == "stall_after") {
+      plan.stall_after = count(item, value);
     } else if (key == "stall_ms") {
       plan.stall_duration = millis(item, value);
     } else if (key == "nan") {
@@ -109,7 +112,7 @@ FaultInjector::Decision FaultInjector::on_command(FaultClock::time_point now) {
   const auto n = ++stats_.commands;
   if (!plan_.any()) return d;
   if (now < stalled_until_) {
-    d.drop = true;
+    d.drop = d.lost = true;
     ++stats_.dropped;
     return d;
   }
@@ -119,15 +122,16 @@ FaultInjector::Decision FaultInjector::on_command(FaultClock::time_point now) {
     unplugged_until_ = now + plan_.unplug_duration;
     ++stats_.unplugs;
     ++stats_.resets;  // it comes back power-cycled
-    d.drop = true;
+    d.drop = d.lost = true;
     d.reset = true;
     return d;
   }
-  if (chance(plan_.stall)) {
+  if ((plan_.stall_after > 0 && static_cast<long long>(n) == plan_.stall_after) ||
+      chance(plan_.stall)) {
     stalled_until_ = now + plan_.stall_duration;
     ++stats_.stalls;
     ++stats_.dropped;
-    d.drop = true;
+    d.drop = d.lost = true;
     return d;
   }
   if ((plan_.reset_after > 0 && static_cast<long long>(n) == plan_.reset_after) ||

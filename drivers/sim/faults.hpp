@@ -9,6 +9,7 @@
 ///   corrupt:P       each reply has one byte flipped with probability P
 ///   delay_ms:T      every reply arrives T ms late (beyond the host's timeout: a timeout)
 ///   stall:P         with probability P per command the device stops answering for stall_ms
+///   stall_after:N   the device stops answering on the N-th command, for stall_ms
 ///   stall_ms:T      length of a stall (default 1000)
 ///   nan:P           each batch of readings contains a NaN with probability P
 ///   reset:P         with probability P per command the firmware resets (loses θ and batch)
@@ -36,6 +37,7 @@ struct FaultPlan {
   double corrupt = 0.0;
   std::chrono::milliseconds delay{0};
   double stall = 0.0;
+  long long stall_after = 0;  ///< 0: never
   std::chrono::milliseconds stall_duration{1000};
   double nan = 0.0;
   double reset = 0.0;
@@ -71,6 +73,7 @@ class FaultInjector {
   /// What happens to the reply of one command received at `now`.
   struct Decision {
     bool drop = false;     ///< send nothing
+    bool lost = false;     ///< the command never executes (the device stalled or went away)
     bool corrupt = false;  ///< flip one byte of the reply (corrupt_reply)
     bool nan = false;      ///< put a NaN into the readings, if the reply carries any
     bool reset = false;    ///< the firmware resets before executing the command (state lost)

@@ -6,6 +6,7 @@
 
 #include "pnn/digital_twin/shg.hpp"
 #include "pnn/digital_twin/single_photon.hpp"
+#include "faults.hpp"
 #include "shg_reality.hpp"
 #include "sim_devices.hpp"
 #include "spd_reality.hpp"
@@ -13,49 +14,7 @@
 namespace pnn::drivers::sim {
 namespace {
 
-std::uint64_t serial_seed(const std::string& s) {  // FNV-1a, as for the other simulated devices
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-long long int_in_range(const DeviceAddress& address, const std::string& key, long long fallback,
-                       long long lo, long long hi, const std::string& what) {
-  const long long v = address.get_int(key, fallback);
-  if (v < lo || v > hi) {
-    throw std::invalid_argument(address.text + ": " + key + " = " + std::to_string(v) + " " + what +
-                                " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
-  }
-  return v;
-}
-
 // ---- SHG ------------------------------------------------------------------------------------
-class SimShg final : public PhysicalSystem {
- public:
-  SimShg(DeviceSpec spec, ShgRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(std::move(config)) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::ShgModel>(config_.datasheet);
-  }
-
- private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<ShgReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  ShgRealityConfig config_;
-  std::unique_ptr<ShgReality> reality_;
-};
-
 // The datasheet gain: with every channel fully open and a 1 ms exposure, the brightest
 // spectrometer bin reads kFullOpenKcountsPerMs (about half of the 16-bit full scale).
 constexpr double kFullOpenKcountsPerMs = 30.0;
@@ -69,39 +28,9 @@ double datasheet_gain(const digital_twin::ShgConfig& sizes, double exposure_ms) 
   return std::sqrt(kFullOpenKcountsPerMs * exposure_ms / peak);
 }
 
-// ---- single-photon detection ----------------------------------------------------------------
-class SimSpd final : public PhysicalSystem {
- public:
-  SimSpd(DeviceSpec spec, SpdRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(config) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::SinglePhotonModel>(
-        digital_twin::SinglePhotonConfig{.num_inputs = config_.num_inputs,
-                                         .num_outputs = config_.num_outputs,
-                                         .photons_per_unit = config_.photons_per_unit});
-  }
-
- private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<SpdReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  SpdRealityConfig config_;
-  std::unique_ptr<SpdReality> reality_;
-};
-
 }  // namespace
 
-PhysicalSystemPtr make_optical_shg(const DeviceAddress& address) {
+SimSetup make_optical_shg(const DeviceAddress& address) {
   address.allow_only({"seed", "inputs", "params", "outputs", "gap", "exposure_ms", "serial"});
   const long long seed = address.get_int("seed", 1);
   const Index inputs = int_in_range(address, "inputs", 64, 1, 512, "data channels");
@@ -140,10 +69,11 @@ PhysicalSystemPtr make_optical_shg(const DeviceAddress& address) {
   ShgRealityConfig config{.datasheet = datasheet,
                           .seed = serial_seed(spec.serial),
                           .gap = gap == "small" ? kShgSmallGap : kShgLargeGap};
-  return std::make_unique<SimShg>(std::move(spec), config);
+  auto twin = std::make_shared<digital_twin::ShgModel>(config.datasheet);
+  return {std::move(spec), std::move(twin), reality_factory<ShgReality>(config)};
 }
 
-PhysicalSystemPtr make_optical_spd(const DeviceAddress& address) {
+SimSetup make_optical_spd(const DeviceAddress& address) {
   address.allow_only({"seed", "inputs", "outputs", "photons", "serial"});
   const long long seed = address.get_int("seed", 1);
   const Index inputs = int_in_range(address, "inputs", 64, 1, 4096, "inputs");
@@ -177,7 +107,11 @@ PhysicalSystemPtr make_optical_spd(const DeviceAddress& address) {
                           .num_outputs = outputs,
                           .photons_per_unit = photons,
                           .seed = serial_seed(spec.serial)};
-  return std::make_unique<SimSpd>(std::move(spec), config);
+  auto twin = std::make_shared<digital_twin::SinglePhotonModel>(
+      digital_twin::SinglePhotonConfig{.num_inputs = config.num_inputs,
+                                       .num_outputs = config.num_outputs,
+                                       .photons_per_unit = config.photons_per_unit});
+  return {std::move(spec), std::move(twin), reality_factory<SpdReality>(config)};
 }
 
 }  // namespace pnn::drivers::sim

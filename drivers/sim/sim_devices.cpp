@@ -2,65 +2,30 @@
 
 #include <numbers>
 
+#include "faults.hpp"
 #include "oscillator_reality.hpp"
 #include "pnn/digital_twin/digital_layers.hpp"
 
 namespace pnn::drivers::sim {
 namespace {
 
-class SimOscillators final : public PhysicalSystem {
+// The toy device's reality is the power law itself, with the true prefactor.
+class PowerLawReality final : public Reality {
  public:
-  SimOscillators(DeviceSpec spec, OscillatorRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(std::move(config)) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::OscillatorModel>(
-        digital_twin::OscillatorConfig{.num_oscillators = spec().num_inputs});
+  explicit PowerLawReality(double prefactor) : model_(prefactor) {}
+  Matrix run(const MatrixRef& x, const VectorRef& theta) override {
+    return model_.forward(x, theta);
   }
 
  private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<OscillatorReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  OscillatorRealityConfig config_;
-  std::unique_ptr<OscillatorReality> reality_;
+  digital_twin::PowerLawModel model_;
 };
 
-class SimPowerLaw final : public PhysicalSystem {
- public:
-  SimPowerLaw(DeviceSpec spec, double prefactor)
-      : PhysicalSystem(std::move(spec)), reality_(prefactor) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::PowerLawModel>(kDatasheetPrefactor);
-  }
-
- private:
-  static constexpr double kDatasheetPrefactor = 2.01;
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_.forward(x, theta);
-  }
-  digital_twin::PowerLawModel reality_;
-};
-
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+constexpr double kDatasheetPrefactor = 2.01;
 
 }  // namespace
 
-PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
+SimSetup make_oscillators(const DeviceAddress& address) {
   address.allow_only({"seed", "n", "gap", "serial", "eta", "j_noise"});
   const long long seed = address.get_int("seed", 1);
   const long long n = address.get_int("n", 64);
@@ -92,14 +57,16 @@ PhysicalSystemPtr make_oscillators(const DeviceAddress& address) {
       {"coupling", n * n, "ω₀²", -1.0, 1.0, "spring coupling C (symmetric part acts), row-major"},
       {"drive", n, "ω₀²·rad", -1.0, 1.0, "static drive torque e per oscillator"}};
   OscillatorRealityConfig config{.num_oscillators = n,
-                                 .seed = fnv1a(spec.serial),
+                                 .seed = serial_seed(spec.serial),
                                  .gap = gap_level,
                                  .theta_min = spec.param_min(),
                                  .theta_max = spec.param_max()};
-  return std::make_unique<SimOscillators>(std::move(spec), std::move(config));
+  auto twin = std::make_shared<digital_twin::OscillatorModel>(
+      digital_twin::OscillatorConfig{.num_oscillators = n});
+  return {std::move(spec), std::move(twin), reality_factory<OscillatorReality>(std::move(config))};
 }
 
-PhysicalSystemPtr make_power_law(const DeviceAddress& address) {
+SimSetup make_power_law(const DeviceAddress& address) {
   address.allow_only({"prefactor", "serial"});
   const double prefactor = address.get_double("prefactor", 2.0);
   DeviceSpec spec;
@@ -113,7 +80,8 @@ PhysicalSystemPtr make_power_law(const DeviceAddress& address) {
   spec.input_max = 1e12;
   spec.max_batch = 1 << 16;
   spec.params = {{"exponent", 1, "1", 0.0, 3.0, "exponent θ"}};
-  return std::make_unique<SimPowerLaw>(std::move(spec), prefactor);
+  return {std::move(spec), std::make_shared<digital_twin::PowerLawModel>(kDatasheetPrefactor),
+          [prefactor] { return std::make_unique<PowerLawReality>(prefactor); }};
 }
 
 }  // namespace pnn::drivers::sim

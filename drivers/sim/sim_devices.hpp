@@ -1,23 +1,25 @@
 #pragma once
-/// Simulated devices served in-process (until the firmware-interface layer moves them behind
-/// the wire protocol). Private to drivers.
+/// The simulated setups. Those returning a SimSetup are lab-built boards: the registry serves
+/// their reality from a firmware emulator over the frame protocol (firmware_emulator.hpp) to the
+/// framed-board driver. The others are instruments with a driver of their own. Private to drivers.
 #include "pnn/drivers/registry.hpp"
+#include "sim_setup.hpp"
 
 namespace pnn::drivers::sim {
 
 /// sim://mechanical-oscillators?seed=S&n=N&gap=small|large[&eta=η&j_noise=J]
-PhysicalSystemPtr make_oscillators(const DeviceAddress& address);
+SimSetup make_oscillators(const DeviceAddress& address);
 /// sim://power-law?prefactor=A  (reality y = A·x^θ; datasheet/twin prefactor 2.01)
-PhysicalSystemPtr make_power_law(const DeviceAddress& address);
+SimSetup make_power_law(const DeviceAddress& address);
 /// sim://optical-shg?seed=S&inputs=N&params=P&outputs=M&gap=small|large[&exposure_ms=T]
 /// (optical_devices.cpp)
-PhysicalSystemPtr make_optical_shg(const DeviceAddress& address);
+SimSetup make_optical_shg(const DeviceAddress& address);
 /// sim://optical-spd?seed=S&inputs=N&outputs=M&photons=N_ph  (optical_devices.cpp)
-PhysicalSystemPtr make_optical_spd(const DeviceAddress& address);
+SimSetup make_optical_spd(const DeviceAddress& address);
 /// sim://stno-rnn?seed=S&neurons=N&steps=T&inputs=M[&period_ns=τ&spread=s]  (spintronic_devices.cpp)
-PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address);
+SimSetup make_stno_rnn(const DeviceAddress& address);
 /// sim://mtj-rf?seed=S&inputs=K&chains=N[&offset_mhz=σ]  (spintronic_devices.cpp)
-PhysicalSystemPtr make_mtj_rf(const DeviceAddress& address);
+SimSetup make_mtj_rf(const DeviceAddress& address);
 /// sim://electronic-circuit?seed=S&slots=K[&tolerance=0.05]  (circuit_device.cpp)
 PhysicalSystemPtr make_electronic_circuit(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)

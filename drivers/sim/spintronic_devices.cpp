@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "faults.hpp"
 #include "mtj_rf_reality.hpp"
 #include "pnn/digital_twin/mtj_rf.hpp"
 #include "pnn/digital_twin/stno.hpp"
@@ -11,92 +12,8 @@
 #include "stno_reality.hpp"
 
 namespace pnn::drivers::sim {
-namespace {
 
-std::uint64_t serial_seed(const std::string& s) {  // FNV-1a, as for the other simulated devices
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-long long int_in_range(const DeviceAddress& address, const std::string& key, long long fallback,
-                       long long lo, long long hi, const std::string& what) {
-  const long long v = address.get_int(key, fallback);
-  if (v < lo || v > hi) {
-    throw std::invalid_argument(address.text + ": " + key + " = " + std::to_string(v) + " " + what +
-                                " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
-  }
-  return v;
-}
-
-double double_in_range(const DeviceAddress& address, const std::string& key, double fallback,
-                       double lo, double hi) {
-  const double v = address.get_double(key, fallback);
-  if (!(v >= lo && v <= hi)) {
-    throw std::invalid_argument(address.text + ": " + key + " = " + std::to_string(v) +
-                                " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                "]");
-  }
-  return v;
-}
-
-// ---- STNO recurrent network -------------------------------------------------------------------
-class SimStno final : public PhysicalSystem {
- public:
-  SimStno(DeviceSpec spec, StnoRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(config) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::StnoModel>(config_.datasheet);
-  }
-
- private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<StnoReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  StnoRealityConfig config_;
-  std::unique_ptr<StnoReality> reality_;
-};
-
-// ---- MTJ spin-diode RF synapse chains -----------------------------------------------------------
-class SimMtjRf final : public PhysicalSystem {
- public:
-  SimMtjRf(DeviceSpec spec, MtjRfRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(config) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::MtjRfModel>(config_.datasheet);
-  }
-
- private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<MtjRfReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  MtjRfRealityConfig config_;
-  std::unique_ptr<MtjRfReality> reality_;
-};
-
-}  // namespace
-
-PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address) {
+SimSetup make_stno_rnn(const DeviceAddress& address) {
   address.allow_only({"seed", "neurons", "steps", "inputs", "period_ns", "spread", "serial"});
   const long long seed = address.get_int("seed", 1);
   digital_twin::StnoConfig ds;
@@ -133,10 +50,11 @@ PhysicalSystemPtr make_stno_rnn(const DeviceAddress& address) {
        "oscillators"},
   };
   StnoRealityConfig config{.datasheet = ds, .seed = serial_seed(spec.serial), .spread = spread};
-  return std::make_unique<SimStno>(std::move(spec), config);
+  auto twin = std::make_shared<digital_twin::StnoModel>(config.datasheet);
+  return {std::move(spec), std::move(twin), reality_factory<StnoReality>(config)};
 }
 
-PhysicalSystemPtr make_mtj_rf(const DeviceAddress& address) {
+SimSetup make_mtj_rf(const DeviceAddress& address) {
   address.allow_only({"seed", "inputs", "chains", "offset_mhz", "serial"});
   const long long seed = address.get_int("seed", 1);
   digital_twin::MtjRfConfig ds;
@@ -166,7 +84,8 @@ PhysicalSystemPtr make_mtj_rf(const DeviceAddress& address) {
                   "tuning bias; row-major chains x junctions"}};
   MtjRfRealityConfig config{
       .datasheet = ds, .seed = serial_seed(spec.serial), .offset_mhz = offset_mhz};
-  return std::make_unique<SimMtjRf>(std::move(spec), config);
+  auto twin = std::make_shared<digital_twin::MtjRfModel>(config.datasheet);
+  return {std::move(spec), std::move(twin), reality_factory<MtjRfReality>(config)};
 }
 
 }  // namespace pnn::drivers::sim

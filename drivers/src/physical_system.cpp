@@ -61,6 +61,11 @@ Health PhysicalSystem::health() const {
   return health_;
 }
 
+std::string PhysicalSystem::health_message() const {
+  std::lock_guard lock(mutex_);
+  return health_message_;
+}
+
 Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char* verb,
                                         Result<void> (PhysicalSystem::*hook)()) {
   std::lock_guard lock(mutex_);
@@ -72,6 +77,7 @@ Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char
   Result<void> r = (this->*hook)();
   if (!r) {
     health_ = Health::kFault;
+    health_message_ = r.error().message;
     return r;
   }
   state_ = to;
@@ -79,8 +85,32 @@ Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char
 }
 
 Result<void> PhysicalSystem::configure() {
-  return transition(Lifecycle::kUnconfigured, Lifecycle::kInactive, "configure",
-                    &PhysicalSystem::do_configure);
+  auto r = transition(Lifecycle::kUnconfigured, Lifecycle::kInactive, "configure",
+                      &PhysicalSystem::do_configure);
+  if (r) {
+    // Freshly identified: earlier faults are history.
+    std::lock_guard lock(mutex_);
+    health_ = Health::kOk;
+    health_message_.clear();
+  }
+  return r;
+}
+
+Result<void> PhysicalSystem::recover() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == Lifecycle::kFinalized) {
+      return make_error(Errc::kWrongState, "cannot recover " + spec_.serial + ": it is FINALIZED");
+    }
+    try {
+      if (state_ == Lifecycle::kActive) (void)do_safe_state();  // best effort: it may be gone
+      if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
+    } catch (...) {
+      // Recovery goes on: configure below decides whether the device is back.
+    }
+    state_ = Lifecycle::kUnconfigured;
+  }
+  return configure();
 }
 
 Result<void> PhysicalSystem::activate() {
@@ -108,6 +138,7 @@ Result<void> PhysicalSystem::cleanup() {
   if (r) {
     std::lock_guard lock(mutex_);
     health_ = Health::kOk;
+    health_message_.clear();
   }
   return r;
 }
@@ -129,6 +160,11 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
   if (state_ != Lifecycle::kActive) {
     return make_error(Errc::kWrongState, "forward on " + who + " refused: device is " +
                                              to_string(state_) + "; activate it first");
+  }
+  if (health_ == Health::kFault) {
+    return make_error(Errc::kDeviceFault, "forward on " + who + " refused: health is FAULT (" +
+                                              health_message_ +
+                                              "); recover the device (cleanup + configure) first");
   }
   if (x.cols() != spec_.num_inputs || x.rows() < 1) {
     return make_error(Errc::kShapeMismatch,
@@ -188,11 +224,13 @@ Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& thet
     const auto code = y.error().code;
     if (code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault) {
       health_ = Health::kFault;
+      health_message_ = y.error().message;
     }
     return y;
   }
   if (!y.value().allFinite()) {
     health_ = Health::kWarning;
+    health_message_ = "the device returned NaN or Inf readings";
     return make_error(Errc::kNonFinite, "forward on " + spec_.serial +
                                             ": the device returned NaN or Inf readings");
   }

@@ -5,9 +5,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 
+#include "../sim/faults.hpp"
+#include "../sim/firmware_emulator.hpp"
 #include "../sim/sim_devices.hpp"
+#include "pnn/drivers/framed_device.hpp"
+#include "pnn/drivers/simulated.hpp"
 
 namespace pnn::drivers {
 
@@ -85,9 +90,13 @@ void DeviceAddress::allow_only(const std::vector<std::string>& allowed) const {
 }
 
 namespace {
+
+// A simulated setup: a lab-built board (its reality behind the frame protocol, driven by the
+// framed-board driver) or an instrument with a driver of its own.
 struct SimEntry {
   SetupInfo info;
-  std::function<PhysicalSystemPtr(const DeviceAddress&)> make;
+  std::function<sim::SimSetup(const DeviceAddress&)> board;
+  std::function<PhysicalSystemPtr(const DeviceAddress&)> make = nullptr;
 };
 
 const std::vector<SimEntry>& sim_entries() {
@@ -111,13 +120,104 @@ const std::vector<SimEntry>& sim_entries() {
        sim::make_mtj_rf},
       {{"electronic-circuit", "series RLC circuit with a junction diode, drive time-multiplexed",
         "sim://electronic-circuit?seed=1&slots=32"},
-       sim::make_electronic_circuit},
+       nullptr, sim::make_electronic_circuit},
       {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
         "sim://mechanical-plate?seed=1&slots=32"},
-       sim::make_speaker_plate},
+       nullptr, sim::make_speaker_plate},
   };
   return entries;
 }
+
+const SimEntry& find_sim_entry(const DeviceAddress& address) {
+  std::string kinds;
+  for (const auto& e : sim_entries()) {
+    if (e.info.kind == address.target) return e;
+    kinds += (kinds.empty() ? "" : ", ") + e.info.kind;
+  }
+  throw std::invalid_argument("device address '" + address.text + "': no simulated setup '" +
+                              address.target + "' (known: " + kinds + ")");
+}
+
+// Options every simulated instrument takes, removed before the setup reads its own.
+struct SimLinkOptions {
+  std::string faults;
+  FramedDeviceOptions driver;
+  bool direct = false;
+};
+
+SimLinkOptions take_link_options(DeviceAddress& address) {
+  SimLinkOptions o;
+  o.faults = address.get("faults", "");
+  const long long timeout_ms = address.get_int("timeout_ms", o.driver.command_timeout.count());
+  if (timeout_ms < 1 || timeout_ms > 600000) {
+    throw std::invalid_argument(address.text + ": timeout_ms must be in 1..600000");
+  }
+  if (address.query.count("timeout_ms")) {
+    // A run gets ten times the command timeout: it waits for the physics as well as the link.
+    o.driver.command_timeout = std::chrono::milliseconds(timeout_ms);
+    o.driver.run_timeout = o.driver.command_timeout * 10;
+  }
+  const long long retries = address.get_int("retries", o.driver.retries);
+  if (retries < 0 || retries > 100) {
+    throw std::invalid_argument(address.text + ": retries must be in 0..100");
+  }
+  o.driver.retries = static_cast<int>(retries);
+  const std::string link = address.get("link", "frames");
+  if (link != "frames" && link != "direct") {
+    throw std::invalid_argument(address.text + ": link '" + link +
+                                "' is not one of frames (default), direct");
+  }
+  o.direct = link == "direct";
+  for (const char* key : {"faults", "timeout_ms", "retries", "link"}) address.query.erase(key);
+  return o;
+}
+
+// link=direct: the reality called in-process with no wire protocol, for benchmarks that
+// measure what the protocol costs. Not a path real hardware can take.
+class DirectSimDevice final : public PhysicalSystem {
+ public:
+  explicit DirectSimDevice(sim::SimSetup setup)
+      : PhysicalSystem(setup.spec), setup_(std::move(setup)) {}
+  digital_twin::ModelPtr nominal_twin() const override { return setup_.twin; }
+
+ private:
+  Result<void> do_configure() override {
+    reality_ = setup_.make_reality();
+    return {};
+  }
+  Result<void> do_cleanup() override {
+    reality_.reset();
+    return {};
+  }
+  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
+    return reality_->run(x, theta);
+  }
+  sim::SimSetup setup_;
+  std::unique_ptr<sim::Reality> reality_;
+};
+
+struct Board {
+  sim::SimSetup setup;
+  SimLinkOptions link;
+};
+
+std::optional<Board> board_setup(const std::string& text, const SimEntry** entry_out = nullptr) {
+  DeviceAddress address = DeviceAddress::parse(text);
+  if (address.scheme != "sim") {
+    throw std::invalid_argument("device address '" + text + "' is not a sim:// address");
+  }
+  const SimEntry& entry = find_sim_entry(address);
+  if (entry_out) *entry_out = &entry;
+  if (!entry.board) return std::nullopt;
+  SimLinkOptions link = take_link_options(address);
+  return Board{entry.board(address), std::move(link)};
+}
+
+std::shared_ptr<sim::FirmwareEmulator> make_emulator(const Board& b) {
+  const auto plan = sim::FaultPlan::parse(b.link.faults, sim::serial_seed(b.setup.spec.serial));
+  return std::make_shared<sim::FirmwareEmulator>(b.setup.spec, b.setup.make_reality, plan);
+}
+
 }  // namespace
 
 std::vector<SetupInfo> known_setups() {
@@ -126,19 +226,37 @@ std::vector<SetupInfo> known_setups() {
   return out;
 }
 
+SimulatedDevice make_simulated_device(const std::string& text) {
+  const SimEntry* entry = nullptr;
+  auto board = board_setup(text, &entry);
+  if (!board) return {entry->make(DeviceAddress::parse(text)), nullptr};
+  if (board->link.direct) {
+    if (!board->link.faults.empty()) {
+      throw std::invalid_argument(text + ": faults= needs the frame link (drop link=direct)");
+    }
+    return {std::make_unique<DirectSimDevice>(std::move(board->setup)), nullptr};
+  }
+  auto firmware = make_emulator(*board);
+  auto driver = make_framed_device(board->setup.spec, board->setup.twin,
+                                   firmware_iface::make_loopback_transport(firmware),
+                                   board->link.driver);
+  return {std::move(driver), std::move(firmware)};
+}
+
+std::shared_ptr<SimulatedFirmware> make_simulated_firmware(const std::string& text) {
+  auto board = board_setup(text);
+  if (!board) {
+    throw std::invalid_argument(text + ": this simulated instrument does not speak the frame "
+                                       "protocol (it has an instrument driver of its own)");
+  }
+  return make_emulator(*board);
+}
+
 PhysicalSystemPtr make_physical_system(const std::string& text) {
   const DeviceAddress address = DeviceAddress::parse(text);
-  if (address.scheme != "sim") {
-    throw std::invalid_argument("device address '" + text + "': scheme '" + address.scheme +
-                                "' is not supported by this build (supported: sim)");
-  }
-  std::string kinds;
-  for (const auto& e : sim_entries()) {
-    if (e.info.kind == address.target) return e.make(address);
-    kinds += (kinds.empty() ? "" : ", ") + e.info.kind;
-  }
-  throw std::invalid_argument("device address '" + text + "': no simulated setup '" +
-                              address.target + "' (known: " + kinds + ")");
+  if (address.scheme == "sim") return make_simulated_device(text).driver;
+  throw std::invalid_argument("device address '" + text + "': scheme '" + address.scheme +
+                              "' is not supported by this build (supported: sim)");
 }
 
 }  // namespace pnn::drivers

@@ -316,4 +316,19 @@ std::error_code decode_batch_payload(std::span<const std::uint8_t> payload, std:
   return finish(r);
 }
 
+std::string to_string(DeviceError code) {
+  switch (code) {
+    case DeviceError::kMalformed: return "malformed command";
+    case DeviceError::kShape: return "wrong size";
+    case DeviceError::kOutOfLimits: return "outside the hard limits";
+    case DeviceError::kNonFinite: return "NaN or Inf";
+    case DeviceError::kNotLoaded: return "no batch loaded";
+    case DeviceError::kNoOutputs: return "no outputs ready";
+    case DeviceError::kBusy: return "busy";
+    case DeviceError::kUnsupported: return "unsupported command";
+    case DeviceError::kHardware: return "hardware fault";
+  }
+  return "device error " + std::to_string(static_cast<std::int32_t>(code));
+}
+
 }  // namespace pnn::firmware_iface

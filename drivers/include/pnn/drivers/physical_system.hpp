@@ -38,18 +38,27 @@ class PhysicalSystem {
   /// Drives the device to its safe state, then INACTIVE.
   Result<void> deactivate();
   Result<void> cleanup();
+  /// Error recovery (ros2_control's on_error): from any state but FINALIZED, drive the outputs
+  /// safe as far as the device still answers, clean up (close the link), then configure again
+  /// (reopen, re-identify: the serial must be the one first seen). Success: INACTIVE, health OK,
+  /// never ACTIVE (outputs stay undriven until an explicit activate, and no stale θ is re-sent).
+  /// Failure: UNCONFIGURED with health FAULT; call again later (the daemon backs off).
+  Result<void> recover();
   /// Safe state from any state, then FINALIZED. Never fails; called by the destructor of owners.
   void shutdown() noexcept;
 
   Lifecycle state() const;
   Health health() const;
+  /// The message of the error that last set health WARNING or FAULT ("" when OK).
+  std::string health_message() const;
   /// The spec is fixed once configured (identification reads the serial and firmware).
   const DeviceSpec& spec() const { return spec_; }
 
   /// Y = device(X; θ). X: batch × num_inputs within [input_min, input_max]; θ within the hard
   /// limits. Errors (nothing is sent to the device): kWrongState unless ACTIVE, kShapeMismatch,
   /// kNonFinite, kOutOfLimits (message names the first offending entry, its value and limit),
-  /// kBatchTooLarge. Device errors: kTimeout, kIo, kDeviceFault (health becomes FAULT).
+  /// kBatchTooLarge, kDeviceFault while health is FAULT (recover() first). Device errors:
+  /// kTimeout, kIo, kDeviceFault (health becomes FAULT).
   Result<Matrix> forward(const MatrixRef& x, const VectorRef& theta);
 
   /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
@@ -59,7 +68,12 @@ class PhysicalSystem {
   explicit PhysicalSystem(DeviceSpec spec) : spec_(std::move(spec)) {}
   /// Drivers may refine the spec while configuring (identify: serial, firmware).
   DeviceSpec& mutable_spec() { return spec_; }
-  void set_health(Health h) { health_ = h; }
+  /// For drivers, from inside a hook (the device mutex is held): e.g. WARNING after a fault the
+  /// driver recovered from by itself.
+  void set_health(Health h, std::string message = "") {
+    health_ = h;
+    health_message_ = std::move(message);
+  }
 
  private:
   virtual Result<void> do_configure() { return {}; }
@@ -78,6 +92,7 @@ class PhysicalSystem {
   DeviceSpec spec_;
   Lifecycle state_ = Lifecycle::kUnconfigured;
   Health health_ = Health::kOk;
+  std::string health_message_;
 };
 
 using PhysicalSystemPtr = std::unique_ptr<PhysicalSystem>;

@@ -139,6 +139,23 @@ struct Ack {
   bool operator==(const Ack&) const = default;
 };
 
+/// Error codes of protocol v1 that every board uses in ErrorReply (a board may add its own codes
+/// from 1000 up). The host driver acts on them: kNotLoaded / kNoOutputs after a firmware reset
+/// mean the board lost its state and the host must send θ and the batch again.
+enum class DeviceError : std::int32_t {
+  kMalformed = 1,     ///< the payload did not decode, or the command is not valid in this role
+  kShape = 2,         ///< wrong count of θ entries, wrong number of input columns, batch too big
+  kOutOfLimits = 3,   ///< a θ entry or input outside the board's hard limits: refused, not applied
+  kNonFinite = 4,     ///< NaN or Inf in θ or the inputs
+  kNotLoaded = 5,     ///< Run without a loaded batch (or lost by a reset)
+  kNoOutputs = 6,     ///< ReadOutputs before a run completed (or lost by a reset)
+  kBusy = 7,          ///< a run is in progress
+  kUnsupported = 8,   ///< command not implemented by this board
+  kHardware = 9,      ///< the board's own fault (self-test failed, overtemperature, ...)
+};
+/// "not loaded", ...; "device error N" for other codes.
+std::string to_string(DeviceError code);
+
 /// kErrorReply: i32 code, str message. Codes are the device's own (positive); 0 is not an error.
 struct ErrorReply {
   std::int32_t code = 0;

@@ -1,0 +1,240 @@
+#include "firmware_emulator.hpp"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "pnn/drivers/framed_device.hpp"
+
+namespace pnn::drivers::sim {
+namespace {
+
+namespace fw = firmware_iface;
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+Vector closest_to_zero(const Vector& lo, const Vector& hi) {
+  return Vector::Zero(lo.size()).cwiseMax(lo).cwiseMin(hi);
+}
+
+}  // namespace
+
+FirmwareEmulator::FirmwareEmulator(DeviceSpec spec, RealityFactory make_reality, FaultPlan faults)
+    : spec_(std::move(spec)),
+      make_reality_(std::move(make_reality)),
+      safe_theta_(closest_to_zero(spec_.param_min(), spec_.param_max())),
+      theta_min_(spec_.param_min()),
+      theta_max_(spec_.param_max()),
+      faults_(faults),
+      decoder_(fw::FrameDecoderOptions{.max_payload_bytes = max_frame_payload(spec_)}) {
+  std::lock_guard lock(mutex_);
+  reset_state();
+}
+
+void FirmwareEmulator::reset_state() {
+  reality_ = make_reality_();
+  state_ = fw::DeviceState::kIdle;
+  theta_ = safe_theta_;
+  batch_.resize(0, 0);
+  outputs_.resize(0, 0);
+  volatile_ = {};
+}
+
+bool FirmwareEmulator::connected(fw::Clock::time_point now) {
+  const bool up = faults_.connected(now);
+  std::lock_guard lock(mutex_);
+  if (!up) was_unplugged_ = true;
+  return up;
+}
+
+void FirmwareEmulator::on_open(fw::Clock::time_point) {
+  std::lock_guard lock(mutex_);
+  if (was_unplugged_) {
+    // Re-plugged: the board was power-cycled (the reset was counted when it went away).
+    was_unplugged_ = false;
+    reset_state();
+    decoder_.reset();
+  }
+}
+
+void FirmwareEmulator::on_clear() {
+  std::lock_guard lock(mutex_);
+  decoder_.flush();
+}
+
+FirmwareStats FirmwareEmulator::stats() const {
+  FirmwareStats s;
+  {
+    std::lock_guard lock(mutex_);
+    s = stats_;
+    s.frames_rejected = stats_.frames_rejected + decoder_.stats().errors();
+  }
+  const FaultStats f = faults_.stats();
+  s.dropped = f.dropped;
+  s.corrupted = f.corrupted;
+  s.delayed = f.delayed;
+  s.stalls = f.stalls;
+  s.nans = f.nans;
+  s.unplugs = f.unplugs;
+  return s;
+}
+
+Vector FirmwareEmulator::applied_theta() const {
+  std::lock_guard lock(mutex_);
+  return theta_;
+}
+
+void FirmwareEmulator::receive(std::span<const std::uint8_t> bytes, fw::Clock::time_point now,
+                               std::deque<fw::DeviceOutput>& out) {
+  std::lock_guard lock(mutex_);
+  decoder_.feed(bytes);
+  while (auto frame = decoder_.next()) {
+    ++stats_.frames;
+    const std::uint32_t seq = frame->header.seq;
+    const auto decision = faults_.on_command(now);
+    if (decision.reset) {
+      // The board reboots before it executes this command: θ, batch and outputs are lost.
+      reset_state();
+      ++stats_.resets;
+    }
+    ++stats_.commands;
+    if (decision.lost) continue;
+    auto command = fw::decode_message(*frame);
+    Message reply = command ? execute(*command, decision.nan)
+                            : error(fw::DeviceError::kMalformed,
+                                    "payload of " + std::string(fw::to_string(frame->header.type)) +
+                                        " does not decode: " + command.error().message());
+    if (std::holds_alternative<fw::ErrorReply>(reply)) {
+      ++stats_.errors_sent;
+      ++volatile_.commands_failed;
+    } else {
+      ++volatile_.commands_ok;
+    }
+    if (decision.drop) continue;
+    scratch_.clear();
+    if (const auto* o = std::get_if<fw::OutputsReply>(&reply)) {
+      fw::encode_batch_message(fw::MessageType::kOutputsReply, seq, o->rows, o->cols, o->data,
+                               scratch_);
+    } else {
+      fw::encode_message(reply, seq, scratch_);
+    }
+    if (decision.corrupt) faults_.corrupt_reply(scratch_);
+    out.push_back({scratch_, decision.ready_at});
+  }
+}
+
+FirmwareEmulator::Message FirmwareEmulator::error(fw::DeviceError code, std::string text) {
+  volatile_.error_code = static_cast<std::int32_t>(code);
+  return fw::ErrorReply{static_cast<std::int32_t>(code), std::move(text)};
+}
+
+FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool inject_nan) {
+  using fw::DeviceError;
+  using fw::DeviceState;
+  if (std::holds_alternative<fw::IdentifyRequest>(command)) {
+    return fw::IdentifyReply{spec_.serial, spec_.model, spec_.firmware};
+  }
+  if (std::holds_alternative<fw::CapabilitiesRequest>(command)) {
+    fw::CapabilitiesReply caps;
+    caps.num_inputs = static_cast<std::uint32_t>(spec_.num_inputs);
+    caps.num_outputs = static_cast<std::uint32_t>(spec_.num_outputs);
+    caps.num_params = static_cast<std::uint32_t>(spec_.num_params());
+    caps.max_batch = static_cast<std::uint32_t>(spec_.max_batch);
+    for (const auto& b : spec_.params) {
+      caps.blocks.push_back({b.name, static_cast<std::uint32_t>(b.count), b.hard_min, b.hard_max});
+    }
+    return caps;
+  }
+  if (const auto* set = std::get_if<fw::SetParameters>(&command)) {
+    if (state_ == DeviceState::kRunning) return error(DeviceError::kBusy, "a run is in progress");
+    if (static_cast<Index>(set->theta.size()) != spec_.num_params()) {
+      return error(DeviceError::kShape, "expected " + std::to_string(spec_.num_params()) +
+                                            " parameters, got " + std::to_string(set->theta.size()));
+    }
+    for (std::size_t i = 0; i < set->theta.size(); ++i) {
+      const double v = set->theta[i];
+      const auto at = static_cast<Index>(i);
+      if (!std::isfinite(v)) {
+        ++stats_.limit_violations;
+        return error(DeviceError::kNonFinite, "parameter " + spec_.param_name(at) + " is not finite");
+      }
+      if (v < theta_min_[at] || v > theta_max_[at]) {
+        ++stats_.limit_violations;
+        std::ostringstream m;
+        m << "parameter " << spec_.param_name(at) << " = " << v << " outside [" << theta_min_[at]
+          << ", " << theta_max_[at] << "]: refused";
+        return error(DeviceError::kOutOfLimits, m.str());
+      }
+    }
+    theta_ = Eigen::Map<const Vector>(set->theta.data(), spec_.num_params());
+    return fw::Ack{fw::MessageType::kSetParameters};
+  }
+  if (const auto* load = std::get_if<fw::LoadInputBatch>(&command)) {
+    if (state_ == DeviceState::kRunning) return error(DeviceError::kBusy, "a run is in progress");
+    if (static_cast<Index>(load->cols) != spec_.num_inputs || load->rows == 0 ||
+        (spec_.max_batch > 0 && static_cast<Index>(load->rows) > spec_.max_batch)) {
+      return error(DeviceError::kShape, "batch " + std::to_string(load->rows) + "x" +
+                                            std::to_string(load->cols) + " does not fit 1.." +
+                                            std::to_string(spec_.max_batch) + " x " +
+                                            std::to_string(spec_.num_inputs));
+    }
+    for (double v : load->data) {
+      if (!std::isfinite(v) || v < spec_.input_min || v > spec_.input_max) {
+        ++stats_.limit_violations;
+        return error(std::isfinite(v) ? DeviceError::kOutOfLimits : DeviceError::kNonFinite,
+                     "an input is outside the actuator range: refused");
+      }
+    }
+    batch_ = Eigen::Map<const RowMatrix>(load->data.data(), load->rows, load->cols);
+    outputs_.resize(0, 0);
+    state_ = DeviceState::kLoaded;
+    return fw::Ack{fw::MessageType::kLoadInputBatch};
+  }
+  if (std::holds_alternative<fw::RunRequest>(command)) {
+    if (state_ != DeviceState::kLoaded || batch_.rows() == 0) {
+      return error(DeviceError::kNotLoaded, "no batch loaded");
+    }
+    state_ = DeviceState::kRunning;
+    outputs_ = reality_->run(batch_, theta_);
+    if (inject_nan && outputs_.size() > 0) {
+      outputs_.data()[faults_.pick(static_cast<std::size_t>(outputs_.size()))] =
+          std::numeric_limits<double>::quiet_NaN();
+    }
+    ++stats_.runs;
+    stats_.samples += static_cast<std::uint64_t>(batch_.rows());
+    ++volatile_.runs_completed;
+    state_ = DeviceState::kOutputsReady;
+    return fw::Ack{fw::MessageType::kRun};
+  }
+  if (std::holds_alternative<fw::ReadOutputsRequest>(command)) {
+    if (state_ != DeviceState::kOutputsReady) {
+      return error(DeviceError::kNoOutputs, "no outputs ready");
+    }
+    fw::OutputsReply o;
+    o.rows = static_cast<std::uint32_t>(outputs_.rows());
+    o.cols = static_cast<std::uint32_t>(outputs_.cols());
+    const RowMatrix rm = outputs_;
+    o.data.assign(rm.data(), rm.data() + rm.size());
+    return o;
+  }
+  if (std::holds_alternative<fw::StatusRequest>(command)) {
+    fw::StatusReply s = volatile_;
+    s.state = state_;
+    s.health = fw::Health::kOk;
+    s.frames_rejected = decoder_.stats().errors();
+    return s;
+  }
+  if (std::holds_alternative<fw::AbortRequest>(command)) {
+    theta_ = safe_theta_;
+    batch_.resize(0, 0);
+    outputs_.resize(0, 0);
+    state_ = DeviceState::kIdle;
+    ++stats_.safe_state;
+    return fw::Ack{fw::MessageType::kAbort};
+  }
+  if (std::holds_alternative<fw::SelfTestRequest>(command)) {
+    return fw::SelfTestReply{true, "reality simulator: ok\nDAC/ADC loopback: ok"};
+  }
+  return error(DeviceError::kMalformed, "not a command a board accepts (replies go the other way)");
+}
+
+}  // namespace pnn::drivers::sim
