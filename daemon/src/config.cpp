@@ -134,8 +134,8 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
                       ": YAML syntax error: " + e.msg);
   }
   if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
-  r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "devices",
-                         "security"});
+  r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "supervision",
+                         "devices", "security"});
   DaemonConfig c;
   c.source = source_name;
   if (r.get<int>(root, "", "version", 1, "a whole number") != 1) {
@@ -198,6 +198,17 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
         r.get_count(jobs, "jobs", "stop_timeout_ms", c.job_stop_timeout_ms, 0, kMaxU32));
   }
 
+  if (const auto sup = root["supervision"]; sup.IsDefined()) {
+    r.only_keys(sup, "supervision", {"reconnect_initial_ms", "reconnect_max_ms"});
+    c.reconnect_initial_ms = static_cast<std::uint32_t>(r.get_count(
+        sup, "supervision", "reconnect_initial_ms", c.reconnect_initial_ms, 10, 3600000));
+    c.reconnect_max_ms = static_cast<std::uint32_t>(
+        r.get_count(sup, "supervision", "reconnect_max_ms", c.reconnect_max_ms, 10, 3600000));
+    if (c.reconnect_initial_ms > c.reconnect_max_ms) {
+      r.fail(sup, "supervision", "reconnect_initial_ms must not exceed reconnect_max_ms");
+    }
+  }
+
   const auto devices = root["devices"];
   if (devices.IsDefined() && !devices.IsNull()) {
     if (!devices.IsMap()) {
@@ -216,9 +227,10 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
       if (kv.second.IsScalar()) {
         d.address = kv.second.as<std::string>();
       } else if (kv.second.IsMap()) {
-        r.only_keys(kv.second, where, {"address", "autostart"});
+        r.only_keys(kv.second, where, {"address", "autostart", "reconnect"});
         d.address = r.get<std::string>(kv.second, where, "address", "", "a device address");
         d.autostart = r.get<bool>(kv.second, where, "autostart", false, "true or false");
+        d.reconnect = r.get<bool>(kv.second, where, "reconnect", true, "true or false");
       } else {
         r.fail(kv.second, where, "expected an address or {address: ..., autostart: true}");
       }

@@ -235,6 +235,12 @@ struct DeviceSlot {
   std::uint64_t job_id = 0;
   std::unique_ptr<asio::steady_timer> lease_timer;
   std::uint64_t lease_generation = 0;
+
+  // Supervision: background recovery of a FAULTed device (io thread).
+  std::unique_ptr<asio::steady_timer> recovery_timer;
+  bool recovering = false;
+  int recovery_attempts = 0;
+  std::string health_message;
 };
 
 struct JobSlot {
@@ -344,6 +350,7 @@ struct Server::Impl {
     out->set_forward_calls(s.forward_calls);
     out->set_twin_calibrated(s.calibration_id != 0);
     out->set_calibration_id(s.calibration_id);
+    out->set_health_message(s.health_message);
   }
 
   void publish_device(const DeviceSlot& s) {
@@ -391,22 +398,73 @@ struct Server::Impl {
 
   // Refreshes the io thread's view of a device; publishes a state event if it changed.
   void update_device(DeviceSlot& s, Lifecycle state, Health health,
-                     const drivers::DeviceSpec* spec = nullptr) {
+                     const drivers::DeviceSpec* spec = nullptr,
+                     const std::string* health_message = nullptr) {
     const bool changed = s.state != state || s.health != health ||
                          (spec && spec->serial != s.spec.serial);
     s.state = state;
     s.health = health;
     if (spec) s.spec = *spec;
+    if (health_message) s.health_message = *health_message;
     if (changed) publish_device(s);
+    if (health == Health::kFault) schedule_recovery(s);
   }
 
   // From a thread that may touch the device: post its current status to the io thread.
   void post_device_status(DeviceSlot& s) {
     const Lifecycle state = s.device->state();
     const Health health = s.device->health();
+    std::string message = s.device->health_message();
     drivers::DeviceSpec spec = s.device->spec();
-    asio::post(io, [this, &s, state, health, spec = std::move(spec)] {
-      update_device(s, state, health, &spec);
+    asio::post(io, [this, &s, state, health, spec = std::move(spec), message = std::move(message)] {
+      update_device(s, state, health, &spec, &message);
+    });
+  }
+
+  // ---- supervision -----------------------------------------------------------------------
+
+  // A FAULTed device is recovered in the background: cleanup, reconnect, re-identify by serial
+  // (PhysicalSystem::recover), with exponential back-off. It lands INACTIVE: outputs stay
+  // undriven until a client (or job) activates it again. Not while a job owns it: the job ends
+  // on the fault first and hands the device back.
+  void schedule_recovery(DeviceSlot& s) {
+    if (s.recovering || !s.config.reconnect || s.job_id != 0 || phase != Phase::kServing) return;
+    s.recovering = true;
+    const std::uint64_t factor = std::uint64_t{1} << std::min(s.recovery_attempts, 16);
+    const auto delay_ms = std::min<std::uint64_t>(config.reconnect_initial_ms * factor,
+                                                  config.reconnect_max_ms);
+    s.recovery_timer->expires_after(std::chrono::milliseconds(delay_ms));
+    s.recovery_timer->async_wait([this, &s](const boost::system::error_code& ec) {
+      if (ec || phase != Phase::kServing || s.job_id != 0) {
+        s.recovering = false;
+        return;
+      }
+      s.worker->post([this, &s] {
+        const std::string before = s.device->health_message();
+        auto r = s.device->recover();
+        const std::string error = r ? "" : r.error().message;
+        const Lifecycle state = s.device->state();
+        const Health health = s.device->health();
+        std::string message = s.device->health_message();
+        drivers::DeviceSpec spec = s.device->spec();
+        asio::post(io, [this, &s, error, before, state, health, spec = std::move(spec),
+                        message = std::move(message)] {
+          s.recovering = false;
+          if (error.empty()) {
+            log("info", "device " + s.config.name + " recovered after '" + before +
+                            "': reconnected and re-identified as " + spec.serial +
+                            "; it is INACTIVE: activate it to drive outputs again");
+            s.recovery_attempts = 0;
+          } else {
+            ++s.recovery_attempts;
+            if (s.recovery_attempts == 1 || (s.recovery_attempts & (s.recovery_attempts - 1)) == 0) {
+              log("warning", "device " + s.config.name + ": reconnect attempt " +
+                                 std::to_string(s.recovery_attempts) + " failed: " + error);
+            }
+          }
+          update_device(s, state, health, &spec, &message);
+        });
+      });
     });
   }
 
@@ -425,6 +483,7 @@ struct Server::Impl {
     s->nominal_twin = s->device->nominal_twin();
     s->twin = s->nominal_twin;
     s->lease_timer = std::make_unique<asio::steady_timer>(io);
+    s->recovery_timer = std::make_unique<asio::steady_timer>(io);
     if (store) {
       try {
         if (auto cal = store->latest_calibration(s->spec.serial);
@@ -773,8 +832,10 @@ struct Server::Impl {
       const Lifecycle state = s->device->state();
       const Health health = s->device->health();
       drivers::DeviceSpec spec = s->device->spec();
-      asio::post(io, [this, s, call, failure, state, health, spec = std::move(spec)] {
-        update_device(*s, state, health, &spec);
+      std::string message = s->device->health_message();
+      asio::post(io, [this, s, call, failure, state, health, spec = std::move(spec),
+                      message = std::move(message)] {
+        update_device(*s, state, health, &spec, &message);
         v1::Reply reply;
         if (failure) {
           set_status(reply, failure->code, failure->message, origin(*s));
@@ -866,7 +927,9 @@ struct Server::Impl {
       std::string body = reply.SerializeAsString();
       const Lifecycle state = s->device->state();
       const Health health = s->device->health();
-      asio::post(io, [this, s, key, ran, state, health, body = std::move(body)]() mutable {
+      std::string message = s->device->health_message();
+      asio::post(io, [this, s, key, ran, state, health, body = std::move(body),
+                      message = std::move(message)]() mutable {
         if (ran) {
           ++s->forward_calls;
           reply_cache.put(key, body);
@@ -876,7 +939,7 @@ struct Server::Impl {
           for (const auto& routing : it->second) send_body(routing, body);
           in_flight.erase(it);
         }
-        update_device(*s, state, health);
+        update_device(*s, state, health, nullptr, &message);
       });
     });
   }
@@ -1007,7 +1070,9 @@ struct Server::Impl {
       }
       const Lifecycle state = s->device->state();
       const Health health = s->device->health();
-      asio::post(io, [this, s, call, reply, fitted, forward_calls, state, health]() mutable {
+      std::string message = s->device->health_message();
+      asio::post(io, [this, s, call, reply, fitted, forward_calls, state, health,
+                      message = std::move(message)]() mutable {
         s->forward_calls += forward_calls;
         if (fitted) {
           s->twin = fitted;
@@ -1016,7 +1081,7 @@ struct Server::Impl {
                           std::to_string(reply.calibrate().mse_before()) + " -> " +
                           std::to_string(reply.calibrate().mse_after()));
         }
-        update_device(*s, state, health);
+        update_device(*s, state, health, nullptr, &message);
         send_reply(call, reply);
       });
     });
@@ -1289,6 +1354,7 @@ struct Server::Impl {
     for (auto* s : job.devices) {
       if (s->job_id == job.id) s->job_id = 0;
       publish_device(*s);
+      if (s->health == Health::kFault) schedule_recovery(*s);
     }
     publish_job(job);
     log(state == RunState::kFailed ? "error" : "info",
@@ -1476,6 +1542,7 @@ struct Server::Impl {
       s->spec = s->device->spec();
       s->state = s->device->state();
       s->health = s->device->health();
+      s->health_message = s->device->health_message();
       if (!error.empty()) log("error", "device " + s->config.name + ": autostart failed: " + error);
     }
     setup_sockets();
@@ -1626,7 +1693,10 @@ struct Server::Impl {
     phase = Phase::kStopped;
     heartbeat.cancel();
     stop_timer.cancel();
-    for (auto& [name, s] : devices) s->lease_timer->cancel();
+    for (auto& [name, s] : devices) {
+      s->lease_timer->cancel();
+      s->recovery_timer->cancel();
+    }
     boost::system::error_code ignored;
     signals.cancel(ignored);
     if (router_reader) router_reader->stop();
@@ -1661,6 +1731,9 @@ struct Server::Impl {
     }
     router_reader->start();
     arm_heartbeat();
+    for (auto& [name, s] : devices) {
+      if (s->health == Health::kFault) schedule_recovery(*s);  // e.g. absent at autostart
+    }
     log("info", "serving " + std::to_string(devices.size()) + " device(s) on " + rpc_endpoint +
                     ", telemetry on " + telemetry_endpoint + ", instance " + instance_id);
     io.run();

@@ -26,6 +26,9 @@ struct DeviceConfig {
   std::string name;     ///< the name clients and job configs use
   std::string address;  ///< driver address, e.g. sim://power-law?prefactor=2
   bool autostart = false;  ///< configure + activate when the daemon starts (or the device is added)
+  /// After a fault (lost, timed out, refused to configure), recover it in the background with
+  /// back-off: cleanup, reconnect, re-identify by serial, INACTIVE. Never re-activated by itself.
+  bool reconnect = true;
   int line = 0;            ///< 1-based line in the config file, for messages
 };
 
@@ -77,6 +80,10 @@ struct DaemonConfig {
 
   // jobs:
   std::uint32_t job_stop_timeout_ms = 60000;  ///< shutdown waits this long for jobs to stop
+
+  // supervision: reconnect attempts after a device fault wait initial, 2·initial, ... up to max.
+  std::uint32_t reconnect_initial_ms = 500;
+  std::uint32_t reconnect_max_ms = 30000;
 
   std::vector<DeviceConfig> devices;
   SecurityConfig security;
