@@ -30,6 +30,12 @@ training::JobResult run_job_quietly(const training::JobConfig& config, const std
 nlohmann::json job_record(const training::JobConfig& config, const training::JobResult& result,
                           const std::string& gap);
 
+/// The PHYSICS.md oscillator PNN job (64 oscillators, then 64+10; logits = 3·q of the last 10)
+/// on `dataset` at `gap`, devices seeded from `seed`.
+training::JobConfig oscillator_job(const std::string& name, const std::string& dataset,
+                                   const std::string& gap, int epochs, std::uint64_t seed,
+                                   int image_side);
+
 // ---- setup benchmarks, one file each ----------------------------------------------------------
 
 /// shg-digits (shg_bench.cpp): SHG hidden layer between digital layers, small and large gap.
@@ -44,5 +50,10 @@ std::vector<nlohmann::json> mtj_rf_digits(const BenchOptions& options);
 std::vector<nlohmann::json> circuit_digits(const BenchOptions& options);
 /// plate-digits (plate_bench.cpp): speaker-driven plate as a hidden layer on digits.
 std::vector<nlohmann::json> plate_digits(const BenchOptions& options);
+
+/// frame-codec (wire_bench.cpp): frame encode + stream decode throughput (gbytes_per_s).
+std::vector<nlohmann::json> frame_codec(const BenchOptions& options);
+/// wire-overhead (wire_bench.cpp): a job over the frame protocol vs link=direct.
+std::vector<nlohmann::json> wire_overhead(const BenchOptions& options);
 
 }  // namespace pnn::bench::detail

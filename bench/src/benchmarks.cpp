@@ -52,6 +52,36 @@ json job_record(const training::JobConfig& config, const training::JobResult& r,
   return j;
 }
 
+// ---- oscillator PNN ---------------------------------------------------------------------------
+// Layer 1: 64 oscillators (q(0) = pixels); layer 2: those 64 plus 10 at rest; logits = 3·q of the
+// last 10 (PHYSICS.md "pat-oscillator-digits").
+training::JobConfig oscillator_job(const std::string& name, const std::string& dataset, const std::string& gap,
+                         int epochs, std::uint64_t seed, int image_side) {
+  training::JobConfig c;
+  c.source = name;
+  c.name = name;
+  c.seed = seed;
+  c.dataset = dataset;
+  c.data_options.image_side = image_side;  // digits are 8×8 already
+  const Index n = dataset == "digits" ? 64 : image_side * image_side;
+  const std::string base = "sim://mechanical-oscillators?gap=" + gap;
+  c.devices = {{"osc-a", base + "&n=" + std::to_string(n) + "&seed=" + std::to_string(2 * seed + 1)},
+               {"osc-b", base + "&n=" + std::to_string(n + 10) + "&seed=" + std::to_string(2 * seed + 2)}};
+  c.network = {{training::LayerSpec::Kind::kPhysical, "osc-a"},
+               {training::LayerSpec::Kind::kPad, "", 10},
+               {training::LayerSpec::Kind::kPhysical, "osc-b"},
+               {training::LayerSpec::Kind::kSlice, "", 10, n, 3.0}};
+  c.training.method = training::Method::kPat;
+  c.training.learning_rate = 3e-3;
+  c.training.batch_size = 32;
+  c.training.epochs = epochs;
+  c.training.seed = seed;
+  c.training.evaluate_each_epoch = false;
+  c.compare_in_silico = true;
+  c.digital_hidden = n;
+  return c;
+}
+
 }  // namespace detail
 
 namespace {
@@ -98,36 +128,6 @@ std::vector<json> digits_mlp(const BenchOptions& options) {
   return {j};
 }
 
-// ---- oscillator PNN ---------------------------------------------------------------------------
-// Layer 1: 64 oscillators (q(0) = pixels); layer 2: those 64 plus 10 at rest; logits = 3·q of the
-// last 10 (PHYSICS.md "pat-oscillator-digits").
-JobConfig oscillator_job(const std::string& name, const std::string& dataset, const std::string& gap,
-                         int epochs, std::uint64_t seed, int image_side) {
-  JobConfig c;
-  c.source = name;
-  c.name = name;
-  c.seed = seed;
-  c.dataset = dataset;
-  c.data_options.image_side = image_side;  // digits are 8×8 already
-  const Index n = dataset == "digits" ? 64 : image_side * image_side;
-  const std::string base = "sim://mechanical-oscillators?gap=" + gap;
-  c.devices = {{"osc-a", base + "&n=" + std::to_string(n) + "&seed=" + std::to_string(2 * seed + 1)},
-               {"osc-b", base + "&n=" + std::to_string(n + 10) + "&seed=" + std::to_string(2 * seed + 2)}};
-  c.network = {{LayerSpec::Kind::kPhysical, "osc-a"},
-               {LayerSpec::Kind::kPad, "", 10},
-               {LayerSpec::Kind::kPhysical, "osc-b"},
-               {LayerSpec::Kind::kSlice, "", 10, n, 3.0}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = 3e-3;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
-  c.compare_in_silico = true;
-  c.digital_hidden = n;
-  return c;
-}
-
 std::vector<json> oscillator_bench(const std::string& name, const std::string& dataset,
                                    int default_epochs, std::vector<std::string> gaps,
                                    int image_side, const BenchOptions& options) {
@@ -136,7 +136,7 @@ std::vector<json> oscillator_bench(const std::string& name, const std::string& d
   std::vector<json> out;
   for (const auto& gap : gaps) {
     if (gap != "small" && gap != "large") throw std::invalid_argument("gap must be small or large");
-    const JobConfig c = oscillator_job(name, dataset, gap, epochs, options.seed, image_side);
+    const JobConfig c = detail::oscillator_job(name, dataset, gap, epochs, options.seed, image_side);
     out.push_back(detail::job_record(c, detail::run_job_quietly(c, gap, options), gap));
   }
   return out;
@@ -162,6 +162,8 @@ const std::vector<Entry>& entries() {
       {{"mtj-rf-digits", "MTJ spin-diode RF synapse chains with STNO neurons as a hidden layer on digits"}, detail::mtj_rf_digits},
       {{"circuit-digits", "RLC-junction circuit (time-multiplexed drive) as a hidden layer on digits"}, detail::circuit_digits},
       {{"plate-digits", "speaker-driven plate (modal, time-multiplexed drive) as a hidden layer on digits"}, detail::plate_digits},
+      {{"frame-codec", "binary frame protocol: encode + stream decode throughput, one core"}, detail::frame_codec},
+      {{"wire-overhead", "oscillator job through simulated boards over the frame protocol vs in-process"}, detail::wire_overhead},
   };
   return list;
 }
