@@ -522,7 +522,7 @@ TEST_CASE("daemon: sync recording returns the committed record id") {
   CHECK(rec->y(1, 0) == doctest::Approx(18.0));
 }
 
-TEST_CASE("daemon: telemetry carries the instance id and a gapless seq; Snapshot syncs late joiners") {
+TEST_CASE("daemon: telemetry carries the instance id and a gapless seq, and Snapshot syncs late joiners") {
   TempDir dir("telemetry");
   RunningServer s(lab(dir));
   Subscriber sub(s.telemetry(), {});

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "pnn/drivers/registry.hpp"
@@ -344,4 +345,52 @@ TEST_CASE("sim addresses: link and fault options are checked and explained") {
                        doctest::Contains("timeout_ms"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system(kOsc + "&link=direct&faults=drop:0.1"),
                        doctest::Contains("needs the frame link"), std::invalid_argument);
+}
+
+TEST_CASE("simulated firmware: garbage, damaged and hostile frames never crash it or its replies") {
+  auto firmware = make_simulated_firmware(kOsc);
+  std::mt19937_64 rng(42);
+  std::deque<fw::DeviceOutput> out;
+  // Valid commands of every kind, to be damaged.
+  std::vector<std::vector<std::uint8_t>> frames;
+  const std::vector<fw::Message> commands = {
+      fw::IdentifyRequest{}, fw::CapabilitiesRequest{}, fw::SetParameters{{1.0, 2.0}},
+      fw::LoadInputBatch{1, 6, {0, 0, 0, 0, 0, 0}}, fw::RunRequest{}, fw::ReadOutputsRequest{},
+      fw::StatusRequest{}, fw::AbortRequest{}, fw::SelfTestRequest{},
+      fw::OutputsReply{1, 1, {1.0}}, fw::Ack{}, fw::ErrorReply{1, "x"}};
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    frames.emplace_back();
+    fw::encode_message(commands[i], static_cast<std::uint32_t>(i), frames.back());
+  }
+  // A frame whose payload claims a batch far larger than it carries.
+  std::vector<std::uint8_t> hostile_payload = {0xFF, 0xFF, 0xFF, 0x7F, 6, 0, 0, 0};
+  frames.emplace_back();
+  fw::encode_frame(fw::MessageType::kLoadInputBatch, 99, hostile_payload, frames.back());
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int iter = 0; iter < 4000; ++iter) {
+    std::vector<std::uint8_t> chunk = frames[static_cast<std::size_t>(iter) % frames.size()];
+    switch (iter % 4) {
+      case 0: break;                                                      // intact
+      case 1: chunk[static_cast<std::size_t>(byte(rng)) % chunk.size()] ^= 0x10; break;  // bit flip
+      case 2: chunk.resize(chunk.size() / 2); break;                      // truncated
+      default:                                                            // pure noise
+        chunk.resize(static_cast<std::size_t>(byte(rng)));
+        for (auto& b : chunk) b = static_cast<std::uint8_t>(byte(rng));
+    }
+    firmware->receive(chunk, fw::Clock::now(), out);
+  }
+  // Every reply it sent is a well-formed frame.
+  fw::FrameDecoder decoder;
+  std::size_t replies = 0;
+  for (const auto& o : out) decoder.feed(o.bytes);
+  while (auto f = decoder.next()) {
+    CHECK(fw::decode_message(*f));
+    ++replies;
+  }
+  CHECK(decoder.stats().errors() == 0);
+  CHECK(replies == out.size());
+  const FirmwareStats st = firmware->stats();
+  CHECK(st.frames_rejected > 0);
+  CHECK(st.errors_sent > 0);
+  CHECK(st.limit_violations == 0);  // no damaged frame carried an out-of-limit value that passed
 }

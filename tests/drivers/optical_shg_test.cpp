@@ -158,7 +158,7 @@ TEST_CASE("optical-shg: the spectrometer saturates at its 16-bit full scale") {
   CHECK(dark.minCoeff() >= 0.0);
 }
 
-TEST_CASE("optical-shg: seeded by serial; addresses are validated with the fix named") {
+TEST_CASE("optical-shg: seeded by serial, addresses are validated with the fix named") {
   const Matrix x = transmissions(4, 16, 5);
   auto run = [&](const std::string& address) {
     auto dev = active(address);

@@ -74,7 +74,7 @@ TEST_CASE("optical-spd: out-of-limit weights and bad inputs are refused before t
 }
 
 TEST_CASE(
-    "optical-spd: binary clicks; dark clicks and η < 1 separate reality from the ideal twin") {
+    "optical-spd: binary clicks, dark clicks and η < 1 separate reality from the ideal twin") {
   auto dev = active(std::string(kAddress) + "2");
   const auto twin = dev->nominal_twin();
   const Index shots = 4000;
@@ -115,7 +115,7 @@ TEST_CASE(
   CHECK(std::abs(fit.model->forward(Matrix::Ones(1, 8), w)(0, 0) - rate.mean()) < 0.05);
 }
 
-TEST_CASE("optical-spd: seeded by serial; addresses are validated") {
+TEST_CASE("optical-spd: seeded by serial, addresses are validated") {
   const Matrix x = uniform(64, 8, 0.0, 1.0, 5);
   const Vector w = uniform(160, 1, -0.5, 0.5, 6);
   auto run = [&](const std::string& address) { return active(address)->forward(x, w).value(); };

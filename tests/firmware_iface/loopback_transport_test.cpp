@@ -79,7 +79,7 @@ TEST_CASE("loopback transport: a reply later than the deadline is a timeout, cle
   CHECK(buf[0] == 7);  // not the stale 9
 }
 
-TEST_CASE("loopback transport: unplug closes the link; open() fails until the device is back") {
+TEST_CASE("loopback transport: unplug closes the link and open() fails until the device is back") {
   auto ep = std::make_shared<EchoEndpoint>();
   auto t = make_loopback_transport(ep);
   REQUIRE(!t->open(deadline_after(10ms)));
