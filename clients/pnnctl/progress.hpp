@@ -10,7 +10,8 @@ namespace pnnctl {
 class Progress {
  public:
   explicit Progress(std::FILE* out);
-  void batch(const std::string& phase, int epoch, int epochs, long batch, long num_batches, double loss);
+  void batch(const std::string& phase, int epoch, int epochs, long batch, long num_batches,
+             double loss);
   void epoch(const std::string& phase, const pnn::training::EpochStats& stats, int epochs);
   void line(const std::string& text);
 

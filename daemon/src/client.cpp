@@ -139,7 +139,7 @@ v1::Reply Client::call(v1::Request request) {
       }
     }
     if (attempt >= impl_->options.retries) {
-      throw ClientError("no reply from pnnd at " + impl_->options.endpoint + " within " +
+      throw NoReplyError("no reply from pnnd at " + impl_->options.endpoint + " within " +
                         std::to_string(impl_->options.timeout.count()) + " ms (request " +
                         std::to_string(request.request_id()) + "; is pnnd running?)");
     }

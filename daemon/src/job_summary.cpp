@@ -1,8 +1,8 @@
-#include "job_summary.hpp"
+#include "pnn/daemon/job_summary.hpp"
 
 #include <nlohmann/json.hpp>
 
-namespace pnn::daemon::detail {
+namespace pnn::daemon {
 
 std::string job_summary_json(const training::JobConfig& config, const training::JobResult& r) {
   using nlohmann::json;
@@ -38,4 +38,4 @@ std::string job_summary_json(const training::JobConfig& config, const training::
   return j.dump();
 }
 
-}  // namespace pnn::daemon::detail
+}  // namespace pnn::daemon

@@ -16,7 +16,7 @@
 #include <set>
 #include <thread>
 
-#include "job_summary.hpp"
+#include "pnn/daemon/job_summary.hpp"
 #include "pnn/daemon/client.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/run_store.hpp"
@@ -762,6 +762,8 @@ struct Server::Impl {
     }
     h->add_capabilities(std::string("forward-records:") + to_string(config.forward_recording));
     if (config.security.curve_enabled()) h->add_capabilities("curve");
+    // Where to subscribe: the bound endpoint (a "*" port resolved), so clients need not be told.
+    h->add_capabilities("telemetry=" + telemetry_endpoint);
     h->set_instance_id(instance_id);
     h->set_role(to_string(call.role));
     h->set_max_message_bytes(config.max_message_bytes);
@@ -1312,7 +1314,7 @@ struct Server::Impl {
       opts.external_devices = job.external;
       opts.resume_checkpoint = job.resume_checkpoint;
       auto result = training::run_job(job.config, cb, opts);
-      if (result) summary = detail::job_summary_json(job.config, result.value());
+      if (result) summary = job_summary_json(job.config, result.value());
       if (job.stop_for_shutdown) {
         state = RunState::kAborted;
         message = "stopped by a daemon shutdown; resume with SubmitJob resume_run_id=" +

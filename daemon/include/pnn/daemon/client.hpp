@@ -24,6 +24,13 @@ class ClientError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The ClientError of a call that got no reply before its deadline, after every retry: the
+/// daemon is down, unreachable, or refused the connection (e.g. a CURVE key it does not know).
+class NoReplyError : public ClientError {
+ public:
+  using ClientError::ClientError;
+};
+
 /// CURVE client settings (all Z85). Empty server_public_key: plain (loopback) connection.
 struct CurveClientKeys {
   std::string server_public_key;
@@ -58,7 +65,7 @@ class Client {
 
   /// Sends `request` and returns the reply with the same request_id. Fills client_id if empty
   /// and request_id if 0. On a timeout the socket is closed and reopened and the same request
-  /// (same request_id) is sent again, up to `retries` times; then throws ClientError. Replies to
+  /// (same request_id) is sent again, up to `retries` times; then throws NoReplyError. Replies to
   /// other request ids (late replies of earlier attempts) are discarded.
   v1::Reply call(v1::Request request);
 

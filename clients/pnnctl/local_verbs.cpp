@@ -1,0 +1,197 @@
+// The daemon-free verbs: train a job in this process, run a benchmark, describe simulated setups.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "errors.hpp"
+#include "output.hpp"
+#include "pnn/bench/benchmarks.hpp"
+#include "pnn/daemon/job_summary.hpp"
+#include "pnn/drivers/registry.hpp"
+#include "pnn/training/job.hpp"
+#include "progress.hpp"
+#include "verbs.hpp"
+
+namespace pnnctl {
+
+namespace {
+
+namespace tr = pnn::training;
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop = true; }
+
+int train_local(const std::string& path, bool as_json, const std::string& resume) {
+  const tr::JobConfig config = tr::load_job_config(path);
+  Progress progress(stderr);
+  tr::JobCallbacks cb;
+  cb.on_log = [&](const std::string& m) { progress.line("  " + m); };
+  cb.on_batch = [&](const std::string& phase, int epoch, int epochs, pnn::Index b, pnn::Index nb,
+                    double loss) {
+    progress.batch(phase, epoch, epochs, static_cast<long>(b), static_cast<long>(nb), loss);
+  };
+  cb.on_epoch = [&](const std::string& phase, const tr::EpochStats& s, int epochs) {
+    progress.epoch(phase, s, epochs);
+  };
+  cb.stop_requested = [] { return g_stop.load(); };
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  tr::JobOptions options;
+  if (!resume.empty()) options.resume_checkpoint = resume;
+  progress.line("training " + config.name + " (" + config.source + ") in this process");
+  auto result = tr::run_job(config, cb, options);
+  if (!result) {
+    std::fprintf(stderr, "pnnctl train: %s\n", result.error().message.c_str());
+    return kExitFailed;
+  }
+  if (g_stop) {
+    progress.line("  interrupted: stopped after the current batch; the last checkpoint is intact");
+  }
+  const auto summary = nlohmann::json::parse(pnn::daemon::job_summary_json(config, result.value()));
+  if (as_json) {
+    print_json_line(summary);
+  } else {
+    print_summary(summary);
+  }
+  return g_stop ? kExitInterrupted : kExitOk;
+}
+
+int bench(const std::string& name, bool as_json, bool list, int epochs, const std::string& gap,
+          std::uint64_t seed) {
+  if (list || name.empty()) {
+    for (const auto& b : pnn::bench::list_benchmarks()) {
+      std::printf("%-24s %s\n", b.name.c_str(), b.summary.c_str());
+    }
+    return name.empty() && !list ? kExitUsage : kExitOk;
+  }
+  pnn::bench::BenchOptions options;
+  options.epochs = epochs;
+  options.gap = gap;
+  options.seed = seed;
+  Progress progress(stderr);
+  options.on_progress = [&](const std::string& m) {
+    if (!as_json) progress.line("  " + m);
+  };
+  for (const auto& record : pnn::bench::run_benchmark(name, options)) {
+    if (as_json) {
+      std::cout << record.dump() << std::endl;
+    } else {
+      std::printf("%s\n", record.dump(2).c_str());
+    }
+  }
+  return kExitOk;
+}
+
+// The rule: a target with "://" is a device address, built here from the driver registry; any
+// other target is the name of a device of the daemon.
+bool is_address(const std::string& target) { return target.find("://") != std::string::npos; }
+
+int describe(const RemoteOptions& remote, const std::vector<std::string>& targets) {
+  std::vector<std::string> list = targets;
+  if (list.empty()) {
+    for (const auto& s : pnn::drivers::known_setups()) list.push_back(s.example_address);
+  }
+  int rc = kExitOk;
+  for (const auto& target : list) {
+    if (!is_address(target)) {
+      rc = std::max(rc, describe_remote(remote, {target}));
+      continue;
+    }
+    auto device = pnn::drivers::make_physical_system(target);
+    if (remote.json) {
+      const auto& s = device->spec();
+      nlohmann::json params = nlohmann::json::array();
+      for (const auto& p : s.params) {
+        params.push_back({{"name", p.name},
+                          {"count", p.count},
+                          {"unit", p.unit},
+                          {"hard_min", p.hard_min},
+                          {"hard_max", p.hard_max},
+                          {"description", p.description}});
+      }
+      print_json_line({{"address", target},
+                       {"kind", s.kind},
+                       {"model", s.model},
+                       {"serial", s.serial},
+                       {"firmware", s.firmware},
+                       {"num_inputs", s.num_inputs},
+                       {"num_outputs", s.num_outputs},
+                       {"input_unit", s.input_unit},
+                       {"output_unit", s.output_unit},
+                       {"input_min", s.input_min},
+                       {"input_max", s.input_max},
+                       {"num_params", s.num_params()},
+                       {"params", params},
+                       {"output_noise_std", s.output_noise_std},
+                       {"max_batch", s.max_batch}});
+    } else {
+      std::printf("%s\n%s\n", target.c_str(), device->spec().describe().c_str());
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+
+void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
+  struct Train {
+    std::string config, resume;
+    bool remote = false;
+  };
+  auto t = std::make_shared<Train>();
+  auto* train = app.add_subcommand(
+      "train", "run a training job from a YAML config: in this process, or in pnnd (--remote)");
+  train->add_option("config", t->config, "job config, e.g. configs/oscillator-digits.yaml");
+  train->add_flag("--remote", t->remote,
+                  "submit the job to pnnd (SubmitJob), stream its progress; Ctrl-C cancels it");
+  train->add_option("--resume", t->resume,
+                    "in-process: a checkpoint file; --remote: a RUN_ID of the daemon's run store");
+  train->callback([t, &remote, &action] {
+    action = [t, &remote] {
+      if (t->remote) return train_remote(remote, t->config, t->resume);
+      if (t->config.empty()) {
+        throw UsageError(
+            "train: give the job config (e.g. pnnctl train configs/"
+            "oscillator-digits.yaml); only --remote --resume RUN_ID needs none");
+      }
+      return train_local(t->config, remote.json, t->resume);
+    };
+  });
+
+  struct Bench {
+    std::string name, gap;
+    bool list = false;
+    int epochs = -1;
+    std::uint64_t seed = 0;
+  };
+  auto b = std::make_shared<Bench>();
+  auto* bench_cmd = app.add_subcommand("bench", "run a benchmark in this process (see --list)");
+  bench_cmd->add_option("name", b->name, "benchmark name");
+  bench_cmd->add_flag("--list", b->list, "list the benchmarks");
+  bench_cmd->add_option("--epochs", b->epochs,
+                        "override the benchmark's epochs (steps for pat-toy)");
+  bench_cmd->add_option("--seed", b->seed, "seed (initialisation, shuffling, device seeds)");
+  bench_cmd->add_option("--gap", b->gap, "only this gap level")
+      ->check(CLI::IsMember({"small", "large"}));
+  bench_cmd->callback([b, &remote, &action] {
+    action = [b, &remote] {
+      return bench(b->name, remote.json, b->list, b->epochs, b->gap, b->seed);
+    };
+  });
+
+  auto targets = std::make_shared<std::vector<std::string>>();
+  auto* describe_cmd = app.add_subcommand(
+      "describe",
+      "a device's units and hard limits: NAME asks pnnd, ADDRESS (sim://...) builds it here");
+  describe_cmd->add_option("target", *targets,
+                           "device names of the daemon or addresses; default: every simulated "
+                           "setup (no daemon needed)");
+  describe_cmd->callback([targets, &remote, &action] {
+    action = [targets, &remote] { return describe(remote, *targets); };
+  });
+}
+
+}  // namespace pnnctl

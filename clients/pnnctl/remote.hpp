@@ -1,0 +1,77 @@
+#pragma once
+// The connection of pnnctl to a daemon: endpoint and CURVE options (shared by every remote
+// verb), request/reply with typed errors, and telemetry endpoint discovery.
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "pnn/daemon/client.hpp"
+
+namespace pnnctl {
+
+namespace v1 = ::pnn::v1;
+
+inline constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:7700";
+inline constexpr const char* kStartHint =
+    "is pnnd running? start it with: pnnd --config configs/lab.yaml (or point --endpoint / "
+    "PNN_ENDPOINT at the daemon)";
+
+struct RemoteOptions {
+  std::string endpoint = kDefaultEndpoint;
+  std::string telemetry;   ///< "" = the one the daemon announces in Hello
+  std::string server_key;  ///< Z85 CURVE public key of the daemon ("" = plain loopback)
+  std::string key_file;    ///< this client's key pair, as `pnnd --keygen` prints it
+  std::string client_id;   ///< "" = generated per process
+  int timeout_ms = 5000;   ///< per attempt
+  int retries = 1;         ///< extra attempts for calls that are safe to repeat
+  bool json = false;       ///< one JSON object per line / per result
+};
+
+/// Adds --endpoint, --telemetry, --server-key, --key-file, --client-id, --timeout-ms, --retries
+/// and --json to `app` (the environment variables PNN_ENDPOINT, PNN_TELEMETRY, PNN_SERVER_KEY,
+/// PNN_KEY_FILE, PNN_CLIENT_ID give defaults).
+void add_remote_options(CLI::App& app, RemoteOptions& options);
+
+/// Whether a failed attempt may be sent again with the same request_id. Reads, Forward (the
+/// daemon de-duplicates it), Acquire and Renew are safe; SubmitJob, Lifecycle, Calibrate and
+/// Release are not (a lost reply would make the retry run twice or fail confusingly).
+enum class Retry { kSafe, kNever };
+
+/// Hex text of a lease token (the token is 16 raw bytes on the wire) and back. from_hex throws
+/// UsageError naming `what` for text that is not hex.
+std::string to_hex(const std::string& bytes);
+std::string from_hex(const std::string& text, const std::string& what);
+
+class Remote {
+ public:
+  /// Reads the key file (UsageError for a missing or malformed one). Connects lazily.
+  explicit Remote(const RemoteOptions& options);
+  ~Remote();
+  Remote(const Remote&) = delete;
+  Remote& operator=(const Remote&) = delete;
+
+  /// Sends the request and returns the OK reply. Throws Unreachable (no connection or no reply
+  /// after the retries `retry` allows) or DaemonError (any other status, with its name).
+  v1::Reply call(v1::Request request, Retry retry = Retry::kSafe);
+
+  /// Hello, asked once and cached.
+  const v1::HelloReply& hello();
+  /// --telemetry if given, else the endpoint the daemon announces in Hello (a wildcard host
+  /// replaced by the RPC endpoint's host), else the RPC host with port 7701.
+  std::string telemetry_endpoint();
+  const pnn::daemon::CurveClientKeys& curve() const { return curve_; }
+  const RemoteOptions& options() const { return options_; }
+  std::string client_id();
+
+ private:
+  pnn::daemon::Client& client(Retry retry);
+  void check_reachable();
+
+  RemoteOptions options_;
+  pnn::daemon::CurveClientKeys curve_;
+  std::unique_ptr<pnn::daemon::Client> safe_, once_;
+  bool probed_ = false;
+  std::unique_ptr<v1::HelloReply> hello_;
+};
+
+}  // namespace pnnctl

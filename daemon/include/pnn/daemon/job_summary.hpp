@@ -1,0 +1,16 @@
+#pragma once
+/// The final result of a training job as one JSON object, with the keys of `pnnctl train --json`
+/// (docs/clients.md): name, dataset, split, seed, devices, epochs, wall_s, threads, checkpoint,
+/// plot, acc_pat_reality / acc_insilico_reality / acc_twin / acc_digital where the phase ran,
+/// calibration and phases (with their per-epoch history). The daemon stores it as a run's
+/// summary_json; pnnctl prints it for in-process runs, so both modes give the same keys.
+/// Pure function, thread-safe.
+#include <string>
+
+#include "pnn/training/job.hpp"
+
+namespace pnn::daemon {
+
+std::string job_summary_json(const training::JobConfig& config, const training::JobResult& r);
+
+}  // namespace pnn::daemon
