@@ -1,0 +1,20 @@
+"""Python client of the pnn-hil lab daemon pnnd (docs/clients.md).
+
+    import pnn_client
+    with pnn_client.Client("tcp://127.0.0.1:7700") as client:
+        print([d.name for d in client.list_devices()])
+        with client.lease("osc-a"):
+            y = client.forward("osc-a", x, theta)
+
+`pnn_client.torch` has the PyTorch layer (physics-aware training through the daemon).
+The API messages are `pnn_client.pb` (generated from proto/pnn.proto at import time).
+"""
+from ._proto import pb
+from .client import (DEFAULT_ENDPOINT, PROTOCOL_MAJOR, Client, Lease, Subscriber,
+                     TelemetryEvent, from_tensor, read_key_file, to_tensor)
+from .errors import (DeviceError, InvalidRequest, LeaseError, NotFound, PnnError, ProtocolError,
+                     Unreachable)
+
+__all__ = ["pb", "Client", "Lease", "Subscriber", "TelemetryEvent", "PnnError", "Unreachable",
+           "LeaseError", "DeviceError", "InvalidRequest", "NotFound", "ProtocolError",
+           "DEFAULT_ENDPOINT", "PROTOCOL_MAJOR", "to_tensor", "from_tensor", "read_key_file"]

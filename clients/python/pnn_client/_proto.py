@@ -1,0 +1,81 @@
+"""The generated protobuf module of proto/pnn.proto, made at import time.
+
+Why at import time and not at build time: the package then works straight from a source checkout
+(PYTHONPATH=clients/python) without a build directory on the path, it can never be stale (the
+cache is keyed by the SHA-256 of pnn.proto), and protoc and python3-protobuf both come from the
+same Debian protobuf release, so the generated code always matches the runtime. Nothing generated
+is committed. The module is cached in $PNN_CLIENT_CACHE, else $XDG_CACHE_HOME/pnn_client, else
+~/.cache/pnn_client (a temporary directory if none is writable); writes are atomic (tmp + rename),
+so concurrent imports are safe.
+"""
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _proto_path():
+    explicit = os.environ.get("PNN_PROTO")
+    if explicit:
+        return explicit
+    return os.path.normpath(os.path.join(_HERE, "..", "..", "..", "proto", "pnn.proto"))
+
+
+def _cache_roots():
+    if os.environ.get("PNN_CLIENT_CACHE"):
+        yield os.environ["PNN_CLIENT_CACHE"]
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    yield os.path.join(xdg, "pnn_client")
+    yield os.path.join(tempfile.gettempdir(), "pnn_client-%d" % os.getuid())
+
+
+def _generate(proto, target_dir):
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        raise ImportError("pnn_client: protoc not found; it generates the API module from "
+                          "proto/pnn.proto (install it: apt-get install protobuf-compiler)")
+    os.makedirs(target_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=target_dir, prefix=".gen-")
+    try:
+        done = subprocess.run([protoc, "-I", os.path.dirname(proto), "--python_out=" + tmp,
+                               os.path.basename(proto)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ImportError("pnn_client: protoc failed on %s: %s" % (proto, done.stderr.strip()))
+        os.replace(os.path.join(tmp, "pnn_pb2.py"), os.path.join(target_dir, "pnn_pb2.py"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load():
+    proto = _proto_path()
+    try:
+        with open(proto, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    except OSError as e:
+        raise ImportError("pnn_client: cannot read the API definition %s (%s); run from a pnn-hil "
+                          "checkout or set PNN_PROTO to proto/pnn.proto" % (proto, e)) from None
+    errors = []
+    for root in _cache_roots():
+        target = os.path.join(root, digest)
+        module_file = os.path.join(target, "pnn_pb2.py")
+        try:
+            if not os.path.exists(module_file):
+                _generate(proto, target)
+        except OSError as e:
+            errors.append("%s: %s" % (root, e))
+            continue
+        spec = importlib.util.spec_from_file_location("pnn_client.pnn_pb2", module_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["pnn_client.pnn_pb2"] = module
+        spec.loader.exec_module(module)
+        return module
+    raise ImportError("pnn_client: no writable cache directory for the generated API module: " +
+                      "; ".join(errors))
+
+
+pb = load()
