@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages pnn-hil needs to build and train; with --test also what the
-# test suite needs (clang-14 + libFuzzer runtime for the fuzz targets). Idempotent; run as root.
+# test suite needs (clang-14 + libFuzzer runtime for the fuzz targets; python3-torch for the
+# Python client's PyTorch layer). Idempotent; run as root.
 # docs/dependencies.md says why each package is here.
 #   usage: bash scripts/setup.sh [--test]
 set -euo pipefail
@@ -12,12 +13,13 @@ packages=(
   libeigen3-dev doctest-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   # daemon and clients: RPC, API messages, run store
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
-  python3-zmq python3-protobuf
+  python3-zmq python3-protobuf python3-numpy
   # data sets (read directly from the package's files; no Python at run time)
   python3-sklearn dataset-fashion-mnist
 )
 if [[ ${1:-} == --test ]]; then
-  packages+=(clang-14 libclang-rt-14-dev)
+  # fuzzing; the Python client's PyTorch layer (tests/clients)
+  packages+=(clang-14 libclang-rt-14-dev python3-torch)
 fi
 
 missing=()
