@@ -329,6 +329,7 @@ int describe_remote(const RemoteOptions& options, const std::vector<std::string>
                                     : "nominal",
                 static_cast<unsigned long long>(d.forward_calls()), lease_text(d).c_str(),
                 describe_spec(d.spec()).c_str());
+    if (!d.health_message().empty()) std::printf("  health: %s\n\n", d.health_message().c_str());
   }
   return kExitOk;
 }

@@ -25,7 +25,6 @@ from ._proto import pb
 from .errors import PnnError, ProtocolError, Unreachable, error_for
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1
 PROTOCOL_FRAME = b"PNND" + struct.pack(">H", PROTOCOL_MAJOR)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 START_HINT = ("is pnnd running? start it with: pnnd --config configs/lab.yaml (or pass the "
