@@ -46,11 +46,12 @@ class Pnnd:
     """One pnnd process. Attributes after start(): rpc, telemetry, instance."""
 
     def __init__(self, workdir, devices=None, rpc_port="*", telemetry_port="*", heartbeat_ms=100,
-                 lease_ttl_ms=10000):
+                 lease_ttl_ms=10000, security=None):
         self.workdir = workdir
         self.devices = DEVICES if devices is None else devices
         self.rpc_port, self.telemetry_port = rpc_port, telemetry_port
         self.heartbeat_ms, self.lease_ttl_ms = heartbeat_ms, lease_ttl_ms
+        self.security = security  # (server_secret_key, [(public_key, role), ...]) or None
         self.proc = None
         self.rpc = self.telemetry = self.instance = None
         self._lines = queue.Queue()
@@ -69,6 +70,11 @@ class Pnnd:
         for name, (address, autostart) in self.devices.items():
             lines += ["  %s:" % name, "    address: %s" % address,
                       "    autostart: %s" % ("true" if autostart else "false")]
+        if self.security:
+            secret, clients = self.security
+            lines += ["security:", '  server_secret_key: "%s"' % secret, "  clients:"]
+            for public, role in clients:
+                lines += ['    - public_key: "%s"' % public, "      role: %s" % role]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -129,6 +135,13 @@ class Pnnd:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def keygen():
+    """(public, secret) from pnnd --keygen."""
+    out = subprocess.run([PNND, "--keygen"], capture_output=True, text=True, check=True).stdout
+    keys = dict(line.split(": ", 1) for line in out.splitlines())
+    return keys["public_key"].strip('"'), keys["secret_key"].strip('"')
 
 
 def pnnctl(*args, endpoint=None, env=None, timeout=120, stdin=None):

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from pnnd_fixture import (PNNCTL, SMALL_OSC, FakePublisher, Pnnd, free_port, pnnctl,
+from pnnd_fixture import (PNNCTL, SMALL_OSC, FakePublisher, Pnnd, free_port, keygen, pnnctl,
                           scratch_dir)
 
 
@@ -360,6 +360,47 @@ class WatchRestart(unittest.TestCase):
                 first.stop()
                 if second:
                     self.assertEqual(second.stop(), 0)
+
+
+class Curve(unittest.TestCase):
+    def test_curve_keys_give_the_listed_role(self):
+        server_pub, server_sec = keygen()
+        op_pub, op_sec = keygen()
+        ro_pub, ro_sec = keygen()
+        with scratch_dir("curve") as d:
+            def key_file(name, pub, sec):
+                path = os.path.join(d, name)
+                with open(path, "w") as f:
+                    f.write('public_key: "%s"\nsecret_key: "%s"\n' % (pub, sec))
+                return path
+            operator, reader = key_file("op.key", op_pub, op_sec), key_file("ro.key", ro_pub, ro_sec)
+            with Pnnd(d, security=(server_sec, [(op_pub, "operator"), (ro_pub, "read-only")])) as p:
+                def run(*args, key=None, server=server_pub):
+                    extra = ["--timeout-ms", "1000", "--retries", "0"]
+                    if key:
+                        extra += ["--key-file", key, "--server-key", server]
+                    return pnnctl(*(list(args) + extra), endpoint=p.rpc)
+                r = run("hello", "--json", key=operator)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(r.stdout)["role"], "operator")
+                r = run("forward", "power", "--x-json", "[[1]]", "--theta-json", "[1]", key=operator)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                r = run("hello", "--json", key=reader)
+                self.assertEqual(json.loads(r.stdout)["role"], "read-only")
+                r = run("acquire", "power", key=reader)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("PERMISSION_DENIED", r.stderr)
+                self.assertEqual(run("devices", key=reader).returncode, 0)
+                # No keys, or a key the daemon does not list: no handshake, so no reply.
+                r = run("hello")
+                self.assertEqual(r.returncode, 3, r.stderr)
+                stranger_pub, stranger_sec = keygen()
+                r = run("hello", key=key_file("x.key", stranger_pub, stranger_sec))
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn(stranger_pub, r.stderr)  # names the key to add
+                r = pnnctl("hello", "--server-key", server_pub, endpoint=p.rpc)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("--key-file", r.stderr)
 
 
 class Unreachable(unittest.TestCase):
