@@ -110,8 +110,11 @@ pnn::daemon::CurveClientKeys read_key_file(const std::string& path) {
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
-    const auto hash = line.find('#');
-    if (hash != std::string::npos) line.resize(hash);
+    // Whole-line comments only: '#' is a Z85 digit, so it may appear inside a key.
+    if (const auto first = line.find_first_not_of(" \t");
+        first != std::string::npos && line[first] == '#') {
+      continue;
+    }
     const auto colon = line.find(':');
     if (trim_quotes(line).empty()) continue;
     if (colon == std::string::npos) {

@@ -386,6 +386,7 @@ class Curve(unittest.TestCase):
                 r = run("forward", "power", "--x-json", "[[1]]", "--theta-json", "[1]", key=operator)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 r = run("hello", "--json", key=reader)
+                self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(json.loads(r.stdout)["role"], "read-only")
                 r = run("acquire", "power", key=reader)
                 self.assertEqual(r.returncode, 1, r.stderr)

@@ -203,6 +203,27 @@ class SubscriberLogic(unittest.TestCase):
             self.assertEqual(e.lost, 0)  # a new instance restarts seq: not a loss
 
 
+class KeyFiles(unittest.TestCase):
+    def test_key_files_as_pnnd_keygen_writes_them(self):
+        # '#' is a Z85 digit: a key containing it must not be cut as a comment.
+        for _ in range(200):
+            public, secret = (k.decode() for k in zmq.curve_keypair())
+            if "#" in secret:
+                break
+        with scratch_dir("keys") as d:
+            path = os.path.join(d, "client.key")
+            with open(path, "w") as f:
+                f.write('# made by pnnd --keygen\npublic_key: "%s"\nsecret_key: "%s"\n'
+                        % (public, secret))
+            self.assertEqual(pnn_client.read_key_file(path), (public, secret))
+            with open(path, "w") as f:
+                f.write('public_key: "%s"\nsecret_key: "%s"\n' % (public[::-1], secret))
+            with self.assertRaises(ValueError):
+                pnn_client.read_key_file(path)
+        with self.assertRaises(ValueError):  # a server key without a client key pair
+            pnn_client.Client("tcp://127.0.0.1:1", server_key=public)
+
+
 class LazyPirate(unittest.TestCase):
     def test_a_lost_reply_is_retried_with_the_same_request_id(self):
         ctx = zmq.Context.instance()

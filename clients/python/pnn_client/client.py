@@ -58,8 +58,8 @@ def read_key_file(path):
     keys = {}
     with open(path) as f:
         for number, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
+            line = line.strip()
+            if not line or line.startswith("#"):  # whole-line comments: '#' is a Z85 digit
                 continue
             key, sep, value = line.partition(":")
             if not sep or key.strip() not in ("public_key", "secret_key"):
