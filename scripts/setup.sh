@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages pnn-hil needs to build and train; with --test also what the
 # test suite needs (clang-14 + libFuzzer runtime for the fuzz targets; python3-torch for the
-# Python client's PyTorch layer). Idempotent; run as root.
+# Python client's PyTorch layer; umockdev for the emulated-USB tests). Idempotent; run as root.
 # docs/dependencies.md says why each package is here.
 #   usage: bash scripts/setup.sh [--test]
 set -euo pipefail
@@ -14,12 +14,16 @@ packages=(
   # daemon and clients: RPC, API messages, run store
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
   python3-zmq python3-protobuf python3-numpy
+  # USB instruments (usb:// raw bulk boards, usbtmc:// SCPI instruments)
+  libusb-1.0-0-dev
   # data sets (read directly from the package's files; no Python at run time)
   python3-sklearn dataset-fashion-mnist
 )
 if [[ ${1:-} == --test ]]; then
   # fuzzing; the Python client's PyTorch layer (tests/clients)
   packages+=(clang-14 libclang-rt-14-dev python3-torch)
+  # emulated USB devices for the libusb transport tests (pnn_usb_tests)
+  packages+=(libumockdev-dev umockdev)
 fi
 
 missing=()
