@@ -448,14 +448,14 @@ std::error_code UsbLink::claim(libusb_device* device, libusb_device_handle* hand
     chosen = describe_interface(alt);
   }
   if (!chosen) {
-    std::string want = kind_ == UsbInterfaceKind::kUsbtmc
-                           ? "a USBTMC interface (class fe/03/00 or fe/03/01) with bulk IN and OUT"
-                           : "an interface with a bulk IN and a bulk OUT endpoint";
-    if (interface_number_) want = "interface " + std::to_string(*interface_number_) + " as " + want;
+    const bool tmc = kind_ == UsbInterfaceKind::kUsbtmc;
+    std::string want = interface_number_ ? "interface " + std::to_string(*interface_number_)
+                                         : std::string(tmc ? "USBTMC interface" : "interface");
+    if (tmc) want += interface_number_ ? " of USBTMC class" : "";
+    if (tmc) want += " (class fe/03/00 or fe/03/01)";
+    want += " with a bulk IN and a bulk OUT endpoint";
     return fail(Errc::kIo, who + " has no " + want + "; its interfaces: " + interface_list(*cfg) +
-                               (kind_ == UsbInterfaceKind::kUsbtmc
-                                    ? " (is it a USBTMC instrument? raw boards use usb://)"
-                                    : ""));
+                               (tmc ? " (is it a USBTMC instrument? raw boards use usb://)" : ""));
   }
   // A kernel driver (usbtmc, cdc_acm, ...) is detached on claim and re-attached on release.
   libusb_set_auto_detach_kernel_driver(handle, 1);  // NOT_SUPPORTED off Linux: nothing to detach

@@ -200,7 +200,9 @@ bool MockUsbDevice::handle_ioctl(UMockdevIoctlClient* client) {
   switch (request) {
     case USBDEVFS_GET_CAPABILITIES: {
       UMockdevIoctlData* d = resolve(arg, 0, sizeof(std::uint32_t));
-      const std::uint32_t caps = USBDEVFS_CAP_BULK_CONTINUATION | USBDEVFS_CAP_NO_PACKET_SIZE_LIM |
+      // What an xHCI host reports: with scatter-gather libusb submits each transfer as one URB.
+      const std::uint32_t caps = USBDEVFS_CAP_BULK_SCATTER_GATHER | USBDEVFS_CAP_BULK_CONTINUATION |
+                                 USBDEVFS_CAP_NO_PACKET_SIZE_LIM |
                                  USBDEVFS_CAP_REAP_AFTER_DISCONNECT | USBDEVFS_CAP_ZERO_PACKET;
       std::memcpy(d->data, &caps, sizeof caps);
       g_object_unref(d);

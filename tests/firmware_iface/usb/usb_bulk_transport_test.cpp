@@ -63,7 +63,7 @@ TEST_CASE("usb bulk: claims the interface that has the bulk pair and releases it
   REQUIRE_FALSE(t->open(fi::deadline_after(2s)));
   CHECK(t->is_open());
   // Interface 0 (interrupt IN only) is skipped: the descriptors, not a constant, decide.
-  CHECK(board->events() == std::vector<std::string>{"claim 1"});
+  CHECK(join(board->events()) == join({"claim 1"}));
   CHECK(t->describe().find("interface 1") != std::string::npos);
   std::error_code ec;
   REQUIRE(frame_round_trip(*t, fi::MessageType::kIdentify, 1, ec));
@@ -76,11 +76,11 @@ TEST_CASE("usb bulk: claims the interface that has the bulk pair and releases it
   }
   t->close();
   CHECK_FALSE(t->is_open());
-  CHECK(board->events() == std::vector<std::string>{"claim 1", "release 1"});
+  CHECK(join(board->events()) == join({"claim 1", "release 1"}));
   CHECK(t->write(std::vector<std::uint8_t>{1, 2}, fi::deadline_after(1s)) == fi::Errc::kNotOpen);
 }
 
-TEST_CASE("usb bulk: a reply longer than one packet arrives whole; surplus waits in the buffer") {
+TEST_CASE("usb bulk: a reply longer than one packet arrives whole, surplus waits in the buffer") {
   MockUsbBus bus;
   auto board = make_board("A1", 300);  // 324-byte frame = 6 packets of 64
   bus.plug(board, 1, 4);
@@ -118,7 +118,7 @@ TEST_CASE("usb bulk: no reply gives kTimeout at the deadline and cancels the IN 
   CHECK(frame_round_trip(*t, fi::MessageType::kIdentify, 2, ec));
 }
 
-TEST_CASE("usb bulk: a NAKed write times out; a stalled one gives kIo and clears the halt") {
+TEST_CASE("usb bulk: a NAKed write times out, a stalled one gives kIo and clears the halt") {
   MockUsbBus bus;
   auto board = make_board("A1");
   bus.plug(board, 1, 4);
@@ -160,7 +160,7 @@ TEST_CASE("usb bulk: clear() drains a late reply so it is not taken for the next
 }
 
 TEST_CASE(
-    "usb bulk: unplug gives kDisconnected; re-plugged at another address it is found by "
+    "usb bulk: unplug gives kDisconnected, re-plugged at another address it is found by "
     "serial") {
   MockUsbBus bus;
   auto board = make_board("A1");
@@ -210,7 +210,7 @@ TEST_CASE("usb bulk: unplug while a read waits ends the read with kDisconnected"
 }
 
 TEST_CASE(
-    "usb bulk: with no serial given the first unit is pinned; another unit is "
+    "usb bulk: with no serial given the first unit is pinned, another unit is "
     "kIdentityMismatch") {
   MockUsbBus bus;
   auto a = make_board("A1");

@@ -203,7 +203,11 @@ void UsbtmcInstrument::answer() {
     const std::uint32_t declared = static_cast<std::uint32_t>(n) + b_.declare_extra;
     for (int i = 0; i < 4; ++i) transfer[4 + i] = static_cast<std::uint8_t>(declared >> (8 * i));
   }
-  while (transfer.size() % 4 != 0) transfer.push_back(0xEE);  // alignment bytes, not payload
+  // Alignment bytes, not payload. (A device that overstates TransferSize sends none here: with
+  // padding the host could not tell them from payload, as the USBTMC spec notes.)
+  if (b_.declare_extra == 0) {
+    while (transfer.size() % 4 != 0) transfer.push_back(0xEE);
+  }
   switch (b_.corrupt_next) {
     case Corruption::kNone:
       break;

@@ -70,6 +70,13 @@ inline std::optional<ReceivedFrame> frame_round_trip(firmware_iface::Transport& 
   }
 }
 
+/// "a | b | c", so a failed comparison prints both sides.
+inline std::string join(const std::vector<std::string>& events) {
+  std::string s;
+  for (const auto& e : events) s += (s.empty() ? "" : " | ") + e;
+  return s;
+}
+
 inline bool contains(const std::vector<std::string>& events, const std::string& e) {
   return std::find(events.begin(), events.end(), e) != events.end();
 }
