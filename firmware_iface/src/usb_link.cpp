@@ -112,10 +112,10 @@ struct RawOutcome {
   bool stall = false;
 };
 
-// Submits `t`, waits until it completes or `deadline`, cancels it at the deadline and waits for
-// the cancellation (libusb forbids freeing a transfer in flight). If the device leaves while
-// the transfer waits (`*gone`), gives up at once with kDisconnected: on Linux libusb learns of
-// a disconnect from POLLERR on the usbfs descriptor, which not every setup raises promptly.
+// Submits `t`, waits until it completes or `deadline`, then cancels it and waits for the
+// cancellation (libusb forbids freeing a transfer in flight). The wait also ends when the
+// device leaves (`*gone`, from the hotplug callback): on Linux libusb learns of a disconnect
+// from POLLERR on the usbfs descriptor, which not every setup raises promptly.
 RawOutcome run_transfer(libusb_context* ctx, libusb_transfer* t, Deadline deadline,
                         milliseconds grace, const bool* gone = nullptr) {
   int done = 0;
@@ -130,12 +130,15 @@ RawOutcome run_transfer(libusb_context* ctx, libusb_transfer* t, Deadline deadli
   }
   pump(ctx, done, deadline, gone);
   if (!done) {
+    // At the deadline, or the device left: cancel and wait for the completion (a disconnect
+    // completes transfers with NO_DEVICE). Only a transfer that never completes is abandoned
+    // by closing the handle, which costs libusb a small leak of its URB bookkeeping.
     const int c = libusb_cancel_transfer(t);  // NOT_FOUND: it is completing anyway
-    const bool left = (gone && *gone) || c == LIBUSB_ERROR_NO_DEVICE;
-    if (!left) pump(ctx, done, Clock::now() + grace, gone);
+    pump(ctx, done, Clock::now() + grace, nullptr);
     if (!done) {
       out.stuck = true;
-      out.result.error = left || (gone && *gone) ? Errc::kDisconnected : Errc::kIo;
+      const bool left = (gone && *gone) || c == LIBUSB_ERROR_NO_DEVICE;
+      out.result.error = left ? Errc::kDisconnected : Errc::kIo;
       return out;
     }
   }

@@ -148,11 +148,18 @@ void MockUsbDevice::set_connected(bool connected) {
   std::lock_guard lock(mutex_);
   connected_ = connected;
   if (!connected) {
-    // The host's libusb forgets these URBs once it sees ENODEV; drop our references too.
-    for (auto* list : {&completed_, &pending_in_, &pending_out_}) {
-      for (auto& u : *list) g_object_unref(u.data);
+    // As the kernel does on disconnect: URBs in flight complete with -ESHUTDOWN and stay
+    // reapable (USBDEVFS_CAP_REAP_AFTER_DISCONNECT); every other ioctl fails with ENODEV.
+    for (auto* list : {&pending_in_, &pending_out_}) {
+      for (auto& u : *list) {
+        urb_of(u.data)->status = -ESHUTDOWN;
+        completed_.push_back(u);
+      }
       list->clear();
     }
+  } else {
+    for (auto& u : completed_) g_object_unref(u.data);
+    completed_.clear();
   }
 }
 
@@ -194,6 +201,9 @@ bool MockUsbDevice::handle_ioctl(UMockdevIoctlClient* client) {
   const gulong request = umockdev_ioctl_client_get_request(client);
   UMockdevIoctlData* arg = umockdev_ioctl_client_get_arg(client);
   if (!connected_) {
+    if (request == USBDEVFS_REAPURB || request == USBDEVFS_REAPURBNDELAY) {
+      return reap(client, arg);  // completed URBs first, then ENODEV
+    }
     umockdev_ioctl_client_complete(client, -1, ENODEV);
     return true;
   }
@@ -415,6 +425,10 @@ bool MockUsbDevice::reap(UMockdevIoctlClient* client, UMockdevIoctlData* arg) {
     Urb u = *it;
     completed_.erase(it);
     return give(u);
+  }
+  if (!connected_) {
+    umockdev_ioctl_client_complete(client, -1, ENODEV);
+    return true;
   }
   const auto now = Clock::now();
   for (auto it = pending_in_.begin(); it != pending_in_.end(); ++it) {
