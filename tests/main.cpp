@@ -1,43 +1,9 @@
-// The test runner: doctest's own main, plus a guard that fails a run in which no test case
-// matched its filter. CTest runs each TEST_CASE by name, and a name CTest cannot carry intact
-// (doctest_discover_tests cuts names at ';') would otherwise "pass" by running nothing.
+// The test runner: doctest's own main, plus the guard against runs that matched no test case
+// (case_guard.hpp).
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
-
-#include <atomic>
-#include <cstdio>
-
-namespace {
-
-std::atomic<int> g_cases_run{0};
-
-struct CountingListener : doctest::IReporter {
-  explicit CountingListener(const doctest::ContextOptions&) {}
-  void report_query(const doctest::QueryData&) override {}
-  void test_run_start() override {}
-  void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData&) override { ++g_cases_run; }
-  void test_case_reenter(const doctest::TestCaseData&) override {}
-  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
-  void test_case_exception(const doctest::TestCaseException&) override {}
-  void subcase_start(const doctest::SubcaseSignature&) override {}
-  void subcase_end() override {}
-  void log_assert(const doctest::AssertData&) override {}
-  void log_message(const doctest::MessageData&) override {}
-  void test_case_skipped(const doctest::TestCaseData&) override {}
-};
-
-}  // namespace
-
-REGISTER_LISTENER("count-cases", 1, CountingListener);
+#include "case_guard.hpp"
 
 int main(int argc, char** argv) {
   doctest::Context context(argc, argv);
-  const int status = context.run();
-  if (context.shouldExit()) return status;  // --help, --list-test-cases, ...
-  if (status == 0 && g_cases_run == 0) {
-    std::fprintf(stderr, "pnn_tests: no test case matched the filter (a test name with ';'?)\n");
-    return 1;
-  }
-  return status;
+  return pnn_test_guard::run_guarded(context, "pnn_tests");
 }

@@ -3,11 +3,10 @@
 // take effect (the preload library is missing or not first), every case would talk to the real
 // system, so the run is skipped with exit code 77 (CTest SKIP_RETURN_CODE) instead.
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
-
 #include <cstdio>
 #include <string_view>
 
+#include "case_guard.hpp"
 #include "mock_usb.hpp"
 
 int main(int argc, char** argv) {
@@ -30,5 +29,5 @@ int main(int argc, char** argv) {
     }
   }
   doctest::Context context(argc, argv);
-  return context.run();
+  return pnn_test_guard::run_guarded(context, "pnn_usb_tests");
 }
