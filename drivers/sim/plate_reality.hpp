@@ -30,7 +30,8 @@ namespace pnn::drivers::sim {
 struct PlateRealityConfig {
   Index num_slots = 32;
   std::uint64_t seed = 0;  ///< from the device serial: fixes the plate
-  double spread = 1.0;     ///< scales every per-device spread (0 = nominal plate and rig)
+  double spread = 1.0;     ///< scales the per-device spreads (0: nominal modes, coil lag and
+                           ///< microphone distance; the unmodelled modes stay)
   int extra_modes = 2;     ///< unmodelled modes
   double freq_spread = 0.02;
   double damping_spread = 0.25;
