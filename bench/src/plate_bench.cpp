@@ -1,9 +1,10 @@
 // plate-digits: the speaker-driven plate (PHYSICS.md "Mechanical", second setup;
-// docs/setups/electronic-and-plate.md) as the hidden layer of a hybrid network on digits:
+// docs/setups/mechanical-plate.md) as the hidden layer of a hybrid network on digits:
 // affine 64→32, tanh (amplifier input levels in ±1 V, the DAC range), the plate with 32 data
 // slots and 32 trainable parameter slots of 1 ms, affine 32→10 on the binned microphone signal.
 // The simulated plate has per-device mode spread, two unmodelled modes, amplifier compression
-// and noise, and microphone noise that the nominal twin does not know. PAT and in-silico training
+// and noise, the voice-coil lag, the acoustic delay to the microphone and a sampled, noisy,
+// quantised microphone signal that the nominal twin does not know. PAT and in-silico training
 // start from the same θ; a 64-32-10 ReLU MLP is the digital reference of similar size.
 #include "bench_common.hpp"
 

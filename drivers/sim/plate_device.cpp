@@ -1,5 +1,6 @@
 // The simulated speaker-driven plate instrument: spec (units, hard limits) and lifecycle around
 // PlateReality.
+#include <cmath>
 #include <memory>
 
 #include "plate_reality.hpp"
@@ -62,7 +63,7 @@ PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address) {
   spec.kind = "mechanical-plate";
   spec.model =
       "SIM-PLATE (simulated 0.5 mm steel plate on a speaker, 16-bit audio DAC, power amplifier, "
-      "measurement microphone binned per 2 ms)";
+      "measurement microphone on a 16-bit 48 kS/s ADC binned per 2 ms)";
   spec.serial = address.get("serial", "SIM-PLATE-" + std::to_string(seed));
   spec.firmware = "sim-1.0";
   spec.num_inputs = spec.num_outputs = slots;
@@ -70,7 +71,11 @@ PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address) {
   spec.output_unit = "V";
   spec.input_min = -config.dac_range_v;
   spec.input_max = config.dac_range_v;
-  spec.output_noise_std = config.mic_noise_v;
+  // Per output: the microphone noise averaged over a window's samples, and the amplifier noise,
+  // which the plate passes with a gain of about one.
+  spec.output_noise_std =
+      std::hypot(config.mic_noise_v / std::sqrt(2.0 * config.adc_samples_per_slot),
+                 config.amp_noise_v);
   spec.max_batch = 4096;
   spec.params = {{"drive", slots, "V", -config.dac_range_v, config.dac_range_v,
                   "amplifier input level of the 1 ms parameter slot after data slot k"}};
