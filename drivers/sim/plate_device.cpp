@@ -1,51 +1,15 @@
-// The simulated speaker-driven plate instrument: spec (units, hard limits) and lifecycle around
-// PlateReality.
+// The simulated speaker-driven plate: its datasheet spec (units, hard limits), nominal twin and
+// reality (PlateReality), served as a lab-built board over the frame protocol.
 #include <cmath>
 #include <memory>
 
+#include "faults.hpp"
 #include "plate_reality.hpp"
 #include "sim_devices.hpp"
 
 namespace pnn::drivers::sim {
-namespace {
 
-class SimPlate final : public PhysicalSystem {
- public:
-  SimPlate(DeviceSpec spec, PlateRealityConfig config)
-      : PhysicalSystem(std::move(spec)), config_(config) {}
-
-  digital_twin::ModelPtr nominal_twin() const override {
-    return std::make_shared<digital_twin::PlateModel>(
-        digital_twin::PlateConfig{.num_slots = spec().num_inputs});
-  }
-
- private:
-  Result<void> do_configure() override {
-    reality_ = std::make_unique<PlateReality>(config_);
-    return {};
-  }
-  Result<void> do_cleanup() override {
-    reality_.reset();
-    return {};
-  }
-  Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
-    return reality_->run(x, theta);
-  }
-
-  PlateRealityConfig config_;
-  std::unique_ptr<PlateReality> reality_;
-};
-
-// Seeds the simulated hardware from its serial number, so one serial is one plate.
-std::uint64_t serial_seed(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
-
-PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address) {
+SimSetup make_speaker_plate(const DeviceAddress& address) {
   address.allow_only({"seed", "slots", "spread", "serial"});
   const long long seed = address.get_int("seed", 1);
   const long long slots = address.get_int("slots", 32);
@@ -80,7 +44,8 @@ PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address) {
   spec.params = {{"drive", slots, "V", -config.dac_range_v, config.dac_range_v,
                   "amplifier input level of the 1 ms parameter slot after data slot k"}};
   config.seed = serial_seed(spec.serial);
-  return std::make_unique<SimPlate>(std::move(spec), config);
+  auto twin = std::make_shared<digital_twin::PlateModel>(digital_twin::PlateConfig{.num_slots = slots});
+  return {std::move(spec), std::move(twin), reality_factory<PlateReality>(config)};
 }
 
 }  // namespace pnn::drivers::sim

@@ -23,6 +23,6 @@ SimSetup make_mtj_rf(const DeviceAddress& address);
 /// sim://electronic-circuit?seed=S&slots=K[&tolerance=0.05]  (circuit_device.cpp)
 PhysicalSystemPtr make_electronic_circuit(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
-PhysicalSystemPtr make_speaker_plate(const DeviceAddress& address);
+SimSetup make_speaker_plate(const DeviceAddress& address);
 
 }  // namespace pnn::drivers::sim

@@ -123,7 +123,7 @@ const std::vector<SimEntry>& sim_entries() {
        nullptr, sim::make_electronic_circuit},
       {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
         "sim://mechanical-plate?seed=1&slots=32"},
-       nullptr, sim::make_speaker_plate},
+       sim::make_speaker_plate},
   };
   return entries;
 }
