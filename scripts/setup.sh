@@ -24,6 +24,8 @@ if [[ ${1:-} == --test ]]; then
   packages+=(clang-14 libclang-rt-14-dev python3-torch)
   # emulated USB devices for the libusb transport tests (pnn_usb_tests)
   packages+=(libumockdev-dev umockdev)
+  # the PyVISA test of the simulated SCPI instrument served over TCP (pnn-siminst)
+  packages+=(python3-pyvisa python3-pyvisa-py)
 fi
 
 missing=()
