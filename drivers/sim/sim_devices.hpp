@@ -20,8 +20,6 @@ SimSetup make_optical_spd(const DeviceAddress& address);
 SimSetup make_stno_rnn(const DeviceAddress& address);
 /// sim://mtj-rf?seed=S&inputs=K&chains=N[&offset_mhz=σ]  (spintronic_devices.cpp)
 SimSetup make_mtj_rf(const DeviceAddress& address);
-/// sim://electronic-circuit?seed=S&slots=K[&tolerance=0.05]  (circuit_device.cpp)
-PhysicalSystemPtr make_electronic_circuit(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
 SimSetup make_speaker_plate(const DeviceAddress& address);
 

@@ -13,6 +13,7 @@
 #include "../sim/sim_devices.hpp"
 #include "pnn/drivers/framed_device.hpp"
 #include "pnn/drivers/simulated.hpp"
+#include "scpi_circuit.hpp"
 
 namespace pnn::drivers {
 
@@ -120,7 +121,7 @@ const std::vector<SimEntry>& sim_entries() {
        sim::make_mtj_rf},
       {{"electronic-circuit", "series RLC circuit with a junction diode, drive time-multiplexed",
         "sim://electronic-circuit?seed=1&slots=32"},
-       nullptr, sim::make_electronic_circuit},
+       nullptr, make_scpi_circuit},
       {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
         "sim://mechanical-plate?seed=1&slots=32"},
        sim::make_speaker_plate},
@@ -255,8 +256,15 @@ std::shared_ptr<SimulatedFirmware> make_simulated_firmware(const std::string& te
 PhysicalSystemPtr make_physical_system(const std::string& text) {
   const DeviceAddress address = DeviceAddress::parse(text);
   if (address.scheme == "sim") return make_simulated_device(text).driver;
+  if (address.scheme == "tcp") {  // an instrument's scpi-raw socket; kind= names its driver
+    const std::string kind = address.get("kind", "");
+    if (kind == "electronic-circuit") return make_scpi_circuit(address);
+    throw std::invalid_argument("device address '" + text + "': kind '" + kind +
+                                "' is not served over tcp:// (known: electronic-circuit; e.g. "
+                                "tcp://127.0.0.1:5025?kind=electronic-circuit&slots=32)");
+  }
   throw std::invalid_argument("device address '" + text + "': scheme '" + address.scheme +
-                              "' is not supported by this build (supported: sim)");
+                              "' is not supported by this build (supported: sim, tcp)");
 }
 
 }  // namespace pnn::drivers
