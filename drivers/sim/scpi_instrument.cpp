@@ -267,7 +267,7 @@ std::optional<std::size_t> ScpiInstrument::choice_arg(
 
 std::string ScpiInstrument::format_number(double value) {
   char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general);
   return std::string(buf, r.ptr);
 }
 

@@ -108,6 +108,9 @@ class ScpiCircuit final : public PhysicalSystem {
   // --- lifecycle ---------------------------------------------------------------------------------
 
   Result<void> do_configure() override {
+    // A successful configure identifies, resets and sets up the instrument afresh, so it also
+    // clears a FAULT left by an earlier failed attempt (a failure here sets FAULT again).
+    set_health(Health::kOk);
     if (const auto ec = client_.open()) {
       return link_failure(ec, "connecting").error;
     }
@@ -270,7 +273,7 @@ class ScpiCircuit final : public PhysicalSystem {
 
     const auto block = scpi::parse_arguments(data.value());
     if (!block || block->size() != 1 || block->front().kind != scpi::Argument::Kind::kBlock) {
-      return garbled("WAV:DATA?", data.value().substr(0, 16));
+      return garbled("WAV:DATA?", data.value());
     }
     const std::string& bytes = block->front().text;
     const Index per_run = 2 * k;  // samples: one per slot at 1 MS/s
@@ -355,8 +358,22 @@ class ScpiCircuit final : public PhysicalSystem {
   }
 
   Failure garbled(const std::string& query, const std::string& reply) const {
+    // Printable, and short: a damaged reply may be binary, or megabytes long.
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string shown;
+    for (const char c : reply.substr(0, 48)) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u >= 0x20 && u < 0x7F) {
+        shown.push_back(c);
+      } else {
+        shown += "\\x";
+        shown.push_back(kHex[u >> 4]);
+        shown.push_back(kHex[u & 0xF]);
+      }
+    }
+    if (reply.size() > 48) shown += "...";
     return {
-        make_error(Errc::kIo, "garbled reply from " + who() + " to " + query + ": '" + reply + "'"),
+        make_error(Errc::kIo, "garbled reply from " + who() + " to " + query + ": '" + shown + "'"),
         true};
   }
 

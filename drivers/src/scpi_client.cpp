@@ -119,7 +119,7 @@ std::optional<double> parse_decimal(std::string_view text) {
 
 std::string format_decimal(double value) {
   char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general);
   return std::string(buf, r.ptr);
 }
 
