@@ -31,6 +31,12 @@ Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed)
 
 double max_abs(const MatrixRef& m) { return m.cwiseAbs().maxCoeff(); }
 
+// The error message of a failed result ("" on success: doctest may format messages of passes).
+template <class R>
+std::string why(const R& r) {
+  return r ? std::string() : r.error().message;
+}
+
 // Passes the instrument's replies through, losing or delaying the ones a test asks for.
 class Flaky final : public fw::DeviceEndpoint {
  public:
@@ -78,9 +84,9 @@ struct Rig {
   }
   void activate() {
     auto c = dev->configure();
-    REQUIRE_MESSAGE(c, c.error().message);
+    REQUIRE_MESSAGE(c, why(c));
     auto a = dev->activate();
-    REQUIRE_MESSAGE(a, a.error().message);
+    REQUIRE_MESSAGE(a, why(a));
   }
 };
 
@@ -125,7 +131,7 @@ TEST_CASE("scpi circuit driver: forward reads what the reality simulator measure
   const Vector theta = uniform(6, 1, -2.0, 2.0, 2);
   for (int call = 0; call < 2; ++call) {  // the lab clock and noise stream move on together
     auto y = rig.dev->forward(x, theta);
-    REQUIRE_MESSAGE(y, y.error().message);
+    REQUIRE_MESSAGE(y, why(y));
     const Matrix expected = ref.measure(x, theta);
     CHECK(max_abs(y.value() - expected) < 1e-9);
   }
@@ -155,7 +161,7 @@ TEST_CASE("scpi circuit driver: levels at the limit never trip the AWG's own lim
   x << 2, -2, 2, -2, -2, 2, -2, 2, 1.99999, -1.99999, 0, 0, 2, 2, 2, 2;
   const Vector theta = Vector::Constant(4, 2.0);
   auto y = rig.dev->forward(x, theta);
-  REQUIRE_MESSAGE(y, y.error().message);
+  REQUIRE_MESSAGE(y, why(y));
   CHECK(rig.dev->forward(x, -theta));
   CHECK(rig.instrument->status().out_of_range == 0);
   CHECK(rig.instrument->num_errors() == 0);
@@ -209,7 +215,7 @@ TEST_CASE("scpi circuit driver: a lost reply is retried once (WARNING), twice lo
   const Vector theta = uniform(4, 1, -1.0, 1.0, 4);
   rig.link->drop_replies = 1;  // the *OPC? after the trigger
   auto y = rig.dev->forward(x, theta);
-  REQUIRE_MESSAGE(y, y.error().message);
+  REQUIRE_MESSAGE(y, why(y));
   CHECK(rig.dev->health() == Health::kWarning);
   // The first acquisition ran but its reply was lost; the retry measured anew.
   (void)ref.measure(x, theta);
@@ -331,7 +337,7 @@ TEST_CASE(
     std::this_thread::sleep_for(10ms);
     c = rig.dev->configure();
   }
-  REQUIRE_MESSAGE(c, c.error().message);
+  REQUIRE_MESSAGE(c, why(c));
   CHECK(rig.dev->state() == Lifecycle::kInactive);
   CHECK(rig.dev->spec().serial == "SIM-RLC-4");
   CHECK_FALSE(rig.instrument->status().output_on);  // it came back power-cycled
@@ -362,7 +368,7 @@ TEST_CASE("scpi circuit driver over TCP: same readings as the loopback; late rep
   flaky->late_by = 450ms;  // after the 300 ms timeout, well before the resync gives up
   flaky->late_replies = 1;
   auto late = tcp->forward(x, theta);
-  REQUIRE_MESSAGE(late, late.error().message);
+  REQUIRE_MESSAGE(late, why(late));
   CHECK(tcp->health() == Health::kWarning);
   (void)local->forward(x, theta);  // the lost acquisition, on the twin bench
   CHECK(max_abs(late.value() - local->forward(x, theta).value()) == 0.0);
