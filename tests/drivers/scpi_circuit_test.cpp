@@ -7,12 +7,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <random>
 #include <thread>
 
 #include "../../drivers/sim/circuit_instrument.hpp"
 #include "pnn/drivers/sim_instrument.hpp"
 #include "pnn/firmware_iface/tcp_transport.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::drivers;
@@ -20,14 +20,6 @@ using namespace std::chrono_literals;
 namespace fw = pnn::firmware_iface;
 
 namespace {
-
-Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
 
 double max_abs(const MatrixRef& m) { return m.cwiseAbs().maxCoeff(); }
 
@@ -127,8 +119,8 @@ TEST_CASE("scpi circuit driver: forward reads what the reality simulator measure
   Rig rig("sim://electronic-circuit?seed=5&slots=6");
   rig.activate();
   Reference ref("SIM-RLC-5");
-  const Matrix x = uniform(5, 6, -1.0, 1.0, 1);
-  const Vector theta = uniform(6, 1, -2.0, 2.0, 2);
+  const Matrix x = test::random_matrix(5, 6, 0.5, 1);
+  const Vector theta = test::random_matrix(6, 1, 1.0, 2);
   for (int call = 0; call < 2; ++call) {  // the lab clock and noise stream move on together
     auto y = rig.dev->forward(x, theta);
     REQUIRE_MESSAGE(y, why(y));
@@ -211,8 +203,8 @@ TEST_CASE("scpi circuit driver: a lost reply is retried once (WARNING), twice lo
   Rig rig("sim://electronic-circuit?seed=6&slots=4&timeout_ms=50");
   rig.activate();
   Reference ref("SIM-RLC-6");
-  const Matrix x = uniform(3, 4, -1.0, 1.0, 3);
-  const Vector theta = uniform(4, 1, -1.0, 1.0, 4);
+  const Matrix x = test::random_matrix(3, 4, 0.5, 3);
+  const Vector theta = test::random_matrix(4, 1, 0.5, 4);
   rig.link->drop_replies = 1;  // the *OPC? after the trigger
   auto y = rig.dev->forward(x, theta);
   REQUIRE_MESSAGE(y, why(y));
@@ -241,8 +233,8 @@ TEST_CASE(
     "scpi circuit driver: faults=drop and corrupt give retries, clean errors, never a crash") {
   Rig rig("sim://electronic-circuit?seed=7&slots=4&timeout_ms=20&faults=drop:0.01,corrupt:0.02");
   rig.activate();
-  const Matrix x = uniform(4, 4, -1.0, 1.0, 5);
-  const Vector theta = uniform(4, 1, -1.0, 1.0, 6);
+  const Matrix x = test::random_matrix(4, 4, 0.5, 5);
+  const Vector theta = test::random_matrix(4, 1, 0.5, 6);
   int ok = 0, failed = 0;
   for (int i = 0; i < 60; ++i) {
     auto y = rig.dev->forward(x, theta);
@@ -284,7 +276,7 @@ TEST_CASE("scpi circuit driver: an instrument reset mid-batch is detected and re
   // Configure and activate take 24 commands and a forward 11, so this lands in the second batch.
   Rig rig("sim://electronic-circuit?seed=3&slots=4&faults=reset_after:40");
   rig.activate();
-  const Matrix x = uniform(2, 4, -1.0, 1.0, 7);
+  const Matrix x = test::random_matrix(2, 4, 0.5, 7);
   const Vector theta = Vector::Zero(4);
   int good = 0;
   Result<Matrix> y = make_error(Errc::kOk, "not run");
@@ -315,7 +307,7 @@ TEST_CASE(
       "sim://electronic-circuit?seed=4&slots=4&timeout_ms=100&faults=unplug_after:40,"
       "unplug_ms:300");
   rig.activate();
-  const Matrix x = uniform(2, 4, -1.0, 1.0, 8);
+  const Matrix x = test::random_matrix(2, 4, 0.5, 8);
   const Vector theta = Vector::Zero(4);
   Result<Matrix> y = make_error(Errc::kOk, "not run");
   for (int i = 0; i < 10; ++i) {
@@ -358,8 +350,8 @@ TEST_CASE("scpi circuit driver over TCP: same readings as the loopback; late rep
     REQUIRE((*dev)->activate());
   }
   CHECK(tcp->spec().serial == "SIM-RLC-9");
-  const Matrix x = uniform(6, 4, -1.0, 1.0, 9);
-  const Vector theta = uniform(4, 1, -1.0, 1.0, 10);
+  const Matrix x = test::random_matrix(6, 4, 0.5, 9);
+  const Vector theta = test::random_matrix(4, 1, 0.5, 10);
   const Matrix a = tcp->forward(x, theta).value();
   const Matrix b = local->forward(x, theta).value();
   CHECK(max_abs(a - b) == 0.0);
