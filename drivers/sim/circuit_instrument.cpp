@@ -414,7 +414,7 @@ std::shared_ptr<CircuitInstrument> make_circuit_instrument(const DeviceAddress& 
                                 " is outside 0..0.2 (relative component tolerance)");
   }
   config.reality.seed = serial_seed(config.serial);
-  config.faults = FaultPlan::parse(address.get("faults", ""), static_cast<std::uint64_t>(seed));
+  config.faults = FaultPlan::parse(address.get("faults", ""), config.reality.seed);
   return std::make_shared<CircuitInstrument>(std::move(config));
 }
 

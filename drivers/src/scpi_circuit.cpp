@@ -108,9 +108,6 @@ class ScpiCircuit final : public PhysicalSystem {
   // --- lifecycle ---------------------------------------------------------------------------------
 
   Result<void> do_configure() override {
-    // A successful configure identifies, resets and sets up the instrument afresh, so it also
-    // clears a FAULT left by an earlier failed attempt (a failure here sets FAULT again).
-    set_health(Health::kOk);
     if (const auto ec = client_.open()) {
       return link_failure(ec, "connecting").error;
     }
@@ -321,7 +318,8 @@ class ScpiCircuit final : public PhysicalSystem {
     }
     auto second = attempt();
     if (!second.ok()) return second.failure().error;
-    set_health(Health::kWarning);
+    set_health(Health::kWarning, "recovered by resynchronising and retrying once after: " +
+                                     first.failure().error.message);
     return {};
   }
 

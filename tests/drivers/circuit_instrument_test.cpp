@@ -139,7 +139,7 @@ TEST_CASE("circuit instrument: identity, status registers and the error queue (S
 }
 
 TEST_CASE(
-    "circuit instrument: uploads are range- and limit-checked; refusals are -222 and counted") {
+    "circuit instrument: uploads are range- and limit-checked, refusals are -222 and counted") {
   Bench b("sim://electronic-circuit?seed=1");
   b.send("SOUR:VOLT:LIM:LOW -2;:SOUR:VOLT:LIM:HIGH 2;:SOUR:VOLT:LIM:STAT ON");
   CHECK(b.ask("SOUR:VOLT:LIM:LOW?;:SOUR:VOLT:LIM:HIGH?;:SOUR:VOLT:LIM:STAT?") == "-2;2;1");
