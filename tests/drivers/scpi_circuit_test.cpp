@@ -346,7 +346,7 @@ TEST_CASE("scpi circuit driver over TCP: same readings as the loopback, late rep
   auto flaky = std::make_shared<Flaky>(instrument);
   fw::TcpDeviceServer server(flaky, {});
   auto tcp = make_physical_system("tcp://" + server.address() +
-                                  "?kind=electronic-circuit&slots=4&timeout_ms=300");
+                                  "?kind=electronic-circuit&slots=4&timeout_ms=500");
   auto local = make_physical_system("sim://electronic-circuit?seed=9&slots=4");
   for (auto* dev : {&tcp, &local}) {
     REQUIRE((*dev)->configure());
@@ -360,7 +360,7 @@ TEST_CASE("scpi circuit driver over TCP: same readings as the loopback, late rep
   CHECK(max_abs(a - b) == 0.0);
 
   // A reply that comes after the timeout: the retry must not take it for the next answer.
-  flaky->late_by = 450ms;  // after the 300 ms timeout, well before the resync gives up
+  flaky->late_by = 750ms;  // after the 500 ms timeout, well before the resync gives up
   flaky->late_replies = 1;
   auto late = tcp->forward(x, theta);
   REQUIRE_MESSAGE(late, why(late));

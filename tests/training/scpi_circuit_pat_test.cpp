@@ -40,11 +40,11 @@ TEST_CASE("circuit over SCPI: PAT completes through lost and corrupted replies (
   // The simulated bench served on a local port, as pnn-siminst serves it; the job reaches it
   // through a tcp:// address, and the test keeps the instrument to see the faults it injected.
   auto instrument = drivers::sim::make_circuit_instrument(drivers::DeviceAddress::parse(
-      "sim://electronic-circuit?seed=3&faults=drop:0.003,corrupt:0.003"));
+      "sim://electronic-circuit?seed=3&faults=drop:0.002,corrupt:0.003"));
   firmware_iface::TcpDeviceServer server(instrument, {});
-  const auto r = run_job(
-      circuit_job("tcp://" + server.address() + "?kind=electronic-circuit&slots=12&timeout_ms=50"),
-      {}, {.write_outputs = false});
+  const auto r = run_job(circuit_job("tcp://" + server.address() +
+                                     "?kind=electronic-circuit&slots=12&timeout_ms=500"),
+                         {}, {.write_outputs = false});
   REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
   const PhaseResult* pat = r.value().phase("pat");
   REQUIRE(pat != nullptr);
@@ -52,7 +52,7 @@ TEST_CASE("circuit over SCPI: PAT completes through lost and corrupted replies (
   INFO("PAT on the device " << pat->acc_hardware << ", on the twin " << pat->acc_twin << "; "
                             << faults.dropped << " replies dropped, " << faults.corrupted
                             << " corrupted");
-  CHECK(faults.dropped >= 1);  // 2 and 4 with these seeds
+  CHECK(faults.dropped >= 1);  // 6 and 2 with these seeds
   CHECK(faults.corrupted >= 1);
   CHECK(pat->acc_hardware > 0.75);
   CHECK(pat->history.back().train_loss < pat->history.front().train_loss);
