@@ -1,11 +1,12 @@
-// make_simulated_instrument: the sim:// setups whose firmware emulators can be served over a
-// link (pnn-siminst). Only the SCPI electronic-circuit bench so far.
+// make_simulated_instrument: the firmware emulator of any sim:// setup, to serve over a link
+// (pnn-siminst): the SCPI electronic bench, or a lab-built board speaking the frame protocol.
 #include "pnn/drivers/sim_instrument.hpp"
 
 #include <stdexcept>
 
 #include "circuit_instrument.hpp"
 #include "pnn/drivers/registry.hpp"
+#include "pnn/drivers/simulated.hpp"
 
 namespace pnn::drivers {
 
@@ -21,8 +22,8 @@ std::shared_ptr<firmware_iface::DeviceEndpoint> make_simulated_instrument(
     address.allow_only({"seed", "serial", "tolerance", "faults", "slots"});
     return sim::make_circuit_instrument(address);
   }
-  throw std::invalid_argument("'" + sim_address + "': sim://" + address.target +
-                              " is not served over TCP yet (served: electronic-circuit)");
+  // Every other setup is a lab-built board: its firmware emulator speaks the frame protocol.
+  return make_simulated_firmware(sim_address);
 }
 
 }  // namespace pnn::drivers

@@ -13,6 +13,8 @@
 #include "../sim/sim_devices.hpp"
 #include "pnn/drivers/framed_device.hpp"
 #include "pnn/drivers/simulated.hpp"
+#include "pnn/firmware_iface/tcp_transport.hpp"
+#include "pnn/firmware_iface/usb_transport.hpp"
 #include "scpi_circuit.hpp"
 
 namespace pnn::drivers {
@@ -253,18 +255,95 @@ std::shared_ptr<SimulatedFirmware> make_simulated_firmware(const std::string& te
   return make_emulator(*board);
 }
 
+namespace {
+
+std::string setup_kinds() {
+  std::string kinds;
+  for (const auto& e : sim_entries()) kinds += (kinds.empty() ? "" : ", ") + e.info.kind;
+  return kinds;
+}
+
+// A real instrument (or a simulated one served by pnn-siminst): the link comes from the scheme,
+// the driver and the datasheet (spec with units and limits, nominal twin) from kind=.
+//   usb://VID:PID?serial=S&kind=K&...      a lab-built board, frame protocol over USB bulk
+//   tcp://HOST:PORT?kind=K&...             a board's frame protocol over TCP, or for the
+//                                          electronic circuit its SCPI instruments
+//   usbtmc://VID:PID?serial=S&kind=electronic-circuit&...   SCPI instruments over USBTMC
+PhysicalSystemPtr make_instrument_device(const DeviceAddress& address) {
+  const std::string& text = address.text;
+  const std::string kind = address.get("kind", "");
+  if (kind.empty()) {
+    throw std::invalid_argument("device address '" + text + "' needs kind=KIND, the setup the "
+                                "instrument belongs to (one of " + setup_kinds() + ")");
+  }
+  const SimEntry* entry = nullptr;
+  for (const auto& e : sim_entries()) {
+    if (e.info.kind == kind) entry = &e;
+  }
+  if (!entry) {
+    throw std::invalid_argument("device address '" + text + "': unknown kind '" + kind +
+                                "' (known: " + setup_kinds() + ")");
+  }
+  const std::string serial = address.get("serial", "");
+  auto usb_match = [&] {
+    try {
+      return firmware_iface::UsbDeviceMatch::parse(address.target, serial);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("device address '" + text + "': " + e.what());
+    }
+  };
+  auto tcp = [&] {
+    try {
+      return firmware_iface::make_tcp_transport(firmware_iface::TcpOptions::parse(address.target));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("device address '" + text + "': " + e.what());
+    }
+  };
+  if (!entry->board) {  // the electronic bench: SCPI instruments
+    if (address.scheme == "tcp") return make_scpi_circuit(address);
+    if (address.scheme == "usbtmc") {
+      return make_scpi_circuit_over(address, firmware_iface::make_usbtmc_transport({.match = usb_match()}));
+    }
+    throw std::invalid_argument("device address '" + text + "': kind '" + kind +
+                                "' is driven as SCPI instruments: use tcp://HOST:PORT or "
+                                "usbtmc://VID:PID");
+  }
+  firmware_iface::TransportPtr transport;
+  if (address.scheme == "usb") {
+    transport = firmware_iface::make_usb_bulk_transport({.match = usb_match()});
+  } else if (address.scheme == "tcp") {
+    transport = tcp();
+  } else {
+    throw std::invalid_argument("device address '" + text + "': kind '" + kind +
+                                "' is a lab-built board speaking the frame protocol: use "
+                                "usb://VID:PID?serial=... or tcp://HOST:PORT");
+  }
+  DeviceAddress datasheet = address;
+  datasheet.query.erase("kind");
+  for (const char* key : {"faults", "link"}) {
+    if (datasheet.query.count(key)) {
+      throw std::invalid_argument("device address '" + text + "': '" + key +
+                                  "' exists only for sim:// instruments");
+    }
+  }
+  const SimLinkOptions link = take_link_options(datasheet);
+  sim::SimSetup setup = entry->board(datasheet);  // the datasheet view; no reality is made
+  if (!serial.empty()) setup.spec.serial = serial;
+  setup.spec.firmware = "unknown until configured";
+  return make_framed_device(std::move(setup.spec), std::move(setup.twin), std::move(transport),
+                            link.driver);
+}
+
+}  // namespace
+
 PhysicalSystemPtr make_physical_system(const std::string& text) {
   const DeviceAddress address = DeviceAddress::parse(text);
   if (address.scheme == "sim") return make_simulated_device(text).driver;
-  if (address.scheme == "tcp") {  // an instrument's scpi-raw socket; kind= names its driver
-    const std::string kind = address.get("kind", "");
-    if (kind == "electronic-circuit") return make_scpi_circuit(address);
-    throw std::invalid_argument("device address '" + text + "': kind '" + kind +
-                                "' is not served over tcp:// (known: electronic-circuit; e.g. "
-                                "tcp://127.0.0.1:5025?kind=electronic-circuit&slots=32)");
+  if (address.scheme == "usb" || address.scheme == "usbtmc" || address.scheme == "tcp") {
+    return make_instrument_device(address);
   }
   throw std::invalid_argument("device address '" + text + "': scheme '" + address.scheme +
-                              "' is not supported by this build (supported: sim, tcp)");
+                              "' is not supported (supported: sim, usb, usbtmc, tcp)");
 }
 
 }  // namespace pnn::drivers

@@ -447,31 +447,14 @@ class ScpiCircuit final : public PhysicalSystem {
   std::vector<std::string> raw_;  // the raw responses of the last status() query
 };
 
-// "HOST:PORT" or "[V6]:PORT".
+// "HOST:PORT" or "[V6]:PORT", with the address's form in the message.
 fw::TcpOptions tcp_target(const DeviceAddress& address) {
-  const std::string& t = address.target;
-  const auto bad = [&](const std::string& why) {
-    return std::invalid_argument("device address '" + address.text + "': " + why +
-                                 " (expected tcp://HOST:PORT?kind=electronic-circuit&slots=K, "
-                                 "e.g. tcp://127.0.0.1:5025?kind=electronic-circuit&slots=32)");
-  };
-  std::string host, port;
-  if (!t.empty() && t.front() == '[') {
-    const auto close = t.find(']');
-    if (close == std::string::npos || close + 1 >= t.size() || t[close + 1] != ':') {
-      throw bad("IPv6 host without ']:PORT'");
-    }
-    host = t.substr(1, close - 1);
-    port = t.substr(close + 2);
-  } else {
-    const auto colon = t.rfind(':');
-    if (colon == std::string::npos) throw bad("no port");
-    host = t.substr(0, colon);
-    port = t.substr(colon + 1);
+  try {
+    return fw::TcpOptions::parse(address.target);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("device address '" + address.text + "': " + e.what() +
+                                " (e.g. tcp://127.0.0.1:5025?kind=electronic-circuit&slots=32)");
   }
-  const auto p = parse_integer(port);
-  if (host.empty() || !p || *p < 1 || *p > 65535) throw bad("port '" + port + "' is not 1..65535");
-  return {.host = host, .port = static_cast<std::uint16_t>(*p)};
 }
 
 }  // namespace

@@ -12,6 +12,37 @@
 #include <stdexcept>
 
 namespace pnn::firmware_iface {
+
+TcpOptions TcpOptions::parse(std::string_view target) {
+  const std::string t(target);
+  const auto bad = [&](const std::string& why) {
+    return std::invalid_argument("TCP target '" + t + "': " + why + " (expected HOST:PORT)");
+  };
+  std::string host, port;
+  if (!t.empty() && t.front() == '[') {
+    const auto close = t.find(']');
+    if (close == std::string::npos || close + 1 >= t.size() || t[close + 1] != ':') {
+      throw bad("IPv6 host without ']:PORT'");
+    }
+    host = t.substr(1, close - 1);
+    port = t.substr(close + 2);
+  } else {
+    const auto colon = t.rfind(':');
+    if (colon == std::string::npos) throw bad("no port");
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+  }
+  const bool digits = !port.empty() && port.size() <= 5 &&
+                      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const long value = digits ? std::stol(port) : 0;
+  if (host.empty()) throw bad("no host");
+  if (value < 1 || value > 65535) throw bad("port '" + port + "' is not 1..65535");
+  TcpOptions o;
+  o.host = host;
+  o.port = static_cast<std::uint16_t>(value);
+  return o;
+}
+
 namespace {
 
 namespace asio = boost::asio;

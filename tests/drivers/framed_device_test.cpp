@@ -11,6 +11,7 @@
 #include "pnn/drivers/registry.hpp"
 #include "pnn/drivers/simulated.hpp"
 #include "pnn/firmware_iface/messages.hpp"
+#include "pnn/firmware_iface/tcp_transport.hpp"
 #include "test_util.hpp"
 
 using namespace pnn;
@@ -393,4 +394,59 @@ TEST_CASE("simulated firmware: garbage, damaged and hostile frames never crash i
   CHECK(st.frames_rejected > 0);
   CHECK(st.errors_sent > 0);
   CHECK(st.limit_violations == 0);  // no damaged frame carried an out-of-limit value that passed
+}
+
+TEST_CASE("framed driver over TCP: tcp://…&kind=… reaches a board served by TcpDeviceServer") {
+  auto firmware = make_simulated_firmware(kOsc + "&faults=unplug_after:20,unplug_ms:200");
+  fw::TcpDeviceServer server(firmware, {});
+  auto dev = make_physical_system("tcp://" + server.address() +
+                                  "?kind=mechanical-oscillators&n=6&timeout_ms=500&retries=1");
+  auto direct = test::active_device(kOsc + "&link=direct");
+  REQUIRE(dev->configure());
+  CHECK(dev->spec().serial == "SIM-OSC-5");
+  REQUIRE(dev->activate());
+  Result<Matrix> y = Matrix();
+  int ok = 0;
+  for (int k = 0; k < 10 && y; ++k) {
+    const Matrix x = inputs(3, 6, 70 + k);
+    const Vector theta = theta_for(*dev, 0.01 * k);
+    y = dev->forward(x, theta);
+    if (y) {
+      CHECK((y.value() - direct->forward(x, theta).value()).norm() == 0.0);
+      ++ok;
+    }
+  }
+  CHECK(ok >= 2);
+  REQUIRE_FALSE(y);  // the board went away mid-run
+  CHECK(y.error().code == Errc::kIo);
+  bool back = false;
+  for (int i = 0; i < 300 && !back; ++i) {
+    std::this_thread::sleep_for(10ms);
+    back = static_cast<bool>(dev->recover());
+  }
+  REQUIRE(back);
+  CHECK(dev->state() == Lifecycle::kInactive);
+  CHECK(server.num_connections() >= 2);
+}
+
+TEST_CASE("instrument addresses: kind, scheme and link options are checked, naming the fix") {
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?serial=X"),
+                       doctest::Contains("needs kind=KIND"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?kind=warp-drive"),
+                       doctest::Contains("unknown kind 'warp-drive'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usbtmc://1209:0002?kind=mechanical-oscillators"),
+                       doctest::Contains("frame protocol"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?kind=electronic-circuit"),
+                       doctest::Contains("SCPI instruments"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://12:zz?kind=power-law"),
+                       doctest::Contains("12:zz"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("tcp://localhost?kind=power-law"),
+                       doctest::Contains("no port"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?kind=power-law&faults=drop:0.1"),
+                       doctest::Contains("only for sim://"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("gpib://5"), doctest::Contains("supported: sim, usb"),
+                       std::invalid_argument);
+  // A well-formed address builds without touching the device; configure reports it absent.
+  auto dev = make_physical_system("usb://1209:0002?serial=NOPE&kind=power-law");
+  CHECK(dev->state() == Lifecycle::kUnconfigured);
 }

@@ -400,17 +400,16 @@ TEST_CASE("scpi circuit driver: addresses, and no instrument listening") {
                        doctest::Contains("no port"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system("tcp://127.0.0.1:70000?kind=electronic-circuit"),
                        doctest::Contains("1..65535"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(make_physical_system("tcp://127.0.0.1:5025?kind=optical-shg"),
-                       doctest::Contains("known: electronic-circuit"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("tcp://127.0.0.1:5025?kind=optical-sgh"),
+                       doctest::Contains("unknown kind 'optical-sgh'"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       make_physical_system("tcp://127.0.0.1:5025?kind=electronic-circuit&faults=drop:1"),
       doctest::Contains("unknown option 'faults'"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system("sim://electronic-circuit?timeout_ms=0"),
                        doctest::Contains("timeout_ms"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(make_physical_system("usb://1234:5678"), doctest::Contains("sim, tcp"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(make_simulated_instrument("sim://mechanical-oscillators?seed=1"),
-                       doctest::Contains("not served over TCP yet"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usb://1234:5678?kind=electronic-circuit"),
+                       doctest::Contains("usbtmc://"), std::invalid_argument);
+  CHECK(make_simulated_instrument("sim://mechanical-oscillators?seed=1")->name() == "SIM-OSC-1");
   CHECK_THROWS_WITH_AS(make_simulated_instrument("tcp://127.0.0.1:1?kind=electronic-circuit"),
                        doctest::Contains("not a simulated instrument"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_simulated_instrument("sim://electronic-circuit?timeout_ms=3"),

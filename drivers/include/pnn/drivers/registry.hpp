@@ -1,8 +1,12 @@
 #pragma once
-/// Device addresses and the one factory that names concrete drivers.
+/// Device addresses and the one factory that names concrete drivers (docs/config.md,
+/// "Device addresses").
 ///
-///   sim://mechanical-oscillators?seed=3&n=64&gap=large
-///   sim://power-law?prefactor=2.0
+///   sim://mechanical-oscillators?seed=3&n=64&gap=large       simulated board (frame protocol)
+///   sim://electronic-circuit?seed=1&slots=32                 simulated SCPI instruments
+///   usb://1209:0001?serial=B7&kind=mechanical-oscillators&n=64   a real board over USB bulk
+///   tcp://10.0.0.5:5025?kind=electronic-circuit&slots=32     SCPI instruments on the LAN
+///   usbtmc://0957:1755?serial=MY1&kind=electronic-circuit    SCPI instruments over USBTMC
 #include <map>
 #include <string>
 #include <vector>

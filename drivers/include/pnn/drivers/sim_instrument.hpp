@@ -10,12 +10,11 @@
 
 namespace pnn::drivers {
 
-/// The simulated instrument named by a `sim://` address, e.g.
-///   sim://electronic-circuit?seed=1&slots=32[&serial=…][&tolerance=0.05][&faults=…]
-/// (the SCPI AWG + digitizer of the electronic setup, docs/protocol.md "SCPI instruments";
-/// `slots` belongs to the driver and is accepted and ignored here).
-/// Throws std::invalid_argument on a malformed address, a bad or unknown query key, or a setup
-/// that is not served over a link yet (the message lists the ones that are).
+/// The simulated instrument named by a `sim://` address: for the electronic setup its SCPI AWG +
+/// digitizer (docs/protocol.md "SCPI instruments"; `slots` belongs to the driver and is accepted
+/// and ignored here), for every other setup the firmware emulator of a lab-built board speaking
+/// the frame protocol (`make_simulated_firmware`).
+/// Throws std::invalid_argument on a malformed address or a bad or unknown query key.
 std::shared_ptr<firmware_iface::DeviceEndpoint> make_simulated_instrument(
     const std::string& sim_address);
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "pnn/firmware_iface/transport.hpp"
 
@@ -21,6 +22,10 @@ struct TcpOptions {
   /// Upper bound of name resolution plus connection setup in open() (the deadline passed to
   /// open() bounds it too; the earlier one wins).
   std::chrono::milliseconds connect_timeout{3000};
+
+  /// "HOST:PORT" or "[IPv6]:PORT", the target of a tcp:// address. Throws
+  /// std::invalid_argument naming the text and what is wrong with it.
+  static TcpOptions parse(std::string_view host_port);
 };
 
 /// A host-side TCP link. Every call is bounded by its deadline (asynchronous operations run on
