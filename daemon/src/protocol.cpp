@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "pnn/firmware_iface/error.hpp"
+
 namespace pnn::daemon {
 
 std::string encode_protocol_frame(std::uint16_t major) {
@@ -75,6 +77,14 @@ Vector from_vec(const v1::Vec& v) {
 
 v1::StatusCode status_code(const std::error_code& code) {
   using drivers::Errc;
+  if (code.category() == firmware_iface::error_category()) {
+    // A link or board fault a driver passed through as it came.
+    switch (static_cast<firmware_iface::Errc>(code.value())) {
+      case firmware_iface::Errc::kTimeout: return v1::DEVICE_TIMEOUT;
+      case firmware_iface::Errc::kDeviceError: return v1::DEVICE_FAULT;
+      default: return v1::DEVICE_IO;  // disconnected, identity mismatch, damaged replies, ...
+    }
+  }
   if (code.category() != drivers::driver_category()) return v1::INTERNAL;
   switch (static_cast<Errc>(code.value())) {
     case Errc::kOk: return v1::OK;
