@@ -14,7 +14,9 @@ bash "$root/scripts/build.sh" "$root/build/release"
 
 echo "== ASan + UBSan build + tests =="
 cmake -S "$root" -B "$root/build/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPNN_SANITIZE=ON >/dev/null
-cmake --build "$root/build/asan" --target pnn_tests -j"$jobs"
+# Everything, not only pnn_tests: the end-to-end tests run pnnd, pnnctl, pnn-siminst and the
+# emulated-USB test binary, and they should run instrumented too.
+cmake --build "$root/build/asan" -j"$jobs"
 (cd "$root/build/asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest -j"$jobs" --output-on-failure --timeout 900)
 
