@@ -56,4 +56,15 @@ std::vector<nlohmann::json> frame_codec(const BenchOptions& options);
 /// wire-overhead (wire_bench.cpp): a job over the frame protocol vs link=direct.
 std::vector<nlohmann::json> wire_overhead(const BenchOptions& options);
 
+// ---- the daemon (daemon_rpc_bench.cpp, daemon_job_bench.cpp) ---------------------------------
+
+/// rpc-overhead: Forward round trip of one 784-float sample on sim://null vs a bare echo.
+std::vector<nlohmann::json> rpc_overhead(const BenchOptions& options);
+/// forward-throughput: batch-256 Forward on 64 oscillators through the daemon vs in-process.
+std::vector<nlohmann::json> forward_throughput(const BenchOptions& options);
+/// daemon-job: configs/oscillator-digits.yaml through pnnd (SubmitJob) vs training::run_job.
+std::vector<nlohmann::json> daemon_job(const BenchOptions& options);
+/// daemon-rss: resident memory of an idle pnnd started with configs/lab.yaml.
+std::vector<nlohmann::json> daemon_rss(const BenchOptions& options);
+
 }  // namespace pnn::bench::detail

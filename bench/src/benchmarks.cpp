@@ -164,6 +164,11 @@ const std::vector<Entry>& entries() {
       {{"plate-digits", "speaker-driven plate (modal, time-multiplexed drive) as a hidden layer on digits"}, detail::plate_digits},
       {{"frame-codec", "binary frame protocol: encode + stream decode throughput, one core"}, detail::frame_codec},
       {{"wire-overhead", "oscillator job through simulated boards over the frame protocol vs in-process"}, detail::wire_overhead},
+      // The daemon (docs/daemon.md); --epochs sets round trips, batches or job epochs.
+      {{"rpc-overhead", "Forward round trip of one 784-float sample (null device) vs a bare ZeroMQ echo"}, detail::rpc_overhead},
+      {{"forward-throughput", "batch-256 Forward on 64 oscillators: samples/s through the daemon vs in-process"}, detail::forward_throughput},
+      {{"daemon-job", "oscillator-digits job through pnnd (SubmitJob) vs in-process: accuracies and wall time"}, detail::daemon_job},
+      {{"daemon-rss", "resident memory of an idle pnnd with configs/lab.yaml"}, detail::daemon_rss},
   };
   return list;
 }

@@ -25,7 +25,13 @@ void ForwardRecorder::push(ForwardRecord record) {
   if (closing_) return;
   queued_bytes_ += bytes;
   queue_.push_back(std::move(record));
-  not_empty_.notify_one();
+  // The writer is woken for the first record of a batch and when a batch is full; records in
+  // between only queue up (no wake-up per Forward on the device worker's hot path).
+  if (writer_idle_ || batch_due()) not_empty_.notify_one();
+}
+
+bool ForwardRecorder::batch_due() const {
+  return closing_ || queue_.size() >= kMaxBatch || 2 * queued_bytes_ >= capacity_bytes_;
 }
 
 void ForwardRecorder::close() {
@@ -50,32 +56,46 @@ std::uint64_t ForwardRecorder::num_failed() const {
 }
 
 void ForwardRecorder::loop() {
+  std::vector<ForwardRecord> batch;
   for (;;) {
-    ForwardRecord record;
+    batch.clear();
+    std::size_t batch_bytes = 0;
     {
       std::unique_lock lock(mutex_);
+      writer_idle_ = true;
       not_empty_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      writer_idle_ = false;
       if (queue_.empty()) return;  // closing and drained
-      record = std::move(queue_.front());
-      queue_.pop_front();
+      // Let a batch gather for a moment (the replies were sent already: async recording
+      // promises no durability at reply time, and close() cuts the wait short).
+      not_empty_.wait_for(lock, kGatherTime, [&] { return batch_due(); });
+      // Group commit: whatever queued up while the last batch was written goes in one
+      // transaction. Per-record commits would cap recording at one fsync per Forward.
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch_bytes += bytes_of(queue_.front());
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
     }
     bool ok = true;
     std::string error;
     try {
-      store_.record_forward(record);
+      store_.record_forwards(batch);
     } catch (const std::exception& e) {
       ok = false;
       error = e.what();
     }
     {
       std::lock_guard lock(mutex_);
-      queued_bytes_ -= bytes_of(record);
-      ++(ok ? written_ : failed_);
+      queued_bytes_ -= batch_bytes;
+      (ok ? written_ : failed_) += batch.size();
     }
     not_full_.notify_all();
     if (!ok && on_error_) {
-      on_error_("forward record of request " + std::to_string(record.request_id) + " from '" +
-                record.client_id + "' not written: " + error);
+      on_error_(std::to_string(batch.size()) + " forward record(s) (requests " +
+                std::to_string(batch.front().request_id) + ".." +
+                std::to_string(batch.back().request_id) + " from '" + batch.front().client_id +
+                "', ...) not written: " + error);
     }
   }
 }

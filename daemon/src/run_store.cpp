@@ -415,6 +415,8 @@ struct RunStore::Impl {
   RunRecord read_run(const Query& q);
   void read_devices(RunRecord& run);
   void check_changed(std::string_view what, std::uint64_t run_id) const;
+  // One forward_records row (inside the caller's transaction, if any); returns its record_id.
+  std::uint64_t insert_forward_row(const ForwardRecord& record);
 
   FileLock lock;
   Db db;
@@ -711,12 +713,11 @@ std::vector<MetricRecord> RunStore::metrics(std::uint64_t run_id) const {
   return out;
 }
 
-std::uint64_t RunStore::record_forward(const ForwardRecord& record) {
-  std::lock_guard lock(impl_->mutex);
-  encode_matrix(record.x, impl_->x_buffer);
-  encode_vector(record.theta, impl_->theta_buffer);
-  encode_matrix(record.y, impl_->y_buffer);
-  Query(impl_->db, impl_->insert_forward, "recording a forward call")
+std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
+  encode_matrix(record.x, x_buffer);
+  encode_vector(record.theta, theta_buffer);
+  encode_matrix(record.y, y_buffer);
+  Query(db, insert_forward, "recording a forward call")
       .bind_text(1, record.client_id)
       .bind_uint(2, record.request_id)
       .bind_text(3, record.device_serial)
@@ -724,14 +725,30 @@ std::uint64_t RunStore::record_forward(const ForwardRecord& record) {
       .bind_int(5, record.t_end_ns)
       .bind_int(6, record.x.rows())
       .bind_int(7, record.x.cols())
-      .bind_doubles(8, impl_->x_buffer)
+      .bind_doubles(8, x_buffer)
       .bind_int(9, record.theta.size())
-      .bind_doubles(10, impl_->theta_buffer)
+      .bind_doubles(10, theta_buffer)
       .bind_int(11, record.y.rows())
       .bind_int(12, record.y.cols())
-      .bind_doubles(13, impl_->y_buffer)
+      .bind_doubles(13, y_buffer)
       .run();
-  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+}
+
+std::uint64_t RunStore::record_forward(const ForwardRecord& record) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->insert_forward_row(record);
+}
+
+std::vector<std::uint64_t> RunStore::record_forwards(const std::vector<ForwardRecord>& records) {
+  constexpr std::string_view kWhat = "recording forward calls";
+  std::vector<std::uint64_t> ids;
+  ids.reserve(records.size());
+  std::lock_guard lock(impl_->mutex);
+  Transaction transaction(impl_->db, impl_->tx, kWhat);
+  for (const auto& record : records) ids.push_back(impl_->insert_forward_row(record));
+  transaction.commit(kWhat);
+  return ids;
 }
 
 std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) const {

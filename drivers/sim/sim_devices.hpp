@@ -22,5 +22,7 @@ SimSetup make_stno_rnn(const DeviceAddress& address);
 SimSetup make_mtj_rf(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
 SimSetup make_speaker_plate(const DeviceAddress& address);
+/// sim://null?inputs=N[&serial=S]: y = x, no parameters  (null_device.cpp)
+PhysicalSystemPtr make_null(const DeviceAddress& address);
 
 }  // namespace pnn::drivers::sim

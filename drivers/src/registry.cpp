@@ -127,6 +127,8 @@ const std::vector<SimEntry>& sim_entries() {
       {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
         "sim://mechanical-plate?seed=1&slots=32"},
        sim::make_speaker_plate},
+      {{"null", "returns its input (y = x), no parameters: measures overheads", "sim://null?inputs=784"},
+       nullptr, sim::make_null},
   };
   return entries;
 }

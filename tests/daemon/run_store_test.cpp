@@ -311,6 +311,27 @@ TEST_CASE("run_store: forward records round-trip bit-exactly, NaN payloads inclu
   CHECK(store.integrity_ok());
 }
 
+TEST_CASE("run_store: record_forwards writes a batch in one transaction, ids in order") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  const std::uint64_t before = store.record_forward(make_forward(0));
+  std::vector<ForwardRecord> batch;
+  for (int k = 1; k <= 5; ++k) batch.push_back(make_forward(static_cast<std::uint64_t>(k)));
+  const std::vector<std::uint64_t> ids = store.record_forwards(batch);
+  REQUIRE(ids.size() == batch.size());
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    CAPTURE(k);
+    CHECK(ids[k] == before + 1 + k);
+    const auto got = store.get_forward(ids[k]);
+    REQUIRE(got.has_value());
+    CHECK(got->request_id == batch[k].request_id);
+    CHECK(bit_equal(got->x, batch[k].x));
+    CHECK(bit_equal(got->y, batch[k].y));
+  }
+  CHECK(store.record_forwards({}).empty());
+  CHECK(store.integrity_ok());
+}
+
 TEST_CASE("run_store: forward BLOBs are row-major little-endian float64 in the file") {
   TempDir dir;
   const std::string path = dir.file("runs.db");

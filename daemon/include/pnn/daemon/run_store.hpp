@@ -114,6 +114,9 @@ class RunStore {
 
   /// Returns the new record_id (record.record_id is ignored). Costs one fsync of the WAL.
   std::uint64_t record_forward(const ForwardRecord& record);
+  /// Group commit: all `records` in one transaction (one fsync), all or none; returns their
+  /// record_ids in order. What the async recorder uses, so that a burst costs one sync.
+  std::vector<std::uint64_t> record_forwards(const std::vector<ForwardRecord>& records);
   std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
 
   /// Returns the new calibration_id (record.calibration_id is ignored).

@@ -1,0 +1,113 @@
+#include "daemon_bench_common.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+
+namespace pnn::bench::detail {
+
+namespace fs = std::filesystem;
+namespace v1 = daemon::v1;
+
+BenchDir::BenchDir(const std::string& tag) {
+  path_ = fs::temp_directory_path() / ("pnn-bench-" + tag + "-" + std::to_string(::getpid()) + "-" +
+                                       std::to_string(std::random_device{}()));
+  fs::create_directories(path_);
+}
+
+BenchDir::~BenchDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+daemon::DaemonConfig loopback_config(const BenchDir& dir) {
+  daemon::DaemonConfig c;
+  c.source = "bench";
+  c.rpc_bind = "tcp://127.0.0.1:*";
+  c.telemetry_bind = "tcp://127.0.0.1:*";
+  c.store_path = dir.file("store/pnnd.sqlite");
+  c.runs_dir = dir.file("runs");
+  return c;
+}
+
+InProcessDaemon::InProcessDaemon(daemon::DaemonConfig config) {
+  daemon::ServerOptions options;
+  options.handle_signals = false;
+  options.on_log = [](const std::string& level, const std::string& text) {
+    if (level != "info") std::fprintf(stderr, "pnnd %s: %s\n", level.c_str(), text.c_str());
+  };
+  server_ = std::make_unique<daemon::Server>(std::move(config), std::move(options));
+  thread_ = std::thread([this] { server_->run(); });
+}
+
+InProcessDaemon::~InProcessDaemon() {
+  server_->request_stop();
+  thread_.join();
+}
+
+std::unique_ptr<daemon::Client> bench_client(const std::string& endpoint,
+                                             const std::string& client_id) {
+  daemon::ClientOptions o;
+  o.endpoint = endpoint;
+  o.client_id = client_id;
+  o.timeout = std::chrono::seconds(120);
+  return std::make_unique<daemon::Client>(std::move(o));
+}
+
+v1::Reply call_ok(daemon::Client& client, const v1::Request& request, const std::string& what) {
+  v1::Reply reply = client.call(request);
+  if (reply.status().code() != v1::OK) {
+    throw std::runtime_error(what + ": " + v1::StatusCode_Name(reply.status().code()) + ": " +
+                             reply.status().message());
+  }
+  return reply;
+}
+
+std::string acquire(daemon::Client& client, const std::string& device) {
+  v1::Request r;
+  r.mutable_acquire()->set_device(device);
+  r.mutable_acquire()->set_ttl_ms(daemon::DaemonConfig{}.lease_max_ttl_ms);
+  return call_ok(client, r, "Acquire " + device).acquire().lease_token();
+}
+
+std::string pnnd_path() {
+  if (const char* env = std::getenv("PNN_PNND"); env && *env) return env;
+  return PNN_PNND_PATH;
+}
+
+std::string config_file(const std::string& name) {
+  const fs::path local = fs::path("configs") / name;
+  if (fs::exists(local)) return local.string();
+  return (fs::path(PNN_SOURCE_DIR) / "configs" / name).string();
+}
+
+std::string lab_config_in(const BenchDir& dir) {
+  const std::string source = config_file("lab.yaml");
+  YAML::Node lab = YAML::LoadFile(source);
+  lab["rpc"]["bind"] = "tcp://127.0.0.1:*";
+  lab["telemetry"]["bind"] = "tcp://127.0.0.1:*";
+  lab["store"]["path"] = dir.file("store/pnnd.sqlite");
+  lab["store"]["runs_dir"] = dir.file("runs");
+  const std::string path = dir.file("lab.yaml");
+  std::ofstream out(path);
+  out << "# " << source << " with ephemeral ports and a temporary store\n"
+      << YAML::Dump(lab) << "\n";
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+double quantile(std::vector<double>& values, double q) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
+  return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
+}
+
+}  // namespace pnn::bench::detail

@@ -1,0 +1,74 @@
+#pragma once
+// Shared pieces of the daemon benchmarks (daemon_rpc_bench.cpp, daemon_job_bench.cpp): temp
+// directories, a daemon served in-process on a thread, the pnnd binary and its lab config for a
+// subprocess, and latency statistics.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pnn/daemon/client.hpp"
+#include "pnn/daemon/config.hpp"
+#include "pnn/daemon/server.hpp"
+
+namespace pnn::bench::detail {
+
+/// A fresh directory under the system temp dir (a real disk here, so the run store's fsyncs
+/// cost what they cost in a lab), removed with its contents.
+class BenchDir {
+ public:
+  explicit BenchDir(const std::string& tag);
+  ~BenchDir();
+  BenchDir(const BenchDir&) = delete;
+  BenchDir& operator=(const BenchDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A daemon config on ephemeral loopback ports with its store and runs in `dir`; the other keys
+/// keep pnnd's defaults (async forward records, default reply cache).
+daemon::DaemonConfig loopback_config(const BenchDir& dir);
+
+/// A daemon served by run() on its own thread of this process; stopped gracefully and joined
+/// on destruction. Logs below "warning" are dropped (they would interleave with the JSON).
+class InProcessDaemon {
+ public:
+  explicit InProcessDaemon(daemon::DaemonConfig config);
+  ~InProcessDaemon();
+  InProcessDaemon(const InProcessDaemon&) = delete;
+  InProcessDaemon& operator=(const InProcessDaemon&) = delete;
+  const std::string& rpc() const { return server_->rpc_endpoint(); }
+
+ private:
+  std::unique_ptr<daemon::Server> server_;
+  std::thread thread_;
+};
+
+/// A client of `endpoint` as `client_id`, with a generous per-call timeout.
+std::unique_ptr<daemon::Client> bench_client(const std::string& endpoint,
+                                             const std::string& client_id);
+
+/// Sends `request` and returns the reply; throws std::runtime_error naming `what` and the
+/// status unless the reply is OK.
+daemon::v1::Reply call_ok(daemon::Client& client, const daemon::v1::Request& request,
+                          const std::string& what);
+
+/// Acquires `device` with the longest lease the daemon grants; returns the token.
+std::string acquire(daemon::Client& client, const std::string& device);
+
+/// The pnnd binary: $PNN_PNND if set, else the one this build made.
+std::string pnnd_path();
+/// configs/<name> of the source tree (from the working directory if it has one, else the tree
+/// this build came from).
+std::string config_file(const std::string& name);
+/// configs/lab.yaml rewritten to ephemeral loopback ports and a store in `dir`; returns the
+/// path of the written file.
+std::string lab_config_in(const BenchDir& dir);
+
+/// The q-quantile (0..1) of `values` (sorted in place), by the nearest-rank method.
+double quantile(std::vector<double>& values, double q);
+
+}  // namespace pnn::bench::detail

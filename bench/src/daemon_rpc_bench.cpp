@@ -1,0 +1,249 @@
+// rpc-overhead and forward-throughput: what the daemon adds to a Forward call.
+//
+// Both run the daemon in this process, on threads (pnn::daemon::Server::run on its own thread,
+// with its own ZeroMQ context and I/O thread), talking over tcp://127.0.0.1 like any client:
+// rpc-overhead needs a bare ZeroMQ echo server side by side in the same run, and the fair
+// comparison puts both servers in the same process, with the same client code, the same socket
+// options and the same scheduler conditions, so that the ratio isolates the daemon's own work.
+// A pnnd subprocess would add nothing to a loopback round trip but a second address space.
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <stdexcept>
+#include <zmq.hpp>
+
+#include "bench_common.hpp"
+#include "daemon_bench_common.hpp"
+#include "pnn/daemon/protocol.hpp"
+#include "pnn/drivers/registry.hpp"
+
+namespace pnn::bench::detail {
+namespace {
+
+using nlohmann::json;
+namespace v1 = daemon::v1;
+using Clock = std::chrono::steady_clock;
+
+// The bare baseline: a ROUTER that answers every [protocol][Request] with a Reply whose
+// forward.y is the request's forward.x. It parses and serializes like the daemon, so the
+// difference is everything else the daemon does (dispatch, leases, idempotency, the device
+// worker, recording).
+class BareEcho {
+ public:
+  explicit BareEcho(const daemon::DaemonConfig& config) {
+    // The daemon's ROUTER options (Server setup_sockets): HWMs, heartbeats, linger, size cap.
+    router_.set(zmq::sockopt::maxmsgsize,
+                static_cast<std::int64_t>(std::max<std::uint64_t>(
+                    4 * config.max_message_bytes, config.max_message_bytes + (1u << 20))));
+    router_.set(zmq::sockopt::linger, 1000);
+    router_.set(zmq::sockopt::sndhwm, 100000);
+    router_.set(zmq::sockopt::rcvhwm, 100000);
+    router_.set(zmq::sockopt::heartbeat_ivl, 1000);
+    router_.set(zmq::sockopt::heartbeat_timeout, 5000);
+    router_.bind("tcp://127.0.0.1:*");
+    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~BareEcho() {
+    stop_ = true;
+    thread_.join();
+  }
+  BareEcho(const BareEcho&) = delete;
+  BareEcho& operator=(const BareEcho&) = delete;
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void serve() {
+    const std::string protocol = daemon::encode_protocol_frame();
+    std::vector<zmq::message_t> frames;
+    while (!stop_) {
+      zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) <= 0) continue;
+      frames.clear();
+      for (bool more = true; more;) {
+        zmq::message_t part;
+        if (!router_.recv(part, zmq::recv_flags::dontwait)) break;
+        more = part.more();
+        frames.push_back(std::move(part));
+      }
+      if (frames.size() != 3) continue;
+      v1::Request request;
+      if (!request.ParseFromArray(frames[2].data(), static_cast<int>(frames[2].size()))) continue;
+      v1::Reply reply;
+      reply.set_request_id(request.request_id());
+      reply.mutable_status()->set_code(v1::OK);
+      *reply.mutable_forward()->mutable_y() = request.forward().x();
+      const std::string body = reply.SerializeAsString();
+      (void)router_.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      (void)router_.send(zmq::buffer(protocol),
+                         zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      (void)router_.send(zmq::buffer(body), zmq::send_flags::dontwait);
+    }
+  }
+
+  zmq::context_t context_{1};
+  zmq::socket_t router_{context_, zmq::socket_type::router};
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+v1::Request forward_request(const std::string& device, const std::string& token, const Matrix& x,
+                            const Vector& theta) {
+  v1::Request r;
+  r.set_lease_token(token);
+  auto* f = r.mutable_forward();
+  f->set_device(device);
+  daemon::to_tensor(x, f->mutable_x());
+  daemon::to_vec(theta, f->mutable_theta());
+  return r;
+}
+
+Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Matrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(u(rng));  // wire floats
+  return m;
+}
+
+// One timed round trip; checks that the reply is this request's, OK, and carries y = x.
+double round_trip_us(daemon::Client& client, v1::Request& request, std::uint64_t id,
+                     const char* who) {
+  request.set_request_id(id);
+  const auto t0 = Clock::now();
+  const v1::Reply reply = client.call(request);
+  const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+  const auto& x = request.forward().x();
+  if (reply.status().code() != v1::OK || reply.request_id() != id ||
+      reply.forward().y().data_size() != x.data_size() ||
+      reply.forward().y().data(x.data_size() - 1) != x.data(x.data_size() - 1)) {
+    throw std::runtime_error(std::string(who) + " round trip " + std::to_string(id) +
+                             " failed: " + v1::StatusCode_Name(reply.status().code()) + " " +
+                             reply.status().message());
+  }
+  return us;
+}
+
+}  // namespace
+
+std::vector<json> rpc_overhead(const BenchOptions& options) {
+  constexpr Index kInputs = 784;
+  const int samples = options.epochs > 0 ? options.epochs : 20000;
+  constexpr int kWarmup = 500, kBlock = 50;
+  BenchDir dir("rpc-overhead");
+  daemon::DaemonConfig config = loopback_config(dir);
+  config.devices = {{"null", "sim://null?inputs=784", true, 0}};
+    config.forward_recording = daemon::ForwardRecording::kOff;
+  InProcessDaemon daemon(config);
+  BareEcho echo(config);
+  auto daemon_client = bench_client(daemon.rpc(), "bench-rpc-overhead");
+  auto bare_client = bench_client(echo.endpoint(), "bench-rpc-overhead");
+  const std::string token = acquire(*daemon_client, "null");
+  const Matrix x = uniform(1, kInputs, -1.0, 1.0, options.seed + 1);
+  v1::Request daemon_request = forward_request("null", token, x, Vector());
+  v1::Request bare_request = daemon_request;
+
+  std::uint64_t id = 1;
+  for (int i = 0; i < kWarmup; ++i) {
+    (void)round_trip_us(*daemon_client, daemon_request, id, "daemon");
+    (void)round_trip_us(*bare_client, bare_request, id++, "bare");
+  }
+  // Alternating blocks: a change of machine load during the run hits both sides alike.
+  std::vector<double> daemon_us, bare_us;
+  daemon_us.reserve(static_cast<std::size_t>(samples));
+  bare_us.reserve(static_cast<std::size_t>(samples));
+  const auto t0 = Clock::now();
+  while (static_cast<int>(daemon_us.size()) < samples) {
+    const int n = std::min(kBlock, samples - static_cast<int>(daemon_us.size()));
+    for (int i = 0; i < n; ++i)
+      daemon_us.push_back(round_trip_us(*daemon_client, daemon_request, id++, "daemon"));
+    for (int i = 0; i < n; ++i)
+      bare_us.push_back(round_trip_us(*bare_client, bare_request, id++, "bare"));
+  }
+  const double wall = seconds_since(t0);
+  const double p50 = quantile(daemon_us, 0.50), p99 = quantile(daemon_us, 0.99);
+  const double bare_p50 = quantile(bare_us, 0.50), bare_p99 = quantile(bare_us, 0.99);
+  return {json{{"name", "rpc-overhead"},
+               {"device", "sim://null?inputs=784"},
+               {"payload_floats", kInputs},
+               {"request_bytes", daemon_request.ByteSizeLong()},
+               {"samples", samples},
+               {"p50_us", p50},
+               {"p99_us", p99},
+               {"bare_p50_us", bare_p50},
+               {"bare_p99_us", bare_p99},
+               {"p50_ratio", p50 / bare_p50},
+               {"p99_ratio", p99 / bare_p99},
+               {"target_p50_ratio", 1.5},
+               {"forward_records", daemon::to_string(config.forward_recording)},
+               {"servers", "in-process threads"},
+               {"wall_s", wall}}};
+}
+
+std::vector<json> forward_throughput(const BenchOptions& options) {
+  constexpr Index kBatch = 256, kOscillators = 64;
+  const std::string address = "sim://mechanical-oscillators?seed=1&n=64";
+  const int batches = options.epochs > 0 ? options.epochs : 100;
+  constexpr int kWindow = 2;  // pipelined: the next batch waits at the device while one runs
+  const Matrix x = uniform(kBatch, kOscillators, -1.0, 1.0, options.seed + 1);
+  auto twin = drivers::make_physical_system(address)->nominal_twin();
+  const Vector theta = twin->initial_params(options.seed);
+
+  // In-process: the driver called directly, as a training job does.
+  double direct_s = 0.0;
+  {
+    auto device = drivers::make_physical_system(address);
+    if (auto r = device->configure(); !r) throw std::runtime_error(r.error().message);
+    if (auto r = device->activate(); !r) throw std::runtime_error(r.error().message);
+    (void)unwrap(device->forward(x, theta));  // warm-up
+    const auto t0 = Clock::now();
+    for (int i = 0; i < batches; ++i) (void)unwrap(device->forward(x, theta));
+    direct_s = seconds_since(t0);
+  }
+
+  // Through the daemon: Forward RPCs from one client, kWindow in flight.
+  double daemon_s = 0.0;
+  {
+    BenchDir dir("forward-throughput");
+    daemon::DaemonConfig config = loopback_config(dir);
+    config.devices = {{"osc", address, true, 0}};
+    InProcessDaemon daemon(config);
+    auto client = bench_client(daemon.rpc(), "bench-forward-throughput");
+    const std::string token = acquire(*client, "osc");
+    v1::Request request = forward_request("osc", token, x, theta);
+    (void)call_ok(*client, request, "warm-up Forward");
+    int sent = 0, received = 0;
+    const auto t0 = Clock::now();
+    while (received < batches) {
+      while (sent < batches && sent - received < kWindow) {
+        request.set_request_id(0);  // a fresh id each time: these are new batches, not retries
+        (void)client->send(request);
+        ++sent;
+      }
+      const auto reply = client->receive(std::chrono::seconds(120));
+      if (!reply) throw std::runtime_error("forward-throughput: no reply within 120 s");
+      if (reply->status().code() != v1::OK) {
+        throw std::runtime_error("forward-throughput: " + reply->status().message());
+      }
+      ++received;
+    }
+    daemon_s = seconds_since(t0);
+  }
+  const double samples = static_cast<double>(batches) * kBatch;
+  const double direct_rate = samples / direct_s, daemon_rate = samples / daemon_s;
+  return {json{{"name", "forward-throughput"},
+               {"device", address},
+               {"batch", kBatch},
+               {"batches", batches},
+               {"pipelined", kWindow},
+               {"samples_per_s", daemon_rate},
+               {"direct_samples_per_s", direct_rate},
+               {"ratio", daemon_rate / direct_rate},
+               {"target_ratio", 0.9},
+               {"forward_records", "async"},
+               {"servers", "in-process threads"},
+               {"wall_s", direct_s + daemon_s}}};
+}
+
+}  // namespace pnn::bench::detail
