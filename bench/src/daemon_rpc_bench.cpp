@@ -134,7 +134,6 @@ std::vector<json> rpc_overhead(const BenchOptions& options) {
   BenchDir dir("rpc-overhead");
   daemon::DaemonConfig config = loopback_config(dir);
   config.devices = {{"null", "sim://null?inputs=784", true, 0}};
-    config.forward_recording = daemon::ForwardRecording::kOff;
   InProcessDaemon daemon(config);
   BareEcho echo(config);
   auto daemon_client = bench_client(daemon.rpc(), "bench-rpc-overhead");
