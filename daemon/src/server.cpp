@@ -932,14 +932,14 @@ struct Server::Impl {
       std::string message = s->device->health_message();
       asio::post(io, [this, s, key, ran, state, health, body = std::move(body),
                       message = std::move(message)]() mutable {
-        if (ran) {
-          ++s->forward_calls;
-          reply_cache.put(key, body);
-        }
         auto it = in_flight.find(key);
         if (it != in_flight.end()) {
           for (const auto& routing : it->second) send_body(routing, body);
           in_flight.erase(it);
+        }
+        if (ran) {
+          ++s->forward_calls;
+          reply_cache.put(key, std::move(body));  // after sending: the cache takes the body
         }
         update_device(*s, state, health, nullptr, &message);
       });

@@ -18,7 +18,13 @@
 namespace pnn::daemon::test {
 namespace {
 
+// Epochs take ~20 ms in Release and ~30× that under ASan: enough of them that the kill after the
+// first one lands well inside the run, few enough that the resume stays short.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kEpochs = 10;
+#else
 constexpr int kEpochs = 30;
+#endif
 
 // A PAT job on the daemon's device "osc": short epochs, many of them, so that the kill lands
 // well inside the run.
@@ -214,6 +220,10 @@ TEST_CASE("daemon process: a bad config makes pnnd exit 2 with the reason, not h
     CHECK(what.find("exited with code 2") != std::string::npos);
     CHECK(what.find("CURVE") != std::string::npos);
   }
+  DaemonProcessOptions missing = pnnd_options(dir, path);
+  missing.executable = dir.file("no-such-pnnd");
+  CHECK_THROWS_WITH_AS(DaemonProcess{missing}, doctest::Contains("cannot run pnnd at"),
+                       DaemonProcessError);
 }
 
 }  // namespace pnn::daemon::test

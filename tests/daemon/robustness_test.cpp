@@ -2,7 +2,7 @@
 // requests, every kind of bad input mixed with good requests, and CURVE roles.
 //
 // PNN_STRESS_CALLS sets the Forward calls per client of the concurrency test (default 1000, the
-// issue's 16 × 1000; 300 in sanitizer builds, which run ~5× slower).
+// issue's 16 × 1000: about 0.5 s in Release and 1 s under ASan+UBSan on 2 cores).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -24,11 +24,7 @@ int stress_calls() {
   if (const char* env = std::getenv("PNN_STRESS_CALLS"); env && *env) {
     return std::max(1, std::atoi(env));
   }
-#if defined(__SANITIZE_ADDRESS__)
-  return 300;
-#else
   return 1000;
-#endif
 }
 
 DaemonConfig null_lab(const TempDir& dir) {
