@@ -133,7 +133,7 @@ std::vector<json> rpc_overhead(const BenchOptions& options) {
   constexpr int kWarmup = 500, kBlock = 50;
   BenchDir dir("rpc-overhead");
   daemon::DaemonConfig config = loopback_config(dir);
-  config.devices = {{"null", "sim://null?inputs=784", true, 0}};
+  config.devices = {{.name = "null", .address = "sim://null?inputs=784", .autostart = true}};
   InProcessDaemon daemon(config);
   BareEcho echo(config);
   auto daemon_client = bench_client(daemon.rpc(), "bench-rpc-overhead");
@@ -197,7 +197,7 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
   // Through the daemon: Forward RPCs from one client, kWindow in flight.
   BenchDir dir("forward-throughput");
   daemon::DaemonConfig config = loopback_config(dir);
-  config.devices = {{"osc", address, true, 0}};
+  config.devices = {{.name = "osc", .address = address, .autostart = true}};
   InProcessDaemon daemon(config);
   auto client = bench_client(daemon.rpc(), "bench-forward-throughput");
   v1::Request request = forward_request("osc", acquire(*client, "osc"), x, theta);

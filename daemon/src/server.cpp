@@ -1613,6 +1613,9 @@ struct Server::Impl {
     setting("leases.default_ttl_ms", config.lease_default_ttl_ms, fresh.lease_default_ttl_ms);
     setting("leases.max_ttl_ms", config.lease_max_ttl_ms, fresh.lease_max_ttl_ms);
     setting("jobs.stop_timeout_ms", config.job_stop_timeout_ms, fresh.job_stop_timeout_ms);
+    setting("supervision.reconnect_initial_ms", config.reconnect_initial_ms,
+            fresh.reconnect_initial_ms);
+    setting("supervision.reconnect_max_ms", config.reconnect_max_ms, fresh.reconnect_max_ms);
     auto restart_only = [&](const char* key, bool differs) {
       if (differs) not_applied.push_back(std::string(key) + " changed: needs a restart");
     };

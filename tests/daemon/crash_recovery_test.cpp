@@ -102,7 +102,7 @@ void check_stored(const std::map<MetricKey, v1::EpochMetrics>& acked,
 
 }  // namespace
 
-TEST_CASE("daemon: kill -9 during a job; the restarted daemon marks it ABORTED and resumes it") {
+TEST_CASE("daemon: kill -9 during a job, then the restarted daemon marks it ABORTED and resumes it") {
   TempDir dir("crash");
   const std::string config = write_lab(dir);
   const std::string store_path = dir.file("store/pnnd.sqlite");
