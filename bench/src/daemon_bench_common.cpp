@@ -47,7 +47,10 @@ InProcessDaemon::InProcessDaemon(daemon::DaemonConfig config) {
   thread_ = std::thread([this] { server_->run(); });
 }
 
-InProcessDaemon::~InProcessDaemon() {
+InProcessDaemon::~InProcessDaemon() { stop(); }
+
+void InProcessDaemon::stop() {
+  if (!thread_.joinable()) return;
   server_->request_stop();
   thread_.join();
 }

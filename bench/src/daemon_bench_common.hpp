@@ -41,6 +41,9 @@ class InProcessDaemon {
   InProcessDaemon(const InProcessDaemon&) = delete;
   InProcessDaemon& operator=(const InProcessDaemon&) = delete;
   const std::string& rpc() const { return server_->rpc_endpoint(); }
+  /// Graceful stop (jobs stopped, devices safe, queued forward records written), then join.
+  /// Idempotent.
+  void stop();
 
  private:
   std::unique_ptr<daemon::Server> server_;
