@@ -1,11 +1,16 @@
 #include "recorder.hpp"
 
+#include <pthread.h>
+
 namespace pnn::daemon::detail {
 
 ForwardRecorder::ForwardRecorder(RunStore& store, std::size_t capacity_bytes,
                                  ErrorHandler on_error)
     : store_(store), capacity_bytes_(capacity_bytes), on_error_(std::move(on_error)) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "pnnd-recorder");  // for top -H, perf, gdb
+    loop();
+  });
 }
 
 ForwardRecorder::~ForwardRecorder() { close(); }

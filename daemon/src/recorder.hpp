@@ -40,7 +40,9 @@ class ForwardRecorder {
 
  private:
   static constexpr std::size_t kMaxBatch = 512;  // records per transaction
-  static constexpr std::chrono::milliseconds kGatherTime{5};  // a batch's longest wait to start
+  // A batch's longest wait before it is written. 50 ms rather than 5: a tenth of the fsyncs on a
+  // stream of large records, +2-3 % Forward throughput on 2 cores (docs/benchmarks.md).
+  static constexpr std::chrono::milliseconds kGatherTime{50};
   static std::size_t bytes_of(const ForwardRecord& r);
   bool batch_due() const;  // with mutex_ held
   void loop();
