@@ -4,8 +4,10 @@
 #include <iostream>
 
 #include "pnn/bench/benchmarks.hpp"
+#include "pnn/digital_twin/memory.hpp"
 
 int main(int argc, char** argv) {
+  pnn::digital_twin::tune_allocator_for_batches();
   try {
     std::vector<std::string> names;
     for (int i = 1; i < argc; ++i) names.emplace_back(argv[i]);

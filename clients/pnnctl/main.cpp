@@ -11,8 +11,10 @@
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/job.hpp"
 #include "verbs.hpp"
+#include "pnn/digital_twin/memory.hpp"
 
 int main(int argc, char** argv) {
+  pnn::digital_twin::tune_allocator_for_batches();
   namespace tr = pnn::training;
   using namespace pnnctl;
   CLI::App app{"pnnctl: train physical neural networks with the hardware in the loop"};

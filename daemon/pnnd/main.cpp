@@ -13,6 +13,7 @@
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/daemon/server.hpp"
+#include "pnn/digital_twin/memory.hpp"
 
 namespace {
 
@@ -24,6 +25,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pnn::digital_twin::tune_allocator_for_batches();
   std::string config_path = "configs/lab.yaml";
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {

@@ -1,6 +1,8 @@
 #include "recorder.hpp"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace pnn::daemon::detail {
 
@@ -9,6 +11,10 @@ ForwardRecorder::ForwardRecorder(RunStore& store, std::size_t capacity_bytes,
     : store_(store), capacity_bytes_(capacity_bytes), on_error_(std::move(on_error)) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "pnnd-recorder");  // for top -H, perf, gdb
+    // Recording is background durability work: the reply never waits for it (async mode), so it
+    // yields the cores to the device workers and the event loop when they are busy, and catches
+    // up in the gaps (the bounded queue makes Forward wait if it falls too far behind).
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     loop();
   });
 }

@@ -14,6 +14,7 @@
 
 #include "pnn/drivers/sim_instrument.hpp"
 #include "pnn/firmware_iface/tcp_transport.hpp"
+#include "pnn/digital_twin/memory.hpp"
 
 namespace {
 
@@ -45,6 +46,7 @@ pnn::firmware_iface::TcpDeviceServer::Options listen_options(const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  pnn::digital_twin::tune_allocator_for_batches();
   CLI::App app("Serves a simulated instrument over TCP (scpi-raw)", "pnn-siminst");
   std::string listen = "127.0.0.1:5025";
   std::string address;
