@@ -1,7 +1,8 @@
 #pragma once
-// The idempotency cache of Forward: (client_id, request_id) → the serialized reply body that was
-// sent. Bounded by entries and bytes; the oldest entries go first. Only replies of calls that ran
-// on the hardware are cached, so a retry never re-runs a batch.
+// The idempotency cache of the write RPCs: (client_id, request_id, RPC) → the serialized reply
+// body that was sent. Bounded by entries and bytes; the oldest entries go first. For Forward only
+// replies of calls that ran on the hardware are cached, so a retry never re-runs a batch; the
+// other writes record whatever they answered.
 //
 // Thread rule: io thread only.
 #include <cstdint>
@@ -16,8 +17,10 @@ class ReplyCache {
   ReplyCache(std::size_t max_entries, std::size_t max_bytes)
       : max_entries_(max_entries), max_bytes_(max_bytes) {}
 
-  static std::string key(const std::string& client_id, std::uint64_t request_id) {
-    return client_id + '\x1f' + std::to_string(request_id);
+  /// The call's identity: client, request id and RPC (the body's field number), so that a
+  /// client that reuses a request id for another kind of call gets that call, not a stale reply.
+  static std::string key(const std::string& client_id, std::uint64_t request_id, int rpc) {
+    return client_id + '\x1f' + std::to_string(request_id) + '\x1f' + std::to_string(rpc);
   }
 
   const std::string* find(const std::string& key) const {

@@ -205,6 +205,9 @@ struct Call {
   std::uint64_t request_id = 0;
   std::string client_id;
   Clock::time_point deadline;
+  // Set for writes other than Forward (which keeps its own cache): the reply is recorded under
+  // this key, so a retry with the same (client_id, request_id) gets it instead of a second run.
+  std::string idempotency_key;
 };
 
 }  // namespace
@@ -611,7 +614,20 @@ struct Server::Impl {
   void send_reply(const Call& call, v1::Reply& reply) {
     reply.set_request_id(call.request_id);
     if (!reply.has_status()) reply.mutable_status()->set_code(v1::OK);
-    send_body(call.routing_id, reply.SerializeAsString());
+    std::string body = reply.SerializeAsString();
+    if (call.idempotency_key.empty()) {
+      send_body(call.routing_id, body);
+      return;
+    }
+    // Everyone waiting on this key (the caller and any retries that arrived meanwhile).
+    auto it = in_flight.find(call.idempotency_key);
+    if (it == in_flight.end()) {
+      send_body(call.routing_id, body);
+    } else {
+      for (const auto& routing : it->second) send_body(routing, body);
+      in_flight.erase(it);
+    }
+    reply_cache.put(call.idempotency_key, std::move(body));
   }
 
   void send_error(const Call& call, v1::StatusCode code, const std::string& message,
@@ -695,6 +711,35 @@ struct Server::Impl {
                  "read-only (ask the lab admin to list it as operator in security.clients)");
       return;
     }
+    if (is_write(body) && body != v1::Request::kForward && !call.client_id.empty() &&
+        call.request_id != 0) {
+      // A retried write (lost reply, lazy pirate) gets the recorded answer, never a second run:
+      // two jobs for one SubmitJob, two calibrations, a lifecycle step applied twice.
+      const std::string key =
+          detail::ReplyCache::key(call.client_id, call.request_id, static_cast<int>(body));
+      if (const std::string* cached = reply_cache.find(key)) {
+        send_body(call.routing_id, *cached);
+        return;
+      }
+      if (auto it = in_flight.find(key); it != in_flight.end()) {
+        it->second.push_back(call.routing_id);
+        return;
+      }
+      in_flight[key] = {call.routing_id};
+      Call keyed = call;
+      keyed.idempotency_key = key;
+      try {
+        dispatch_body(keyed, request);
+      } catch (const std::exception& e) {  // answered (and recorded) here, so no waiter hangs
+        send_error(keyed, v1::INTERNAL, std::string(rpc_name(body)) + " failed: " + e.what());
+      }
+      return;
+    }
+    dispatch_body(call, request);
+  }
+
+  void dispatch_body(const Call& call, v1::Request& request) {
+    const auto body = request.body_case();
     const bool starts_work = body == v1::Request::kLifecycle || body == v1::Request::kAcquire ||
                              body == v1::Request::kForward || body == v1::Request::kCalibrate ||
                              body == v1::Request::kSubmitJob;
@@ -902,7 +947,8 @@ struct Server::Impl {
                  "Forward needs a client_id: (client_id, request_id) is the idempotency key");
       return;
     }
-    const std::string key = detail::ReplyCache::key(call.client_id, call.request_id);
+    const std::string key = detail::ReplyCache::key(call.client_id, call.request_id,
+                                                    static_cast<int>(v1::Request::kForward));
     // A retry: the recorded reply, or a wait for the run already in progress. Never a re-run.
     if (const std::string* cached = reply_cache.find(key)) {
       send_body(call.routing_id, *cached);
