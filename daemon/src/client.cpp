@@ -75,10 +75,17 @@ struct Client::Impl {
   std::uint64_t next_id = 1;
 
   void open() {
-    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
-    socket->set(zmq::sockopt::linger, 0);
-    apply_curve(*socket, options.curve);
-    socket->connect(options.endpoint);
+    socket.reset();
+    try {
+      socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+      socket->set(zmq::sockopt::linger, 0);
+      apply_curve(*socket, options.curve);
+      socket->connect(options.endpoint);
+    } catch (const zmq::error_t& e) {
+      // E.g. a malformed endpoint, or sockets exhausted by very short timeouts and many retries
+      // (libzmq closes sockets asynchronously).
+      throw ClientError("cannot open a connection to " + options.endpoint + ": " + e.what());
+    }
   }
 
   void fill(v1::Request& request) {
