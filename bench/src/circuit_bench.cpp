@@ -1,5 +1,5 @@
 // circuit-digits: the nonlinear RLC-junction circuit (PHYSICS.md "Electronic",
-// docs/setups/electronic-and-plate.md) as the hidden layer of a hybrid network on digits:
+// docs/setups/electronic-circuit.md) as the hidden layer of a hybrid network on digits:
 // affine 64→32, tanh (drive levels in ±1 V, inside the ±10 V DAC range), the circuit with 32
 // data slots and 32 trainable parameter slots, affine 32→10 on the window-averaged capacitor
 // voltages. The simulated circuit has ±5 % component tolerances, junction-temperature drift,

@@ -1,6 +1,6 @@
 #pragma once
 /// Nonlinear series RLC circuit with a junction diode across the capacitor, PHYSICS.md
-/// "Electronic" (docs/setups/electronic-and-plate.md has the component values and time scales):
+/// "Electronic" (docs/setups/electronic-circuit.md has the component values and time scales):
 ///
 ///   L di/dt = V_in(t) − R i − v,    C dv/dt = i − I_s (exp(v / (n V_T)) − 1) − v / R_p
 ///
