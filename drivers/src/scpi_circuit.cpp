@@ -185,10 +185,17 @@ class ScpiCircuit final : public PhysicalSystem {
   }
 
   Result<void> do_safe_state() override {
-    // When the link is gone (unplugged, powered off) nothing can be commanded. An instrument
-    // comes back from power loss with its output off, and configure sends *RST before anything
-    // else, so the device may leave ACTIVE; its health stays FAULT until cleanup.
-    if (!client_.is_open()) return {};
+    // When the link is gone nothing can be commanded, and a lost link does not mean a powered-off
+    // instrument (a LAN cable, a hung socket): the output may still be on. That is an error, not
+    // a safe state. recover() reconnects, and configure sends *RST (output off) first.
+    const auto link_gone = [this] {
+      return make_error(Errc::kIo, "the link to instrument " + expected_serial_ +
+                                       " is gone, so its output could not be switched off (it is "
+                                       "off only if the instrument lost power); check the "
+                                       "instrument, then recover the device (reconnect: "
+                                       "configure switches the output off first)");
+    };
+    if (!client_.is_open()) return link_gone();
     auto r = retry_once([&]() -> Outcome<Done> {
       if (auto w = tell("ABOR;:OUTP OFF"); !w.ok()) return w.failure();
       auto s = status("OUTP?", 1);
@@ -202,7 +209,7 @@ class ScpiCircuit final : public PhysicalSystem {
       }
       return Done{};
     });
-    if (!r && !client_.is_open()) return {};  // the link went away meanwhile: as above
+    if (!r && !client_.is_open()) return link_gone();  // the link went away meanwhile
     return r;
   }
 

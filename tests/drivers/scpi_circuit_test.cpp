@@ -305,7 +305,7 @@ TEST_CASE("scpi circuit driver: an instrument reset mid-batch is detected and re
 }
 
 TEST_CASE(
-    "scpi circuit driver: unplugged is kIo, cleanup + configure re-identifies, lands INACTIVE") {
+    "scpi circuit driver: unplugged is kIo, no false safe state, recover lands INACTIVE") {
   Rig rig(
       "sim://electronic-circuit?seed=4&slots=4&timeout_ms=100&faults=unplug_after:40,"
       "unplug_ms:300");
@@ -322,9 +322,16 @@ TEST_CASE(
   CHECK(y.error().code == Errc::kIo);
   CHECK(y.error().message.find("disconnected") != std::string::npos);
   CHECK(rig.dev->health() == Health::kFault);
-  REQUIRE(rig.dev->deactivate());  // nothing to command: the link is gone
-  REQUIRE(rig.dev->cleanup());
-  auto c = rig.dev->configure();  // still unplugged
+  // The output cannot be switched off over a lost link: deactivate says so instead of claiming
+  // a safe state, and the device stays ACTIVE with health FAULT (forward refused).
+  auto d = rig.dev->deactivate();
+  REQUIRE_FALSE(d);
+  CHECK(d.error().code == Errc::kIo);
+  CHECK(d.error().message.find("could not be switched off") != std::string::npos);
+  CHECK(rig.dev->state() == Lifecycle::kActive);
+  CHECK(rig.dev->health() == Health::kFault);
+  CHECK_FALSE(rig.dev->forward(x, theta));
+  auto c = rig.dev->recover();  // still unplugged
   REQUIRE_FALSE(c);
   CHECK(c.error().code == Errc::kIo);
   CHECK(rig.dev->state() == Lifecycle::kUnconfigured);
