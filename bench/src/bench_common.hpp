@@ -36,6 +36,15 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
                                    const std::string& gap, int epochs, std::uint64_t seed,
                                    int image_side);
 
+/// The hybrid network of the setup benchmarks on the 8×8 digits: affine 64→`hidden`,
+/// `activation`, the physical layer (device `layer` at `address`: hidden in, hidden out), affine
+/// →10. PAT with Adam at `learning_rate`, batch 32, the in-silico comparison from the same θ, no
+/// calibration, and a 64-`hidden`-10 ReLU MLP as the digital reference of similar size.
+training::JobConfig hybrid_digits_job(const std::string& name, const std::string& layer,
+                                      const std::string& address, Index hidden,
+                                      const std::string& activation, double learning_rate,
+                                      int epochs, std::uint64_t seed);
+
 // ---- setup benchmarks, one file each ----------------------------------------------------------
 
 /// shg-digits (shg_bench.cpp): SHG hidden layer between digital layers, small and large gap.

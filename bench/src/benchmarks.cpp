@@ -82,6 +82,33 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
   return c;
 }
 
+training::JobConfig hybrid_digits_job(const std::string& name, const std::string& layer,
+                                      const std::string& address, Index hidden,
+                                      const std::string& activation, double learning_rate,
+                                      int epochs, std::uint64_t seed) {
+  using training::LayerSpec;
+  training::JobConfig c;
+  c.source = name;
+  c.name = name;
+  c.seed = seed;
+  c.dataset = "digits";
+  c.devices = {{layer, address}};
+  c.network = {{LayerSpec::Kind::kAffine, "", hidden},
+               {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, activation},
+               {LayerSpec::Kind::kPhysical, layer},
+               {LayerSpec::Kind::kAffine, "", 10}};
+  c.training.method = training::Method::kPat;
+  c.training.learning_rate = learning_rate;
+  c.training.batch_size = 32;
+  c.training.epochs = epochs;
+  c.training.seed = seed;
+  c.training.evaluate_each_epoch = false;
+  c.calibrate = false;
+  c.compare_in_silico = true;
+  c.digital_hidden = hidden;
+  return c;
+}
+
 }  // namespace detail
 
 namespace {

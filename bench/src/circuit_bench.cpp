@@ -11,32 +11,14 @@ namespace pnn::bench::detail {
 namespace {
 
 using training::JobConfig;
-using training::LayerSpec;
 
 constexpr Index kSlots = 32;
 
 JobConfig circuit_job(const std::string& tolerance, int epochs, std::uint64_t seed) {
-  JobConfig c;
-  c.source = "circuit-digits";
-  c.name = "circuit-digits";
-  c.seed = seed;
-  c.dataset = "digits";
-  c.devices = {{"rlc", "sim://electronic-circuit?slots=" + std::to_string(kSlots) +
-                           "&tolerance=" + tolerance + "&seed=" + std::to_string(seed + 1)}};
-  c.network = {{LayerSpec::Kind::kAffine, "", kSlots},
-               {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "tanh"},
-               {LayerSpec::Kind::kPhysical, "rlc"},
-               {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = 1e-2;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
-  c.calibrate = false;
-  c.compare_in_silico = true;
-  c.digital_hidden = kSlots;
-  return c;
+  return hybrid_digits_job("circuit-digits", "rlc",
+                           "sim://electronic-circuit?slots=" + std::to_string(kSlots) +
+                               "&tolerance=" + tolerance + "&seed=" + std::to_string(seed + 1),
+                           kSlots, "tanh", 1e-2, epochs, seed);
 }
 
 }  // namespace

@@ -11,30 +11,12 @@ namespace pnn::bench::detail {
 namespace {
 
 using training::JobConfig;
-using training::LayerSpec;
 
 JobConfig mtj_job(const std::string& offset_mhz, int epochs, std::uint64_t seed) {
-  JobConfig c;
-  c.source = "mtj-rf-digits";
-  c.name = "mtj-rf-digits";
-  c.seed = seed;
-  c.dataset = "digits";
-  c.devices = {{"mtj", "sim://mtj-rf?inputs=64&chains=64&offset_mhz=" + offset_mhz +
-                           "&seed=" + std::to_string(seed + 1)}};
-  c.network = {{LayerSpec::Kind::kAffine, "", 64},
-               {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "sigmoid"},
-               {LayerSpec::Kind::kPhysical, "mtj"},
-               {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = 1e-2;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
-  c.calibrate = false;
-  c.compare_in_silico = true;
-  c.digital_hidden = 64;
-  return c;
+  return hybrid_digits_job("mtj-rf-digits", "mtj",
+                           "sim://mtj-rf?inputs=64&chains=64&offset_mhz=" + offset_mhz +
+                               "&seed=" + std::to_string(seed + 1),
+                           64, "sigmoid", 1e-2, epochs, seed);
 }
 
 }  // namespace

@@ -9,30 +9,14 @@ namespace pnn::bench::detail {
 namespace {
 
 using training::JobConfig;
-using training::LayerSpec;
 
 JobConfig shg_job(const std::string& gap, int epochs, std::uint64_t seed) {
-  JobConfig c;
-  c.source = "shg-digits";
-  c.name = "shg-digits";
-  c.seed = seed;
-  c.dataset = "digits";
-  c.devices = {{"shg", "sim://optical-shg?inputs=64&params=64&outputs=64&gap=" + gap +
-                           "&seed=" + std::to_string(seed + 1)}};
-  c.network = {{LayerSpec::Kind::kAffine, "", 64},
-               {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "sigmoid"},
-               {LayerSpec::Kind::kPhysical, "shg"},
-               {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = 3e-3;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
+  JobConfig c = hybrid_digits_job("shg-digits", "shg",
+                                  "sim://optical-shg?inputs=64&params=64&outputs=64&gap=" + gap +
+                                      "&seed=" + std::to_string(seed + 1),
+                                  64, "sigmoid", 3e-3, epochs, seed);
   c.calibrate = true;
   c.calibration_samples = 256;
-  c.compare_in_silico = true;
-  c.digital_hidden = 64;
   return c;
 }
 
