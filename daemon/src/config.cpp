@@ -12,6 +12,8 @@
 #include <sstream>
 #include <tuple>
 
+#include "pnn/training/yaml_reader.hpp"
+
 namespace pnn::daemon {
 
 const char* to_string(Role role) { return role == Role::kOperator ? "operator" : "read-only"; }
@@ -48,66 +50,7 @@ bool is_loopback_endpoint(const std::string& endpoint) {
 
 namespace {
 
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
-                         const std::string& message) const {
-    std::ostringstream out;
-    out << source_;
-    if (node.IsDefined() && node.Mark().line >= 0) out << ":" << node.Mark().line + 1;
-    out << ": " << (key.empty() ? "" : "'" + key + "': ") << message;
-    throw ConfigError(out.str());
-  }
-
-  void only_keys(const YAML::Node& map, const std::string& where,
-                 const std::vector<std::string>& allowed) const {
-    if (!map.IsMap()) fail(map, where, "expected a mapping of keys to values");
-    for (const auto& kv : map) {
-      const auto key = kv.first.as<std::string>();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(kv.first, join(where, key), "unknown key (allowed here: " + list + ")");
-      }
-    }
-  }
-
-  template <class T>
-  T get(const YAML::Node& map, const std::string& where, const std::string& key, T fallback,
-        const char* type_name) const {
-    const YAML::Node node = map[key];
-    if (!node.IsDefined() || node.IsNull()) return fallback;
-    try {
-      if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
-      return node.as<T>();
-    } catch (const YAML::BadConversion&) {
-      fail(node, join(where, key),
-           std::string("expected ") + type_name + ", got '" +
-               (node.IsScalar() ? node.Scalar() : std::string("a list or mapping")) + "'");
-    }
-  }
-
-  /// A whole number in [lo, hi].
-  std::uint64_t get_count(const YAML::Node& map, const std::string& where, const std::string& key,
-                          std::uint64_t fallback, std::uint64_t lo, std::uint64_t hi) const {
-    const YAML::Node node = map[key];
-    const auto v = get<long long>(map, where, key, static_cast<long long>(fallback),
-                                  "a whole number");
-    if (v < 0 || static_cast<std::uint64_t>(v) < lo || static_cast<std::uint64_t>(v) > hi) {
-      fail(node, join(where, key), "must be in " + std::to_string(lo) + ".." + std::to_string(hi));
-    }
-    return static_cast<std::uint64_t>(v);
-  }
-
-  static std::string join(const std::string& a, const std::string& b) {
-    return a.empty() ? b : a + "." + b;
-  }
-
- private:
-  std::string source_;
-};
+using Reader = training::YamlReader<ConfigError>;
 
 bool is_z85_key(const std::string& key) {
   if (key.size() != 40) return false;

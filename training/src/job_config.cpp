@@ -6,80 +6,12 @@
 
 #include "pnn/digital_twin/digital_layers.hpp"
 #include "pnn/training/job.hpp"
+#include "pnn/training/yaml_reader.hpp"
 
 namespace pnn::training {
 namespace {
 
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& key,
-                         const std::string& message) const {
-    std::ostringstream out;
-    out << source_;
-    if (node.IsDefined() && node.Mark().line >= 0) out << ":" << node.Mark().line + 1;
-    out << ": " << (key.empty() ? "" : "'" + key + "': ") << message;
-    throw ConfigError(out.str());
-  }
-
-  void only_keys(const YAML::Node& map, const std::string& where,
-                 const std::vector<std::string>& allowed) const {
-    if (!map.IsMap()) fail(map, where, "expected a mapping of keys to values");
-    for (const auto& kv : map) {
-      const auto key = kv.first.as<std::string>();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(kv.first, join(where, key),
-             "unknown key" + hint(key, allowed) + " (allowed here: " + list + ")");
-      }
-    }
-  }
-
-  template <class T>
-  T get(const YAML::Node& map, const std::string& where, const std::string& key, T fallback,
-        const char* type_name) const {
-    const YAML::Node node = map[key];
-    if (!node.IsDefined() || node.IsNull()) return fallback;
-    try {
-      if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
-      return node.as<T>();
-    } catch (const YAML::BadConversion&) {
-      fail(node, join(where, key), std::string("expected ") + type_name + ", got '" +
-                                       (node.IsScalar() ? node.Scalar() : std::string("a list or mapping")) + "'");
-    }
-  }
-
-  static std::string join(const std::string& a, const std::string& b) {
-    return a.empty() ? b : a + "." + b;
-  }
-
- private:
-  // "did you mean" for a misspelt key: the allowed key with the smallest edit distance ≤ 2.
-  static std::string hint(const std::string& key, const std::vector<std::string>& allowed) {
-    std::string best;
-    std::size_t best_d = 3;
-    for (const auto& a : allowed) {
-      std::vector<std::size_t> prev(a.size() + 1), cur(a.size() + 1);
-      for (std::size_t j = 0; j <= a.size(); ++j) prev[j] = j;
-      for (std::size_t i = 1; i <= key.size(); ++i) {
-        cur[0] = i;
-        for (std::size_t j = 1; j <= a.size(); ++j) {
-          cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (key[i - 1] != a[j - 1])});
-        }
-        std::swap(prev, cur);
-      }
-      if (prev[a.size()] < best_d) {
-        best_d = prev[a.size()];
-        best = a;
-      }
-    }
-    return best.empty() ? "" : " (did you mean '" + best + "'?)";
-  }
-
-  std::string source_;
-};
+using Reader = YamlReader<ConfigError>;
 
 LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string& where,
                       const JobConfig& config) {
