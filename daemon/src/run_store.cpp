@@ -26,7 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 // "PNNR" in the header's application_id field tells a run store apart from any other SQLite file
 // (file(1) prints it as well).
 constexpr int kApplicationId = 0x504E4E52;
@@ -39,7 +39,8 @@ constexpr const char* kAbortedMessage =
     "aborted: the run was still RUNNING when the run store was opened again (the previous daemon "
     "ended without finishing it); resumable from its last checkpoint";
 
-// Version 1. The numeric run states are RunState's values (those of proto/pnn.proto).
+// Version 2, without forward_records (forward_records_sql, which the migration from version 1
+// also uses). The numeric run states are RunState's values (those of proto/pnn.proto).
 constexpr const char* kSchemaSql = R"sql(
 CREATE TABLE runs (
   run_id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,24 +78,6 @@ CREATE TABLE metrics (
 );
 CREATE INDEX metrics_by_run ON metrics (run_id, metric_id);
 
--- x, theta, y: little-endian IEEE-754 float64, matrices row-major (one sample per row).
-CREATE TABLE forward_records (
-  record_id     INTEGER PRIMARY KEY AUTOINCREMENT,
-  client_id     TEXT    NOT NULL,
-  request_id    INTEGER NOT NULL,
-  device_serial TEXT    NOT NULL,
-  t_start_ns    INTEGER NOT NULL,
-  t_end_ns      INTEGER NOT NULL,
-  x_rows        INTEGER NOT NULL CHECK (x_rows >= 0),
-  x_cols        INTEGER NOT NULL CHECK (x_cols >= 0),
-  x             BLOB    NOT NULL CHECK (length(x) = 8 * x_rows * x_cols),
-  theta_size    INTEGER NOT NULL CHECK (theta_size >= 0),
-  theta         BLOB    NOT NULL CHECK (length(theta) = 8 * theta_size),
-  y_rows        INTEGER NOT NULL CHECK (y_rows >= 0),
-  y_cols        INTEGER NOT NULL CHECK (y_cols >= 0),
-  y             BLOB    NOT NULL CHECK (length(y) = 8 * y_rows * y_cols)
-);
-
 CREATE TABLE calibrations (
   calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
   device_serial  TEXT    NOT NULL,
@@ -106,6 +89,54 @@ CREATE TABLE calibrations (
 );
 CREATE INDEX calibrations_by_device ON calibrations (device_serial, calibration_id);
 )sql";
+
+// The forward_records table of version 2, named `table`. x and y are little-endian IEEE-754
+// values of elem_bytes bytes each (4: float32, what this build writes; 8: float64, rows migrated
+// from version 1), theta is always float64; matrices row-major (one sample per row).
+std::string forward_records_sql(std::string_view table) {
+  return "CREATE TABLE " + std::string(table) + R"sql( (
+  record_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  client_id     TEXT    NOT NULL,
+  request_id    INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  t_start_ns    INTEGER NOT NULL,
+  t_end_ns      INTEGER NOT NULL,
+  elem_bytes    INTEGER NOT NULL CHECK (elem_bytes IN (4, 8)),
+  x_rows        INTEGER NOT NULL CHECK (x_rows >= 0),
+  x_cols        INTEGER NOT NULL CHECK (x_cols >= 0),
+  x             BLOB    NOT NULL CHECK (length(x) = elem_bytes * x_rows * x_cols),
+  theta_size    INTEGER NOT NULL CHECK (theta_size >= 0),
+  theta         BLOB    NOT NULL CHECK (length(theta) = 8 * theta_size),
+  y_rows        INTEGER NOT NULL CHECK (y_rows >= 0),
+  y_cols        INTEGER NOT NULL CHECK (y_cols >= 0),
+  y             BLOB    NOT NULL CHECK (length(y) = elem_bytes * y_rows * y_cols)
+);
+)sql";
+}
+
+// Version 1 -> 2: forward_records gains elem_bytes; the version-1 rows keep their float64 bytes
+// (elem_bytes 8), so the migration is lossless. ALTER TABLE cannot change the CHECKs on the
+// lengths of x and y, hence the rebuild (SQLite's documented "create, copy, drop, rename"
+// procedure); only SQL runs, the BLOBs are copied as they are. AUTOINCREMENT: the copy sets the new table's sqlite_sequence to the
+// highest copied id, which is below the old sequence when the newest rows had been deleted; the
+// old value is carried over before DROP TABLE deletes it, so that ids are never reused. RENAME
+// renames the sequence row along with the table. Run inside the caller's transaction.
+std::string migration_1_to_2_sql() {
+  constexpr const char* kColumns =
+      "record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, x_rows, x_cols, x, "
+      "theta_size, theta, y_rows, y_cols, y";
+  return forward_records_sql("forward_records_v2") +
+         "INSERT INTO forward_records_v2 (" + kColumns + ", elem_bytes) SELECT " + kColumns +
+         ", 8 FROM forward_records ORDER BY record_id;\n"
+         "UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = "
+         "'forward_records')) WHERE name = 'forward_records_v2' AND EXISTS (SELECT 1 FROM "
+         "sqlite_sequence WHERE name = 'forward_records');\n"
+         "INSERT INTO sqlite_sequence (name, seq) SELECT 'forward_records_v2', seq FROM "
+         "sqlite_sequence WHERE name = 'forward_records' AND NOT EXISTS (SELECT 1 FROM "
+         "sqlite_sequence WHERE name = 'forward_records_v2');\n"
+         "DROP TABLE forward_records;\n"
+         "ALTER TABLE forward_records_v2 RENAME TO forward_records;\n";
+}
 
 constexpr const char* kRunColumns =
     "run_id, name, config_yaml, state, started_ns, finished_ns, epochs_done, checkpoint_path, "
@@ -119,9 +150,10 @@ std::int64_t now_ns() {
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
-// ---- Little-endian float64 arrays ---------------------------------------------------------------
+// ---- Little-endian float64 and float32 arrays ---------------------------------------------------
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMajorMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
               "mixed-endian hosts are not supported");
@@ -137,10 +169,23 @@ void to_little_endian_in_place(double* values, std::size_t n) {
   }
 }
 
-// The row-major little-endian bytes of `m` in `buffer` (reused between calls).
-void encode_matrix(const Matrix& m, std::vector<double>& buffer) {
+void to_little_endian_in_place(float* values, std::size_t n) {
+  if constexpr (std::endian::native == std::endian::big) {
+    for (std::size_t i = 0; i < n; ++i) {
+      values[i] = std::bit_cast<float>(__builtin_bswap32(std::bit_cast<std::uint32_t>(values[i])));
+    }
+  } else {
+    (void)values;
+    (void)n;
+  }
+}
+
+// The row-major little-endian float32 bytes of `m` in `buffer` (reused between calls). The cast
+// rounds to nearest, keeps ±∞ and NaN, and overflows to ±∞: the conversion to_tensor applies to
+// a Forward reply (protocol.cpp), so a recorded y is exactly what the client received.
+void encode_matrix_f32(const Matrix& m, std::vector<float>& buffer) {
   buffer.resize(static_cast<std::size_t>(m.size()));
-  Eigen::Map<RowMajorMatrix>(buffer.data(), m.rows(), m.cols()) = m;
+  Eigen::Map<RowMajorMatrixF>(buffer.data(), m.rows(), m.cols()) = m.cast<float>();
   to_little_endian_in_place(buffer.data(), buffer.size());
 }
 
@@ -243,6 +288,11 @@ class Query {
     return check_bind(sqlite3_bind_blob64(stmt_, index, values.data(),
                                           values.size() * sizeof(double), SQLITE_STATIC));
   }
+  Query& bind_floats(int index, const std::vector<float>& values) {
+    if (values.empty()) return check_bind(sqlite3_bind_zeroblob(stmt_, index, 0));
+    return check_bind(sqlite3_bind_blob64(stmt_, index, values.data(),
+                                          values.size() * sizeof(float), SQLITE_STATIC));
+  }
 
   // True when a row is available, false when the statement has finished.
   bool step() {
@@ -267,20 +317,35 @@ class Query {
     const int bytes = sqlite3_column_bytes(stmt_, col);
     return text == nullptr ? std::string() : std::string(text, static_cast<std::size_t>(bytes));
   }
-  // A float64 array of `rows` x `cols` (row-major) from a BLOB column.
-  RowMajorMatrix doubles_at(int col, std::int64_t rows, std::int64_t cols) const {
+  // An array of `rows` x `cols` (row-major) from a BLOB column of little-endian float64
+  // (`elem_bytes` 8) or float32 (4) values, as doubles.
+  RowMajorMatrix doubles_at(int col, std::int64_t rows, std::int64_t cols,
+                            std::int64_t elem_bytes = 8) const {
     const void* blob = sqlite3_column_blob(stmt_, col);
     const auto bytes = static_cast<std::uint64_t>(sqlite3_column_bytes(stmt_, col));
+    if (elem_bytes != 4 && elem_bytes != 8) {
+      throw StoreError("run store " + db_.path + ": " + std::string(what_) + ": column " +
+                       sqlite3_column_name(stmt_, col) + " has elem_bytes " +
+                       std::to_string(elem_bytes) + ", not 4 or 8 (the database is corrupt)");
+    }
     constexpr std::int64_t kMaxDim = std::int64_t{1} << 31;
     if (rows < 0 || cols < 0 || rows > kMaxDim || cols > kMaxDim ||
-        static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols) * 8 != bytes) {
+        static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols) *
+                static_cast<std::uint64_t>(elem_bytes) !=
+            bytes) {
       throw StoreError("run store " + db_.path + ": " + std::string(what_) + ": column " +
                        sqlite3_column_name(stmt_, col) + " holds " + std::to_string(bytes) +
-                       " bytes, not 8 x " + std::to_string(rows) + " x " + std::to_string(cols) +
-                       " (the database is corrupt)");
+                       " bytes, not " + std::to_string(elem_bytes) + " x " + std::to_string(rows) +
+                       " x " + std::to_string(cols) + " (the database is corrupt)");
+    }
+    // The blob need not be aligned: copy bytes, never cast the pointer.
+    if (elem_bytes == 4) {
+      RowMajorMatrixF f(rows, cols);
+      if (bytes != 0) std::memcpy(f.data(), blob, bytes);
+      to_little_endian_in_place(f.data(), static_cast<std::size_t>(f.size()));
+      return f.cast<double>();
     }
     RowMajorMatrix m(rows, cols);
-    // The blob need not be 8-byte aligned: copy bytes, never cast the pointer.
     if (bytes != 0) std::memcpy(m.data(), blob, bytes);
     to_little_endian_in_place(m.data(), static_cast<std::size_t>(m.size()));
     return m;
@@ -422,7 +487,8 @@ struct RunStore::Impl {
   Db db;
   mutable std::mutex mutex;
   // Scratch buffers for forward-record BLOBs, reused so that record_forward does not allocate.
-  std::vector<double> x_buffer, theta_buffer, y_buffer;
+  std::vector<float> x_buffer, y_buffer;
+  std::vector<double> theta_buffer;
 
   TxStmts tx;
   Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
@@ -490,13 +556,29 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
   if (version == 0) {
     Transaction schema_tx(db, tx, "creating the schema");
     db.exec(kSchemaSql, "creating the schema");
+    db.exec(forward_records_sql("forward_records").c_str(), "creating the schema");
     db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(),
             "setting application_id");
     db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
             "setting user_version");
     schema_tx.commit("creating the schema");
   }
-  // Older versions would be migrated here, one transaction per step; version 1 is the first.
+  // Older versions are migrated one step per transaction: a crash in a step leaves the file at
+  // the version before it, and the next open runs the step again.
+  if (version == 1) {
+    constexpr const char* kWhat = "migrating the schema from version 1 to 2";
+    try {
+      Transaction migration_tx(db, tx, kWhat);
+      db.exec(migration_1_to_2_sql().c_str(), kWhat);
+      db.exec("PRAGMA user_version = 2", kWhat);
+      migration_tx.commit(kWhat);
+    } catch (const StoreError& e) {
+      throw StoreError(std::string(e.what()) +
+                       "; the migration was rolled back and the file is left at version 1: check "
+                       "it with sqlite3 (PRAGMA integrity_check), or move it aside and configure "
+                       "another run store path");
+    }
+  }
 
   insert_run =
       Stmt(db, "INSERT INTO runs (name, config_yaml, state, started_ns) VALUES (?1, ?2, 2, ?3)");
@@ -525,11 +607,12 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
       Stmt(db,
            "INSERT INTO forward_records (client_id, request_id, device_serial, "
            "t_start_ns, t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, "
-           "y_cols, y) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+           "y_cols, y, elem_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+           "?13, 4)");
   select_forward = Stmt(db,
                         "SELECT record_id, client_id, request_id, device_serial, t_start_ns, "
-                        "t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y "
-                        "FROM forward_records WHERE record_id = ?1");
+                        "t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y, "
+                        "elem_bytes FROM forward_records WHERE record_id = ?1");
   insert_calibration = Stmt(db,
                             "INSERT INTO calibrations (device_serial, phi_size, phi, mse_before, "
                             "mse_after, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -714,9 +797,9 @@ std::vector<MetricRecord> RunStore::metrics(std::uint64_t run_id) const {
 }
 
 std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
-  encode_matrix(record.x, x_buffer);
+  encode_matrix_f32(record.x, x_buffer);
   encode_vector(record.theta, theta_buffer);
-  encode_matrix(record.y, y_buffer);
+  encode_matrix_f32(record.y, y_buffer);
   Query(db, insert_forward, "recording a forward call")
       .bind_text(1, record.client_id)
       .bind_uint(2, record.request_id)
@@ -725,12 +808,12 @@ std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
       .bind_int(5, record.t_end_ns)
       .bind_int(6, record.x.rows())
       .bind_int(7, record.x.cols())
-      .bind_doubles(8, x_buffer)
+      .bind_floats(8, x_buffer)
       .bind_int(9, record.theta.size())
       .bind_doubles(10, theta_buffer)
       .bind_int(11, record.y.rows())
       .bind_int(12, record.y.cols())
-      .bind_doubles(13, y_buffer)
+      .bind_floats(13, y_buffer)
       .run();
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
 }
@@ -763,9 +846,10 @@ std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) cons
   r.device_serial = q.text_at(3);
   r.t_start_ns = q.int_at(4);
   r.t_end_ns = q.int_at(5);
-  r.x = q.doubles_at(8, q.int_at(6), q.int_at(7));
+  const std::int64_t elem_bytes = q.int_at(14);
+  r.x = q.doubles_at(8, q.int_at(6), q.int_at(7), elem_bytes);
   r.theta = q.doubles_at(10, q.int_at(9), 1);
-  r.y = q.doubles_at(13, q.int_at(11), q.int_at(12));
+  r.y = q.doubles_at(13, q.int_at(11), q.int_at(12), elem_bytes);
   return r;
 }
 

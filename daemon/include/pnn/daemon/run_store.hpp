@@ -4,9 +4,11 @@
 ///
 /// Durability contract: a call returns only after its transaction is committed (WAL,
 /// synchronous=NORMAL is not enough for "acknowledged": FULL is used), so anything acknowledged
-/// survives kill -9. Bulk arrays (forward records) are stored as BLOBs of little-endian float64.
+/// survives kill -9. Bulk arrays are stored as little-endian BLOBs: float32 for the x and y of
+/// forward records (their precision on the wire), float64 for θ and calibrations.
 /// Opening a store marks every run left RUNNING (by a crash) as ABORTED and returns their ids.
-/// Schema versioned with PRAGMA user_version; opening a newer version is refused.
+/// Schema versioned with PRAGMA user_version; an older version is migrated on open (one
+/// transaction per step, lossless), opening a newer version is refused.
 ///
 /// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
 /// short). Errors: StoreError naming the database path and the failing statement.
@@ -53,7 +55,14 @@ struct MetricRecord {
   double seconds = 0.0;
 };
 
-/// All doubles, NaN payloads included, round-trip bit-exactly (x and y are stored row-major).
+/// x and y are stored as float32, row-major: the wire's precision, so a record holds exactly
+/// what the client sent and received. x arrives as float32 (Tensor) and is recorded as decoded;
+/// y is recorded as the device returned it (double) and stored as static_cast<float> (round to
+/// nearest, ±∞ and NaN kept, overflow to ±∞), the same conversion that built the reply's Tensor
+/// (to_tensor), so the stored y is bit-for-bit the y the client got. get_forward returns them
+/// as doubles, each equal to its float32 value. θ (sent as double) is stored as float64 and
+/// round-trips bit-exactly, NaN payloads included. Records migrated from a version-1 file keep
+/// their float64 x and y, bit-exactly.
 struct ForwardRecord {
   std::uint64_t record_id = 0;
   std::string client_id;
