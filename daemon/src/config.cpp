@@ -116,7 +116,9 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
     }
   }
   if (const auto store = root["store"]; store.IsDefined()) {
-    r.only_keys(store, "store", {"path", "runs_dir", "forward_records", "forward_queue_bytes"});
+    r.only_keys(store, "store",
+                {"path", "runs_dir", "forward_records", "forward_queue_bytes",
+                 "forward_records_max_bytes"});
     c.store_path = r.get<std::string>(store, "store", "path", c.store_path, "a path");
     c.runs_dir = r.get<std::string>(store, "store", "runs_dir", c.runs_dir, "a path");
     const auto mode = r.get<std::string>(store, "store", "forward_records", "async", "a string");
@@ -132,6 +134,9 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
     }
     c.forward_queue_bytes = r.get_count(store, "store", "forward_queue_bytes",
                                         c.forward_queue_bytes, 1024, std::uint64_t{1} << 40);
+    c.forward_records_max_bytes =
+        r.get_count(store, "store", "forward_records_max_bytes", c.forward_records_max_bytes, 0,
+                    std::uint64_t{1} << 50);
     if (c.store_path.empty()) r.fail(store["path"], "store.path", "must not be empty");
     if (c.runs_dir.empty()) r.fail(store["runs_dir"], "store.runs_dir", "must not be empty");
   }

@@ -7,8 +7,11 @@
 namespace pnn::daemon::detail {
 
 ForwardRecorder::ForwardRecorder(RunStore& store, std::size_t capacity_bytes,
-                                 ErrorHandler on_error)
-    : store_(store), capacity_bytes_(capacity_bytes), on_error_(std::move(on_error)) {
+                                 ErrorHandler on_error, std::function<void()> on_written)
+    : store_(store),
+      capacity_bytes_(capacity_bytes),
+      on_error_(std::move(on_error)),
+      on_written_(std::move(on_written)) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "pnnd-recorder");  // for top -H, perf, gdb
     // Recording is background durability work: the reply never waits for it (async mode), so it
@@ -102,6 +105,7 @@ void ForwardRecorder::loop() {
       (ok ? written_ : failed_) += batch.size();
     }
     not_full_.notify_all();
+    if (ok && on_written_) on_written_();
     if (!ok && on_error_) {
       on_error_(std::to_string(batch.size()) + " forward record(s) (requests " +
                 std::to_string(batch.front().request_id) + ".." +

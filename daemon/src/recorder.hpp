@@ -24,8 +24,10 @@ class ForwardRecorder {
  public:
   using ErrorHandler = std::function<void(const std::string& message)>;
 
-  /// `store` must outlive the recorder. `on_error` runs on the recorder thread.
-  ForwardRecorder(RunStore& store, std::size_t capacity_bytes, ErrorHandler on_error);
+  /// `store` must outlive the recorder. `on_error` runs on the recorder thread, and so does
+  /// `on_written` (if set), after every batch that reached the store.
+  ForwardRecorder(RunStore& store, std::size_t capacity_bytes, ErrorHandler on_error,
+                  std::function<void()> on_written = {});
   ~ForwardRecorder();
   ForwardRecorder(const ForwardRecorder&) = delete;
   ForwardRecorder& operator=(const ForwardRecorder&) = delete;
@@ -50,6 +52,7 @@ class ForwardRecorder {
   RunStore& store_;
   const std::size_t capacity_bytes_;
   ErrorHandler on_error_;
+  std::function<void()> on_written_;
   mutable std::mutex mutex_;
   std::condition_variable not_empty_, not_full_;
   std::deque<ForwardRecord> queue_;

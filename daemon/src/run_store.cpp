@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -481,7 +483,26 @@ struct RunStore::Impl {
   void read_devices(RunRecord& run);
   void check_changed(std::string_view what, std::uint64_t run_id) const;
   // One forward_records row (inside the caller's transaction, if any); returns its record_id.
+  // Adds the row's bytes to `pending_bytes`.
   std::uint64_t insert_forward_row(const ForwardRecord& record);
+  // Inside the caller's transaction, after its inserts: while the records' bytes exceed the
+  // retention limit, deletes the oldest (never the newest) down to 90 % of it. Returns the
+  // records deleted; sets pending_bytes / pending_pruned for apply_forward_pending().
+  std::uint64_t prune_forwards();
+  // After the transaction committed: the counters follow it.
+  void apply_forward_pending();
+  // The rows in one transaction with the retention check (one fsync); their record_ids.
+  std::vector<std::uint64_t> write_forwards(std::span<const ForwardRecord> records);
+  void discard_forward_pending() {
+    pending_bytes = pending_freed = pending_records = pending_pruned = pending_oldest = 0;
+  }
+
+  // Retention (forward_retention): the records' BLOB bytes and the limit (0 = none).
+  std::atomic<std::uint64_t> forward_max_bytes{0};  // set without the mutex (pnnd's SIGHUP)
+  ForwardStats forward_stats;
+  // What the open transaction changes; applied to forward_stats when it commits.
+  std::uint64_t pending_bytes = 0, pending_freed = 0, pending_records = 0, pending_pruned = 0;
+  std::uint64_t pending_oldest = 0;  // the oldest record left by prune_forwards
 
   FileLock lock;
   Db db;
@@ -494,6 +515,7 @@ struct RunStore::Impl {
   Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
   Stmt select_run, select_runs, select_devices, select_metrics;
   Stmt insert_forward, select_forward, insert_calibration, select_latest_calibration;
+  Stmt select_oldest_forwards, delete_forwards_upto, select_oldest_forward_id;
   Stmt integrity_check;
 };
 
@@ -620,7 +642,65 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
       Stmt(db,
            "SELECT calibration_id, device_serial, phi_size, phi, mse_before, mse_after, created_ns "
            "FROM calibrations WHERE device_serial = ?1 ORDER BY calibration_id DESC LIMIT 1");
+  select_oldest_forwards =
+      Stmt(db, "SELECT record_id, length(x) + length(theta) + length(y) FROM forward_records "
+               "ORDER BY record_id");
+  delete_forwards_upto = Stmt(db, "DELETE FROM forward_records WHERE record_id <= ?1");
+  select_oldest_forward_id = Stmt(db, "SELECT coalesce(min(record_id), 0) FROM forward_records");
   integrity_check = Stmt(db, "PRAGMA integrity_check");
+
+  // length() of a BLOB reads the row header only, not the overflow pages: a scan of the table's
+  // leaves, once per open.
+  Stmt sizes(db,
+             "SELECT count(*), coalesce(sum(length(x) + length(theta) + length(y)), 0), "
+             "coalesce(min(record_id), 0), coalesce(max(record_id), 0) FROM forward_records");
+  Query q(db, sizes, "sizing the forward records");
+  if (q.step()) {
+    forward_stats.records = static_cast<std::uint64_t>(q.int_at(0));
+    forward_stats.bytes = static_cast<std::uint64_t>(q.int_at(1));
+    forward_stats.oldest_record_id = static_cast<std::uint64_t>(q.int_at(2));
+    forward_stats.newest_record_id = static_cast<std::uint64_t>(q.int_at(3));
+  }
+}
+
+std::uint64_t RunStore::Impl::prune_forwards() {
+  constexpr std::string_view kWhat = "deleting the oldest forward records (retention)";
+  const std::uint64_t max_bytes = forward_max_bytes.load();
+  const std::uint64_t total = forward_stats.bytes + pending_bytes;
+  if (max_bytes == 0 || total <= max_bytes) return 0;
+  const std::uint64_t target = max_bytes - max_bytes / 10;
+  const auto newest = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+  std::uint64_t freed = 0, deleted = 0, upto = 0;
+  {
+    Query q(db, select_oldest_forwards, kWhat);
+    while (total - freed > target && q.step()) {
+      const auto id = static_cast<std::uint64_t>(q.int_at(0));
+      if (id >= newest) break;  // the record just written stays, even if it alone is too big
+      freed += static_cast<std::uint64_t>(q.int_at(1));
+      upto = id;
+      ++deleted;
+    }
+  }
+  if (deleted == 0) return 0;
+  Query(db, delete_forwards_upto, kWhat).bind_uint(1, upto).run();
+  Query q(db, select_oldest_forward_id, kWhat);
+  pending_oldest = q.step() ? static_cast<std::uint64_t>(q.int_at(0)) : 0;
+  pending_freed = freed;
+  pending_pruned = deleted;
+  return deleted;
+}
+
+void RunStore::Impl::apply_forward_pending() {
+  ForwardStats& f = forward_stats;
+  f.bytes = f.bytes + pending_bytes - pending_freed;
+  f.records = f.records + pending_records - pending_pruned;
+  f.pruned += pending_pruned;
+  if (pending_records > 0) {
+    f.newest_record_id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
+    if (f.oldest_record_id == 0) f.oldest_record_id = f.newest_record_id - pending_records + 1;
+  }
+  if (pending_pruned > 0) f.oldest_record_id = pending_oldest;
+  discard_forward_pending();
 }
 
 std::vector<std::uint64_t> RunStore::Impl::abort_running_runs() {
@@ -815,22 +895,38 @@ std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
       .bind_int(12, record.y.cols())
       .bind_floats(13, y_buffer)
       .run();
+  pending_bytes += (x_buffer.size() + y_buffer.size()) * sizeof(float) +
+                   theta_buffer.size() * sizeof(double);
+  ++pending_records;
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
 }
 
 std::uint64_t RunStore::record_forward(const ForwardRecord& record) {
   std::lock_guard lock(impl_->mutex);
-  return impl_->insert_forward_row(record);
+  return impl_->write_forwards(std::span<const ForwardRecord>(&record, 1)).front();
 }
 
 std::vector<std::uint64_t> RunStore::record_forwards(const std::vector<ForwardRecord>& records) {
+  if (records.empty()) return {};
+  std::lock_guard lock(impl_->mutex);
+  return impl_->write_forwards(records);
+}
+
+std::vector<std::uint64_t> RunStore::Impl::write_forwards(std::span<const ForwardRecord> records) {
   constexpr std::string_view kWhat = "recording forward calls";
   std::vector<std::uint64_t> ids;
   ids.reserve(records.size());
-  std::lock_guard lock(impl_->mutex);
-  Transaction transaction(impl_->db, impl_->tx, kWhat);
-  for (const auto& record : records) ids.push_back(impl_->insert_forward_row(record));
-  transaction.commit(kWhat);
+  discard_forward_pending();
+  try {
+    Transaction transaction(db, tx, kWhat);
+    for (const auto& record : records) ids.push_back(insert_forward_row(record));
+    (void)prune_forwards();
+    transaction.commit(kWhat);
+  } catch (...) {
+    discard_forward_pending();  // rolled back: the counters stay as they were
+    throw;
+  }
+  apply_forward_pending();
   return ids;
 }
 
@@ -881,6 +977,17 @@ std::optional<CalibrationRecord> RunStore::latest_calibration(
   c.mse_after = q.real_at(5);
   c.created_ns = q.int_at(6);
   return c;
+}
+
+void RunStore::set_forward_retention(std::uint64_t max_bytes) {
+  impl_->forward_max_bytes.store(max_bytes);  // the next write applies it
+}
+
+ForwardStats RunStore::forward_stats() const {
+  std::lock_guard lock(impl_->mutex);
+  ForwardStats f = impl_->forward_stats;
+  f.max_bytes = impl_->forward_max_bytes.load();
+  return f;
 }
 
 bool RunStore::integrity_ok() const {

@@ -272,6 +272,7 @@ struct Server::Impl {
   asio::io_context io;
   asio::signal_set signals{io};
   asio::steady_timer heartbeat{io};
+  std::atomic<bool> retention_noted{false};  // note_forward_retention said it
   asio::steady_timer stop_timer{io};
   asio::thread_pool compute{2};
 
@@ -321,6 +322,20 @@ struct Server::Impl {
   }
 
   // From any thread.
+  // After a forward record was written (recorder thread or a device worker, never the event
+  // loop: the store's mutex may be held by a long write). Says once per start that the
+  // retention limit is deleting old records.
+  void note_forward_retention() {
+    if (retention_noted.load(std::memory_order_relaxed)) return;
+    const ForwardStats f = store->forward_stats();
+    if (f.pruned == 0 || retention_noted.exchange(true)) return;
+    log_async("warning", "forward records reached store.forward_records_max_bytes (" +
+                             std::to_string(f.max_bytes) + " bytes): the oldest are now deleted as new ones arrive (records " +
+                             std::to_string(f.oldest_record_id) + ".." +
+                             std::to_string(f.newest_record_id) +
+                             " kept); raise the limit, or set it to 0 to keep every record");
+  }
+
   void log_async(std::string level, std::string text) {
     asio::post(io, [this, level = std::move(level), text = std::move(text)] { log(level, text); });
   }
@@ -1054,6 +1069,7 @@ struct Server::Impl {
         try {
           out->set_record_id(store->record_forward(record));
           out->set_recorded(true);
+          note_forward_retention();
         } catch (const std::exception& e) {
           log_async("error", "forward record not written: " + std::string(e.what()));
         }
@@ -1569,6 +1585,7 @@ struct Server::Impl {
                         ": " + ec.message());
     }
     store = std::make_unique<RunStore>(config.store_path);
+    store->set_forward_retention(config.forward_records_max_bytes);
     for (auto id : store->aborted_on_open()) {
       log("warning", "run " + std::to_string(id) + " was left running by a crash: marked ABORTED "
                      "(resume it with SubmitJob resume_run_id=" + std::to_string(id) + ")");
@@ -1576,7 +1593,8 @@ struct Server::Impl {
     if (config.forward_recording == ForwardRecording::kAsync) {
       recorder = std::make_unique<detail::ForwardRecorder>(
           *store, config.forward_queue_bytes,
-          [this](const std::string& m) { log_async("error", m); });
+          [this](const std::string& m) { log_async("error", m); },
+          [this] { note_forward_retention(); });
     }
     for (const auto& d : config.devices) devices[d.name] = make_slot(d);
     // Autostart before serving, in parallel on the device workers.
@@ -1672,6 +1690,9 @@ struct Server::Impl {
     restart_only("store.runs_dir", fresh.runs_dir != config.runs_dir);
     restart_only("store.forward_records", fresh.forward_recording != config.forward_recording);
     restart_only("store.forward_queue_bytes", fresh.forward_queue_bytes != config.forward_queue_bytes);
+    setting("store.forward_records_max_bytes", config.forward_records_max_bytes,
+            fresh.forward_records_max_bytes);
+    store->set_forward_retention(config.forward_records_max_bytes);
     bool security_changed = fresh.security.server_secret_key != config.security.server_secret_key ||
                             fresh.security.clients.size() != config.security.clients.size();
     for (std::size_t i = 0; !security_changed && i < fresh.security.clients.size(); ++i) {

@@ -71,6 +71,14 @@ TEST_CASE("daemon config: wrong types, out-of-range counts and bad values are na
   CHECK(contains(range, "'store.forward_queue_bytes'"));
   CHECK(contains(range, "must be in 1024.."));
 
+  const auto kept = parse_daemon_config(
+      "version: 1\nstore:\n  forward_records_max_bytes: 0\n", "lab.yaml");  // 0: keep all
+  CHECK(kept.forward_records_max_bytes == 0);
+  CHECK(parse_daemon_config("version: 1\n", "lab.yaml").forward_records_max_bytes ==
+        std::uint64_t{8} << 30);
+  CHECK(contains(error_of("version: 1\nstore:\n  forward_records_max_bytes: -1\n"),
+                 "'store.forward_records_max_bytes'"));
+
   const std::string mode = error_of("version: 1\nstore:\n  forward_records: sometimes\n");
   INFO(mode);
   CHECK(contains(mode, "'store.forward_records'"));

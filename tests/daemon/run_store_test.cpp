@@ -1051,4 +1051,109 @@ TEST_CASE("run_store: acknowledged writes survive kill -9 in the middle of writi
 }
 
 }  // namespace
+
+// ---- retention ----------------------------------------------------------------------------------
+
+namespace {
+
+// The BLOB bytes of make_forward's records: float32 x (32×64) and y (32×10), float64 θ (96).
+constexpr std::uint64_t kForwardBytes = 32 * 64 * 4 + 32 * 10 * 4 + 96 * 8;
+
+std::uint64_t count_forward_rows(const std::string& path) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM forward_records", -1, &stmt, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("run_store: without a retention limit every forward record is kept") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  for (std::uint64_t k = 0; k < 12; ++k) (void)store.record_forward(make_forward(k));
+  const ForwardStats f = store.forward_stats();
+  CHECK(f.records == 12);
+  CHECK(f.bytes == 12 * kForwardBytes);
+  CHECK(f.pruned == 0);
+  CHECK(f.max_bytes == 0);
+  CHECK(f.oldest_record_id == 1);
+  CHECK(f.newest_record_id == 12);
+}
+
+TEST_CASE("run_store: the retention limit deletes the oldest forward records and keeps the rest") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  const std::uint64_t limit = 5 * kForwardBytes + kForwardBytes / 2;  // room for 5 records
+  std::vector<std::uint64_t> ids;
+  {
+    RunStore store(path);
+    const std::uint64_t run = store.create_run("r", "yaml", {"SIM-0001"});
+    store.set_forward_retention(limit);
+    for (std::uint64_t k = 0; k < 20; ++k) {
+      ids.push_back(store.record_forward(make_forward(k)));
+      const ForwardStats f = store.forward_stats();
+      CAPTURE(k);
+      CHECK(f.bytes <= limit);
+      CHECK(f.bytes == f.records * kForwardBytes);
+      CHECK(f.newest_record_id == ids.back());
+      CHECK(f.oldest_record_id == f.newest_record_id - f.records + 1);
+      CHECK(count_forward_rows(path) == f.records);
+    }
+    const ForwardStats f = store.forward_stats();
+    CHECK(f.max_bytes == limit);
+    // Pruning goes down to 90 % of the limit: 4 records are left after each prune, 5 fit.
+    CHECK(f.records >= 4);
+    CHECK(f.records <= 5);
+    CHECK(f.pruned == 20 - f.records);
+    // The oldest are gone, the newest are intact; ids are never reused.
+    CHECK_FALSE(store.get_forward(ids.front()).has_value());
+    const auto last = store.get_forward(ids.back());
+    REQUIRE(last.has_value());
+    CHECK(last->request_id == make_forward(19).request_id);
+    const std::uint64_t next = store.record_forward(make_forward(99));
+    CHECK(next == ids.back() + 1);
+    // Runs and metrics are never touched by forward retention.
+    store.add_metric(run, metric_for_epoch(1));
+    CHECK(store.get_run(run).has_value());
+    CHECK(store.integrity_ok());
+  }
+  // Reopened: the counters are measured from the file.
+  RunStore again(path);
+  const ForwardStats f = again.forward_stats();
+  CHECK(f.records == count_forward_rows(path));
+  CHECK(f.bytes == f.records * kForwardBytes);
+  CHECK(f.newest_record_id == ids.back() + 1);
+  CHECK(f.pruned == 0);
+}
+
+TEST_CASE("run_store: a record larger than the whole limit is still kept as the newest") {
+  TempDir dir;
+  RunStore store(dir.file("runs.db"));
+  store.set_forward_retention(kForwardBytes / 4);
+  const std::uint64_t a = store.record_forward(make_forward(1));
+  const std::uint64_t b = store.record_forward(make_forward(2));
+  CHECK_FALSE(store.get_forward(a).has_value());
+  CHECK(store.get_forward(b).has_value());
+  CHECK(store.forward_stats().records == 1);
+  // A batch over the limit keeps its newest record; older ones of the same batch may go.
+  std::vector<ForwardRecord> batch;
+  for (std::uint64_t k = 3; k < 7; ++k) batch.push_back(make_forward(k));
+  const std::vector<std::uint64_t> batch_ids = store.record_forwards(batch);
+  CHECK(store.get_forward(batch_ids.back()).has_value());
+  CHECK_FALSE(store.get_forward(b).has_value());
+  CHECK(store.forward_stats().records == 1);
+  // Lifting the limit keeps everything from then on.
+  store.set_forward_retention(0);
+  for (std::uint64_t k = 7; k < 10; ++k) (void)store.record_forward(make_forward(k));
+  CHECK(store.forward_stats().records == 4);
+  CHECK(store.integrity_ok());
+}
+
 }  // namespace pnn::daemon

@@ -551,4 +551,45 @@ TEST_CASE("daemon: reload adds new devices and reports what it could not apply")
   CHECK(reported);
 }
 
+TEST_CASE("daemon: the forward-record retention limit keeps the store bounded and says so once") {
+  TempDir dir("retention");
+  DaemonConfig config = lab(dir);
+  config.forward_recording = ForwardRecording::kSync;
+  config.forward_records_max_bytes = 4096;  // a few small power-law records
+  const std::string store_path = config.store_path;
+  std::vector<std::string> warnings;
+  std::mutex logs_mutex;
+  ServerOptions options;
+  options.on_log = [&](const std::string& level, const std::string& text) {
+    std::lock_guard lock(logs_mutex);
+    if (level == "warning") warnings.push_back(text);
+  };
+  std::vector<std::uint64_t> ids;
+  {
+    RunningServer s(std::move(config), options);
+    auto client = make_client(s.rpc());
+    const std::string token = acquire_token(*client, "power");
+    for (int i = 1; i <= 60; ++i) {
+      const v1::Reply reply =
+          client->call(forward("power", token, 16, 1, static_cast<float>(i), {1.0}));
+      REQUIRE(reply.status().code() == v1::OK);
+      REQUIRE(reply.forward().recorded());
+      ids.push_back(reply.forward().record_id());
+    }
+  }
+  std::size_t retention_notes = 0;
+  for (const auto& w : warnings) {
+    if (w.find("store.forward_records_max_bytes") != std::string::npos) ++retention_notes;
+  }
+  CHECK(retention_notes == 1);
+  RunStore store(store_path);
+  const ForwardStats f = store.forward_stats();
+  CHECK(f.bytes <= 4096);
+  CHECK(f.records < 60);
+  CHECK(f.newest_record_id == ids.back());
+  CHECK_FALSE(store.get_forward(ids.front()).has_value());
+  CHECK(store.get_forward(ids.back()).has_value());
+  CHECK(store.integrity_ok());
+}
+
 }  // namespace pnn::daemon::test

@@ -77,6 +77,9 @@ struct DaemonConfig {
   std::string runs_dir = "runs/pnnd";  ///< one directory per run: checkpoint, plot
   ForwardRecording forward_recording = ForwardRecording::kAsync;
   std::size_t forward_queue_bytes = 256u << 20;  ///< async: Forward waits when the queue is full
+  /// Retention: once the forward records' bytes exceed this, the oldest are deleted (the store
+  /// file stops growing); 0 keeps everything. Runs, metrics and checkpoints are never deleted.
+  std::uint64_t forward_records_max_bytes = std::uint64_t{8} << 30;
 
   // jobs:
   std::uint32_t job_stop_timeout_ms = 60000;  ///< shutdown waits this long for jobs to stop

@@ -84,6 +84,15 @@ struct CalibrationRecord {
   std::int64_t created_ns = 0;  ///< wall clock; 0 in add_calibration means "now"
 };
 
+/// The forward records a store holds, for retention and for operators.
+struct ForwardStats {
+  std::uint64_t records = 0;  ///< rows in forward_records
+  std::uint64_t bytes = 0;    ///< their x, θ and y BLOB bytes (what the retention limit counts)
+  std::uint64_t oldest_record_id = 0, newest_record_id = 0;  ///< 0 when there are none
+  std::uint64_t pruned = 0;   ///< records deleted by the retention limit since this store opened
+  std::uint64_t max_bytes = 0;  ///< the retention limit (0: none)
+};
+
 class RunStore {
  public:
   /// Opens or creates the database at `path` (parent directory must exist; local disk only).
@@ -126,7 +135,16 @@ class RunStore {
   /// Group commit: all `records` in one transaction (one fsync), all or none; returns their
   /// record_ids in order. What the async recorder uses, so that a burst costs one sync.
   std::vector<std::uint64_t> record_forwards(const std::vector<ForwardRecord>& records);
+  /// nullopt for an id never written, or deleted by the retention limit (forward_stats() says
+  /// which ids are still held).
   std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
+  /// Forward records are a flight recorder, not results: once their BLOB bytes exceed
+  /// `max_bytes` after a write, the oldest records are deleted in the same transaction until
+  /// they fit in 90 % of it (the record just written always stays). SQLite reuses the freed
+  /// pages, so the file stops growing. Runs, metrics, checkpoints and calibrations are never
+  /// deleted. 0 (the default of a RunStore) keeps everything.
+  void set_forward_retention(std::uint64_t max_bytes);
+  ForwardStats forward_stats() const;
 
   /// Returns the new calibration_id (record.calibration_id is ignored).
   std::uint64_t add_calibration(const CalibrationRecord& record);
