@@ -331,6 +331,8 @@ PhysicalSystemPtr make_instrument_device(const DeviceAddress& address) {
   const SimLinkOptions link = take_link_options(datasheet);
   sim::SimSetup setup = entry->board(datasheet);  // the datasheet view; no reality is made
   if (!serial.empty()) setup.spec.serial = serial;
+  // The datasheet gives units, sizes and limits; model and firmware are the board's own.
+  setup.spec.model = "(read from the board when configured)";
   setup.spec.firmware = "unknown until configured";
   return make_framed_device(std::move(setup.spec), std::move(setup.twin), std::move(transport),
                             link.driver);
