@@ -58,6 +58,7 @@ class FramedDevice final : public PhysicalSystem {
         }
         auto reply = fw::decode_message(*frame);
         if (!reply) return fw::Errc::kCrcMismatch;  // intact frame, payload not ours: damaged
+        ++board_commands_;  // the board executed this command
         return std::move(reply).value();
       }
       if (decoder_.stats().errors() > errors_before &&
@@ -140,8 +141,16 @@ class FramedDevice final : public PhysicalSystem {
     return {};
   }
 
+  // Also tells whether the board restarted since the previous status (board_restarted_): its
+  // command counters (since power-on) are below the number of replies received from it.
   Result<fw::StatusReply> status() {
-    return expect<fw::StatusReply>(fw::StatusRequest{}, options_.command_timeout);
+    auto st = expect<fw::StatusReply>(fw::StatusRequest{}, options_.command_timeout);
+    if (!st) return st;
+    const std::uint64_t reported = st.value().commands_ok + st.value().commands_failed;
+    // board_commands_ counts this status reply, which the board may not count yet: allow one.
+    board_restarted_ = board_commands_ > reported + 1;
+    board_commands_ = reported;
+    return st;
   }
 
   // ---- lifecycle hooks -------------------------------------------------------------------
@@ -268,6 +277,20 @@ class FramedDevice final : public PhysicalSystem {
         board_theta_ = theta;
       }
       if (auto r = ack(load); !r) return r.error();
+      // A reset since θ was acknowledged (before or on this LoadInputBatch) leaves the board
+      // with its safe θ and nothing tells so at Run: check before running, never after.
+      auto st = status();
+      if (!st) return st.error();
+      if (st.value().state == fw::DeviceState::kFault) {
+        return make_error(Errc::kDeviceFault, spec().serial + ": the board reports FAULT (error " +
+                                                  std::to_string(st.value().error_code) + ")");
+      }
+      if (board_restarted_ || st.value().state != fw::DeviceState::kLoaded) {
+        ++resets_recovered_;
+        board_theta_.reset();
+        runs_seen_ = st.value().runs_completed;
+        continue;
+      }
       auto ran = run_once();
       if (!ran) return ran.error();
       if (!ran.value()) {
@@ -353,6 +376,8 @@ class FramedDevice final : public PhysicalSystem {
   std::uint64_t retries_used_ = 0;
   std::uint64_t resets_recovered_ = 0;
   std::uint64_t stale_replies_ = 0;
+  std::uint64_t board_commands_ = 0;  // replies received: at most what the board executed
+  bool board_restarted_ = false;      // the last status() showed a restart (see status())
 };
 
 }  // namespace

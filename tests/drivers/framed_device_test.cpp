@@ -198,6 +198,26 @@ TEST_CASE("framed driver: a firmware reset mid-run is detected and θ and the ba
   CHECK(s.driver->health() == Health::kWarning);
 }
 
+TEST_CASE("framed driver: a firmware reset before the batch is loaded never runs it with the safe θ") {
+  // A reset lands on any command: also on LoadInputBatch of a forward whose θ the board had
+  // already acknowledged (so no SetParameters is sent). The board then holds its safe θ; the
+  // driver must notice before Run, send θ again, and never return readings taken with the
+  // wrong θ.
+  for (int n = 6; n <= 16; ++n) {
+    CAPTURE(n);
+    auto s = active_sim(kOsc + "&faults=reset_after:" + std::to_string(n));
+    const Vector theta = theta_for(*s.driver, 0.3);
+    for (int k = 0; k < 5; ++k) {
+      CAPTURE(k);
+      auto y = s.driver->forward(inputs(2, 6, 40 + k), theta);
+      REQUIRE_MESSAGE(y, y.error().message);
+      CHECK((s.firmware->applied_theta() - theta).norm() == 0.0);
+    }
+    CHECK(s.firmware->stats().resets == 1);
+    CHECK(s.driver->health() == Health::kWarning);
+  }
+}
+
 TEST_CASE("framed driver: unplug gives FAULT, and recovery works only once it is back, by serial, to INACTIVE") {
   auto s = active_sim(kOsc + "&faults=unplug_after:8,unplug_ms:150&timeout_ms=20");
   const std::string serial = s.driver->spec().serial;

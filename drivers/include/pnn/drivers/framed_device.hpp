@@ -10,7 +10,8 @@
 ///               the board's and the datasheet's); Abort (start from the safe state)
 ///   activate    GetStatus (a board reporting FAULT is not activated)
 ///   forward     SetParameters (only when θ changed since the board last confirmed it),
-///               LoadInputBatch, Run, ReadOutputs
+///               LoadInputBatch, GetStatus (a reset since θ was confirmed: send θ again before
+///               Run), Run, ReadOutputs
 ///   deactivate  Abort: the board drives its outputs safe
 ///   cleanup     close the transport
 ///
