@@ -140,7 +140,8 @@ int lifecycle(const RemoteOptions& options, const std::string& device,
   const std::map<std::string, T::Transition> names = {{"configure", T::CONFIGURE},
                                                       {"activate", T::ACTIVATE},
                                                       {"deactivate", T::DEACTIVATE},
-                                                      {"cleanup", T::CLEANUP}};
+                                                      {"cleanup", T::CLEANUP},
+                                                      {"recover", T::RECOVER}};
   Remote remote(options);
   LeaseScope scope(remote, device, lease);
   v1::Request r = scope.request();
@@ -347,9 +348,11 @@ void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   auto a = std::make_shared<Args>();
   auto* lc = app.add_subcommand("lifecycle", "drive a device's lifecycle");
   lc->add_option("name", a->device, "device name")->required();
-  lc->add_option("transition", a->transition, "configure | activate | deactivate | cleanup")
+  lc->add_option("transition", a->transition,
+                 "configure | activate | deactivate | cleanup | recover (reconnect a FAULT "
+                 "device: lands INACTIVE)")
       ->required()
-      ->check(CLI::IsMember({"configure", "activate", "deactivate", "cleanup"}));
+      ->check(CLI::IsMember({"configure", "activate", "deactivate", "cleanup", "recover"}));
   add_lease_option(*lc, a->lease);
   lc->callback([a, &remote, &action] {
     action = [a, &remote] { return lifecycle(remote, a->device, a->transition, a->lease); };

@@ -458,6 +458,13 @@ struct Server::Impl {
         return;
       }
       s.worker->post([this, &s] {
+        // Queued behind other calls: if one of them (a job taking the device, a client's
+        // cleanup + configure) already brought it back, there is nothing to recover, and
+        // recovering would clean up a device that is in use.
+        if (s.device->health() != Health::kFault) {
+          asio::post(io, [&s] { s.recovering = false; });
+          return;
+        }
         const std::string before = s.device->health_message();
         auto r = s.device->recover();
         const std::string error = r ? "" : r.error().message;
@@ -871,9 +878,9 @@ struct Server::Impl {
     using T = v1::LifecycleRequest;
     const auto transition = r.transition();
     if (transition != T::CONFIGURE && transition != T::ACTIVATE && transition != T::DEACTIVATE &&
-        transition != T::CLEANUP) {
+        transition != T::CLEANUP && transition != T::RECOVER) {
       send_error(call, v1::INVALID_ARGUMENT,
-                 "transition must be CONFIGURE, ACTIVATE, DEACTIVATE or CLEANUP");
+                 "transition must be CONFIGURE, ACTIVATE, DEACTIVATE, CLEANUP or RECOVER");
       return;
     }
     s->worker->post([this, s, call, transition] {
@@ -887,6 +894,7 @@ struct Server::Impl {
           case T::CONFIGURE: r = s->device->configure(); break;
           case T::ACTIVATE: r = s->device->activate(); break;
           case T::DEACTIVATE: r = s->device->deactivate(); break;
+          case T::RECOVER: r = s->device->recover(); break;
           default: r = s->device->cleanup(); break;
         }
         if (!r) failure = Failure{status_code(r.error().code), r.error().message};

@@ -33,6 +33,7 @@ START_HINT = ("is pnnd running? start it with: pnnd --config configs/lab.yaml (o
 _TRANSITIONS = {
     "configure": pb.LifecycleRequest.CONFIGURE, "activate": pb.LifecycleRequest.ACTIVATE,
     "deactivate": pb.LifecycleRequest.DEACTIVATE, "cleanup": pb.LifecycleRequest.CLEANUP,
+    "recover": pb.LifecycleRequest.RECOVER,
 }
 
 
@@ -213,7 +214,7 @@ class Client:
         return self.call(pb.Request(describe=pb.DescribeRequest(device=device))).describe.device
 
     def lifecycle(self, device, transition):
-        """transition: "configure" | "activate" | "deactivate" | "cleanup". Needs a lease."""
+        """transition: "configure" | "activate" | "deactivate" | "cleanup" | "recover". Needs a lease."""
         if transition not in _TRANSITIONS:
             raise ValueError("transition must be one of %s, got %r" % (sorted(_TRANSITIONS),
                                                                      transition))
