@@ -69,6 +69,11 @@ std::string PhysicalSystem::health_message() const {
 Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char* verb,
                                         Result<void> (PhysicalSystem::*hook)()) {
   std::lock_guard lock(mutex_);
+  return transition_locked(from, to, verb, hook);
+}
+
+Result<void> PhysicalSystem::transition_locked(Lifecycle from, Lifecycle to, const char* verb,
+                                               Result<void> (PhysicalSystem::*hook)()) {
   if (state_ != from) {
     return make_error(Errc::kWrongState, std::string("cannot ") + verb + " " + spec_.serial +
                                              ": device is " + to_string(state_) + ", " + verb +
@@ -85,11 +90,15 @@ Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char
 }
 
 Result<void> PhysicalSystem::configure() {
-  auto r = transition(Lifecycle::kUnconfigured, Lifecycle::kInactive, "configure",
-                      &PhysicalSystem::do_configure);
+  std::lock_guard lock(mutex_);
+  return configure_locked();
+}
+
+Result<void> PhysicalSystem::configure_locked() {
+  auto r = transition_locked(Lifecycle::kUnconfigured, Lifecycle::kInactive, "configure",
+                             &PhysicalSystem::do_configure);
   if (r) {
     // Freshly identified: earlier faults are history.
-    std::lock_guard lock(mutex_);
     health_ = Health::kOk;
     health_message_.clear();
   }
@@ -97,20 +106,20 @@ Result<void> PhysicalSystem::configure() {
 }
 
 Result<void> PhysicalSystem::recover() {
-  {
-    std::lock_guard lock(mutex_);
-    if (state_ == Lifecycle::kFinalized) {
-      return make_error(Errc::kWrongState, "cannot recover " + spec_.serial + ": it is FINALIZED");
-    }
-    try {
-      if (state_ == Lifecycle::kActive) (void)do_safe_state();  // best effort: it may be gone
-      if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
-    } catch (...) {
-      // Recovery goes on: configure below decides whether the device is back.
-    }
-    state_ = Lifecycle::kUnconfigured;
+  // One critical section: no other call (a job's activate, a client's configure) can slip in
+  // between the cleanup and the configure.
+  std::lock_guard lock(mutex_);
+  if (state_ == Lifecycle::kFinalized) {
+    return make_error(Errc::kWrongState, "cannot recover " + spec_.serial + ": it is FINALIZED");
   }
-  return configure();
+  try {
+    if (state_ == Lifecycle::kActive) (void)do_safe_state();  // best effort: it may be gone
+    if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
+  } catch (...) {
+    // Recovery goes on: configure below decides whether the device is back.
+  }
+  state_ = Lifecycle::kUnconfigured;
+  return configure_locked();
 }
 
 Result<void> PhysicalSystem::activate() {

@@ -86,6 +86,11 @@ class PhysicalSystem {
 
   Result<void> transition(Lifecycle from, Lifecycle to, const char* verb,
                           Result<void> (PhysicalSystem::*hook)());
+  // The same with mutex_ held by the caller.
+  Result<void> transition_locked(Lifecycle from, Lifecycle to, const char* verb,
+                                 Result<void> (PhysicalSystem::*hook)());
+  // configure's transition, mutex_ held: a success clears the health.
+  Result<void> configure_locked();
   Result<void> check_request(const MatrixRef& x, const VectorRef& theta) const;
 
   mutable std::mutex mutex_;
