@@ -146,9 +146,10 @@ class DeviceVerbs(DaemonCase):
 
     def test_lifecycle_follows_the_state_machine(self):
         states = []
-        for t in ["configure", "activate", "deactivate", "cleanup"]:
+        for t in ["configure", "activate", "recover", "activate", "deactivate", "cleanup"]:
             states.append(json_lines(self.run_ok("lifecycle", "cold", t, "--json").stdout)[0]["state"])
-        self.assertEqual(states, ["INACTIVE", "ACTIVE", "INACTIVE", "UNCONFIGURED"])
+        # recover lands INACTIVE from any state, never ACTIVE
+        self.assertEqual(states, ["INACTIVE", "ACTIVE", "INACTIVE", "ACTIVE", "INACTIVE", "UNCONFIGURED"])
         r = self.run_fails(1, "lifecycle", "cold", "activate")
         self.assertIn("WRONG_STATE", r.stderr)
         self.run_fails(2, "lifecycle", "cold", "explode")

@@ -104,8 +104,10 @@ class ClientRpcs(DaemonCase):
     def test_lifecycle_and_calibrate(self):
         with self.client.lease("cold"):
             states = [self.client.lifecycle("cold", t).state
-                      for t in ("configure", "activate", "deactivate", "cleanup")]
-        self.assertEqual(states, [pb.INACTIVE, pb.ACTIVE, pb.INACTIVE, pb.UNCONFIGURED])
+                      for t in ("configure", "activate", "recover", "activate", "deactivate",
+                                "cleanup")]
+        self.assertEqual(states, [pb.INACTIVE, pb.ACTIVE, pb.INACTIVE, pb.ACTIVE, pb.INACTIVE,
+                                  pb.UNCONFIGURED])
         with self.client.lease("osc"):
             c = self.client.calibrate("osc")
         self.assertLessEqual(c.mse_after, c.mse_before)
