@@ -6,6 +6,28 @@
 namespace pnn::drivers {
 
 namespace {
+
+// A driver hook that throws leaves the device in an unknown state: that is a device fault (the
+// caller sets health FAULT), never an exception out of PhysicalSystem.
+template <class R, class F>
+R guarded(const std::string& serial, const char* what, F&& hook) {
+  const auto failed = [&](const std::string& why) {
+    return make_error(Errc::kDeviceFault, serial + ": the driver failed during " + what + " (" +
+                                              why + "); the device state is unknown: recover "
+                                              "it (or cleanup and configure) before using it");
+  };
+  try {
+    return hook();
+  } catch (const std::exception& e) {
+    return failed(e.what());
+  } catch (...) {
+    return failed("unknown exception");
+  }
+}
+
+}  // namespace
+
+namespace {
 class DriverCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "pnn.drivers"; }
@@ -79,7 +101,7 @@ Result<void> PhysicalSystem::transition_locked(Lifecycle from, Lifecycle to, con
                                              ": device is " + to_string(state_) + ", " + verb +
                                              " needs " + to_string(from));
   }
-  Result<void> r = (this->*hook)();
+  Result<void> r = guarded<Result<void>>(spec_.serial, verb, [&] { return (this->*hook)(); });
   if (!r) {
     health_ = Health::kFault;
     health_message_ = r.error().message;
@@ -112,11 +134,13 @@ Result<void> PhysicalSystem::recover() {
   if (state_ == Lifecycle::kFinalized) {
     return make_error(Errc::kWrongState, "cannot recover " + spec_.serial + ": it is FINALIZED");
   }
-  try {
-    if (state_ == Lifecycle::kActive) (void)do_safe_state();  // best effort: it may be gone
-    if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
-  } catch (...) {
-    // Recovery goes on: configure below decides whether the device is back.
+  // Best effort, each step on its own (the device may be gone): configure below decides whether
+  // it is back.
+  if (state_ == Lifecycle::kActive) {
+    (void)guarded<Result<void>>(spec_.serial, "safe state", [&] { return do_safe_state(); });
+  }
+  if (state_ != Lifecycle::kUnconfigured) {
+    (void)guarded<Result<void>>(spec_.serial, "clean up", [&] { return do_cleanup(); });
   }
   state_ = Lifecycle::kUnconfigured;
   return configure_locked();
@@ -156,8 +180,13 @@ void PhysicalSystem::shutdown() noexcept {
   std::lock_guard lock(mutex_);
   if (state_ == Lifecycle::kFinalized) return;
   try {
-    if (state_ == Lifecycle::kActive) (void)do_safe_state();
-    if (state_ != Lifecycle::kUnconfigured) (void)do_cleanup();
+    // Each step on its own: a safe state that throws still lets cleanup close the link.
+    if (state_ == Lifecycle::kActive) {
+      (void)guarded<Result<void>>(spec_.serial, "safe state", [&] { return do_safe_state(); });
+    }
+    if (state_ != Lifecycle::kUnconfigured) {
+      (void)guarded<Result<void>>(spec_.serial, "clean up", [&] { return do_cleanup(); });
+    }
   } catch (...) {
     // shutdown never throws: the device is finalized whatever its driver reported.
   }
@@ -228,7 +257,8 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
 Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& theta) {
   std::lock_guard lock(mutex_);
   if (auto ok = check_request(x, theta); !ok) return ok.error();
-  Result<Matrix> y = do_forward(x, theta);
+  Result<Matrix> y =
+      guarded<Result<Matrix>>(spec_.serial, "forward", [&] { return do_forward(x, theta); });
   if (!y) {
     const auto code = y.error().code;
     if (code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault) {

@@ -128,3 +128,86 @@ TEST_CASE("device addresses: unknown scheme, kind or option gives a clear error"
   CHECK(spec.param_name(26) == "drive[1]");
   CHECK(spec.describe().find("coupling") != std::string::npos);
 }
+
+namespace {
+
+// A driver whose hooks throw on demand: stands for a driver bug or an allocation failure.
+class ThrowingDevice final : public pnn::drivers::PhysicalSystem {
+ public:
+  ThrowingDevice() : PhysicalSystem(spec()) {}
+  pnn::digital_twin::ModelPtr nominal_twin() const override { return nullptr; }
+  bool throw_forward = false, throw_configure = false, throw_safe_state = false;
+  int cleanups = 0;
+
+ private:
+  static pnn::drivers::DeviceSpec spec() {
+    pnn::drivers::DeviceSpec s;
+    s.kind = "test";
+    s.model = "THROWER";
+    s.serial = "T-1";
+    s.num_inputs = 1;
+    s.num_outputs = 1;
+    s.input_min = -1.0;
+    s.input_max = 1.0;
+    s.max_batch = 16;
+    return s;
+  }
+  pnn::drivers::Result<void> do_configure() override {
+    if (throw_configure) throw std::runtime_error("configure blew up");
+    return {};
+  }
+  pnn::drivers::Result<void> do_safe_state() override {
+    if (throw_safe_state) throw std::runtime_error("safe state blew up");
+    return {};
+  }
+  pnn::drivers::Result<void> do_cleanup() override {
+    ++cleanups;
+    return {};
+  }
+  pnn::drivers::Result<pnn::Matrix> do_forward(const pnn::MatrixRef& x,
+                                               const pnn::VectorRef&) override {
+    if (throw_forward) throw std::runtime_error("forward blew up");
+    return pnn::Matrix(x);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("physical system: a driver that throws is a device fault and never escapes") {
+  using pnn::drivers::Errc;
+  using pnn::drivers::Health;
+  using pnn::drivers::Lifecycle;
+  ThrowingDevice dev;
+  dev.throw_configure = true;
+  auto c = dev.configure();
+  REQUIRE_FALSE(c);
+  CHECK(c.error().code == Errc::kDeviceFault);
+  CHECK(c.error().message.find("configure blew up") != std::string::npos);
+  CHECK(dev.health() == Health::kFault);
+  CHECK(dev.state() == Lifecycle::kUnconfigured);
+  dev.throw_configure = false;
+  REQUIRE(dev.configure());
+  REQUIRE(dev.activate());
+  const pnn::Matrix x = pnn::Matrix::Constant(2, 1, 0.5);
+  const pnn::Vector theta(0);
+  REQUIRE(dev.forward(x, theta));
+  dev.throw_forward = true;
+  auto y = dev.forward(x, theta);
+  REQUIRE_FALSE(y);
+  CHECK(y.error().code == Errc::kDeviceFault);
+  CHECK(y.error().message.find("forward blew up") != std::string::npos);
+  CHECK(dev.health() == Health::kFault);
+  CHECK_FALSE(dev.forward(x, theta));  // FAULT: refused until recovered
+  // Recovery goes on when the safe state throws, and still cleans up before configuring.
+  dev.throw_forward = false;
+  dev.throw_safe_state = true;
+  const int cleanups = dev.cleanups;
+  REQUIRE(dev.recover());
+  CHECK(dev.cleanups == cleanups + 1);
+  CHECK(dev.state() == Lifecycle::kInactive);
+  CHECK(dev.health() == Health::kOk);
+  REQUIRE(dev.activate());
+  dev.shutdown();  // the safe state throws again: shutdown still cleans up and finalizes
+  CHECK(dev.cleanups == cleanups + 2);
+  CHECK(dev.state() == Lifecycle::kFinalized);
+}
