@@ -483,26 +483,22 @@ struct RunStore::Impl {
   void read_devices(RunRecord& run);
   void check_changed(std::string_view what, std::uint64_t run_id) const;
   // One forward_records row (inside the caller's transaction, if any); returns its record_id.
-  // Adds the row's bytes to `pending_bytes`.
   std::uint64_t insert_forward_row(const ForwardRecord& record);
-  // Inside the caller's transaction, after its inserts: while the records' bytes exceed the
-  // retention limit, deletes the oldest (never the newest) down to 90 % of it. Returns the
-  // records deleted; sets pending_bytes / pending_pruned for apply_forward_pending().
-  std::uint64_t prune_forwards();
-  // After the transaction committed: the counters follow it.
-  void apply_forward_pending();
+  // What prune_forwards deleted.
+  struct Pruned {
+    std::uint64_t records = 0, bytes = 0;
+    std::uint64_t oldest_left = 0;  // the oldest record still held (when records > 0)
+  };
+  // Inside the caller's transaction, after its inserts: while the records' bytes (`total`)
+  // exceed the retention limit, deletes the oldest, never `newest`, down to 90 % of it.
+  Pruned prune_forwards(std::uint64_t total, std::uint64_t newest);
   // The rows in one transaction with the retention check (one fsync); their record_ids.
+  // forward_stats follows once the transaction has committed.
   std::vector<std::uint64_t> write_forwards(std::span<const ForwardRecord> records);
-  void discard_forward_pending() {
-    pending_bytes = pending_freed = pending_records = pending_pruned = pending_oldest = 0;
-  }
 
   // Retention (forward_retention): the records' BLOB bytes and the limit (0 = none).
   std::atomic<std::uint64_t> forward_max_bytes{0};  // set without the mutex (pnnd's SIGHUP)
   ForwardStats forward_stats;
-  // What the open transaction changes; applied to forward_stats when it commits.
-  std::uint64_t pending_bytes = 0, pending_freed = 0, pending_records = 0, pending_pruned = 0;
-  std::uint64_t pending_oldest = 0;  // the oldest record left by prune_forwards
 
   FileLock lock;
   Db db;
@@ -663,44 +659,28 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
   }
 }
 
-std::uint64_t RunStore::Impl::prune_forwards() {
+RunStore::Impl::Pruned RunStore::Impl::prune_forwards(std::uint64_t total, std::uint64_t newest) {
   constexpr std::string_view kWhat = "deleting the oldest forward records (retention)";
   const std::uint64_t max_bytes = forward_max_bytes.load();
-  const std::uint64_t total = forward_stats.bytes + pending_bytes;
-  if (max_bytes == 0 || total <= max_bytes) return 0;
+  Pruned pruned;
+  if (max_bytes == 0 || total <= max_bytes) return pruned;
   const std::uint64_t target = max_bytes - max_bytes / 10;
-  const auto newest = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
-  std::uint64_t freed = 0, deleted = 0, upto = 0;
+  std::uint64_t upto = 0;
   {
     Query q(db, select_oldest_forwards, kWhat);
-    while (total - freed > target && q.step()) {
+    while (total - pruned.bytes > target && q.step()) {
       const auto id = static_cast<std::uint64_t>(q.int_at(0));
       if (id >= newest) break;  // the record just written stays, even if it alone is too big
-      freed += static_cast<std::uint64_t>(q.int_at(1));
+      pruned.bytes += static_cast<std::uint64_t>(q.int_at(1));
       upto = id;
-      ++deleted;
+      ++pruned.records;
     }
   }
-  if (deleted == 0) return 0;
+  if (pruned.records == 0) return pruned;
   Query(db, delete_forwards_upto, kWhat).bind_uint(1, upto).run();
   Query q(db, select_oldest_forward_id, kWhat);
-  pending_oldest = q.step() ? static_cast<std::uint64_t>(q.int_at(0)) : 0;
-  pending_freed = freed;
-  pending_pruned = deleted;
-  return deleted;
-}
-
-void RunStore::Impl::apply_forward_pending() {
-  ForwardStats& f = forward_stats;
-  f.bytes = f.bytes + pending_bytes - pending_freed;
-  f.records = f.records + pending_records - pending_pruned;
-  f.pruned += pending_pruned;
-  if (pending_records > 0) {
-    f.newest_record_id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
-    if (f.oldest_record_id == 0) f.oldest_record_id = f.newest_record_id - pending_records + 1;
-  }
-  if (pending_pruned > 0) f.oldest_record_id = pending_oldest;
-  discard_forward_pending();
+  pruned.oldest_left = q.step() ? static_cast<std::uint64_t>(q.int_at(0)) : 0;
+  return pruned;
 }
 
 std::vector<std::uint64_t> RunStore::Impl::abort_running_runs() {
@@ -895,9 +875,6 @@ std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
       .bind_int(12, record.y.cols())
       .bind_floats(13, y_buffer)
       .run();
-  pending_bytes += (x_buffer.size() + y_buffer.size()) * sizeof(float) +
-                   theta_buffer.size() * sizeof(double);
-  ++pending_records;
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
 }
 
@@ -916,17 +893,26 @@ std::vector<std::uint64_t> RunStore::Impl::write_forwards(std::span<const Forwar
   constexpr std::string_view kWhat = "recording forward calls";
   std::vector<std::uint64_t> ids;
   ids.reserve(records.size());
-  discard_forward_pending();
-  try {
+  std::uint64_t added = 0;  // BLOB bytes: float32 x and y, float64 θ
+  Pruned pruned;
+  {
     Transaction transaction(db, tx, kWhat);
-    for (const auto& record : records) ids.push_back(insert_forward_row(record));
-    (void)prune_forwards();
+    for (const auto& record : records) {
+      ids.push_back(insert_forward_row(record));
+      added += static_cast<std::uint64_t>(record.x.size() + record.y.size()) * sizeof(float) +
+               static_cast<std::uint64_t>(record.theta.size()) * sizeof(double);
+    }
+    pruned = prune_forwards(forward_stats.bytes + added, ids.back());
     transaction.commit(kWhat);
-  } catch (...) {
-    discard_forward_pending();  // rolled back: the counters stay as they were
-    throw;
   }
-  apply_forward_pending();
+  // Committed (a throw above rolled back and left the counters as they were).
+  ForwardStats& f = forward_stats;
+  f.bytes = f.bytes + added - pruned.bytes;
+  f.records = f.records + ids.size() - pruned.records;
+  f.pruned += pruned.records;
+  f.newest_record_id = ids.back();
+  if (f.oldest_record_id == 0) f.oldest_record_id = ids.front();
+  if (pruned.records > 0) f.oldest_record_id = pruned.oldest_left;
   return ids;
 }
 
