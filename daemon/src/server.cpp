@@ -321,7 +321,6 @@ struct Server::Impl {
     publish("log/" + level, e);
   }
 
-  // From any thread.
   // After a forward record was written (recorder thread or a device worker, never the event
   // loop: the store's mutex may be held by a long write). Says once per start that the
   // retention limit is deleting old records.
@@ -330,12 +329,14 @@ struct Server::Impl {
     const ForwardStats f = store->forward_stats();
     if (f.pruned == 0 || retention_noted.exchange(true)) return;
     log_async("warning", "forward records reached store.forward_records_max_bytes (" +
-                             std::to_string(f.max_bytes) + " bytes): the oldest are now deleted as new ones arrive (records " +
+                             std::to_string(f.max_bytes) +
+                             " bytes): the oldest are now deleted as new ones arrive (records " +
                              std::to_string(f.oldest_record_id) + ".." +
                              std::to_string(f.newest_record_id) +
                              " kept); raise the limit, or set it to 0 to keep every record");
   }
 
+  // From any thread.
   void log_async(std::string level, std::string text) {
     asio::post(io, [this, level = std::move(level), text = std::move(text)] { log(level, text); });
   }

@@ -25,9 +25,6 @@ R guarded(const std::string& serial, const char* what, F&& hook) {
   }
 }
 
-}  // namespace
-
-namespace {
 class DriverCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "pnn.drivers"; }
@@ -127,6 +124,17 @@ Result<void> PhysicalSystem::configure_locked() {
   return r;
 }
 
+void PhysicalSystem::release_locked() {
+  // Best effort, each step on its own (the device may be gone): a safe state that fails or
+  // throws still lets cleanup close the link.
+  if (state_ == Lifecycle::kActive) {
+    (void)guarded<Result<void>>(spec_.serial, "safe state", [&] { return do_safe_state(); });
+  }
+  if (state_ != Lifecycle::kUnconfigured) {
+    (void)guarded<Result<void>>(spec_.serial, "clean up", [&] { return do_cleanup(); });
+  }
+}
+
 Result<void> PhysicalSystem::recover() {
   // One critical section: no other call (a job's activate, a client's configure) can slip in
   // between the cleanup and the configure.
@@ -134,14 +142,7 @@ Result<void> PhysicalSystem::recover() {
   if (state_ == Lifecycle::kFinalized) {
     return make_error(Errc::kWrongState, "cannot recover " + spec_.serial + ": it is FINALIZED");
   }
-  // Best effort, each step on its own (the device may be gone): configure below decides whether
-  // it is back.
-  if (state_ == Lifecycle::kActive) {
-    (void)guarded<Result<void>>(spec_.serial, "safe state", [&] { return do_safe_state(); });
-  }
-  if (state_ != Lifecycle::kUnconfigured) {
-    (void)guarded<Result<void>>(spec_.serial, "clean up", [&] { return do_cleanup(); });
-  }
+  release_locked();  // configure below decides whether the device is back
   state_ = Lifecycle::kUnconfigured;
   return configure_locked();
 }
@@ -180,13 +181,7 @@ void PhysicalSystem::shutdown() noexcept {
   std::lock_guard lock(mutex_);
   if (state_ == Lifecycle::kFinalized) return;
   try {
-    // Each step on its own: a safe state that throws still lets cleanup close the link.
-    if (state_ == Lifecycle::kActive) {
-      (void)guarded<Result<void>>(spec_.serial, "safe state", [&] { return do_safe_state(); });
-    }
-    if (state_ != Lifecycle::kUnconfigured) {
-      (void)guarded<Result<void>>(spec_.serial, "clean up", [&] { return do_cleanup(); });
-    }
+    release_locked();
   } catch (...) {
     // shutdown never throws: the device is finalized whatever its driver reported.
   }

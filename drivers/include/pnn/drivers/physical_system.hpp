@@ -91,6 +91,9 @@ class PhysicalSystem {
                                  Result<void> (PhysicalSystem::*hook)());
   // configure's transition, mutex_ held: a success clears the health.
   Result<void> configure_locked();
+  // recover's and shutdown's first steps, mutex_ held: the safe state if ACTIVE, then cleanup
+  // unless UNCONFIGURED, each best effort. Leaves state_ to the caller.
+  void release_locked();
   Result<void> check_request(const MatrixRef& x, const VectorRef& theta) const;
 
   mutable std::mutex mutex_;
