@@ -36,6 +36,10 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
                                    const std::string& gap, int epochs, std::uint64_t seed,
                                    int image_side);
 
+/// The training options every PAT benchmark shares: PAT with Adam at `learning_rate`, batch 32,
+/// no per-epoch evaluation (the benchmark reports the final accuracies).
+training::TrainOptions pat_options(double learning_rate, int epochs, std::uint64_t seed);
+
 /// The hybrid network of the setup benchmarks on the 8×8 digits: affine 64→`hidden`,
 /// `activation`, the physical layer (device `layer` at `address`: hidden in, hidden out), affine
 /// →10. PAT with Adam at `learning_rate`, batch 32, the in-silico comparison from the same θ, no

@@ -71,15 +71,21 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
                {training::LayerSpec::Kind::kPad, "", 10},
                {training::LayerSpec::Kind::kPhysical, "osc-b"},
                {training::LayerSpec::Kind::kSlice, "", 10, n, 3.0}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = 3e-3;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
+  c.training = pat_options(3e-3, epochs, seed);
   c.compare_in_silico = true;
   c.digital_hidden = n;
   return c;
+}
+
+training::TrainOptions pat_options(double learning_rate, int epochs, std::uint64_t seed) {
+  training::TrainOptions t;
+  t.method = training::Method::kPat;
+  t.learning_rate = learning_rate;
+  t.batch_size = 32;
+  t.epochs = epochs;
+  t.seed = seed;
+  t.evaluate_each_epoch = false;
+  return t;
 }
 
 training::JobConfig hybrid_digits_job(const std::string& name, const std::string& layer,
@@ -97,12 +103,7 @@ training::JobConfig hybrid_digits_job(const std::string& name, const std::string
                {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, activation},
                {LayerSpec::Kind::kPhysical, layer},
                {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kPat;
-  c.training.learning_rate = learning_rate;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
+  c.training = pat_options(learning_rate, epochs, seed);
   c.calibrate = false;
   c.compare_in_silico = true;
   c.digital_hidden = hidden;

@@ -22,13 +22,8 @@ JobConfig stno_job(int epochs, std::uint64_t seed) {
   c.devices = {
       {"stno", "sim://stno-rnn?neurons=64&steps=8&inputs=8&seed=" + std::to_string(seed + 1)}};
   c.network = {{LayerSpec::Kind::kPhysical, "stno"}, {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kPat;
   // Adam steps of 0.1 µA: θ is in µA (b ≈ 20 µA), so the usual 1e-3 … 1e-2 barely moves it.
-  c.training.learning_rate = 0.1;
-  c.training.batch_size = 32;
-  c.training.epochs = epochs;
-  c.training.seed = seed;
-  c.training.evaluate_each_epoch = false;
+  c.training = pat_options(0.1, epochs, seed);
   c.calibrate = false;
   c.compare_in_silico = true;
   c.digital_hidden = 64;
