@@ -21,6 +21,7 @@
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace pnn::daemon {
@@ -160,21 +161,19 @@ using RowMajorMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eig
 static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
               "mixed-endian hosts are not supported");
 
-void to_little_endian_in_place(double* values, std::size_t n) {
+// float or double values to (and from) their little-endian byte order, in place.
+template <class T>
+void to_little_endian_in_place(T* values, std::size_t n) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 8);
   if constexpr (std::endian::native == std::endian::big) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
     for (std::size_t i = 0; i < n; ++i) {
-      values[i] = std::bit_cast<double>(__builtin_bswap64(std::bit_cast<std::uint64_t>(values[i])));
-    }
-  } else {
-    (void)values;
-    (void)n;
-  }
-}
-
-void to_little_endian_in_place(float* values, std::size_t n) {
-  if constexpr (std::endian::native == std::endian::big) {
-    for (std::size_t i = 0; i < n; ++i) {
-      values[i] = std::bit_cast<float>(__builtin_bswap32(std::bit_cast<std::uint32_t>(values[i])));
+      const auto bits = std::bit_cast<Bits>(values[i]);
+      if constexpr (sizeof(T) == 4) {
+        values[i] = std::bit_cast<T>(__builtin_bswap32(bits));
+      } else {
+        values[i] = std::bit_cast<T>(__builtin_bswap64(bits));
+      }
     }
   } else {
     (void)values;
