@@ -4,11 +4,19 @@
 # Exit status: 0 if every target ran clean; non-zero on a build failure, crash, leak, timeout or
 # sanitizer report (artifacts land in $PNN_FUZZ_DIR/artifacts).
 #
-#   fuzz/run.sh [SECONDS_TOTAL]
-#   PNN_FUZZ_DIR=/tmp/pnn-fuzz (build output and the corpora, kept between runs)
+#   fuzz/run.sh [SECONDS_TOTAL]      build, then fuzz each target from the checked-in seeds
+#   fuzz/run.sh --make-seeds         rewrite the generated seeds (fuzz/corpus/*/gen-*)
+#   PNN_FUZZ_DIR=/tmp/pnn-fuzz (build output and the working corpora, kept between runs)
+#
+# Each target starts from two corpus folders: the working one in $PNN_FUZZ_DIR (new inputs go
+# there) and the checked-in fuzz/corpus/<target>/ (valid messages and every input that once
+# found a bug, named after its issue). libFuzzer runs every seed first, so a regression fails
+# at once. On a crash the script prints the reproducer's path, its bytes and the replay command.
 #   Needs: apt-get install -y clang-14 libclang-rt-14-dev
 set -euo pipefail
 
+make_seeds=0
+if [[ ${1:-} == --make-seeds ]]; then make_seeds=1; shift; fi
 total=${1:-60}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -45,16 +53,29 @@ for t in "${targets[@]}"; do
   "$cxx" "${flags[@]}" -fsanitize=fuzzer,address,undefined "$here/${t}_fuzz.cpp" "${objs[@]}" \
     -o "$out/${t}_fuzz"
 done
+if (( make_seeds )); then
+  "$cxx" "${flags[@]}" -fsanitize=address,undefined "$here/make_seeds.cpp" "${objs[@]}" \
+    -o "$out/make_seeds"
+  "$out/make_seeds" "$here/corpus"
+  echo "run.sh: seeds written under $here/corpus"
+  exit 0
+fi
 
 status=0
 summary=()
 for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t"
-  echo "== $t: ${share}s"
+  seeds="$here/corpus/$t"
+  if ! compgen -G "$seeds/*" >/dev/null; then
+    echo "!! $t: no checked-in seeds in $seeds (regenerate: bash fuzz/run.sh --make-seeds)" >&2
+    status=1
+    continue
+  fi
+  echo "== $t: ${share}s, $(ls "$seeds" | wc -l) checked-in seeds"
   set +e
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$out/${t}_fuzz" -max_total_time="$share" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" "$out/corpus/$t" \
+    -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" "$out/corpus/$t" "$seeds" \
     >"$out/$t.log" 2>&1
   rc=$?
   set -e
@@ -64,8 +85,17 @@ for t in "${targets[@]}"; do
   if (( rc != 0 )); then
     status=1
     echo "!! $t failed (rc=$rc); log: $out/$t.log" >&2
-    grep -E 'ERROR|invariant failed|runtime error|Test unit written' "$out/$t.log" |
-      head -20 >&2 || true
+    grep -E 'ERROR|invariant failed|runtime error|SUMMARY' "$out/$t.log" | head -20 >&2 || true
+    repro=$(grep -o "Test unit written to [^ ]*" "$out/$t.log" | tail -1 | sed 's/.* to //')
+    if [[ -n $repro && -f $repro ]]; then
+      {
+        echo "!! reproducer: $repro ($(stat -c %s "$repro") bytes)"
+        echo "!!   hex: $(od -An -v -tx1 "$repro" | tr -d ' \n' | head -c 2000)"
+        echo "!!   replay: $out/${t}_fuzz $repro"
+        echo "!!   (the binary is rebuilt by: bash fuzz/run.sh 3; then replay as above)"
+        echo "!!   keep it as a regression: cp $repro $seeds/issueN-<what> and add a unit test"
+      } >&2
+    fi
   fi
 done
 printf '%s\n' "${summary[@]}"

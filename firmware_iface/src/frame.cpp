@@ -155,7 +155,9 @@ Result<FrameView> decode_frame(std::span<const std::uint8_t> data,
   if (data.size() < kFrameHeaderSize) return Errc::kTruncated;
   FrameHeader h;
   if (const Errc e = check_header(data.data(), max_payload_bytes, h); e != Errc{}) return e;
-  if (data.size() - kFrameOverhead < h.payload_size) return Errc::kTruncated;
+  // frame_size() adds (never subtracts), so a 20-23-byte buffer cannot underflow the check and
+  // let check_trailer read past the end.
+  if (data.size() < frame_size(h.payload_size)) return Errc::kTruncated;
   if (!check_trailer(data.data(), h.payload_size)) return Errc::kCrcMismatch;
   return FrameView{h, data.subspan(kFrameHeaderSize, h.payload_size)};
 }

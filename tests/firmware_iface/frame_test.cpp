@@ -332,3 +332,27 @@ TEST_CASE("frame: a frame that lost a byte does not take the following frame wit
   CHECK(got[1].header.seq == 3);
   CHECK(st.crc_mismatch == 1);
 }
+
+TEST_CASE("frame: decode_frame of a 20-23-byte buffer with a valid header is truncated (issue 10)") {
+  // The fuzzer's reproducer (fuzz/corpus/frame_decoder/issue10-short-frame): a valid header that
+  // declares a 242-byte payload, cut after 23 bytes. `size - overhead` used to underflow here,
+  // so the size check passed and the trailer check read past the end of the buffer (ASan).
+  const Bytes repro = {0xa5, 0x5a, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x2f, 0x9a, 0x98,
+                       0xf2, 0x00, 0x00, 0x00, 0x02, 0xc0, 0xf7, 0xe9, 0x29, 0x00, 0xa5};
+  REQUIRE(repro.size() == 23);
+  CHECK(decode_frame(repro).error() == Errc::kTruncated);
+
+  // Every cut between the header and header + trailer, for empty and non-empty payloads, each in
+  // a heap buffer of exactly that size, so ASan sees a read one byte past it.
+  for (const std::size_t payload_size : {std::size_t{0}, std::size_t{1}, std::size_t{3},
+                                         std::size_t{4}, std::size_t{200}}) {
+    const Bytes full = frame(MessageType::kAck, 9, Bytes(payload_size, 0x11));
+    for (std::size_t cut = kFrameHeaderSize; cut < full.size(); ++cut) {
+      CAPTURE(payload_size);
+      CAPTURE(cut);
+      const Bytes prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut));
+      CHECK(decode_frame(prefix).error() == Errc::kTruncated);
+    }
+    CHECK(decode_frame(full).has_value());
+  }
+}
