@@ -22,7 +22,7 @@ inline constexpr std::uint16_t kProtocolMajor = 1;
 /// Minor 1: DeviceInfo.forward_calls/twin_calibrated/calibration_id, ForwardReply.recorded,
 /// JobInfo progress fields, RunInfo.message. Minor 2: DeviceInfo.health_message. Minor 3:
 /// LifecycleRequest.RECOVER.
-inline constexpr std::uint32_t kProtocolMinor = 3;
+inline constexpr std::uint32_t kProtocolMinor = 4;
 inline constexpr std::size_t kProtocolFrameSize = 6;
 
 /// "PNND" + major (big-endian).
