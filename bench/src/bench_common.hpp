@@ -79,5 +79,7 @@ std::vector<nlohmann::json> forward_throughput(const BenchOptions& options);
 std::vector<nlohmann::json> daemon_job(const BenchOptions& options);
 /// daemon-rss: resident memory of an idle pnnd started with configs/lab.yaml.
 std::vector<nlohmann::json> daemon_rss(const BenchOptions& options);
+/// soak (soak_bench.cpp): the job through pnnd quiet, then under hostile clients: result, RSS.
+std::vector<nlohmann::json> soak(const BenchOptions& options);
 
 }  // namespace pnn::bench::detail

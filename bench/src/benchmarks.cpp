@@ -197,6 +197,7 @@ const std::vector<Entry>& entries() {
       {{"forward-throughput", "batch-256 Forward on 64 oscillators: samples/s through the daemon vs in-process"}, detail::forward_throughput},
       {{"daemon-job", "oscillator-digits job through pnnd (SubmitJob) vs in-process: accuracies and wall time"}, detail::daemon_job},
       {{"daemon-rss", "resident memory of an idle pnnd with configs/lab.yaml"}, detail::daemon_rss},
+      {{"soak", "training job through pnnd while hostile clients flood, hold connections, send oversized twin requests and disconnect mid-stream: result vs quiet run, peak RSS, slowdown"}, detail::soak},
   };
   return list;
 }

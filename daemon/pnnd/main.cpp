@@ -25,6 +25,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pnn::daemon::block_signals();  // first: a signal during start-up waits for the event loop
   pnn::digital_twin::tune_allocator_for_batches();
   std::string config_path = "configs/lab.yaml";
   bool check_only = false;

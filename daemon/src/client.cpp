@@ -73,12 +73,24 @@ struct Client::Impl {
   zmq::context_t context{1};
   std::unique_ptr<zmq::socket_t> socket;
   std::uint64_t next_id = 1;
+  // Without CURVE pnnd knows a client by its connection's routing id: a random one, kept across
+  // the lazy-pirate reconnects, so a retry after a reconnect is still this client's retry.
+  std::string routing_id = random_routing_id();
+
+  static std::string random_routing_id() {
+    std::random_device rd;
+    std::string id(16, '\0');
+    for (auto& c : id) c = static_cast<char>(rd() & 0xff);
+    id[0] = static_cast<char>(0x80 | (static_cast<unsigned char>(id[0]) & 0x7f));  // never 0x00
+    return id;
+  }
 
   void open() {
     socket.reset();
     try {
       socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
       socket->set(zmq::sockopt::linger, 0);
+      socket->set(zmq::sockopt::routing_id, zmq::buffer(routing_id));
       apply_curve(*socket, options.curve);
       socket->connect(options.endpoint);
     } catch (const zmq::error_t& e) {

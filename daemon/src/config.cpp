@@ -8,15 +8,24 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
 
+#include "instrument_key.hpp"
 #include "pnn/training/yaml_reader.hpp"
 
 namespace pnn::daemon {
 
-const char* to_string(Role role) { return role == Role::kOperator ? "operator" : "read-only"; }
+const char* to_string(Role role) {
+  switch (role) {
+    case Role::kReadOnly: return "read-only";
+    case Role::kOperator: return "operator";
+    case Role::kAdmin: return "admin";
+  }
+  return "?";
+}
 
 const char* to_string(ForwardRecording mode) {
   switch (mode) {
@@ -65,9 +74,7 @@ std::string endpoint_check(const std::string& endpoint) {
   return "'" + endpoint + "' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7700)";
 }
 
-}  // namespace
-
-DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
+DaemonConfig parse_checked(const std::string& yaml_text, const std::string& source_name) {
   const Reader r(source_name);
   YAML::Node root;
   try {
@@ -78,7 +85,7 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
   }
   if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
   r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "supervision",
-                         "devices", "security"});
+                         "twin", "forward", "devices", "security"});
   DaemonConfig c;
   c.source = source_name;
   if (r.get<int>(root, "", "version", 1, "a whole number") != 1) {
@@ -88,7 +95,9 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
 
   if (const auto rpc = root["rpc"]; rpc.IsDefined()) {
     r.only_keys(rpc, "rpc", {"bind", "max_message_bytes", "default_deadline_ms",
-                             "reply_cache_entries", "reply_cache_bytes"});
+                             "reply_cache_entries", "reply_cache_bytes", "max_connections",
+                             "max_connections_per_peer", "max_queued_reply_bytes_per_peer",
+                             "max_queued_reply_bytes"});
     c.rpc_bind = r.get<std::string>(rpc, "rpc", "bind", c.rpc_bind, "an endpoint");
     c.max_message_bytes = r.get_count(rpc, "rpc", "max_message_bytes", c.max_message_bytes, 1024,
                                       std::uint64_t{1} << 31);
@@ -98,6 +107,29 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
         r.get_count(rpc, "rpc", "reply_cache_entries", c.reply_cache_entries, 1, 1u << 24);
     c.reply_cache_bytes = r.get_count(rpc, "rpc", "reply_cache_bytes", c.reply_cache_bytes, 1024,
                                       std::uint64_t{1} << 40);
+    // A per-peer limit left out follows a smaller total, so that lowering the total alone is
+    // not an error about a key the file does not have.
+    c.max_connections = static_cast<std::uint32_t>(
+        r.get_count(rpc, "rpc", "max_connections", c.max_connections, 1, kMaxU32));
+    c.max_connections_per_peer = static_cast<std::uint32_t>(r.get_count(
+        rpc, "rpc", "max_connections_per_peer",
+        std::min(c.max_connections_per_peer, c.max_connections), 1, kMaxU32));
+    if (c.max_connections_per_peer > c.max_connections) {
+      r.fail(rpc["max_connections_per_peer"], "rpc.max_connections_per_peer",
+             "must not exceed rpc.max_connections (" + std::to_string(c.max_connections) + ")");
+    }
+    constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+    c.max_queued_reply_bytes = r.get_count(rpc, "rpc", "max_queued_reply_bytes",
+                                           c.max_queued_reply_bytes, kMiB, std::uint64_t{1} << 40);
+    c.max_queued_reply_bytes_per_peer = r.get_count(
+        rpc, "rpc", "max_queued_reply_bytes_per_peer",
+        std::min(c.max_queued_reply_bytes_per_peer, c.max_queued_reply_bytes), kMiB,
+        std::uint64_t{1} << 40);
+    if (c.max_queued_reply_bytes_per_peer > c.max_queued_reply_bytes) {
+      r.fail(rpc["max_queued_reply_bytes_per_peer"], "rpc.max_queued_reply_bytes_per_peer",
+             "must not exceed rpc.max_queued_reply_bytes (" +
+                 std::to_string(c.max_queued_reply_bytes) + ")");
+    }
   }
   if (const auto tel = root["telemetry"]; tel.IsDefined()) {
     r.only_keys(tel, "telemetry", {"bind", "heartbeat_ms"});
@@ -106,7 +138,7 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
         r.get_count(tel, "telemetry", "heartbeat_ms", c.heartbeat_ms, 10, 3600000));
   }
   if (const auto leases = root["leases"]; leases.IsDefined()) {
-    r.only_keys(leases, "leases", {"default_ttl_ms", "max_ttl_ms"});
+    r.only_keys(leases, "leases", {"default_ttl_ms", "max_ttl_ms", "min_ttl_ms"});
     c.lease_default_ttl_ms = static_cast<std::uint32_t>(
         r.get_count(leases, "leases", "default_ttl_ms", c.lease_default_ttl_ms, 10, kMaxU32));
     c.lease_max_ttl_ms = static_cast<std::uint32_t>(
@@ -114,6 +146,29 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
     if (c.lease_default_ttl_ms > c.lease_max_ttl_ms) {
       r.fail(leases, "leases", "default_ttl_ms must not exceed max_ttl_ms");
     }
+    // Left out, the minimum follows a shorter default TTL (as the per-peer rpc limits do).
+    c.lease_min_ttl_ms = static_cast<std::uint32_t>(
+        r.get_count(leases, "leases", "min_ttl_ms",
+                    std::min(c.lease_min_ttl_ms, c.lease_default_ttl_ms), 1, kMaxU32));
+    if (c.lease_min_ttl_ms > c.lease_max_ttl_ms) {
+      r.fail(leases["min_ttl_ms"], "leases.min_ttl_ms",
+             "must not exceed leases.max_ttl_ms (" + std::to_string(c.lease_max_ttl_ms) + ")");
+    }
+    if (c.lease_min_ttl_ms > c.lease_default_ttl_ms) {
+      r.fail(leases["min_ttl_ms"], "leases.min_ttl_ms",
+             "must not exceed leases.default_ttl_ms (" + std::to_string(c.lease_default_ttl_ms) +
+                 "), the TTL of an Acquire that asks for none");
+    }
+  }
+  if (const auto twin = root["twin"]; twin.IsDefined()) {
+    r.only_keys(twin, "twin", {"max_batch_rows"});
+    c.twin_max_batch_rows = static_cast<std::uint32_t>(
+        r.get_count(twin, "twin", "max_batch_rows", c.twin_max_batch_rows, 1, kMaxU32));
+  }
+  if (const auto fwd = root["forward"]; fwd.IsDefined()) {
+    r.only_keys(fwd, "forward", {"max_settle_ms"});
+    c.max_settle_ms = static_cast<std::uint32_t>(
+        r.get_count(fwd, "forward", "max_settle_ms", c.max_settle_ms, 0, 600000));
   }
   if (const auto store = root["store"]; store.IsDefined()) {
     r.only_keys(store, "store",
@@ -163,9 +218,10 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
       r.fail(devices, "devices", "expected a mapping NAME: ADDRESS or NAME: {address, autostart}");
     }
     std::set<std::string> names;
+    std::map<std::string, std::size_t> by_instrument;  // instrument_key -> index in c.devices
     for (const auto& kv : devices) {
       DeviceConfig d;
-      d.name = kv.first.as<std::string>();
+      d.name = r.key_text(kv.first, "devices");
       const std::string where = "devices." + d.name;
       d.line = kv.first.Mark().line + 1;
       if (d.name.empty() || d.name.find('/') != std::string::npos) {
@@ -173,7 +229,7 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
       }
       if (!names.insert(d.name).second) r.fail(kv.first, where, "duplicate device name");
       if (kv.second.IsScalar()) {
-        d.address = kv.second.as<std::string>();
+        d.address = kv.second.Scalar();
       } else if (kv.second.IsMap()) {
         r.only_keys(kv.second, where, {"address", "autostart", "reconnect"});
         d.address = r.get<std::string>(kv.second, where, "address", "", "a device address");
@@ -185,6 +241,17 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
       if (d.address.empty()) {
         r.fail(kv.second, where + ".address",
                "required, e.g. sim://mechanical-oscillators?seed=1&n=64");
+      }
+      const auto [it, fresh] = by_instrument.emplace(instrument_key(d.address), c.devices.size());
+      if (!fresh) {
+        const DeviceConfig& first = c.devices[it->second];
+        r.fail(kv.first, where,
+               "address '" + d.address + "' is the same instrument as device '" + first.name +
+                   "' (line " + std::to_string(first.line) + ", address '" + first.address +
+                   "'): one instrument may have only one device name, since each name has its "
+                   "own limits, lease and worker. Remove one of the two entries (job configs can "
+                   "name the remaining device), or point this one at another instrument (another "
+                   "seed= or serial= for a simulated one)");
       }
       c.devices.push_back(std::move(d));
     }
@@ -216,9 +283,11 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
           k.role = Role::kOperator;
         } else if (role == "read-only") {
           k.role = Role::kReadOnly;
+        } else if (role == "admin") {
+          k.role = Role::kAdmin;
         } else {
-          r.fail(entry["role"], where + ".role", "unknown role '" + role +
-                                                     "' (use read-only or operator)");
+          r.fail(entry["role"], where + ".role",
+                 "unknown role '" + role + "' (use read-only, operator or admin)");
         }
         k.name = r.get<std::string>(entry, where, "name", "", "a string");
         c.security.clients.push_back(std::move(k));
@@ -251,6 +320,18 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
            "must differ from rpc.bind (use another port, e.g. 7701 beside 7700)");
   }
   return c;
+}
+
+}  // namespace
+
+DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
+  try {
+    return parse_checked(yaml_text, source_name);
+  } catch (const YAML::Exception& e) {
+    // The net under the reader's checks (as for job configs): still a config error with a line.
+    const std::string line = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
+    throw ConfigError(source_name + line + ": " + e.msg);
+  }
 }
 
 DaemonConfig load_daemon_config(const std::string& path) {

@@ -29,7 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // "PNNR" in the header's application_id field tells a run store apart from any other SQLite file
 // (file(1) prints it as well).
 constexpr int kApplicationId = 0x504E4E52;
@@ -42,8 +42,9 @@ constexpr const char* kAbortedMessage =
     "aborted: the run was still RUNNING when the run store was opened again (the previous daemon "
     "ended without finishing it); resumable from its last checkpoint";
 
-// Version 2, without forward_records (forward_records_sql, which the migration from version 1
-// also uses). The numeric run states are RunState's values (those of proto/pnn.proto).
+// Version 3, without forward_records (forward_records_sql, which the migration from version 1
+// also uses). The numeric run states are RunState's values (those of proto/pnn.proto). `owner`
+// is the last column of runs, where the migration from version 2 (ALTER TABLE ADD COLUMN) puts it.
 constexpr const char* kSchemaSql = R"sql(
 CREATE TABLE runs (
   run_id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,7 +56,8 @@ CREATE TABLE runs (
   epochs_done     INTEGER NOT NULL DEFAULT 0,
   checkpoint_path TEXT    NOT NULL DEFAULT '',
   summary_json    TEXT    NOT NULL DEFAULT '',
-  message         TEXT    NOT NULL DEFAULT ''
+  message         TEXT    NOT NULL DEFAULT '',
+  owner           TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX runs_by_state ON runs (state);
 
@@ -80,6 +82,8 @@ CREATE TABLE metrics (
   seconds
 );
 CREATE INDEX metrics_by_run ON metrics (run_id, metric_id);
+-- One metric per (run, phase, epoch): add_metric replaces (INSERT OR REPLACE).
+CREATE UNIQUE INDEX metrics_by_key ON metrics (run_id, phase, epoch);
 
 CREATE TABLE calibrations (
   calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -91,6 +95,15 @@ CREATE TABLE calibrations (
   created_ns     INTEGER NOT NULL
 );
 CREATE INDEX calibrations_by_device ON calibrations (device_serial, calibration_id);
+)sql";
+
+// Named counters that must survive restarts ('job_id': the last job id handed out). New in
+// version 3; the schema of a new file and the migration from version 2 both create it.
+constexpr const char* kCountersSql = R"sql(
+CREATE TABLE counters (
+  name  TEXT    PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql";
 
 // The forward_records table of version 2, named `table`. x and y are little-endian IEEE-754
@@ -141,9 +154,22 @@ std::string migration_1_to_2_sql() {
          "ALTER TABLE forward_records_v2 RENAME TO forward_records;\n";
 }
 
+// Version 2 -> 3: metrics become one row per (run_id, phase, epoch): of each key the last
+// written row (highest metric_id) is kept and the others are deleted, then the UNIQUE index makes
+// add_metric's INSERT OR REPLACE idempotent; runs gain `owner` ('' for the old rows); the counters
+// table (the persistent job id) is created empty. Pure SQL, run inside the caller's transaction.
+std::string migration_2_to_3_sql() {
+  return std::string(R"sql(
+DELETE FROM metrics WHERE metric_id NOT IN
+  (SELECT max(metric_id) FROM metrics GROUP BY run_id, phase, epoch);
+CREATE UNIQUE INDEX metrics_by_key ON metrics (run_id, phase, epoch);
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+)sql") + kCountersSql;
+}
+
 constexpr const char* kRunColumns =
     "run_id, name, config_yaml, state, started_ns, finished_ns, epochs_done, checkpoint_path, "
-    "summary_json, message";
+    "summary_json, message, owner";
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -227,8 +253,18 @@ struct Db {
           "; the file is not an SQLite database or is corrupt: move it aside (keep it for "
           "forensics) or configure another run store path";
     }
+    // SQLite maps ENOSPC to SQLITE_FULL where it knows the call (write, truncate); an I/O error
+    // it could not classify still carries the errno of the failing system call.
+    const bool disk_full =
+        primary == SQLITE_FULL ||
+        (primary == SQLITE_IOERR && handle && sqlite3_system_errno(handle.get()) == ENOSPC);
+    if (disk_full) {
+      message +=
+          "; the disk holding the run store is full: nothing of this write was kept; free space "
+          "(or lower store.forward_records_max_bytes) and retry";
+    }
     if (sql != nullptr) message += std::string(" [statement: ") + sql + "]";
-    throw StoreError(message);
+    throw StoreError(message, disk_full);
   }
 
   // Runs one or more statements that return no rows the caller needs.
@@ -380,8 +416,9 @@ class FileLock {
     if (fd_ < 0) {
       const int err = errno;
       throw StoreError("run store " + db_path + ": cannot open the lock file " + path + ": " +
-                       errno_text(err) +
-                       (err == ENOENT ? " (the parent directory must exist)" : ""));
+                           errno_text(err) +
+                           (err == ENOENT ? " (the parent directory must exist)" : ""),
+                       err == ENOSPC);
     }
     int rc = 0;
     while ((rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
@@ -508,6 +545,7 @@ struct RunStore::Impl {
 
   TxStmts tx;
   Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
+  Stmt next_job_id;
   Stmt select_run, select_runs, select_devices, select_metrics;
   Stmt insert_forward, select_forward, insert_calibration, select_latest_calibration;
   Stmt select_oldest_forwards, delete_forwards_upto, select_oldest_forward_id;
@@ -574,6 +612,7 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
     Transaction schema_tx(db, tx, "creating the schema");
     db.exec(kSchemaSql, "creating the schema");
     db.exec(forward_records_sql("forward_records").c_str(), "creating the schema");
+    db.exec(kCountersSql, "creating the schema");
     db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(),
             "setting application_id");
     db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
@@ -582,36 +621,49 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
   }
   // Older versions are migrated one step per transaction: a crash in a step leaves the file at
   // the version before it, and the next open runs the step again.
-  if (version == 1) {
-    constexpr const char* kWhat = "migrating the schema from version 1 to 2";
+  const auto migrate = [&](std::int64_t from, const std::string& sql) {
+    const std::string what = "migrating the schema from version " + std::to_string(from) +
+                             " to " + std::to_string(from + 1);
     try {
-      Transaction migration_tx(db, tx, kWhat);
-      db.exec(migration_1_to_2_sql().c_str(), kWhat);
-      db.exec("PRAGMA user_version = 2", kWhat);
-      migration_tx.commit(kWhat);
+      Transaction migration_tx(db, tx, what);
+      db.exec(sql.c_str(), what);
+      db.exec(("PRAGMA user_version = " + std::to_string(from + 1)).c_str(), what);
+      migration_tx.commit(what);
     } catch (const StoreError& e) {
       throw StoreError(std::string(e.what()) +
-                       "; the migration was rolled back and the file is left at version 1: check "
-                       "it with sqlite3 (PRAGMA integrity_check), or move it aside and configure "
-                       "another run store path");
+                           "; the migration was rolled back and the file is left at version " +
+                           std::to_string(from) +
+                           ": check it with sqlite3 (PRAGMA integrity_check), or move it aside "
+                           "and configure another run store path",
+                       e.disk_full());
     }
-  }
+  };
+  if (version == 1) migrate(1, migration_1_to_2_sql());
+  if (version == 1 || version == 2) migrate(2, migration_2_to_3_sql());
 
-  insert_run =
-      Stmt(db, "INSERT INTO runs (name, config_yaml, state, started_ns) VALUES (?1, ?2, 2, ?3)");
+  insert_run = Stmt(db,
+                    "INSERT INTO runs (name, config_yaml, state, started_ns, owner) VALUES (?1, "
+                    "?2, 2, ?3, ?4)");
   insert_run_device =
       Stmt(db, "INSERT INTO run_devices (run_id, position, device_serial) VALUES (?1, ?2, ?3)");
   reopen_run = Stmt(db,
                     "UPDATE runs SET state = 2, finished_ns = 0, summary_json = '', message = '' "
                     "WHERE run_id = ?1");
+  // OR REPLACE: on the UNIQUE (run_id, phase, epoch) the old row is deleted and the new one
+  // inserted with a new metric_id, in one statement (one transaction).
   insert_metric = Stmt(db,
-                       "INSERT INTO metrics (run_id, phase, epoch, train_loss, train_accuracy, "
-                       "test_accuracy, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                       "INSERT OR REPLACE INTO metrics (run_id, phase, epoch, train_loss, "
+                       "train_accuracy, test_accuracy, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                       "?7)");
   set_checkpoint =
       Stmt(db, "UPDATE runs SET checkpoint_path = ?2, epochs_done = ?3 WHERE run_id = ?1");
   finish_run = Stmt(db,
                     "UPDATE runs SET state = ?2, finished_ns = ?3, summary_json = ?4, message = ?5 "
                     "WHERE run_id = ?1");
+  // One statement, so one transaction: the increment and the value read back commit together.
+  next_job_id = Stmt(db,
+                     "INSERT INTO counters (name, value) VALUES ('job_id', 1) ON CONFLICT (name) "
+                     "DO UPDATE SET value = value + 1 RETURNING value");
   select_run = Stmt(db, std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?1");
   select_runs =
       Stmt(db, std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY run_id DESC LIMIT ?1");
@@ -711,6 +763,7 @@ RunRecord RunStore::Impl::read_run(const Query& q) {
   run.checkpoint_path = q.text_at(7);
   run.summary_json = q.text_at(8);
   run.message = q.text_at(9);
+  run.owner = q.text_at(10);
   return run;
 }
 
@@ -736,7 +789,8 @@ RunStore::RunStore(const std::string& path) {
 RunStore::~RunStore() { delete impl_; }
 
 std::uint64_t RunStore::create_run(const std::string& name, const std::string& config_yaml,
-                                   const std::vector<std::string>& device_serials) {
+                                   const std::vector<std::string>& device_serials,
+                                   const std::string& owner) {
   constexpr const char* kWhat = "creating a run";
   std::lock_guard lock(impl_->mutex);
   Transaction transaction(impl_->db, impl_->tx, kWhat);
@@ -744,6 +798,7 @@ std::uint64_t RunStore::create_run(const std::string& name, const std::string& c
       .bind_text(1, name)
       .bind_text(2, config_yaml)
       .bind_int(3, now_ns())
+      .bind_text(4, owner)
       .run();
   const auto run_id = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
   for (std::size_t i = 0; i < device_serials.size(); ++i) {
@@ -853,6 +908,20 @@ std::vector<MetricRecord> RunStore::metrics(std::uint64_t run_id) const {
     out.push_back(std::move(m));
   }
   return out;
+}
+
+std::uint64_t RunStore::allocate_job_id() {
+  constexpr std::string_view kWhat = "allocating a job id";
+  std::lock_guard lock(impl_->mutex);
+  std::uint64_t id = 0;
+  {
+    Query q(impl_->db, impl_->next_job_id, kWhat);
+    if (!q.step()) impl_->db.fail(kWhat, SQLITE_ERROR, sqlite3_sql(impl_->next_job_id.get()));
+    id = static_cast<std::uint64_t>(q.int_at(0));
+    // RETURNING: the statement commits when it has run to completion, not at its first row.
+    if (q.step()) impl_->db.fail(kWhat, SQLITE_MISUSE, sqlite3_sql(impl_->next_job_id.get()));
+  }
+  return id;
 }
 
 std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
@@ -973,6 +1042,13 @@ ForwardStats RunStore::forward_stats() const {
   ForwardStats f = impl_->forward_stats;
   f.max_bytes = impl_->forward_max_bytes.load();
   return f;
+}
+
+void RunStore::set_max_page_count_for_testing(std::uint64_t pages) {
+  std::lock_guard lock(impl_->mutex);
+  // PRAGMA takes no bound parameters; the value is a number, so the text is safe.
+  impl_->db.exec(("PRAGMA max_page_count = " + std::to_string(pages)).c_str(),
+                 "setting max_page_count (tests)");
 }
 
 bool RunStore::integrity_ok() const {

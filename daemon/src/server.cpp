@@ -6,15 +6,25 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cmath>
+#include <limits>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
+
+#include <csignal>
+#include <pthread.h>
+#include <sys/statvfs.h>
+
+#include <google/protobuf/stubs/logging.h>
 
 #include "pnn/daemon/job_summary.hpp"
 #include "pnn/daemon/client.hpp"
@@ -25,7 +35,11 @@
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/job.hpp"
 #include "recorder.hpp"
+#include "connection_guard.hpp"
+#include "fair_queue.hpp"
+#include "outbox.hpp"
 #include "reply_cache.hpp"
+#include "wire_text.hpp"
 #include "worker.hpp"
 #include "zmq_reader.hpp"
 
@@ -97,6 +111,19 @@ v1::Health to_proto(Health h) {
 
 v1::JobState to_proto(RunState s) { return static_cast<v1::JobState>(static_cast<int>(s)); }
 
+// The float32 values nearest to a limit on its inside, so that a float32 client that clamps to
+// them is never refused for rounding (the double limits stay exact beside them).
+float f32_at_least(double v) {
+  auto f = static_cast<float>(v);
+  if (static_cast<double>(f) < v) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+float f32_at_most(double v) {
+  auto f = static_cast<float>(v);
+  if (static_cast<double>(f) > v) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
 void fill_spec(const drivers::DeviceSpec& s, v1::DeviceSpec* out) {
   out->set_kind(s.kind);
   out->set_model(s.model);
@@ -108,6 +135,8 @@ void fill_spec(const drivers::DeviceSpec& s, v1::DeviceSpec* out) {
   out->set_output_unit(s.output_unit);
   out->set_input_min(s.input_min);
   out->set_input_max(s.input_max);
+  out->set_input_min_f32(f32_at_least(s.input_min));
+  out->set_input_max_f32(f32_at_most(s.input_max));
   for (const auto& p : s.params) {
     auto* b = out->add_params();
     b->set_name(p.name);
@@ -115,6 +144,8 @@ void fill_spec(const drivers::DeviceSpec& s, v1::DeviceSpec* out) {
     b->set_unit(p.unit);
     b->set_hard_min(p.hard_min);
     b->set_hard_max(p.hard_max);
+    b->set_hard_min_f32(f32_at_least(p.hard_min));
+    b->set_hard_max_f32(f32_at_most(p.hard_max));
     b->set_description(p.description);
   }
   out->set_output_noise_std(s.output_noise_std);
@@ -144,8 +175,12 @@ void fill_metric(const MetricRecord& m, v1::EpochMetrics* out) {
   out->set_seconds(m.seconds);
 }
 
+// Where an error that is not a device's or a job's was raised.
+constexpr const char* kIntake = "pnnd request intake";
+constexpr const char* kDaemon = "pnnd";
+
 void set_status(v1::Reply& reply, v1::StatusCode code, const std::string& message,
-                const std::string& origin = "") {
+                const std::string& origin = kDaemon) {
   auto* s = reply.mutable_status();
   s->set_code(code);
   s->set_message(message);
@@ -202,12 +237,18 @@ const char* rpc_name(v1::Request::BodyCase body) {
 struct Call {
   std::string routing_id;
   Role role = Role::kOperator;
+  // Who is calling, as far as pnnd can tell: the CURVE public key when CURVE is on, else the
+  // connection (its routing id). Leases, cached replies and jobs belong to an identity, never
+  // to a client_id alone (client_ids are public: ListDevices shows lease holders).
+  std::string identity;
   std::uint64_t request_id = 0;
   std::string client_id;
+  std::uint32_t deadline_ms = 0;
   Clock::time_point deadline;
-  // Set for writes other than Forward (which keeps its own cache): the reply is recorded under
-  // this key, so a retry with the same (client_id, request_id) gets it instead of a second run.
+  // Set for writes with a request id: the reply is recorded under this key, so a retry of the
+  // same request gets it instead of a second run.
   std::string idempotency_key;
+  std::uint64_t digest = 0;
 };
 
 }  // namespace
@@ -230,9 +271,11 @@ struct DeviceSlot {
   std::uint64_t calibration_id = 0;
 
   // Lease: a client (holder + token, with TTL) or a job (job_id). Never both.
-  std::string holder;
+  std::string holder;           // the holder's client_id (shown to everyone)
+  std::string holder_identity;  // who acquired it (never shown)
   std::string token;
-  std::string expired_token;  // the last token that expired, to tell LEASE_EXPIRED apart
+  std::string expired_token;   // the last token that expired, to tell LEASE_EXPIRED apart
+  std::string released_token;  // the last token its holder released (LEASE_RELEASED)
   std::uint32_t ttl_ms = 0;
   Clock::time_point expires;
   std::uint64_t job_id = 0;
@@ -244,11 +287,27 @@ struct DeviceSlot {
   bool recovering = false;
   int recovery_attempts = 0;
   std::string health_message;
+  bool duplicate = false;  // same instrument (serial) as another name: finalized, never served
 };
+
+// What a device thread reads off a device for the io thread's view.
+struct DeviceStatus {
+  Lifecycle state;
+  Health health;
+  std::string message;
+  std::optional<drivers::DeviceSpec> spec;
+};
+
+DeviceStatus read_status(const DeviceSlot& s, bool with_spec) {
+  DeviceStatus st{s.device->state(), s.device->health(), s.device->health_message(), {}};
+  if (with_spec) st.spec = s.device->spec();
+  return st;
+}
 
 struct JobSlot {
   std::uint64_t id = 0;
   std::uint64_t run_id = 0;
+  std::string owner;  // the submitting identity
   training::JobConfig config;
   std::string main_phase;
   std::optional<std::string> resume_checkpoint;
@@ -280,7 +339,10 @@ struct Server::Impl {
   zmq::socket_t router{zmq_context, zmq::socket_type::router};
   zmq::socket_t pub{zmq_context, zmq::socket_type::pub};
   std::unique_ptr<zmq::socket_t> zap;
-  std::unique_ptr<detail::ZmqReader> router_reader, zap_reader;
+  // Socket monitors of router and pub (accepted / closed connections), for the guard.
+  std::unique_ptr<zmq::socket_t> router_monitor, pub_monitor;
+  std::unique_ptr<detail::ZmqReader> router_reader, zap_reader, router_monitor_reader,
+      pub_monitor_reader;
   std::string rpc_endpoint, telemetry_endpoint;
   std::string protocol_frame = encode_protocol_frame();
   std::map<std::string, Role> allowlist;  // Z85 public key → role
@@ -289,10 +351,42 @@ struct Server::Impl {
   std::unique_ptr<detail::ForwardRecorder> recorder;
   std::map<std::string, std::unique_ptr<DeviceSlot>> devices;
   detail::ReplyCache reply_cache;
-  std::map<std::string, std::vector<std::string>> in_flight;  // forward key → waiting routing ids
+  struct InFlight {
+    std::uint64_t digest;
+    std::vector<std::string> waiting;  // routing ids of the caller and of its retries
+  };
+  std::map<std::string, InFlight> in_flight;  // idempotency key → the call in progress
   std::map<std::uint64_t, std::unique_ptr<JobSlot>> jobs;
-  std::uint64_t next_job_id = 1;
   std::uint64_t seq = 0;
+
+  // Replies bounded per peer; connections bounded per peer and in all (docs/daemon.md).
+  detail::Outbox outbox{router, encode_protocol_frame(),
+                        [this](const std::string& routing, std::size_t bytes, const char* why) {
+                          note_dropped_reply(routing, bytes, why);
+                        }};
+  asio::steady_timer outbox_timer{io};
+  bool outbox_timer_armed = false;
+  detail::ConnectionGuard connections{
+      [this](const std::string& level, const std::string& text) { log(level, text); }};
+  std::uint64_t descriptor_limit = 0;
+
+  // Compute requests (twin, run store reads), fair across identities, at most kComputeThreads
+  // at a time on the pool.
+  static constexpr int kComputeThreads = 2;
+  detail::FairQueue<std::function<void()>> compute_queue;
+  int compute_running = 0;
+
+  // Sync forward records: set when a commit failed for lack of space; Forwards are then refused
+  // before the device runs until the store's file system has room again.
+  std::atomic<bool> store_full{false};
+  // Runs whose final state could not be written (disk full): retried until it is.
+  struct PendingFinish {
+    std::uint64_t run_id;
+    RunState state;
+    std::string summary, message;
+  };
+  std::vector<PendingFinish> pending_finishes;
+  asio::steady_timer finish_retry_timer{io};
 
   enum class Phase { kServing, kStoppingJobs, kSafeState, kStopped } phase = Phase::kServing;
   std::size_t devices_pending_safe = 0;
@@ -301,7 +395,10 @@ struct Server::Impl {
   Impl(DaemonConfig c, ServerOptions o)
       : config(std::move(c)),
         options(std::move(o)),
-        reply_cache(config.reply_cache_entries, config.reply_cache_bytes) {}
+        reply_cache(config.reply_cache_entries, config.reply_cache_bytes) {
+    outbox.set_limits(config.max_queued_reply_bytes_per_peer, config.max_queued_reply_bytes);
+    connections.set_limits(config.max_connections, config.max_connections_per_peer);
+  }
   ~Impl() { cleanup(); }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -342,6 +439,7 @@ struct Server::Impl {
   }
 
   void publish(const std::string& topic, v1::Event& event) {
+    detail::make_strings_valid_utf8(event);
     event.set_instance_id(instance_id);
     event.set_seq(++seq);
     event.set_wall_ns(wall_ns());
@@ -429,15 +527,36 @@ struct Server::Impl {
     if (health == Health::kFault) schedule_recovery(s);
   }
 
+  void update_device(DeviceSlot& s, const DeviceStatus& st) {
+    update_device(s, st.state, st.health, st.spec ? &*st.spec : nullptr, &st.message);
+    if (st.spec) refuse_duplicate_instrument(s);
+  }
+
   // From a thread that may touch the device: post its current status to the io thread.
   void post_device_status(DeviceSlot& s) {
-    const Lifecycle state = s.device->state();
-    const Health health = s.device->health();
-    std::string message = s.device->health_message();
-    drivers::DeviceSpec spec = s.device->spec();
-    asio::post(io, [this, &s, state, health, spec = std::move(spec), message = std::move(message)] {
-      update_device(s, state, health, &spec, &message);
-    });
+    asio::post(io, [this, &s, st = read_status(s, true)] { update_device(s, st); });
+  }
+
+  // Two names for one instrument would let one name bypass the other's limits and leases: once
+  // a device has identified itself with the serial of another, it is finalized (never served).
+  void refuse_duplicate_instrument(DeviceSlot& s) {
+    if (s.duplicate || s.spec.serial.empty()) return;
+    for (auto& [name, other] : devices) {
+      if (other.get() == &s || other->duplicate || other->spec.serial != s.spec.serial) continue;
+      if (other->state == Lifecycle::kUnconfigured) continue;  // serial not read from it yet
+      s.duplicate = true;
+      s.config.reconnect = false;
+      const std::string why = "same instrument as device " + name + " (serial " + s.spec.serial +
+                              "): two names for one instrument are refused; remove one of them "
+                              "from the config";
+      s.health_message = why;
+      log("error", "device " + s.config.name + ": " + why + "; it is finalized");
+      s.worker->post([this, &s] {
+        s.device->shutdown();
+        post_device_status(s);
+      });
+      return;
+    }
   }
 
   // ---- supervision -----------------------------------------------------------------------
@@ -469,16 +588,11 @@ struct Server::Impl {
         const std::string before = s.device->health_message();
         auto r = s.device->recover();
         const std::string error = r ? "" : r.error().message;
-        const Lifecycle state = s.device->state();
-        const Health health = s.device->health();
-        std::string message = s.device->health_message();
-        drivers::DeviceSpec spec = s.device->spec();
-        asio::post(io, [this, &s, error, before, state, health, spec = std::move(spec),
-                        message = std::move(message)] {
+        asio::post(io, [this, &s, error, before, st = read_status(s, true)] {
           s.recovering = false;
           if (error.empty()) {
             log("info", "device " + s.config.name + " recovered after '" + before +
-                            "': reconnected and re-identified as " + spec.serial +
+                            "': reconnected and re-identified as " + st.spec->serial +
                             "; it is INACTIVE: activate it to drive outputs again");
             s.recovery_attempts = 0;
           } else {
@@ -488,7 +602,7 @@ struct Server::Impl {
                                  std::to_string(s.recovery_attempts) + " failed: " + error);
             }
           }
-          update_device(s, state, health, &spec, &message);
+          update_device(s, st);
         });
       });
     });
@@ -554,14 +668,20 @@ struct Server::Impl {
   // ---- leases ----------------------------------------------------------------------------
 
   std::optional<Failure> check_lease(const DeviceSlot& s, const std::string& token,
-                                     const std::string& client_id = "") const {
+                                     const Call* call = nullptr) const {
     if (s.job_id != 0) {
       return Failure{v1::LEASE_HELD, "device " + s.config.name + " is in use by job " +
                                          std::to_string(s.job_id) + " (cancel it or wait)"};
     }
+    if (!token.empty() && token == s.released_token && token != s.token) {
+      return Failure{v1::LEASE_RELEASED,
+                     "the lease on " + s.config.name + " with this token was released by its "
+                     "holder (the device was left in its state, not driven safe); acquire it again"};
+    }
     if (!s.holder.empty()) {
       if (!token.empty() && token == s.token) return std::nullopt;
-      if (token.empty() && !client_id.empty() && client_id == s.holder) {
+      if (token.empty() && call && call->client_id == s.holder &&
+          call->identity == s.holder_identity) {
         return Failure{v1::LEASE_REQUIRED, "you hold the lease on " + s.config.name +
                                                " but sent no lease token: send the token "
                                                "Acquire returned with this request"};
@@ -601,6 +721,7 @@ struct Server::Impl {
     ++s.lease_generation;
     s.lease_timer->cancel();
     s.holder.clear();
+    s.holder_identity.clear();
     s.token.clear();
   }
 
@@ -611,6 +732,7 @@ struct Server::Impl {
     publish_device(s);
     // Queued behind any call already accepted under the lease, so that call completes first.
     s.worker->post([this, &s, holder] {
+      if (s.job_id != 0) return;  // a job took the device since: it is the job's now
       std::string what = "device was not ACTIVE";
       if (s.device->state() == Lifecycle::kActive) {
         auto r = s.device->deactivate();
@@ -625,21 +747,50 @@ struct Server::Impl {
 
   // ---- replies ---------------------------------------------------------------------------
 
-  void send_body(const std::string& routing_id, const std::string& body) {
+  // Never blocks: a reply to a peer whose pipe is full waits in the bounded outbox.
+  void send_body(const std::string& routing_id, std::string body) {
     if (phase == Phase::kStopped) return;
-    // ROUTER never blocks: an unroutable reply (client gone) is dropped.
-    (void)router.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    (void)router.send(zmq::buffer(protocol_frame), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    (void)router.send(zmq::buffer(body), zmq::send_flags::dontwait);
+    outbox.send(routing_id, std::move(body));
+    if (outbox.has_queued()) arm_outbox_flush();
     if (router_reader) router_reader->after_send();
   }
 
-  void send_reply(const Call& call, v1::Reply& reply) {
+  void arm_outbox_flush() {
+    if (outbox_timer_armed) return;
+    outbox_timer_armed = true;
+    outbox_timer.expires_after(std::chrono::milliseconds(1));
+    outbox_timer.async_wait([this](const boost::system::error_code& ec) {
+      outbox_timer_armed = false;
+      if (ec || phase == Phase::kStopped) return;
+      outbox.flush();
+      if (router_reader) router_reader->after_send();
+      if (outbox.has_queued()) arm_outbox_flush();
+    });
+  }
+
+  std::map<std::string, std::uint64_t> drops_by_peer;  // io thread; for rate-limited logs
+  void note_dropped_reply(const std::string& routing, std::size_t bytes, const char* why) {
+    const std::uint64_t n = ++drops_by_peer[routing];
+    if (drops_by_peer.size() > 4096) drops_by_peer.clear();
+    if ((n & (n - 1)) == 0) {
+      log("warning", "dropped a reply of " + std::to_string(bytes) + " bytes to client connection " +
+                         detail::to_valid_utf8(hex(routing)) + ": " + why + " (" +
+                         std::to_string(n) + " dropped for it)");
+    }
+  }
+
+  // `record`: keep the reply for retries of this request (a Forward that never reached the
+  // hardware is not recorded: its retry may run).
+  void send_reply(const Call& call, v1::Reply& reply, bool record = true) {
     reply.set_request_id(call.request_id);
     if (!reply.has_status()) reply.mutable_status()->set_code(v1::OK);
+    if (reply.status().code() != v1::OK && reply.status().origin().empty()) {
+      reply.mutable_status()->set_origin(kDaemon);
+    }
+    detail::make_strings_valid_utf8(reply);
     std::string body = reply.SerializeAsString();
     if (call.idempotency_key.empty()) {
-      send_body(call.routing_id, body);
+      send_body(call.routing_id, std::move(body));
       return;
     }
     // Everyone waiting on this key (the caller and any retries that arrived meanwhile).
@@ -647,14 +798,14 @@ struct Server::Impl {
     if (it == in_flight.end()) {
       send_body(call.routing_id, body);
     } else {
-      for (const auto& routing : it->second) send_body(routing, body);
+      for (const auto& routing : it->second.waiting) send_body(routing, body);
       in_flight.erase(it);
     }
-    reply_cache.put(call.idempotency_key, std::move(body));
+    if (record) reply_cache.put(call.idempotency_key, call.digest, std::move(body));
   }
 
   void send_error(const Call& call, v1::StatusCode code, const std::string& message,
-                  const std::string& origin = "") {
+                  const std::string& origin = kDaemon) {
     v1::Reply reply;
     set_status(reply, code, message, origin);
     send_reply(call, reply);
@@ -662,13 +813,27 @@ struct Server::Impl {
 
   // ---- request intake --------------------------------------------------------------------
 
-  Role role_of(zmq::message_t& frame) const {
-    if (!config.security.curve_enabled()) return Role::kOperator;
+  // Role and identity from the connection. With CURVE, ZAP set User-Id to "ROLE KEY" (the
+  // client's Z85 public key); without it every client is an admin and its identity is its
+  // connection (routing id; the shipped clients pick a random one, kept across reconnects).
+  void identify(Call& call, zmq::message_t& frame) const {
+    if (!config.security.curve_enabled()) {
+      call.role = Role::kOperator;  // and may control every job: may_control()
+      call.identity = "conn:" + hex(call.routing_id);
+      return;
+    }
+    call.role = Role::kReadOnly;
+    call.identity = "conn:" + hex(call.routing_id);  // unreachable with a working ZAP
     try {
       const char* user = frame.gets("User-Id");
-      return user && std::string(user) == "operator" ? Role::kOperator : Role::kReadOnly;
+      if (!user) return;
+      const std::string_view u(user);
+      const auto space = u.find(' ');
+      const std::string_view role = u.substr(0, space);
+      if (role == "operator") call.role = Role::kOperator;
+      if (role == "admin") call.role = Role::kAdmin;
+      if (space != std::string_view::npos) call.identity = "key:" + std::string(u.substr(space + 1));
     } catch (const zmq::error_t&) {
-      return Role::kReadOnly;
     }
   }
 
@@ -676,44 +841,58 @@ struct Server::Impl {
     Call call;
     call.routing_id = frames[0].to_string();
     if (frames.size() < 2) return;
-    call.role = role_of(frames[1]);
+    identify(call, frames[1]);
     std::size_t total = 0;
     for (std::size_t i = 1; i < frames.size(); ++i) total += frames[i].size();
     if (total > config.max_message_bytes) {
       send_error(call, v1::TOO_LARGE,
                  "request of " + std::to_string(total) + " bytes exceeds the limit of " +
                      std::to_string(config.max_message_bytes) +
-                     " bytes (rpc.max_message_bytes); split the batch");
+                     " bytes (rpc.max_message_bytes); split the batch",
+                 kIntake);
       return;
     }
     if (frames.size() != 3) {
       send_error(call, v1::MALFORMED,
                  "expected 2 frames [protocol \"PNND\"+u16 major][Request], got " +
-                     std::to_string(frames.size() - 1));
+                     std::to_string(frames.size() - 1),
+                 kIntake);
       return;
     }
     const auto major = decode_protocol_frame(frames[1].to_string_view());
     if (!major) {
       send_error(call, v1::MALFORMED,
-                 "the first frame is not a protocol frame (\"PNND\" + u16 major, 6 bytes)");
+                 "the first frame is not a protocol frame (\"PNND\" + u16 major, 6 bytes)",
+                 kIntake);
       return;
     }
     if (*major != kProtocolMajor) {
       send_error(call, v1::UNSUPPORTED_PROTOCOL,
                  "protocol major " + std::to_string(*major) + " is not served; this daemon "
-                 "speaks major " + std::to_string(kProtocolMajor) + " (upgrade the client)");
+                 "speaks major " + std::to_string(kProtocolMajor) + " (upgrade the client)",
+                 kIntake);
       return;
     }
     v1::Request request;
-    if (!request.ParseFromArray(frames[2].data(), static_cast<int>(frames[2].size()))) {
-      send_error(call, v1::MALFORMED, "the request frame is not a valid pnn.v1.Request");
+    const std::string_view bytes = frames[2].to_string_view();
+    const auto digest = detail::request_digest(bytes);
+    if (!digest || !request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      send_error(call, v1::MALFORMED,
+                 "the request frame is not a valid pnn.v1.Request (every string field must be "
+                 "UTF-8; send bytes fields for binary data)",
+                 kIntake);
       return;
     }
     call.request_id = request.request_id();
+    call.digest = *digest;
+    if (auto problem = detail::client_id_problem(request.client_id())) {
+      send_error(call, v1::INVALID_ARGUMENT, *problem, kIntake);
+      return;
+    }
     call.client_id = request.client_id();
-    const std::uint32_t deadline_ms =
+    call.deadline_ms =
         request.deadline_ms() != 0 ? request.deadline_ms() : config.default_deadline_ms;
-    call.deadline = Clock::now() + std::chrono::milliseconds(deadline_ms);
+    call.deadline = Clock::now() + std::chrono::milliseconds(call.deadline_ms);
     try {
       dispatch(call, request);
     } catch (const std::exception& e) {
@@ -728,27 +907,39 @@ struct Server::Impl {
       send_error(call, v1::MALFORMED, "the request has no body (set one RPC field)");
       return;
     }
-    if (is_write(body) && call.role != Role::kOperator) {
+    if (is_write(body) && call.role == Role::kReadOnly) {
       send_error(call, v1::PERMISSION_DENIED,
                  std::string(rpc_name(body)) + " needs the operator role; this client's key is "
-                 "read-only (ask the lab admin to list it as operator in security.clients)");
+                 "read-only (ask the lab admin to list it as operator in security.clients)",
+                 kIntake);
       return;
     }
-    if (is_write(body) && body != v1::Request::kForward && !call.client_id.empty() &&
-        call.request_id != 0) {
-      // A retried write (lost reply, lazy pirate) gets the recorded answer, never a second run:
-      // two jobs for one SubmitJob, two calibrations, a lifecycle step applied twice.
+    if (is_write(body) && !call.client_id.empty() && call.request_id != 0) {
+      // The one idempotency gate of every write: a retried write (lost reply, lazy pirate) gets
+      // the recorded answer, never a second run (a batch measured twice, two jobs for one
+      // SubmitJob, a lifecycle step applied twice). The key is the caller's identity, client_id
+      // and request id; the request body must be the same, or the id was reused by mistake.
+      // Request id 0 is never cached: each such call runs.
       const std::string key =
-          detail::ReplyCache::key(call.client_id, call.request_id, static_cast<int>(body));
-      if (const std::string* cached = reply_cache.find(key)) {
-        send_body(call.routing_id, *cached);
+          detail::ReplyCache::key(call.identity, call.client_id, call.request_id);
+      auto reused = [&] {
+        send_error(call, v1::INVALID_ARGUMENT,
+                   "request_id " + std::to_string(call.request_id) + " of client '" +
+                       call.client_id + "' was already used for a different request; use a new "
+                       "request id for every new call (retries resend the same request)",
+                   kIntake);
+      };
+      if (const auto* cached = reply_cache.find(key)) {
+        if (cached->digest != call.digest) return reused();
+        send_body(call.routing_id, cached->body);
         return;
       }
       if (auto it = in_flight.find(key); it != in_flight.end()) {
-        it->second.push_back(call.routing_id);
+        if (it->second.digest != call.digest) return reused();
+        it->second.waiting.push_back(call.routing_id);
         return;
       }
-      in_flight[key] = {call.routing_id};
+      in_flight[key] = {call.digest, {call.routing_id}};
       Call keyed = call;
       keyed.idempotency_key = key;
       try {
@@ -792,26 +983,72 @@ struct Server::Impl {
     }
   }
 
-  // Runs `fn` on the compute pool (off the event loop) and sends the reply it fills.
+  // Runs `fn` on the compute pool (off the event loop) and sends the reply it fills. Fair
+  // across identities (FairQueue), at most kComputeThreads at a time.
   template <class Fn>
-  void on_compute(const Call& call, Fn fn) {
-    asio::post(compute, [this, call, fn = std::move(fn)]() mutable {
+  void on_compute(const Call& call, Fn fn, std::string origin = kDaemon) {
+    compute_queue.push(call.identity, [this, call, origin = std::move(origin),
+                                       fn = std::move(fn)]() mutable {
       v1::Reply reply;
       if (Clock::now() > call.deadline) {
-        set_status(reply, v1::DEADLINE_EXCEEDED, "the request waited past its deadline");
+        set_status(reply, v1::DEADLINE_EXCEEDED,
+                   "the request waited past its deadline (" + std::to_string(call.deadline_ms) +
+                       " ms) for a compute thread; it was not run",
+                   origin);
       } else {
         try {
           fn(reply);
         } catch (const std::invalid_argument& e) {
-          set_status(reply, v1::SHAPE_MISMATCH, e.what());
+          set_status(reply, v1::SHAPE_MISMATCH, e.what(), origin);
         } catch (const std::exception& e) {
-          set_status(reply, v1::INTERNAL, e.what());
+          set_status(reply, v1::INTERNAL, e.what(), origin);
         }
       }
-      reply.set_request_id(call.request_id);
-      if (!reply.has_status()) reply.mutable_status()->set_code(v1::OK);
-      asio::post(io, [this, routing = call.routing_id, body = reply.SerializeAsString()] {
-        send_body(routing, body);
+      if (reply.status().code() != v1::OK && reply.status().origin().empty()) {
+        reply.mutable_status()->set_origin(origin);
+      }
+      asio::post(io, [this, call, reply = std::move(reply)]() mutable {
+        --compute_running;
+        send_reply(call, reply);
+        pump_compute();
+      });
+    });
+    pump_compute();
+  }
+
+  void pump_compute() {
+    while (compute_running < kComputeThreads) {
+      auto task = compute_queue.pop();
+      if (!task) return;
+      ++compute_running;
+      asio::post(compute, std::move(*task));
+    }
+  }
+
+  // Runs `work` on the device's worker, behind the calls already queued for it; `work` returns
+  // what to do on the io thread with its result. If the call's deadline passes while it waits,
+  // it is answered DEADLINE_EXCEEDED at that moment and never runs. The one way RPC handlers
+  // reach a device.
+  template <class Work>
+  void run_on_device(DeviceSlot& s, const Call& call, Work work) {
+    enum : int { kQueued, kStarted, kExpired };
+    auto state = std::make_shared<std::atomic<int>>(kQueued);
+    auto timer = std::make_shared<asio::steady_timer>(io, call.deadline);
+    timer->async_wait([this, state, call, &s](const boost::system::error_code& ec) {
+      int expected = kQueued;
+      if (ec || !state->compare_exchange_strong(expected, kExpired)) return;
+      send_error(call, v1::DEADLINE_EXCEEDED,
+                 "device " + s.config.name + " was busy with earlier calls past this request's "
+                 "deadline (" + std::to_string(call.deadline_ms) + " ms); it was not run",
+                 origin(s));
+    });
+    s.worker->post([this, state, timer = std::move(timer), work = std::move(work)]() mutable {
+      int expected = kQueued;
+      if (!state->compare_exchange_strong(expected, kStarted)) return;
+      auto then = work();
+      asio::post(io, [timer = std::move(timer), then = std::move(then)]() mutable {
+        timer->cancel();
+        then();
       });
     });
   }
@@ -854,7 +1091,7 @@ struct Server::Impl {
 
   void unknown_device(const Call& call, const std::string& name) {
     send_error(call, v1::UNKNOWN_DEVICE,
-               "no device '" + name + "' (devices: " + device_names() + ")");
+               "no device '" + name + "' (devices: " + device_names() + ")", kDaemon);
   }
 
   // Device, lease and deadline checks shared by the device writes. Null if an error was sent.
@@ -865,7 +1102,7 @@ struct Server::Impl {
       unknown_device(call, name);
       return nullptr;
     }
-    if (auto f = check_lease(*s, token, call.client_id)) {
+    if (auto f = check_lease(*s, token, &call)) {
       send_error(call, f->code, f->message, origin(*s));
       return nullptr;
     }
@@ -881,15 +1118,13 @@ struct Server::Impl {
     if (transition != T::CONFIGURE && transition != T::ACTIVATE && transition != T::DEACTIVATE &&
         transition != T::CLEANUP && transition != T::RECOVER) {
       send_error(call, v1::INVALID_ARGUMENT,
-                 "transition must be CONFIGURE, ACTIVATE, DEACTIVATE, CLEANUP or RECOVER");
+                 "transition must be CONFIGURE, ACTIVATE, DEACTIVATE, CLEANUP or RECOVER",
+                 origin(*s));
       return;
     }
-    s->worker->post([this, s, call, transition] {
+    run_on_device(*s, call, [this, s, call, transition] {
       std::optional<Failure> failure;
-      if (Clock::now() > call.deadline) {
-        failure = Failure{v1::DEADLINE_EXCEEDED, "the device was busy past the deadline; "
-                                                 "the transition was not attempted"};
-      } else {
+      {
         drivers::Result<void> r;
         switch (transition) {
           case T::CONFIGURE: r = s->device->configure(); break;
@@ -900,13 +1135,8 @@ struct Server::Impl {
         }
         if (!r) failure = Failure{status_code(r.error().code), r.error().message};
       }
-      const Lifecycle state = s->device->state();
-      const Health health = s->device->health();
-      drivers::DeviceSpec spec = s->device->spec();
-      std::string message = s->device->health_message();
-      asio::post(io, [this, s, call, failure, state, health, spec = std::move(spec),
-                      message = std::move(message)] {
-        update_device(*s, state, health, &spec, &message);
+      return [this, s, call, failure, st = read_status(*s, true)] {
+        update_device(*s, st);
         v1::Reply reply;
         if (failure) {
           set_status(reply, failure->code, failure->message, origin(*s));
@@ -914,7 +1144,7 @@ struct Server::Impl {
           fill_device(*s, reply.mutable_lifecycle()->mutable_device());
         }
         send_reply(call, reply);
-      });
+      };
     });
   }
 
@@ -922,19 +1152,31 @@ struct Server::Impl {
     DeviceSlot* s = find_device(r.device());
     if (!s) return unknown_device(call, r.device());
     if (call.client_id.empty()) {
-      send_error(call, v1::INVALID_ARGUMENT, "Acquire needs a client_id (the lease holder)");
+      send_error(call, v1::INVALID_ARGUMENT, "Acquire needs a client_id (the lease holder)",
+                 origin(*s));
       return;
     }
-    if (s->job_id != 0 || (!s->holder.empty() && s->holder != call.client_id)) {
+    if (r.ttl_ms() != 0 && r.ttl_ms() < config.lease_min_ttl_ms) {
+      send_error(call, v1::INVALID_ARGUMENT,
+                 "ttl_ms " + std::to_string(r.ttl_ms()) + " is below the minimum of " +
+                     std::to_string(config.lease_min_ttl_ms) +
+                     " ms (leases.min_ttl_ms); ask for a longer lease and renew it",
+                 origin(*s));
+      return;
+    }
+    // Held by a job, or by another identity (naming the holder's client_id is not enough).
+    if (s->job_id != 0 || (!s->holder.empty() && (s->holder != call.client_id ||
+                                                  s->holder_identity != call.identity))) {
       auto f = check_lease(*s, "");
       send_error(call, f->code, f->message, origin(*s));
       return;
     }
     const std::uint32_t ttl = std::min(r.ttl_ms() == 0 ? config.lease_default_ttl_ms : r.ttl_ms(),
                                        config.lease_max_ttl_ms);
-    // The same client acquiring again keeps its token (e.g. after a lost reply).
+    // The same client on the same identity acquiring again keeps its token.
     if (s->holder.empty()) s->token = random_bytes(16);
     s->holder = call.client_id;
+    s->holder_identity = call.identity;
     s->ttl_ms = ttl;
     arm_lease(*s);
     publish_device(*s);
@@ -958,6 +1200,7 @@ struct Server::Impl {
     if (!s) return;
     // Releasing leaves the lifecycle as it is: only an expired lease (a vanished client) forces
     // the safe state.
+    s->released_token = s->token;
     clear_lease(*s);
     publish_device(*s);
     v1::Reply reply;
@@ -968,63 +1211,63 @@ struct Server::Impl {
   void forward(const Call& call, v1::Request& request) {
     if (call.client_id.empty()) {
       send_error(call, v1::INVALID_ARGUMENT,
-                 "Forward needs a client_id: (client_id, request_id) is the idempotency key");
-      return;
-    }
-    const std::string key = detail::ReplyCache::key(call.client_id, call.request_id,
-                                                    static_cast<int>(v1::Request::kForward));
-    // A retry: the recorded reply, or a wait for the run already in progress. Never a re-run.
-    if (const std::string* cached = reply_cache.find(key)) {
-      send_body(call.routing_id, *cached);
-      return;
-    }
-    if (auto it = in_flight.find(key); it != in_flight.end()) {
-      it->second.push_back(call.routing_id);
+                 "Forward needs a client_id: (client_id, request_id) is the idempotency key",
+                 kIntake);
       return;
     }
     DeviceSlot* s = writable_device(call, request.forward().device(), request.lease_token());
     if (!s) return;
-    in_flight[key] = {call.routing_id};
+    if (request.forward().settle_ms() > config.max_settle_ms) {
+      send_error(call, v1::INVALID_ARGUMENT,
+                 "settle_ms " + std::to_string(request.forward().settle_ms()) +
+                     " exceeds the maximum of " + std::to_string(config.max_settle_ms) +
+                     " ms (forward.max_settle_ms); nothing was sent",
+                 origin(*s));
+      return;
+    }
+    if (config.forward_recording == ForwardRecording::kSync && store_full && !store_has_room()) {
+      send_error(call, v1::STORE_FULL,
+                 "the run store's disk is full, so this Forward could not be recorded "
+                 "(store.forward_records: sync); the device was not run. Free space on the "
+                 "store's file system (" + config.store_path + ") or lower "
+                 "store.forward_records_max_bytes",
+                 origin(*s));
+      return;
+    }
     auto job = std::make_shared<v1::ForwardRequest>(std::move(*request.mutable_forward()));
-    s->worker->post([this, s, call, key, job] {
+    run_on_device(*s, call, [this, s, call, job] {
       v1::Reply reply;
-      reply.set_request_id(call.request_id);
       bool ran = false;
       try {
         ran = run_forward(*s, call, *job, reply);
       } catch (const std::exception& e) {
         set_status(reply, v1::INTERNAL, e.what(), origin(*s));
       }
-      if (!reply.has_status()) reply.mutable_status()->set_code(v1::OK);
-      std::string body = reply.SerializeAsString();
-      const Lifecycle state = s->device->state();
-      const Health health = s->device->health();
-      std::string message = s->device->health_message();
-      asio::post(io, [this, s, key, ran, state, health, body = std::move(body),
-                      message = std::move(message)]() mutable {
-        auto it = in_flight.find(key);
-        if (it != in_flight.end()) {
-          for (const auto& routing : it->second) send_body(routing, body);
-          in_flight.erase(it);
-        }
-        if (ran) {
-          ++s->forward_calls;
-          reply_cache.put(key, std::move(body));  // after sending: the cache takes the body
-        }
-        update_device(*s, state, health, nullptr, &message);
-      });
+      return [this, s, call, ran, reply = std::move(reply), st = read_status(*s, false)]() mutable {
+        if (ran) ++s->forward_calls;
+        send_reply(call, reply, /*record=*/ran);
+        update_device(*s, st);
+      };
     });
+  }
+
+  // Whether the store's file system has room again after a commit failed for lack of it.
+  bool store_has_room() {
+    struct statvfs fs_info{};
+    const fs::path dir = fs::path(config.store_path).has_parent_path()
+                             ? fs::path(config.store_path).parent_path()
+                             : fs::path(".");
+    if (::statvfs(dir.c_str(), &fs_info) != 0) return false;
+    const auto free_bytes = static_cast<std::uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+    if (free_bytes < (std::uint64_t{4} << 20)) return false;
+    store_full = false;
+    return true;
   }
 
   // On the device's worker. Returns whether the hardware was driven.
   bool run_forward(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f,
                    v1::Reply& reply) {
     const std::string where = origin(s);
-    if (Clock::now() > call.deadline) {
-      set_status(reply, v1::DEADLINE_EXCEEDED,
-                 "the device was busy past the request's deadline; nothing was sent", where);
-      return false;
-    }
     auto x = from_tensor(f.x(), "forward x");
     if (!x) {
       set_status(reply, v1::SHAPE_MISMATCH, x.error().message, where);
@@ -1055,8 +1298,8 @@ struct Server::Impl {
         return false;
       }
     }
-    if (f.settle_ms() > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(f.settle_ms(), 10000u)));
+    if (f.settle_ms() > 0) {  // at most forward.max_settle_ms, checked on arrival
+      std::this_thread::sleep_for(std::chrono::milliseconds(f.settle_ms()));
     }
     const std::int64_t t_start = wall_ns();
     auto y = s.device->forward(x.value(), theta);
@@ -1075,11 +1318,22 @@ struct Server::Impl {
       ForwardRecord record{0,      call.client_id,           call.request_id, s.device->spec().serial,
                            t_start, t_end, std::move(x).value(), theta,          std::move(y).value()};
       if (config.forward_recording == ForwardRecording::kSync) {
+        // Sync means acknowledged only once durable: a record that cannot be committed fails
+        // the call (the device ran; its output is not returned as a success).
         try {
           out->set_record_id(store->record_forward(record));
           out->set_recorded(true);
           note_forward_retention();
-        } catch (const std::exception& e) {
+        } catch (const StoreError& e) {
+          if (e.disk_full()) store_full = true;
+          reply.clear_forward();
+          set_status(reply, v1::RECORD_FAILED,
+                     std::string("the device ran, but its forward record could not be "
+                                 "committed (store.forward_records: sync), so the call is not "
+                                 "acknowledged: ") +
+                         e.what() +
+                         (e.disk_full() ? "; free space on the store's file system" : ""),
+                     where);
           log_async("error", "forward record not written: " + std::string(e.what()));
         }
       } else {
@@ -1094,9 +1348,19 @@ struct Server::Impl {
     const std::string name = is_vjp ? request.twin_vjp().device() : request.twin_forward().device();
     DeviceSlot* s = find_device(name);
     if (!s) return unknown_device(call, name);
+    const v1::Tensor& xt0 = is_vjp ? request.twin_vjp().x() : request.twin_forward().x();
+    const std::uint32_t rows = xt0.shape_size() > 0 ? xt0.shape(0) : 0;
+    if (rows > config.twin_max_batch_rows) {
+      send_error(call, v1::BATCH_TOO_LARGE,
+                 std::to_string(rows) + " rows exceed the twin's batch limit of " +
+                     std::to_string(config.twin_max_batch_rows) +
+                     " (twin.max_batch_rows); split the batch",
+                 "twin of " + origin(*s));
+      return;
+    }
     auto model = s->twin;
     auto req = std::make_shared<v1::Request>(std::move(request));
-    on_compute(call, [model, req, is_vjp](v1::Reply& reply) {
+    on_compute(call, [model, req, is_vjp, spec = s->spec](v1::Reply& reply) {
       const v1::Tensor& xt = is_vjp ? req->twin_vjp().x() : req->twin_forward().x();
       const v1::Vec& tv = is_vjp ? req->twin_vjp().theta() : req->twin_forward().theta();
       auto x = from_tensor(xt, "twin x");
@@ -1104,6 +1368,11 @@ struct Server::Impl {
       const Vector theta = from_vec(tv);
       if (!x.value().allFinite() || !theta.allFinite()) {
         return set_status(reply, v1::NON_FINITE, "x or θ contains NaN or Inf");
+      }
+      // The twin's domain is the device's: θ within the hard limits, x within the input range
+      // (outside it a twin may answer NaN, e.g. a power law of a negative input).
+      if (auto problem = twin_domain_problem(spec, x.value(), theta)) {
+        return set_status(reply, v1::INVALID_ARGUMENT, *problem);
       }
       if (!is_vjp) {
         to_tensor(model->forward(x.value(), theta), reply.mutable_twin_forward()->mutable_y());
@@ -1117,7 +1386,37 @@ struct Server::Impl {
       const auto cot = model->vjp(x.value(), theta, y_bar.value());
       to_tensor(cot.x_bar, reply.mutable_twin_vjp()->mutable_x_bar());
       to_vec(cot.theta_bar, reply.mutable_twin_vjp()->mutable_theta_bar());
-    });
+    }, "twin of " + origin(*s));
+  }
+
+  // Why (x, θ) is outside the twin's domain, or nothing. Shapes are the twin's to check.
+  static std::optional<std::string> twin_domain_problem(const drivers::DeviceSpec& spec,
+                                                        const Matrix& x, const Vector& theta) {
+    if (theta.size() == static_cast<Index>(spec.num_params())) {
+      const Vector lo = spec.param_min(), hi = spec.param_max();
+      for (Index i = 0; i < theta.size(); ++i) {
+        if (theta[i] < lo[i] || theta[i] > hi[i]) {
+          return "θ[" + std::to_string(i) + "] (" + spec.param_name(i) + ") = " +
+                 format_number(theta[i]) + " is outside the hard limits [" + format_number(lo[i]) +
+                 ", " + format_number(hi[i]) + "], the twin's domain; clamp θ to the limits";
+        }
+      }
+    }
+    if (x.size() > 0 && (x.minCoeff() < spec.input_min || x.maxCoeff() > spec.input_max)) {
+      const bool low = x.minCoeff() < spec.input_min;
+      return std::string("x has ") + (low ? "a value " + format_number(x.minCoeff()) + " below"
+                                          : "a value " + format_number(x.maxCoeff()) + " above") +
+             " the device's input range [" + format_number(spec.input_min) + ", " +
+             format_number(spec.input_max) + "], the twin's domain";
+    }
+    return std::nullopt;
+  }
+
+  // Shortest text that reads back as the same double (so -1.0000001 is not printed as -1).
+  static std::string format_number(double v) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
   }
 
   void calibrate(const Call& call, const v1::Request& request) {
@@ -1133,22 +1432,19 @@ struct Server::Impl {
     }
     auto req = std::make_shared<v1::CalibrateRequest>(r);
     auto start_model = s->twin;
-    s->worker->post([this, s, call, req, start_model] {
+    run_on_device(*s, call, [this, s, call, req, start_model] {
       v1::Reply reply;
       digital_twin::ModelPtr fitted;
       std::uint64_t forward_calls = 0;
       try {
-        fitted = run_calibration(*s, call, *req, *start_model, reply, forward_calls);
+        fitted = run_calibration(*s, *req, *start_model, reply, forward_calls);
       } catch (const std::invalid_argument& e) {
         set_status(reply, v1::INVALID_ARGUMENT, e.what(), origin(*s));
       } catch (const std::exception& e) {
         set_status(reply, v1::INTERNAL, e.what(), origin(*s));
       }
-      const Lifecycle state = s->device->state();
-      const Health health = s->device->health();
-      std::string message = s->device->health_message();
-      asio::post(io, [this, s, call, reply, fitted, forward_calls, state, health,
-                      message = std::move(message)]() mutable {
+      return [this, s, call, reply, fitted, forward_calls,
+              st = read_status(*s, false)]() mutable {
         s->forward_calls += forward_calls;
         if (fitted) {
           s->twin = fitted;
@@ -1157,22 +1453,18 @@ struct Server::Impl {
                           std::to_string(reply.calibrate().mse_before()) + " -> " +
                           std::to_string(reply.calibrate().mse_after()));
         }
-        update_device(*s, state, health, nullptr, &message);
+        update_device(*s, st);
         send_reply(call, reply);
-      });
+      };
     });
   }
 
   // On the device's worker: measure at θ and two perturbed θ, fit φ, store the calibration.
-  digital_twin::ModelPtr run_calibration(DeviceSlot& s, const Call& call,
+  digital_twin::ModelPtr run_calibration(DeviceSlot& s,
                                          const v1::CalibrateRequest& r,
                                          const digital_twin::DifferentiableModel& model,
                                          v1::Reply& reply, std::uint64_t& forward_calls) {
     const std::string where = origin(s);
-    if (Clock::now() > call.deadline) {
-      set_status(reply, v1::DEADLINE_EXCEEDED, "the device was busy past the deadline", where);
-      return nullptr;
-    }
     const drivers::DeviceSpec& spec = s.device->spec();
     std::mt19937_64 rng(0xCA11B4A7Eull);
     Matrix probe;
@@ -1235,6 +1527,13 @@ struct Server::Impl {
         send_error(call, v1::UNKNOWN_RUN, "no run " + std::to_string(r.resume_run_id()));
         return;
       }
+      if (!may_control(call, resumed->owner)) {
+        send_error(call, v1::PERMISSION_DENIED,
+                   "run " + std::to_string(resumed->run_id) + " belongs to another client; "
+                   "only its owner or an admin (security.clients role: admin) may resume it",
+                   "run " + std::to_string(resumed->run_id));
+        return;
+      }
       for (const auto& [id, j] : jobs) {
         if (!j->finished && j->run_id == resumed->run_id) {
           send_error(call, v1::INVALID_ARGUMENT, "run " + std::to_string(resumed->run_id) +
@@ -1254,10 +1553,14 @@ struct Server::Impl {
     try {
       job_config = training::parse_job_config(yaml, source);
     } catch (const training::ConfigError& e) {
-      send_error(call, v1::INVALID_ARGUMENT, e.what());
+      send_error(call, v1::INVALID_ARGUMENT, e.what(), source);
+      return;
+    } catch (const std::exception& e) {  // e.g. a YAML conversion the reader did not name
+      send_error(call, v1::INVALID_ARGUMENT, source + ": " + e.what(), source);
       return;
     }
     auto job = std::make_unique<JobSlot>();
+    job->owner = call.identity;
     std::set<DeviceSlot*> unique;
     for (const auto& entry : job_config.devices) {
       DeviceSlot* s = find_device(entry.address);
@@ -1291,9 +1594,9 @@ struct Server::Impl {
         job->resume_checkpoint = resumed->checkpoint_path;
       }
     } else {
-      run_id = store->create_run(job_config.name, yaml, serials);
+      run_id = store->create_run(job_config.name, yaml, serials, call.identity);
     }
-    job->id = next_job_id++;
+    job->id = store->allocate_job_id();  // unique across restarts of this store
     job->run_id = run_id;
     job_config.output_dir = (fs::path(config.runs_dir) / ("run-" + std::to_string(run_id))).string();
     job->main_phase = training::to_string(job_config.training.method);
@@ -1302,6 +1605,7 @@ struct Server::Impl {
     job->info.set_run_id(run_id);
     job->info.set_name(job->config.name);
     job->info.set_state(v1::RUNNING);
+    job->info.set_phase(job->main_phase);  // every event names its phase, the first one too
     job->info.set_epochs_total(static_cast<std::uint32_t>(job->config.training.epochs));
     if (resumed) {
       job->info.set_epochs_done(static_cast<std::uint32_t>(job->resume_checkpoint ? resumed->epochs_done : 0));
@@ -1354,15 +1658,16 @@ struct Server::Impl {
         log_async("info", "job " + std::to_string(job.id) + ": " + m);
       };
       auto last_progress = Clock::now() - std::chrono::seconds(1);
-      cb.on_batch = [&, post_info](const std::string& phase, int epoch, int, Index b, Index nb,
+      // `batch` is 1-based (1..num_batches), as the trainer reports it.
+      cb.on_batch = [&, post_info](const std::string& phase, int epoch, int, Index batch, Index nb,
                                    double loss) {
         const auto now = Clock::now();
-        if (now - last_progress < std::chrono::milliseconds(200) && b + 1 < nb) return;
+        if (now - last_progress < std::chrono::milliseconds(200) && batch < nb) return;
         last_progress = now;
-        post_info([phase, epoch, b, nb, loss](v1::JobInfo& info) {
+        post_info([phase, epoch, batch, nb, loss](v1::JobInfo& info) {
           info.set_phase(phase);
           info.set_epoch(static_cast<std::uint32_t>(epoch));
-          info.set_batch(static_cast<std::uint32_t>(b + 1));
+          info.set_batch(static_cast<std::uint32_t>(batch));
           info.set_num_batches(static_cast<std::uint32_t>(nb));
           info.set_running_loss(loss);
         });
@@ -1411,13 +1716,22 @@ struct Server::Impl {
       }
       post_device_status(*s);
     }
+    bool finished_in_store = true;
     try {
       store->finish_run(job.run_id, state, summary, message);
     } catch (const std::exception& e) {
-      log_async("error", "job " + std::to_string(job.id) + ": run not finished in the store: " +
-                             e.what());
+      finished_in_store = false;
+      log_async("error", "job " + std::to_string(job.id) + ": run " + std::to_string(job.run_id) +
+                             " not finished in the store (" + e.what() +
+                             "); retrying every 2 s until it is written");
     }
-    asio::post(io, [this, &job, state, summary, message] { job_finished(job, state, summary, message); });
+    asio::post(io, [this, &job, state, summary, message, finished_in_store] {
+      if (!finished_in_store) {
+        pending_finishes.push_back({job.run_id, state, summary, message});
+        arm_finish_retry();
+      }
+      job_finished(job, state, summary, message);
+    });
   }
 
   void job_finished(JobSlot& job, RunState state, const std::string& summary,
@@ -1439,6 +1753,37 @@ struct Server::Impl {
     if (phase == Phase::kStoppingJobs && running_jobs() == 0) drive_devices_safe();
   }
 
+  // A run whose final state could not be written (disk full) is written once there is room,
+  // so it never stays RUNNING in the store (at the latest, the next start marks it ABORTED).
+  void arm_finish_retry() {
+    finish_retry_timer.expires_after(std::chrono::seconds(2));
+    finish_retry_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      retry_pending_finishes();
+      if (!pending_finishes.empty() && phase != Phase::kStopped) arm_finish_retry();
+    });
+  }
+
+  void retry_pending_finishes() {
+    for (auto it = pending_finishes.begin(); it != pending_finishes.end();) {
+      try {
+        store->finish_run(it->run_id, it->state, it->summary, it->message);
+        log("info", "run " + std::to_string(it->run_id) + " finished in the store as " +
+                        v1::JobState_Name(to_proto(it->state)) + " now that it could be written");
+        it = pending_finishes.erase(it);
+      } catch (const std::exception&) {
+        ++it;
+      }
+    }
+  }
+
+  // Who may cancel or resume a job or run: its owner, or an admin. Without CURVE every
+  // client is an admin (nothing authenticates one loopback client against another).
+  bool may_control(const Call& call, const std::string& owner) const {
+    const bool curve_on = config.security.curve_enabled();
+    return call.role == Role::kAdmin || !curve_on || owner.empty() || owner == call.identity;
+  }
+
   std::size_t running_jobs() const {
     std::size_t n = 0;
     for (const auto& [id, j] : jobs) n += j->finished ? 0 : 1;
@@ -1453,8 +1798,10 @@ struct Server::Impl {
     } else {
       auto it = jobs.find(r.job_id());
       if (it == jobs.end()) {
-        send_error(call, v1::UNKNOWN_JOB, "no job " + std::to_string(r.job_id()) +
-                                              " in this daemon instance (runs: ListRuns)");
+        send_error(call, v1::UNKNOWN_JOB,
+                   "no job " + std::to_string(r.job_id()) +
+                       " in this daemon instance (runs: ListRuns)",
+                   kDaemon);
         return;
       }
       *out->add_jobs() = it->second->info;
@@ -1465,11 +1812,32 @@ struct Server::Impl {
   void cancel_job(const Call& call, const v1::CancelJobRequest& r) {
     auto it = jobs.find(r.job_id());
     if (it == jobs.end()) {
-      send_error(call, v1::UNKNOWN_JOB, "no job " + std::to_string(r.job_id()));
+      send_error(call, v1::UNKNOWN_JOB,
+                 "no job " + std::to_string(r.job_id()) + " in this daemon instance (JobStatus "
+                 "lists its jobs; earlier ones are runs: ListRuns)",
+                 kDaemon);
       return;
     }
     JobSlot& j = *it->second;
-    if (!j.finished && !j.stop.exchange(true)) {
+    const std::string where = "job " + std::to_string(j.id);
+    if (!may_control(call, j.owner)) {
+      send_error(call, v1::PERMISSION_DENIED,
+                 "job " + std::to_string(j.id) + " belongs to another client; only its owner "
+                 "or an admin (security.clients role: admin) may cancel it",
+                 where);
+      return;
+    }
+    if (j.finished) {
+      v1::Reply reply;
+      set_status(reply, v1::JOB_FINISHED,
+                 "job " + std::to_string(j.id) + " had already ended (" +
+                     v1::JobState_Name(j.info.state()) + "); nothing was cancelled",
+                 where);
+      *reply.mutable_cancel_job()->mutable_job() = j.info;
+      send_reply(call, reply);
+      return;
+    }
+    if (!j.stop.exchange(true)) {
       log("info", "job " + std::to_string(j.id) + ": cancel requested by '" + call.client_id +
                       "'; it stops after the current batch");
     }
@@ -1491,7 +1859,9 @@ struct Server::Impl {
       const auto run = store->get_run(req->get_run().run_id());
       if (!run) {
         return set_status(reply, v1::UNKNOWN_RUN,
-                          "no run " + std::to_string(req->get_run().run_id()));
+                          "no run " + std::to_string(req->get_run().run_id()) +
+                              " in the run store (ListRuns lists them)",
+                          "pnnd run store");
       }
       fill_run(*run, reply.mutable_get_run()->mutable_run());
       for (const auto& m : store->metrics(run->run_id)) {
@@ -1524,7 +1894,7 @@ struct Server::Impl {
       if (it != allowlist.end()) {
         status = "200";
         text = "OK";
-        user = to_string(it->second);
+        user = std::string(to_string(it->second)) + " " + z85.data();  // "ROLE KEY": identify()
       } else {
         log("warning", "refused a CURVE client from " + frame(3) + ": public key " + z85.data() +
                            " is not in security.clients");
@@ -1563,14 +1933,30 @@ struct Server::Impl {
         std::max<std::uint64_t>(4 * config.max_message_bytes, config.max_message_bytes + (1u << 20)));
     router.set(zmq::sockopt::maxmsgsize, hard_cap);
     router.set(zmq::sockopt::linger, 1000);
-    router.set(zmq::sockopt::sndhwm, 100000);
-    router.set(zmq::sockopt::rcvhwm, 100000);
-    router.set(zmq::sockopt::heartbeat_ivl, 1000);
-    router.set(zmq::sockopt::heartbeat_timeout, 5000);
+    // Replies: a few whole messages per peer inside libzmq; past that send() says EAGAIN
+    // (ROUTER_MANDATORY) and the reply waits in the byte-bounded Outbox. Requests: bounded too.
+    router.set(zmq::sockopt::router_mandatory, 1);
+    // A client reconnecting with its routing id takes it over at once (the shipped clients keep
+    // a random 128-bit one across lazy-pirate reconnects; it is their identity without CURVE).
+    router.set(zmq::sockopt::router_handover, 1);
+    router.set(zmq::sockopt::sndhwm, 8);
+    router.set(zmq::sockopt::rcvhwm, 1000);
+    // No ZMTP heartbeats: with libzmq 4.3.4 they make the engine assert (!_io_error,
+    // stream_engine_base.cpp) when a peer disconnects under back-pressure, aborting pnnd (libzmq
+    // issues 3937, 4364, 4767). Dead peers are found by TCP keepalive instead, and clients see
+    // pnnd's liveness in the telemetry heartbeat ("hb" events).
+    for (zmq::socket_t* sock : {&router, &pub}) {
+      sock->set(zmq::sockopt::tcp_keepalive, 1);
+      sock->set(zmq::sockopt::tcp_keepalive_idle, 30);
+      sock->set(zmq::sockopt::tcp_keepalive_intvl, 5);
+      sock->set(zmq::sockopt::tcp_keepalive_cnt, 3);
+      sock->set(zmq::sockopt::handshake_ivl, 10000);  // a connection that never greets is closed
+    }
     secure(router);
     pub.set(zmq::sockopt::sndhwm, 10000);
     pub.set(zmq::sockopt::linger, 500);
     secure(pub);
+    monitor_connections();
     auto bind = [&](zmq::socket_t& s, const std::string& endpoint, const char* key) {
       try {
         s.bind(endpoint);
@@ -1584,7 +1970,58 @@ struct Server::Impl {
     telemetry_endpoint = bind(pub, config.telemetry_bind, "telemetry.bind");
   }
 
+  // Accepted and closed connections of both sockets reach the ConnectionGuard.
+  void monitor_connections() {
+    auto attach = [&](zmq::socket_t& sock, const char* endpoint) {
+      if (zmq_socket_monitor(sock.handle(), endpoint,
+                             ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+        throw std::runtime_error(std::string("cannot monitor a socket: ") + zmq_strerror(zmq_errno()));
+      }
+      auto pair = std::make_unique<zmq::socket_t>(zmq_context, zmq::socket_type::pair);
+      pair->set(zmq::sockopt::linger, 0);
+      pair->connect(endpoint);
+      return pair;
+    };
+    router_monitor = attach(router, "inproc://pnnd-monitor-rpc");
+    pub_monitor = attach(pub, "inproc://pnnd-monitor-telemetry");
+  }
+
+  void on_monitor_event(std::vector<zmq::message_t>& f) {
+    if (f.empty() || f[0].size() < 6) return;
+    std::uint16_t event = 0;
+    std::int32_t fd = 0;
+    std::memcpy(&event, f[0].data(), 2);
+    std::memcpy(&fd, static_cast<const char*>(f[0].data()) + 2, 4);
+    if (event == ZMQ_EVENT_ACCEPTED) connections.on_accepted(fd);
+    if (event == ZMQ_EVENT_DISCONNECTED) connections.on_closed(fd);
+  }
+
+  // Signals are blocked in every thread from pnnd's first line (block_signals) and caught
+  // here before anything slow starts, so a SIGTERM or SIGHUP during start-up waits for the
+  // event loop instead of killing pnnd: SIGTERM then still ends in safe states and exit 0.
+  void install_signals() {
+    if (!options.handle_signals) return;
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    signals.add(SIGHUP);
+    wait_signals();
+  }
+
   void start() {
+    descriptor_limit = detail::raise_descriptor_limit();
+    // Keep descriptors for the store, the job files and the devices whatever the clients do.
+    constexpr std::uint64_t kReservedDescriptors = 256;
+    if (descriptor_limit < config.max_connections + kReservedDescriptors) {
+      const auto cap = static_cast<std::uint32_t>(
+          descriptor_limit > 2 * kReservedDescriptors ? descriptor_limit - kReservedDescriptors
+                                                      : descriptor_limit / 2);
+      log("warning", "the descriptor limit is " + std::to_string(descriptor_limit) +
+                         " (ulimit -n, hard): rpc.max_connections lowered from " +
+                         std::to_string(config.max_connections) + " to " + std::to_string(cap));
+      config.max_connections = cap;
+      config.max_connections_per_peer = std::min(config.max_connections_per_peer, cap);
+      connections.set_limits(config.max_connections, config.max_connections_per_peer);
+    }
     fs::path store_path(config.store_path);
     std::error_code ec;
     if (store_path.has_parent_path()) fs::create_directories(store_path.parent_path(), ec);
@@ -1785,6 +2222,11 @@ struct Server::Impl {
     signals.cancel(ignored);
     if (router_reader) router_reader->stop();
     if (zap_reader) zap_reader->stop();
+    if (router_monitor_reader) router_monitor_reader->stop();
+    if (pub_monitor_reader) pub_monitor_reader->stop();
+    outbox_timer.cancel();
+    finish_retry_timer.cancel();
+    retry_pending_finishes();
   }
 
   void wait_signals() {
@@ -1800,14 +2242,14 @@ struct Server::Impl {
   }
 
   void run() {
-    if (options.handle_signals) {
-      signals.add(SIGINT);
-      signals.add(SIGTERM);
-      signals.add(SIGHUP);
-      wait_signals();
-    }
     router_reader = std::make_unique<detail::ZmqReader>(
         io, router, [this](std::vector<zmq::message_t>& f) { on_rpc(f); });
+    router_monitor_reader = std::make_unique<detail::ZmqReader>(
+        io, *router_monitor, [this](std::vector<zmq::message_t>& f) { on_monitor_event(f); });
+    pub_monitor_reader = std::make_unique<detail::ZmqReader>(
+        io, *pub_monitor, [this](std::vector<zmq::message_t>& f) { on_monitor_event(f); });
+    router_monitor_reader->start();
+    pub_monitor_reader->start();
     if (zap) {
       zap_reader = std::make_unique<detail::ZmqReader>(
           io, *zap, [this](std::vector<zmq::message_t>& f) { on_zap(f); });
@@ -1820,6 +2262,7 @@ struct Server::Impl {
     }
     log("info", "serving " + std::to_string(devices.size()) + " device(s) on " + rpc_endpoint +
                     ", telemetry on " + telemetry_endpoint + ", instance " + instance_id);
+    if (options.handle_signals) unblock_signals();  // pending ones now reach the signal_set
     io.run();
     cleanup();
   }
@@ -1845,7 +2288,42 @@ struct Server::Impl {
 
 Server::Server(DaemonConfig config, ServerOptions options)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {
+  impl_->install_signals();
   impl_->start();
+}
+
+namespace {
+sigset_t daemon_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// libprotobuf writes a line to stderr for every string field that is not UTF-8 (a hostile
+// client can send thousands a second); pnnd answers MALFORMED instead, so they are counted
+// and dropped here.
+std::atomic<std::uint64_t> protobuf_log_lines{0};
+void quiet_protobuf_log(google::protobuf::LogLevel level, const char* file, int line,
+                        const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    std::fprintf(stderr, "pnnd: libprotobuf fatal: %s:%d: %s\n", file, line, message.c_str());
+  }
+  protobuf_log_lines.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+void block_signals() {
+  const sigset_t set = daemon_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  google::protobuf::SetLogHandler(&quiet_protobuf_log);
+}
+
+void unblock_signals() {
+  const sigset_t set = daemon_signals();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 // Without a graceful stop (run() never called, or the owner unwinding), cleanup() still stops

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "pnn/drivers/format.hpp"
+
 namespace pnn::drivers::sim {
 namespace {
 
@@ -410,7 +412,7 @@ std::shared_ptr<CircuitInstrument> make_circuit_instrument(const DeviceAddress& 
   config.reality.tolerance = address.get_double("tolerance", 0.05);
   if (config.reality.tolerance < 0.0 || config.reality.tolerance > 0.2) {
     throw std::invalid_argument(address.text +
-                                ": tolerance = " + std::to_string(config.reality.tolerance) +
+                                ": tolerance = " + format_shortest(config.reality.tolerance) +
                                 " is outside 0..0.2 (relative component tolerance)");
   }
   config.reality.seed = serial_seed(config.serial);

@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 
+#include "pnn/drivers/format.hpp"
 #include "pnn/drivers/framed_device.hpp"
 
 namespace pnn::drivers::sim {
@@ -160,8 +161,9 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
       if (v < theta_min_[at] || v > theta_max_[at]) {
         ++stats_.limit_violations;
         std::ostringstream m;
-        m << "parameter " << spec_.param_name(at) << " = " << v << " outside [" << theta_min_[at]
-          << ", " << theta_max_[at] << "]: refused";
+        m << "parameter " << spec_.param_name(at) << " = " << format_shortest(v) << " outside ["
+          << format_shortest(theta_min_[at]) << ", " << format_shortest(theta_max_[at])
+          << "]: refused";
         return error(DeviceError::kOutOfLimits, m.str());
       }
     }

@@ -5,10 +5,15 @@
 
 #include "faults.hpp"
 #include "plate_reality.hpp"
+#include "pnn/drivers/format.hpp"
 #include "sim_devices.hpp"
 
 namespace pnn::drivers::sim {
 
+// GCC 12 reports a -Wrestrict false positive (GCC bug 105329) on the string assignments of the
+// spec below once the spread message is built from format_shortest; nothing here overlaps.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wrestrict"
 SimSetup make_speaker_plate(const DeviceAddress& address) {
   address.allow_only({"seed", "slots", "spread", "serial"});
   const long long seed = address.get_int("seed", 1);
@@ -19,7 +24,7 @@ SimSetup make_speaker_plate(const DeviceAddress& address) {
   }
   const double spread = address.get_double("spread", 1.0);
   if (spread < 0.0 || spread > 3.0) {
-    throw std::invalid_argument(address.text + ": spread = " + std::to_string(spread) +
+    throw std::invalid_argument(address.text + ": spread = " + format_shortest(spread) +
                                 " is outside 0..3 (scale of the per-device mode spread)");
   }
   PlateRealityConfig config{.num_slots = slots, .spread = spread};
@@ -47,5 +52,6 @@ SimSetup make_speaker_plate(const DeviceAddress& address) {
   auto twin = std::make_shared<digital_twin::PlateModel>(digital_twin::PlateConfig{.num_slots = slots});
   return {std::move(spec), std::move(twin), reality_factory<PlateReality>(config)};
 }
+#pragma GCC diagnostic pop
 
 }  // namespace pnn::drivers::sim

@@ -12,6 +12,7 @@
 
 #include "pnn/digital_twin/model.hpp"
 #include "pnn/drivers/device_spec.hpp"
+#include "pnn/drivers/format.hpp"
 #include "pnn/drivers/registry.hpp"
 
 namespace pnn::drivers::sim {
@@ -70,9 +71,9 @@ inline double double_in_range(const DeviceAddress& address, const std::string& k
                               double fallback, double lo, double hi) {
   const double v = address.get_double(key, fallback);
   if (!(v >= lo && v <= hi)) {
-    throw std::invalid_argument(address.text + ": " + key + " = " + std::to_string(v) +
-                                " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                "]");
+    throw std::invalid_argument(address.text + ": " + key + " = " + format_shortest(v) +
+                                " is outside [" + format_shortest(lo) + ", " +
+                                format_shortest(hi) + "]");
   }
   return v;
 }

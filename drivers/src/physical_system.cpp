@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "pnn/drivers/format.hpp"
+
 namespace pnn::drivers {
 
 namespace {
@@ -230,9 +232,10 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
       }
       if (v < block.hard_min || v > block.hard_max) {
         std::ostringstream msg;
-        msg << "forward on " << who << ": parameter " << block.name << "[" << i << "] = " << v
-            << " " << block.unit << " is outside the hard limit [" << block.hard_min << ", "
-            << block.hard_max << "] " << block.unit
+        msg << "forward on " << who << ": parameter " << block.name << "[" << i
+            << "] = " << format_shortest(v) << " " << block.unit << " is outside the hard limit ["
+            << format_shortest(block.hard_min) << ", " << format_shortest(block.hard_max) << "] "
+            << block.unit
             << "; nothing was sent to the device (clip θ to the limits in the optimizer)";
         return make_error(Errc::kOutOfLimits, msg.str());
       }
@@ -241,8 +244,9 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
   const double lo = x.minCoeff(), hi = x.maxCoeff();
   if (lo < spec_.input_min || hi > spec_.input_max) {
     std::ostringstream msg;
-    msg << "forward on " << who << ": input range [" << lo << ", " << hi << "] " << spec_.input_unit
-        << " exceeds the actuator limit [" << spec_.input_min << ", " << spec_.input_max << "] "
+    msg << "forward on " << who << ": input range [" << format_shortest(lo) << ", "
+        << format_shortest(hi) << "] " << spec_.input_unit << " exceeds the actuator limit ["
+        << format_shortest(spec_.input_min) << ", " << format_shortest(spec_.input_max) << "] "
         << spec_.input_unit << "; nothing was sent to the device";
     return make_error(Errc::kOutOfLimits, msg.str());
   }

@@ -43,15 +43,22 @@ def free_port():
 
 
 class Pnnd:
-    """One pnnd process. Attributes after start(): rpc, telemetry, instance."""
+    """One pnnd process. Attributes after start(): rpc, telemetry, instance.
+
+    extra_config: {section: {key: value}} merged into the generated config (e.g.
+    {"rpc": {"max_connections": 200}, "store": {"forward_records": "sync"}}); values are written
+    as they are (strings unquoted). preexec: an extra callable run in the child before exec
+    (e.g. resource.setrlimit)."""
 
     def __init__(self, workdir, devices=None, rpc_port="*", telemetry_port="*", heartbeat_ms=100,
-                 lease_ttl_ms=10000, security=None):
+                 lease_ttl_ms=10000, security=None, extra_config=None, preexec=None):
         self.workdir = workdir
         self.devices = DEVICES if devices is None else devices
         self.rpc_port, self.telemetry_port = rpc_port, telemetry_port
         self.heartbeat_ms, self.lease_ttl_ms = heartbeat_ms, lease_ttl_ms
         self.security = security  # (server_secret_key, [(public_key, role), ...]) or None
+        self.extra_config = extra_config or {}
+        self.preexec = preexec
         self.proc = None
         self.rpc = self.telemetry = self.instance = None
         self._lines = queue.Queue()
@@ -59,14 +66,21 @@ class Pnnd:
         self.stderr_path = os.path.join(workdir, "pnnd-%d.err" % time.monotonic_ns())
 
     def write_config(self):
-        lines = ["version: 1",
-                 "rpc:", "  bind: tcp://127.0.0.1:%s" % self.rpc_port,
-                 "telemetry:", "  bind: tcp://127.0.0.1:%s" % self.telemetry_port,
-                 "  heartbeat_ms: %d" % self.heartbeat_ms,
-                 "leases:", "  default_ttl_ms: %d" % self.lease_ttl_ms,
-                 "store:", "  path: %s/store/pnnd.sqlite" % self.workdir,
-                 "  runs_dir: %s/runs" % self.workdir,
-                 "devices:"]
+        sections = {
+            "rpc": {"bind": "tcp://127.0.0.1:%s" % self.rpc_port},
+            "telemetry": {"bind": "tcp://127.0.0.1:%s" % self.telemetry_port,
+                          "heartbeat_ms": self.heartbeat_ms},
+            "leases": {"default_ttl_ms": self.lease_ttl_ms},
+            "store": {"path": "%s/store/pnnd.sqlite" % self.workdir,
+                      "runs_dir": "%s/runs" % self.workdir},
+        }
+        for section, values in self.extra_config.items():
+            sections.setdefault(section, {}).update(values)
+        lines = ["version: 1"]
+        for section, values in sections.items():
+            lines.append("%s:" % section)
+            lines += ["  %s: %s" % (k, v) for k, v in values.items()]
+        lines.append("devices:")
         for name, (address, autostart) in self.devices.items():
             lines += ["  %s:" % name, "    address: %s" % address,
                       "    autostart: %s" % ("true" if autostart else "false")]
@@ -81,9 +95,16 @@ class Pnnd:
     def start(self, timeout_s=60):
         self.write_config()
         self._stderr = open(self.stderr_path, "w")
+        extra = self.preexec
+
+        def preexec():
+            _die_with_parent()
+            if extra is not None:
+                extra()
+
         self.proc = subprocess.Popen([PNND, "--config", self.config], stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True, cwd=self.workdir,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=preexec)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

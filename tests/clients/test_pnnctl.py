@@ -96,7 +96,7 @@ class DeviceVerbs(DaemonCase):
         # The old token is no longer a lease.
         r = self.run_fails(1, "forward", "power", "--x-json", "[[1]]", "--theta-json", "[1]",
                            "--lease", token)
-        self.assertIn("LEASE_REQUIRED", r.stderr)
+        self.assertIn("LEASE_RELEASED", r.stderr)
 
     def test_forward_without_a_lease_leases_for_the_one_command(self):
         out = json_lines(self.run_ok("forward", "osc", "--x-json", "[[0.1,0.2,0.3,0.4],[0,0,0,0]]",

@@ -95,6 +95,12 @@ class ClientRpcs(DaemonCase):
             self.assertIsNotNone(lease.token)
         np.testing.assert_allclose(y.ravel(), [2.0, 8.0, 18.0], rtol=1e-6)  # reality a = 2
         self.assertGreater(reply.t_end_ns, reply.t_start_ns)
+        # The record fields, whichever form was asked for (async store: not yet recorded).
+        last = self.client.last_forward
+        self.assertIs(last.reply, reply)
+        self.assertEqual((last.recorded, last.record_id), (reply.recorded, reply.record_id))
+        self.assertFalse(last.recorded)
+        self.assertGreater(last.request_id, 0)
         twin = self.client.twin_forward("power", x, [2.0])
         np.testing.assert_allclose(twin.ravel(), 2.01 * x.ravel() ** 2, rtol=1e-5)  # datasheet a
         x_bar, theta_bar = self.client.twin_vjp("power", x, [2.0], np.ones((3, 1)))
@@ -177,6 +183,155 @@ class ClientRpcs(DaemonCase):
             self.assertEqual(got.event.instance_id, self.pnnd.instance)
 
 
+class SyncRecords(unittest.TestCase):
+    """store.forward_records: sync: forward() surfaces recorded and record_id."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = scratch_dir(cls.__name__)
+        cls.addClassCleanup(cls.dir.cleanup)
+        cls.pnnd = Pnnd(cls.dir.name, extra_config={"store": {"forward_records": "sync"}}).start()
+        cls.addClassCleanup(cls.pnnd.stop)
+
+    def test_forward_result_carries_the_record(self):
+        with pnn_client.Client(self.pnnd.rpc, timeout_ms=20000) as c:
+            with c.lease("power"):
+                result = c.forward("power", [[1.0], [2.0]], [2.0], return_result=True)
+                y = c.forward("power", [[3.0]], [2.0])
+                second = c.last_forward
+                with self.assertRaises(ValueError):
+                    c.forward("power", [[3.0]], [2.0], return_reply=True, return_result=True)
+        self.assertIsInstance(result, pnn_client.ForwardResult)
+        np.testing.assert_allclose(result.y.ravel(), [2.0, 8.0], rtol=1e-6)
+        self.assertTrue(result.recorded)
+        self.assertGreater(result.record_id, 0)
+        self.assertEqual(result.record_id, result.reply.record_id)
+        self.assertIs(second.y, y)
+        self.assertTrue(second.recorded)
+        self.assertGreater(second.record_id, result.record_id)
+        self.assertGreater(second.request_id, result.request_id)
+
+
+class OfflineUnits(unittest.TestCase):
+    """Client logic that needs no daemon: error mapping, request ids, limits."""
+
+    def test_new_status_codes_map_to_named_errors(self):
+        from pnn_client.errors import error_for
+        for code, cls, base in (("RECORD_FAILED", pnn_client.RecordFailed, pnn_client.StoreError),
+                                ("STORE_FULL", pnn_client.StoreFull, pnn_client.StoreError),
+                                ("JOB_FINISHED", pnn_client.JobFinished, pnn_client.PnnError),
+                                ("LEASE_RELEASED", pnn_client.LeaseReleased,
+                                 pnn_client.LeaseError)):
+            self.assertGreater(pb.StatusCode.Value(code), 22)
+            e = error_for(code, "m", "o")
+            self.assertIsInstance(e, cls)
+            self.assertIsInstance(e, base)
+            self.assertEqual((e.code, e.message, e.origin), (code, "m", "o"))
+        reply = pb.Reply(status=pb.Status(code=pb.JOB_FINISHED, message="already SUCCEEDED"))
+        reply.cancel_job.job.job_id = 3
+        reply.cancel_job.job.state = pb.SUCCEEDED
+        e = error_for("JOB_FINISHED", reply.status.message, "job 3", reply)
+        self.assertEqual(e.job.state, pb.SUCCEEDED)
+        self.assertIsNone(error_for("JOB_FINISHED", "x").job)
+        self.assertEqual(pnn_client.status_name(pb.LEASE_RELEASED), "LEASE_RELEASED")
+        self.assertEqual(pnn_client.status_name(999), "STATUS_999")  # a newer daemon's code
+
+    def test_error_replies_carry_the_reply(self):
+        router, port = _fake_router()
+        seen = []
+
+        def serve():
+            if router.poll(10000):
+                ident, frame, body = router.recv_multipart()
+                req = pb.Request()
+                req.ParseFromString(body)
+                seen.append(req.request_id)
+                reply = pb.Reply(request_id=req.request_id,
+                                 status=pb.Status(code=pb.JOB_FINISHED, message="ended",
+                                                  origin="job 5"))
+                reply.cancel_job.job.job_id = 5
+                reply.cancel_job.job.state = pb.FAILED
+                router.send_multipart([ident, frame, reply.SerializeToString()])
+
+        t = threading.Thread(target=serve)
+        t.start()
+        c = pnn_client.Client("tcp://127.0.0.1:%d" % port, timeout_ms=5000, retries=0)
+        try:
+            with self.assertRaises(pnn_client.JobFinished) as e:
+                c.cancel_job(5)
+        finally:
+            t.join()
+            c.close()
+            router.close(linger=0)
+        self.assertEqual(e.exception.job.state, pb.FAILED)
+        self.assertEqual(e.exception.origin, "job 5")
+        self.assertEqual(e.exception.reply.request_id, seen[0])
+
+    def test_request_ids_start_at_1_and_skip_ids_set_by_hand(self):
+        c = pnn_client.Client("tcp://127.0.0.1:%d" % free_port(), timeout_ms=50, retries=0)
+        try:
+            first = c._ids.take()
+            self.assertEqual(first, 1)
+            r = pb.Request(request_id=40, hello=pb.HelloRequest())
+            with self.assertRaises(pnn_client.Unreachable):
+                c.call(r)
+            self.assertEqual(r.request_id, 40)
+            self.assertEqual(c._ids.take(), 41)  # never reuses the id the caller chose
+            sibling = c._sibling()
+            self.assertNotEqual(sibling.routing_id, c.routing_id)
+            self.assertEqual(sibling._ids.take(), 42)  # one counter per client_id
+            sibling.close()
+            z = pb.Request(hello=pb.HelloRequest())
+            with self.assertRaises(pnn_client.Unreachable):
+                c.call(z)
+            self.assertEqual(z.request_id, 43)  # 0 means "the next one"; 0 is never sent
+        finally:
+            c.close()
+        self.assertEqual(len(c.routing_id), 16)
+        self.assertNotEqual(c.routing_id[0], 0)
+        with self.assertRaises(ValueError):
+            pnn_client.Client("tcp://127.0.0.1:1", routing_id=b"\0abc")
+
+    def test_float32_limits_prefer_the_daemons_values(self):
+        spec = pb.DeviceSpec(input_min=-np.pi, input_max=np.pi)
+        spec.params.add(name="phase", count=2, hard_min=-np.pi, hard_max=np.pi)
+        spec.params.add(name="gain", count=1, hard_min=0.0, hard_max=0.1)
+        # No float32 fields (an older daemon): computed inside the doubles.
+        lo, hi = pnn_client.input_limits(spec)
+        self.assertGreaterEqual(lo, -np.pi)
+        self.assertLessEqual(hi, np.pi)
+        self.assertEqual(float(np.float32(hi)), hi)
+        plo, phi = pnn_client.param_limits(spec, float32=True)
+        self.assertEqual(plo.dtype, np.float32)
+        self.assertTrue(np.all(plo.astype(np.float64) >= [-np.pi, -np.pi, 0.0]))
+        self.assertTrue(np.all(phi.astype(np.float64) <= [np.pi, np.pi, 0.1]))
+        dlo, dhi = pnn_client.param_limits(spec)
+        np.testing.assert_array_equal(dhi, [np.pi, np.pi, 0.1])  # float64: the doubles, exact
+        # The daemon's float32 values (minor 4) are used as they are.
+        spec.input_min_f32, spec.input_max_f32 = -3.0, 3.0
+        spec.params[0].hard_min_f32, spec.params[0].hard_max_f32 = -3.0, 3.0
+        self.assertEqual(pnn_client.input_limits(spec), (-3.0, 3.0))
+        plo, phi = pnn_client.param_limits(spec, float32=True)
+        np.testing.assert_array_equal(plo[:2], [-3.0, -3.0])
+        self.assertLessEqual(float(phi[2]), 0.1)  # block 2 has none: computed
+        # A zero-width or outside pair is not used.
+        spec.input_min_f32, spec.input_max_f32 = 0.0, 0.0
+        self.assertNotEqual(pnn_client.input_limits(spec), (0.0, 0.0))
+        spec.input_min_f32, spec.input_max_f32 = -4.0, 4.0
+        self.assertLessEqual(pnn_client.input_limits(spec)[1], np.pi)
+        x = pnn_client.clamp_inputs(spec, [[10.0, -10.0]])
+        self.assertEqual(x.dtype, np.float32)
+        self.assertTrue(np.all(np.abs(x.astype(np.float64)) <= np.pi))
+        t = pnn_client.clamp_theta(spec, [9.0, -9.0, 9.0])
+        np.testing.assert_array_equal(t, [np.pi, -np.pi, 0.1])
+
+
+def _fake_router():
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.linger = 0
+    return router, router.bind_to_random_port("tcp://127.0.0.1")
+
+
 class SubscriberLogic(unittest.TestCase):
     def test_gaps_and_restarts_are_reported(self):
         # Instance A with seq 1..9, 13..21, ... then, from step 60 on, instance B from seq 1.
@@ -232,7 +387,7 @@ class LazyPirate(unittest.TestCase):
         router = ctx.socket(zmq.ROUTER)
         router.linger = 0
         port = router.bind_to_random_port("tcp://127.0.0.1")
-        seen = []
+        seen, idents = [], []
 
         def serve():
             # Ignores the first request (a lost reply), answers the second.
@@ -241,6 +396,7 @@ class LazyPirate(unittest.TestCase):
                 req = pb.Request()
                 req.ParseFromString(body)
                 seen.append((req.client_id, req.request_id))
+                idents.append(ident)
                 if len(seen) == 2:
                     reply = pb.Reply(request_id=req.request_id)
                     reply.hello.server_version = "fake"
@@ -257,6 +413,11 @@ class LazyPirate(unittest.TestCase):
             router.close(linger=0)
         self.assertEqual(len(seen), 2)
         self.assertEqual(seen[0], seen[1])  # same client_id and request_id on the retry
+        self.assertNotEqual(seen[0][1], 0)
+        # ...and the same routing id on the fresh socket: the daemon sees the same identity.
+        self.assertEqual(idents[0], idents[1])
+        self.assertEqual(idents[0], c.routing_id)
+        self.assertEqual(len(idents[0]), 16)
 
     def test_non_idempotent_calls_are_sent_once(self):
         ctx = zmq.Context.instance()

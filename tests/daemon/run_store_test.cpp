@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cerrno>
@@ -255,9 +256,9 @@ TEST_CASE("run_store: metrics round-trip bit-exactly in insertion order, per run
   want[2].seconds = -std::numeric_limits<double>::infinity();
   want[3].train_accuracy = 1e300;
   want[3].phase = "pat/with spaces and \xce\xb8";
-  for (const auto& m : want) {
-    store.add_metric(a, m);
-    store.add_metric(b, metric_for_epoch(99));
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    store.add_metric(a, want[k]);
+    store.add_metric(b, metric_for_epoch(90 + static_cast<int>(k)));
   }
 
   const auto got = store.metrics(a);
@@ -415,6 +416,119 @@ class RawDb {
   sqlite3* db_ = nullptr;
 };
 
+TEST_CASE("run_store: a metric for an existing (run, phase, epoch) replaces the row") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  RunStore store(path);
+  const std::uint64_t run = store.create_run("resumed", "", {});
+  const std::uint64_t other = store.create_run("other", "", {});
+  MetricRecord first = metric_for_epoch(4);
+  first.phase = "pat";
+  MetricRecord second = first;  // the same key, re-run after a crash
+  second.train_loss = 0.125;
+  second.train_accuracy = -0.0;
+  second.test_accuracy = std::numeric_limits<double>::quiet_NaN();
+  second.seconds = 7.5;
+  MetricRecord later = metric_for_epoch(5);
+  later.phase = "pat";
+  MetricRecord same_epoch_other_phase = first;
+  same_epoch_other_phase.phase = "in-silico";
+
+  store.add_metric(run, first);
+  store.add_metric(run, later);
+  store.add_metric(run, same_epoch_other_phase);
+  store.add_metric(other, first);  // another run: its own key
+  store.add_metric(run, second);
+
+  const auto got = store.metrics(run);
+  REQUIRE(got.size() == 3);
+  // The replaced row counts as written last.
+  check_metric_equal(got[0], later);
+  check_metric_equal(got[1], same_epoch_other_phase);
+  CHECK(got[2].phase == "pat");
+  CHECK(got[2].epoch == 4);
+  CHECK(bits(got[2].train_loss) == bits(0.125));
+  CHECK(bits(got[2].train_accuracy) == bits(-0.0));
+  CHECK(std::isnan(got[2].test_accuracy));
+  CHECK(bits(got[2].seconds) == bits(7.5));
+  REQUIRE(store.metrics(other).size() == 1);
+  check_metric_equal(store.metrics(other)[0], first);
+
+  // The same write once more changes nothing but its position.
+  store.add_metric(run, second);
+  CHECK(store.metrics(run).size() == 3);
+  RawDb raw(path);
+  CHECK(raw.scalar("SELECT count(*) FROM metrics") == "4");
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: a run keeps its owner") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  std::uint64_t owned = 0, anonymous = 0;
+  const std::string owner = "alice@lab-pc \xce\xb8";
+  {
+    RunStore store(path);
+    owned = store.create_run("owned", "", {"SIM-A"}, owner);
+    anonymous = store.create_run("anonymous", "", {"SIM-B"});  // the default argument
+    const auto run = store.get_run(owned);
+    REQUIRE(run.has_value());
+    CHECK(run->owner == owner);
+    CHECK(run->device_serials == std::vector<std::string>{"SIM-A"});
+    CHECK(store.get_run(anonymous)->owner.empty());
+    store.finish_run(owned, RunState::kSucceeded, "{}");
+    store.reopen_run(owned);  // resuming keeps the owner
+    CHECK(store.get_run(owned)->owner == owner);
+  }
+  RunStore store(path);
+  const auto runs = store.list_runs();
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].run_id == anonymous);
+  CHECK(runs[0].owner.empty());
+  CHECK(runs[1].run_id == owned);
+  CHECK(runs[1].owner == owner);
+}
+
+TEST_CASE("run_store: job ids strictly increase across closing and reopening the store") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  std::vector<std::uint64_t> ids;
+  {
+    RunStore store(path);
+    ids.push_back(store.allocate_job_id());
+    ids.push_back(store.allocate_job_id());
+    (void)store.create_run("runs do not move the job counter", "", {});
+  }
+  for (int reopen = 0; reopen < 3; ++reopen) {
+    RunStore store(path);
+    ids.push_back(store.allocate_job_id());
+  }
+  CHECK(ids.front() == 1);
+  for (std::size_t k = 1; k < ids.size(); ++k) {
+    CAPTURE(k);
+    CHECK(ids[k] > ids[k - 1]);
+  }
+  // Concurrent callers get distinct ids, all above the ones handed out before.
+  RunStore store(path);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 20;
+  std::vector<std::vector<std::uint64_t>> got(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int k = 0; k < kPerThread; ++k) got[t].push_back(store.allocate_job_id());
+      });
+    }
+  }
+  std::vector<std::uint64_t> all;
+  for (const auto& g : got) all.insert(all.end(), g.begin(), g.end());
+  std::sort(all.begin(), all.end());
+  CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  CHECK(all.front() > ids.back());
+  CHECK(all.size() == kThreads * kPerThread);
+}
+
 TEST_CASE("run_store: forward BLOBs are row-major little-endian float32 for x and y in the file") {
   TempDir dir;
   const std::string path = dir.file("runs.db");
@@ -441,7 +555,7 @@ TEST_CASE("run_store: forward BLOBs are row-major little-endian float32 for x an
   CHECK(raw.scalar("SELECT length(x) FROM forward_records") == "24");
   CHECK(raw.scalar("SELECT length(theta) FROM forward_records") == "16");
   CHECK(raw.scalar("SELECT length(y) FROM forward_records") == "8");
-  CHECK(raw.scalar("PRAGMA user_version") == "2");
+  CHECK(raw.scalar("PRAGMA user_version") == "3");
 }
 
 // The complete schema of version 1 (pnnd before float32 forward records), verbatim.
@@ -549,7 +663,7 @@ void make_version_1_store(const std::string& path) {
   raw.exec("COMMIT");
 }
 
-TEST_CASE("run_store: a version-1 file is migrated to version 2 losslessly on open") {
+TEST_CASE("run_store: a version-1 file is migrated to version 3 losslessly on open") {
   TempDir dir;
   const std::string path = dir.file("v1.db");
   make_version_1_store(path);
@@ -587,6 +701,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 2 losslessly on op
     CHECK(store.integrity_ok());
     check_old_records(store);
     CHECK(store.list_runs().size() == 1);
+    CHECK(store.list_runs()[0].owner.empty());  // 2 -> 3 ran after 1 -> 2
     new_id = store.record_forward(make_forward(9));
     CHECK(new_id == 41);  // above the old sequence, not max(record_id) + 1
     const auto fresh = store.get_forward(new_id);
@@ -595,7 +710,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 2 losslessly on op
   }
   {
     RawDb raw(path);
-    CHECK(raw.scalar("PRAGMA user_version") == "2");
+    CHECK(raw.scalar("PRAGMA user_version") == "3");
     CHECK(raw.scalar("PRAGMA application_id") == std::to_string(0x504E4E52));
     CHECK(raw.column("SELECT elem_bytes FROM forward_records ORDER BY record_id") ==
           std::vector<std::string>{"8", "8", "4"});
@@ -605,7 +720,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 2 losslessly on op
     CHECK(raw.scalar("SELECT count(*) FROM sqlite_sequence WHERE name = 'forward_records'") ==
           "1");
   }
-  // A second open finds version 2 and changes nothing.
+  // A second open finds version 3 and changes nothing.
   const std::string schema_before = [&] {
     RawDb raw(path);
     return raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema");
@@ -620,7 +735,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 2 losslessly on op
     CHECK(store.record_forward(make_forward(10)) == new_id + 1);
   }
   RawDb raw(path);
-  CHECK(raw.scalar("PRAGMA user_version") == "2");
+  CHECK(raw.scalar("PRAGMA user_version") == "3");
   CHECK(raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema") == schema_before);
   CHECK(raw.column("SELECT elem_bytes FROM forward_records ORDER BY record_id") ==
         std::vector<std::string>{"8", "8", "4", "4"});
@@ -666,6 +781,205 @@ TEST_CASE("run_store: a migration that fails leaves the version-1 file as it was
         le_bytes_f64({0.1, -0.0}));
   CHECK(raw.scalar("SELECT count(*) FROM runs") == "1");
   CHECK(message.find("left at version 1") != std::string::npos);
+}
+
+// The complete schema of version 2 (pnnd before metric idempotency, run owners and the job
+// counter), verbatim.
+constexpr const char* kVersion2SchemaSql = R"sql(
+CREATE TABLE runs (
+  run_id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name            TEXT    NOT NULL,
+  config_yaml     TEXT    NOT NULL,
+  state           INTEGER NOT NULL CHECK (state IN (2, 3, 4, 5, 6)),
+  started_ns      INTEGER NOT NULL,
+  finished_ns     INTEGER NOT NULL DEFAULT 0,
+  epochs_done     INTEGER NOT NULL DEFAULT 0,
+  checkpoint_path TEXT    NOT NULL DEFAULT '',
+  summary_json    TEXT    NOT NULL DEFAULT '',
+  message         TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_state ON runs (state);
+
+CREATE TABLE run_devices (
+  run_id        INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+  position      INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  PRIMARY KEY (run_id, position)
+) WITHOUT ROWID;
+CREATE INDEX run_devices_by_serial ON run_devices (device_serial);
+
+-- The four values have no declared type on purpose: REAL affinity would store -0.0 as the
+-- integer 0. NaN is stored as NULL (SQLite has no NaN) and read back as a quiet NaN.
+CREATE TABLE metrics (
+  metric_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id         INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+  phase          TEXT    NOT NULL,
+  epoch          INTEGER NOT NULL,
+  train_loss,
+  train_accuracy,
+  test_accuracy,
+  seconds
+);
+CREATE INDEX metrics_by_run ON metrics (run_id, metric_id);
+
+CREATE TABLE calibrations (
+  calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_serial  TEXT    NOT NULL,
+  phi_size       INTEGER NOT NULL CHECK (phi_size >= 0),
+  phi            BLOB    NOT NULL CHECK (length(phi) = 8 * phi_size),
+  mse_before,
+  mse_after,
+  created_ns     INTEGER NOT NULL
+);
+CREATE INDEX calibrations_by_device ON calibrations (device_serial, calibration_id);
+CREATE TABLE forward_records (
+  record_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  client_id     TEXT    NOT NULL,
+  request_id    INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  t_start_ns    INTEGER NOT NULL,
+  t_end_ns      INTEGER NOT NULL,
+  elem_bytes    INTEGER NOT NULL CHECK (elem_bytes IN (4, 8)),
+  x_rows        INTEGER NOT NULL CHECK (x_rows >= 0),
+  x_cols        INTEGER NOT NULL CHECK (x_cols >= 0),
+  x             BLOB    NOT NULL CHECK (length(x) = elem_bytes * x_rows * x_cols),
+  theta_size    INTEGER NOT NULL CHECK (theta_size >= 0),
+  theta         BLOB    NOT NULL CHECK (length(theta) = 8 * theta_size),
+  y_rows        INTEGER NOT NULL CHECK (y_rows >= 0),
+  y_cols        INTEGER NOT NULL CHECK (y_cols >= 0),
+  y             BLOB    NOT NULL CHECK (length(y) = elem_bytes * y_rows * y_cols)
+);
+)sql";
+
+// A version-2 run store as pnnd 2 left it: two runs whose metrics repeat some (phase, epoch)
+// keys, as a job resumed after kill -9 wrote them (run 1: pat 1 three times, pat 2 twice), and a
+// metrics sequence of 50 (rows above 7 were deleted), so that a reused id would show.
+void make_version_2_store(const std::string& path) {
+  RawDb raw(path);
+  raw.exec("PRAGMA journal_mode = WAL");
+  raw.exec("BEGIN");
+  raw.exec(kVersion2SchemaSql);
+  raw.exec("PRAGMA application_id = " + std::to_string(0x504E4E52));  // "PNNR"
+  raw.exec("PRAGMA user_version = 2");
+  raw.exec(
+      "INSERT INTO runs (name, config_yaml, state, started_ns, epochs_done) VALUES "
+      "('v2-run', 'yaml', 6, 7, 2), ('v2-other', '', 3, 8, 1)");
+  raw.exec("INSERT INTO run_devices VALUES (1, 0, 'SIM-OSC-1')");
+  // metric_id: values; the last row of each key holds what migration must keep.
+  raw.exec(
+      "INSERT INTO metrics (metric_id, run_id, phase, epoch, train_loss, train_accuracy, "
+      "test_accuracy, seconds) VALUES "
+      "(1, 1, 'pat', 1, 0.5, 0.25, 0.125, 1.0), "
+      "(2, 1, 'pat', 2, 0.4, 0.30, 0.150, 1.0), "
+      "(3, 2, 'pat', 1, 0.875, 0.10, -1.0, 2.0), "
+      "(4, 1, 'pat', 1, 0.45, 0.26, 0.13, 1.5), "
+      "(5, 1, 'in-silico', 1, 0.75, 0.2, 0.1, 0.5), "
+      "(6, 1, 'pat', 1, NULL, 0.5, 0.0625, 3.0), "
+      "(7, 1, 'pat', 2, 0.375, 0.3125, 0.1875, 4.0)");
+  raw.exec("UPDATE sqlite_sequence SET seq = 50 WHERE name = 'metrics'");
+  raw.exec("COMMIT");
+}
+
+TEST_CASE("run_store: a version-2 file is migrated to version 3, keeping the last metric per key") {
+  TempDir dir;
+  const std::string path = dir.file("v2.db");
+  make_version_2_store(path);
+  {
+    RawDb raw(path);
+    REQUIRE(raw.scalar("PRAGMA user_version") == "2");
+    REQUIRE(raw.scalar("SELECT count(*) FROM metrics") == "7");
+  }
+  auto check_migrated = [&](const RunStore& store) {
+    const auto m = store.metrics(1);
+    REQUIRE(m.size() == 3);
+    // In the order of the kept rows: in-silico 1 (id 5), pat 1 (id 6), pat 2 (id 7).
+    CHECK(m[0].phase == "in-silico");
+    CHECK(m[0].epoch == 1);
+    CHECK(bits(m[0].train_loss) == bits(0.75));
+    CHECK(m[1].phase == "pat");
+    CHECK(m[1].epoch == 1);
+    CHECK(std::isnan(m[1].train_loss));
+    CHECK(bits(m[1].train_accuracy) == bits(0.5));
+    CHECK(bits(m[1].test_accuracy) == bits(0.0625));
+    CHECK(bits(m[1].seconds) == bits(3.0));
+    CHECK(m[2].phase == "pat");
+    CHECK(m[2].epoch == 2);
+    CHECK(bits(m[2].train_loss) == bits(0.375));
+    CHECK(bits(m[2].seconds) == bits(4.0));
+    const auto other = store.metrics(2);
+    REQUIRE(other.size() == 1);
+    CHECK(bits(other[0].train_loss) == bits(0.875));
+    const auto run = store.get_run(1);
+    REQUIRE(run.has_value());
+    CHECK(run->name == "v2-run");
+    CHECK(run->state == RunState::kAborted);
+    CHECK(run->epochs_done == 2);
+    CHECK(run->owner.empty());
+    CHECK(run->device_serials == std::vector<std::string>{"SIM-OSC-1"});
+  };
+  {
+    RunStore store(path);
+    CHECK(store.integrity_ok());
+    CHECK(store.aborted_on_open().empty());
+    check_migrated(store);
+    CHECK(store.allocate_job_id() == 1);
+    // Idempotent from now on: the same key replaces, and the ids continue above the sequence.
+    MetricRecord again = metric_for_epoch(2);
+    again.phase = "pat";
+    store.add_metric(1, again);
+    const auto m = store.metrics(1);
+    REQUIRE(m.size() == 3);
+    check_metric_equal(m.back(), again);
+    const std::uint64_t run = store.create_run("v3-run", "", {}, "bob");
+    CHECK(run == 3);
+    CHECK(store.get_run(run)->owner == "bob");
+  }
+  {
+    RawDb raw(path);
+    CHECK(raw.scalar("PRAGMA user_version") == "3");
+    CHECK(raw.scalar("SELECT count(*) FROM metrics") == "4");
+    CHECK(raw.scalar("SELECT max(metric_id) FROM metrics") == "51");
+    CHECK(raw.scalar("SELECT \"unique\" FROM pragma_index_list('metrics') WHERE name = "
+                     "'metrics_by_key'") == "1");
+    CHECK(raw.scalar("SELECT value FROM counters WHERE name = 'job_id'") == "1");
+  }
+  // A second open finds version 3 and changes nothing.
+  const std::string schema_before = [&] {
+    RawDb raw(path);
+    return raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema");
+  }();
+  {
+    RunStore store(path);
+    CHECK(store.integrity_ok());
+    CHECK(store.metrics(1).size() == 3);
+    CHECK(store.allocate_job_id() == 2);
+  }
+  RawDb raw(path);
+  CHECK(raw.scalar("PRAGMA user_version") == "3");
+  CHECK(raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema") == schema_before);
+}
+
+TEST_CASE("run_store: a migration from version 2 that fails leaves the file as it was") {
+  TempDir dir;
+  const std::string path = dir.file("v2-bad.db");
+  make_version_2_store(path);
+  {
+    // A table that version 3 creates, already there: only a damaged or hand-edited file has it.
+    // The migration then fails after it has deleted the duplicate metrics.
+    RawDb raw(path);
+    raw.exec("CREATE TABLE counters (x)");
+  }
+  const std::string message = error_message_of([&] { RunStore store(path); });
+  CAPTURE(message);
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("migrating the schema from version 2 to 3") != std::string::npos);
+  CHECK(message.find("left at version 2") != std::string::npos);
+
+  RawDb raw(path);
+  CHECK(raw.scalar("PRAGMA user_version") == "2");
+  CHECK(raw.scalar("SELECT count(*) FROM metrics") == "7");  // the duplicates are still there
+  CHECK(raw.scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'metrics_by_key'") == "0");
+  CHECK(raw.scalar("SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'owner'") == "0");
 }
 
 TEST_CASE("run_store: the latest calibration of each device round-trips") {
@@ -770,14 +1084,14 @@ TEST_CASE("run_store: a newer schema version is refused, naming the file and the
   std::string bytes = read_bytes(path);
   REQUIRE(bytes.size() >= 100);
   REQUIRE(bytes.compare(0, 16, std::string("SQLite format 3\0", 16)) == 0);
-  REQUIRE(bytes.substr(60, 4) == std::string("\0\0\0\x02", 4));
+  REQUIRE(bytes.substr(60, 4) == std::string("\0\0\0\x03", 4));
   bytes.replace(60, 4, std::string("\0\0\0\x63", 4));  // version 99
   write_bytes(path, bytes);
 
   const std::string message = error_message_of([&] { RunStore store(path); });
   CHECK(message.find(path) != std::string::npos);
   CHECK(message.find("99") != std::string::npos);
-  CHECK(message.find("1 to 2") != std::string::npos);
+  CHECK(message.find("1 to 3") != std::string::npos);
   CHECK(read_bytes(path) == bytes);  // left untouched
 }
 
@@ -867,6 +1181,90 @@ TEST_CASE("run_store: writes that name an unknown run are errors") {
   store.add_metric(id, metric_for_epoch(0));
   CHECK(store.metrics(id).size() == 1);
   CHECK(store.get_run(id)->state == RunState::kRunning);
+  CHECK(store.integrity_ok());
+}
+
+// Whether `f` threw a StoreError that says the disk is full; the message goes to `message`.
+template <typename F>
+bool throws_disk_full(F&& f, std::string& message) {
+  try {
+    f();
+  } catch (const StoreError& e) {
+    message = e.what();
+    return e.disk_full();
+  }
+  FAIL("expected a StoreError");
+  return false;
+}
+
+constexpr std::uint64_t kNoPageLimit = std::uint64_t{1} << 30;
+
+TEST_CASE("run_store: a full disk is a StoreError with disk_full() and writes succeed with room") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  RunStore store(path);
+  const std::uint64_t run = store.create_run("full", "", {});
+  const std::uint64_t first = store.record_forward(make_forward(1));
+  const ForwardStats before = store.forward_stats();
+
+  // No page beyond the current size: the next record (14 KiB of BLOBs) needs new pages.
+  store.set_max_page_count_for_testing(1);
+  std::string message;
+  CHECK(throws_disk_full([&] { (void)store.record_forward(make_forward(2)); }, message));
+  CAPTURE(message);
+  CHECK(message.find(path) != std::string::npos);
+  CHECK(message.find("full") != std::string::npos);
+  CHECK(message.find("retry") != std::string::npos);
+  CHECK(throws_disk_full(
+      [&] {
+        (void)store.record_forwards({make_forward(3), make_forward(4)});
+      },
+      message));
+  // Nothing of the failed writes was kept.
+  const ForwardStats during = store.forward_stats();
+  CHECK(during.records == before.records);
+  CHECK(during.bytes == before.bytes);
+  CHECK(during.newest_record_id == first);
+  // Other errors are not "disk full".
+  CHECK_FALSE(throws_disk_full([&] { store.set_checkpoint(run + 7, "x", 1); }, message));
+
+  store.set_max_page_count_for_testing(kNoPageLimit);
+  const std::uint64_t next = store.record_forward(make_forward(2));
+  CHECK(next > first);
+  const auto got = store.get_forward(next);
+  REQUIRE(got.has_value());
+  CHECK(bit_equal(got->x, float32_rounded(make_forward(2).x)));
+  CHECK(store.forward_stats().records == before.records + 1);
+  CHECK(store.integrity_ok());
+}
+
+TEST_CASE("run_store: finish_run can be retried after a disk-full failure") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  RunStore store(path);
+  const std::uint64_t run = store.create_run("finishing", "", {"SIM-A"});
+  store.add_metric(run, metric_for_epoch(1));
+  // A summary large enough to need new (overflow) pages.
+  const std::string summary = "{\"note\":\"" + std::string(200000, 'x') + "\"}";
+
+  store.set_max_page_count_for_testing(1);
+  std::string message;
+  CHECK(throws_disk_full([&] { store.finish_run(run, RunState::kSucceeded, summary, "done"); },
+                         message));
+  auto state = store.get_run(run);
+  REQUIRE(state.has_value());
+  CHECK(state->state == RunState::kRunning);  // rolled back: still running, no summary
+  CHECK(state->summary_json.empty());
+  CHECK(state->finished_ns == 0);
+
+  store.set_max_page_count_for_testing(kNoPageLimit);
+  store.finish_run(run, RunState::kSucceeded, summary, "done");
+  state = store.get_run(run);
+  REQUIRE(state.has_value());
+  CHECK(state->state == RunState::kSucceeded);
+  CHECK(state->summary_json == summary);
+  CHECK(state->message == "done");
+  CHECK(store.metrics(run).size() == 1);
   CHECK(store.integrity_ok());
 }
 

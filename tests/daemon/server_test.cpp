@@ -420,7 +420,7 @@ TEST_CASE("daemon: a graceful stop flushes queued forward records and leaves dev
     const std::string token = acquire_token(*client, "power");
     for (int i = 1; i <= 200; ++i) {
       v1::Request r = forward("power", token, 3, 1, static_cast<float>(i), {1.0});
-      r.set_request_id(static_cast<std::uint64_t>(i));
+      r.set_request_id(static_cast<std::uint64_t>(1000 + i));  // ids Acquire did not use
       const v1::Reply reply = client->call(r);
       REQUIRE(reply.status().code() == v1::OK);
       CHECK_FALSE(reply.forward().recorded());  // async: the reply does not wait for the disk
@@ -444,7 +444,7 @@ TEST_CASE("daemon: a graceful stop flushes queued forward records and leaves dev
     CHECK(rec->client_id == "recorder");
     CHECK(rec->device_serial == "SIM-POW-1");
     CHECK(rec->x.rows() == 3);
-    CHECK(rec->y(0, 0) == doctest::Approx(2.0 * static_cast<double>(rec->request_id)));
+    CHECK(rec->y(0, 0) == doctest::Approx(2.0 * static_cast<double>(rec->request_id - 1000)));
     request_ids.insert(rec->request_id);
   }
   CHECK(request_ids.size() == 200);

@@ -98,6 +98,20 @@ TEST_CASE("framed driver: the wire path returns exactly what the in-process real
   CHECK(wire.driver->nominal_twin()->name() == direct->nominal_twin()->name());
 }
 
+TEST_CASE("simulated board: a θ just outside its limit is refused with both numbers distinct") {
+  auto firmware = make_simulated_firmware(kOsc);
+  auto link = fw::make_loopback_transport(firmware);
+  REQUIRE(!link->open(fw::deadline_after(100ms)));
+  fw::SetParameters bad;
+  bad.theta.assign(static_cast<std::size_t>(make_physical_system(kOsc)->spec().num_params()), 0.0);
+  bad.theta[3] = -1.0000001;  // coupling limit [-1, 1]
+  const fw::Message reply = ask(*link, bad, 1);
+  REQUIRE(std::holds_alternative<fw::ErrorReply>(reply));
+  const std::string& message = std::get<fw::ErrorReply>(reply).message;
+  INFO(message);
+  CHECK(message.find("coupling[3] = -1.0000001 outside [-1, 1]") != std::string::npos);
+}
+
 TEST_CASE("framed driver: out-of-limit θ never reaches the wire, and the board refuses it too") {
   auto s = active_sim(kOsc);
   const auto before = s.firmware->stats();

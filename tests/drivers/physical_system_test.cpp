@@ -65,6 +65,29 @@ TEST_CASE("hard limits: out-of-limit θ is rejected, named, and never reaches th
   CHECK(dev->health() == Health::kOk);
 }
 
+TEST_CASE("hard limits: a value just outside a limit prints every digit that tells them apart") {
+  auto dev = active("sim://mechanical-oscillators?seed=5&n=4");
+  const Matrix x = Matrix::Constant(3, 4, 0.2);
+  Vector bad = valid_theta(*dev);
+  bad[2] = -1.0000001;  // coupling[2], limit [-1, 1]: six significant digits would print -1
+  auto r = dev->forward(x, bad);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kOutOfLimits);
+  INFO(r.error().message);
+  CHECK(r.error().message.find("coupling[2] = -1.0000001 ") != std::string::npos);
+  CHECK(r.error().message.find("outside the hard limit [-1, 1]") != std::string::npos);
+
+  // Inputs: the actuator limit is ±π, printed so that it reads back as exactly that double.
+  Matrix over = x;
+  over(1, 3) = 3.1415927;  // π = 3.14159265358979..., so this is just outside
+  r = dev->forward(over, valid_theta(*dev));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kOutOfLimits);
+  INFO(r.error().message);
+  CHECK(r.error().message.find("input range [0.2, 3.1415927]") != std::string::npos);
+  CHECK(r.error().message.find("[-3.141592653589793, 3.141592653589793]") != std::string::npos);
+}
+
 TEST_CASE("bad requests: NaN, wrong shapes, input beyond the actuator range") {
   auto dev = active("sim://mechanical-oscillators?seed=2&n=3");
   const Vector theta = valid_theta(*dev);

@@ -96,6 +96,9 @@ TEST_CASE("speaker plate: bad requests and bad addresses") {
                        doctest::Contains("outside 1..256"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-plate?spread=4"),
                        doctest::Contains("spread"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-plate?spread=3.0000001"),
+                       doctest::Contains("spread = 3.0000001 is outside 0..3"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-plate?gain=3"),
                        doctest::Contains("unknown option 'gain'"), std::invalid_argument);
 }

@@ -69,6 +69,10 @@ TEST_CASE("stno-rnn: out-of-limit θ and bad inputs are rejected before reaching
   CHECK((dev->forward(x, ok).value() - same->forward(x, ok).value()).norm() == 0.0);
   CHECK_THROWS_AS(make_physical_system("sim://stno-rnn?neurons=0"), std::invalid_argument);
   CHECK_THROWS_AS(make_physical_system("sim://stno-rnn?spread=0.9"), std::invalid_argument);
+  // Just outside [0, 0.5]: the value and the limit print distinctly (not "0.500000").
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://stno-rnn?spread=0.5000001"),
+                       doctest::Contains("spread = 0.5000001 is outside [0, 0.5]"),
+                       std::invalid_argument);
   CHECK_THROWS_AS(make_physical_system("sim://stno-rnn?colour=red"), std::invalid_argument);
 }
 

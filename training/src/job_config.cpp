@@ -19,23 +19,18 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
                         "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid");
   }
-  const auto kind = node.begin()->first.as<std::string>();
+  const auto kind = r.key_text(node.begin()->first, where);
   const YAML::Node value = node.begin()->second;
   const std::string key = where + "." + kind;
   LayerSpec spec;
   auto positive = [&](const YAML::Node& v, const std::string& k) {
-    long long n = 0;
-    try {
-      n = v.as<long long>();
-    } catch (const YAML::BadConversion&) {
-      r.fail(v, k, "expected a whole number");
-    }
+    const auto n = r.scalar_as<long long>(v, k, "a whole number");
     if (n < 1) r.fail(v, k, "must be ≥ 1");
     return static_cast<Index>(n);
   };
   if (kind == "physical") {
     spec.kind = LayerSpec::Kind::kPhysical;
-    spec.device = value.as<std::string>();
+    spec.device = r.scalar_as<std::string>(value, key, "a device name from 'devices'");
     const bool known = std::any_of(config.devices.begin(), config.devices.end(),
                                    [&](const DeviceEntry& d) { return d.name == spec.device; });
     if (!known) r.fail(value, key, "no device named '" + spec.device + "' under 'devices'");
@@ -47,7 +42,7 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     spec.count = positive(value, key);
   } else if (kind == "activation") {
     spec.kind = LayerSpec::Kind::kActivation;
-    spec.activation = value.as<std::string>();
+    spec.activation = r.scalar_as<std::string>(value, key, "an activation name");
     try {
       (void)digital_twin::parse_activation(spec.activation);  // one list of names, in the model
     } catch (const std::invalid_argument& e) {
@@ -67,9 +62,7 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
   return spec;
 }
 
-}  // namespace
-
-JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
+JobConfig parse_job_config_checked(const std::string& yaml_text, const std::string& source_name) {
   const Reader r(source_name);
   YAML::Node root;
   try {
@@ -103,18 +96,25 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& sour
     c.data_options.image_side = 8;
   }
 
+  // Present but of the wrong kind: the message points at the value and says what it is.
   const auto devices = root["devices"];
   if (!devices.IsDefined() || !devices.IsMap() || devices.size() == 0) {
-    r.fail(root, "devices", "required: a mapping NAME: ADDRESS, e.g. "
-                            "osc-a: sim://mechanical-oscillators?seed=1&n=64");
+    r.fail(devices.IsDefined() ? devices : root, "devices",
+           std::string("required: a mapping NAME: ADDRESS, e.g. "
+                       "osc-a: sim://mechanical-oscillators?seed=1&n=64") +
+               (devices.IsDefined() ? ", got " + Reader::describe(devices) : ""));
   }
   for (const auto& kv : devices) {
-    c.devices.push_back({kv.first.as<std::string>(), kv.second.as<std::string>()});
+    const std::string name = r.key_text(kv.first, "devices");
+    c.devices.push_back({name, r.scalar_as<std::string>(kv.second, "devices." + name,
+                                                        "a device address")});
   }
 
   const auto network = root["network"];
   if (!network.IsDefined() || !network.IsSequence() || network.size() == 0) {
-    r.fail(root, "network", "required: a list of layers, e.g. - physical: osc-a");
+    r.fail(network.IsDefined() ? network : root, "network",
+           std::string("required: a list of layers, e.g. - physical: osc-a") +
+               (network.IsDefined() ? ", got " + Reader::describe(network) : ""));
   }
   for (std::size_t i = 0; i < network.size(); ++i) {
     c.network.push_back(parse_layer(r, network[i], "network[" + std::to_string(i) + "]", c));
@@ -168,6 +168,20 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& sour
     c.output_dir = r.get<std::string>(out, "output", "dir", c.output_dir, "a path");
   }
   return c;
+}
+
+}  // namespace
+
+JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
+  try {
+    return parse_job_config_checked(yaml_text, source_name);
+  } catch (const YAML::Exception& e) {
+    // Every access above goes through the reader's checks; this is the net under them, so that
+    // a yaml-cpp exception is still a config error naming the file and line, never an internal
+    // error of whoever parses (pnnd answers INTERNAL for those).
+    const std::string line = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
+    throw ConfigError(source_name + line + ": " + e.msg);
+  }
 }
 
 JobConfig load_job_config(const std::string& path) {

@@ -10,11 +10,17 @@
 The API messages are `pnn_client.pb` (generated from proto/pnn.proto at import time).
 """
 from ._proto import pb
-from .client import (DEFAULT_ENDPOINT, PROTOCOL_MAJOR, Client, Lease, Subscriber,
-                     TelemetryEvent, from_tensor, read_key_file, to_tensor)
-from .errors import (DeviceError, InvalidRequest, LeaseError, NotFound, PnnError, ProtocolError,
+from .client import (DEFAULT_ENDPOINT, PROTOCOL_MAJOR, Client, ForwardResult, Lease, Subscriber,
+                     TelemetryEvent, from_tensor, new_routing_id, read_key_file, status_name,
+                     to_tensor)
+from .errors import (DeviceError, InvalidRequest, JobFinished, LeaseError, LeaseReleased,
+                     NotFound, PnnError, ProtocolError, RecordFailed, StoreError, StoreFull,
                      Unreachable)
+from .limits import clamp_inputs, clamp_theta, float32_inside, input_limits, param_limits
 
-__all__ = ["pb", "Client", "Lease", "Subscriber", "TelemetryEvent", "PnnError", "Unreachable",
-           "LeaseError", "DeviceError", "InvalidRequest", "NotFound", "ProtocolError",
-           "DEFAULT_ENDPOINT", "PROTOCOL_MAJOR", "to_tensor", "from_tensor", "read_key_file"]
+__all__ = ["pb", "Client", "ForwardResult", "Lease", "Subscriber", "TelemetryEvent", "PnnError",
+           "Unreachable", "LeaseError", "LeaseReleased", "DeviceError", "InvalidRequest",
+           "NotFound", "ProtocolError", "StoreError", "RecordFailed", "StoreFull", "JobFinished",
+           "DEFAULT_ENDPOINT", "PROTOCOL_MAJOR", "to_tensor", "from_tensor", "read_key_file",
+           "new_routing_id", "status_name", "input_limits", "param_limits", "clamp_inputs",
+           "clamp_theta", "float32_inside"]

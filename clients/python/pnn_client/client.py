@@ -7,10 +7,18 @@ times (lazy pirate), for the calls that are safe to repeat: reads, Forward (the 
 re-runs a Forward it has seen: (client_id, request_id) is its idempotency key), Acquire, Renew
 and the twin calls. SubmitJob, Lifecycle, Calibrate, Release and CancelJob are sent once.
 
+Identity: each Client object picks a random 16-byte ZeroMQ routing id (ZMQ_ROUTING_ID) once and
+sets it on every socket it opens, including the fresh socket of a lazy-pirate retry, so the
+daemon sees a retry as coming from the same connection identity (it binds lease ownership and the
+idempotency cache to that identity when CURVE is off, to the CURVE key when it is on). Request
+ids start at 1 and only grow; 0 is never sent (the daemon does not deduplicate it), and an id a
+caller sets by hand is skipped by the counter. A Lease's renewer socket (its own Client, own
+routing id) shares the counter of the client it belongs to, so one client_id never uses one
+request id twice.
+
 Thread rule: a Client is used by one thread at a time (ZeroMQ sockets are not thread-safe);
 a Lease renews on its own socket.
 """
-import itertools
 import os
 import random
 import socket
@@ -23,6 +31,7 @@ import zmq
 
 from ._proto import pb
 from .errors import PnnError, ProtocolError, Unreachable, error_for
+from .limits import input_limits, param_limits
 
 PROTOCOL_MAJOR = 1
 PROTOCOL_FRAME = b"PNND" + struct.pack(">H", PROTOCOL_MAJOR)
@@ -75,6 +84,64 @@ def read_key_file(path):
     return public, keys["secret_key"]
 
 
+def new_routing_id():
+    """16 random bytes for ZMQ_ROUTING_ID. libzmq reserves ids starting with a zero byte."""
+    rid = bytearray(os.urandom(16))
+    if rid[0] == 0:
+        rid[0] = 1 + rid[1] % 255
+    return bytes(rid)
+
+
+def status_name(code):
+    """The StatusCode name of a number; "STATUS_<n>" for a code this proto does not know."""
+    try:
+        return pb.StatusCode.Name(code)
+    except ValueError:
+        return "STATUS_%d" % code
+
+
+class _RequestIds:
+    """Request ids of one client_id: 1, 2, 3, ... never 0, never one already used (a caller's own
+    id moves the counter past it). Thread-safe: a Lease's renewer thread shares it."""
+
+    def __init__(self):
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            rid = self._next
+            self._next += 1
+            return rid
+
+    def seen(self, rid):
+        with self._lock:
+            if rid >= self._next:
+                self._next = rid + 1
+
+
+class ForwardResult:
+    """What a Forward returned: `y` (float32 [batch, num_outputs]), `recorded` (True: the call's
+    record `record_id` is committed in the daemon's run store; False: recorded asynchronously,
+    keyed by client_id and request_id, or not at all), `record_id` (0 unless recorded),
+    `request_id`, `t_start_ns` / `t_end_ns` (device call, wall clock) and the raw
+    pb.ForwardReply as `reply`."""
+
+    __slots__ = ("y", "recorded", "record_id", "request_id", "t_start_ns", "t_end_ns", "reply")
+
+    def __init__(self, y, reply, request_id):
+        self.y = y
+        self.reply = reply
+        self.recorded = bool(reply.recorded)
+        self.record_id = int(reply.record_id)
+        self.request_id = int(request_id)
+        self.t_start_ns, self.t_end_ns = int(reply.t_start_ns), int(reply.t_end_ns)
+
+    def __repr__(self):
+        return "ForwardResult(shape=%s, recorded=%r, record_id=%d, request_id=%d)" % (
+            self.y.shape, self.recorded, self.record_id, self.request_id)
+
+
 def _apply_curve(sock, curve):
     if curve:
         server_key, public, secret = curve
@@ -97,7 +164,7 @@ class Client:
     """Request/reply client of one daemon. Use as a context manager or call close()."""
 
     def __init__(self, endpoint=None, client_id=None, timeout_ms=5000, retries=1,
-                 server_key=None, key_file=None, context=None):
+                 server_key=None, key_file=None, context=None, routing_id=None, _ids=None):
         self.endpoint = endpoint or os.environ.get("PNN_ENDPOINT") or DEFAULT_ENDPOINT
         self.client_id = client_id or "%s-%d-py-%08x" % (socket.gethostname(), os.getpid(),
                                                          random.getrandbits(32))
@@ -107,7 +174,12 @@ class Client:
         self._key_file = key_file or os.environ.get("PNN_KEY_FILE")
         self._curve = _curve_keys(self._server_key, self._key_file)
         self._context = context or zmq.Context.instance()
-        self._ids = itertools.count(1)
+        # One routing id for the life of this object: every reconnect reuses it.
+        self.routing_id = bytes(routing_id) if routing_id is not None else new_routing_id()
+        if not 1 <= len(self.routing_id) <= 255 or self.routing_id[0] == 0:
+            raise ValueError("routing_id must be 1..255 bytes and not start with a zero byte")
+        self._ids = _ids if _ids is not None else _RequestIds()
+        self.last_forward = None  # ForwardResult of this client's last successful forward()
         self._socket = None
         self._tokens = {}  # device -> lease token (bytes), attached to that device's writes
         self._hello = None
@@ -120,6 +192,7 @@ class Client:
             self._socket.close(linger=0)
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.linger = 0
+        self._socket.setsockopt(zmq.ROUTING_ID, self.routing_id)  # the same on every reconnect
         _apply_curve(self._socket, self._curve)
         self._socket.connect(self.endpoint)
 
@@ -136,12 +209,17 @@ class Client:
 
     def call(self, request, retry=True):
         """Sends a pb.Request (client_id and request_id filled in if unset) and returns the OK
-        pb.Reply. Raises a PnnError subclass for an error status, Unreachable after the last
-        timeout."""
+        pb.Reply. Raises a PnnError subclass for an error status (with the pb.Reply in
+        `.reply`), Unreachable after the last timeout. request_id 0 means "pick the next one":
+        0 itself is never sent."""
+        if self._socket is None:
+            raise ValueError("this Client is closed")
         if not request.client_id:
             request.client_id = self.client_id
         if not request.request_id:
-            request.request_id = next(self._ids)
+            request.request_id = self._ids.take()
+        else:
+            self._ids.seen(request.request_id)
         body = request.SerializeToString()
         attempts = 1 + (self.retries if retry else 0)
         for attempt in range(attempts):
@@ -151,8 +229,8 @@ class Client:
             reply = self._await(request.request_id)
             if reply is not None:
                 if reply.status.code != pb.OK:
-                    raise error_for(pb.StatusCode.Name(reply.status.code), reply.status.message,
-                                    reply.status.origin)
+                    raise error_for(status_name(reply.status.code), reply.status.message,
+                                    reply.status.origin, reply)
                 return reply
         raise Unreachable("no reply from pnnd at %s within %d ms (%d attempt%s); %s"
                           % (self.endpoint, self.timeout_ms, attempts,
@@ -249,17 +327,29 @@ class Client:
         """
         return Lease(self, device, ttl_ms, renew_every_s)
 
-    def forward(self, device, x, theta, settle_ms=0, return_reply=False):
-        """Runs the batch x [batch, num_inputs] with parameters θ on the hardware; returns Y
-        [batch, num_outputs] (float32), or (Y, pb.ForwardReply) with return_reply. Needs a lease."""
+    def forward(self, device, x, theta, settle_ms=0, return_reply=False, return_result=False):
+        """Runs the batch x [batch, num_inputs] with parameters θ on the hardware. Needs a lease.
+
+        Returns Y [batch, num_outputs] (float32); with return_reply, (Y, pb.ForwardReply); with
+        return_result, a ForwardResult (y, recorded, record_id, request_id, times, reply).
+        Whichever form, `client.last_forward` holds the ForwardResult of the last successful
+        call, so `client.last_forward.recorded` / `.record_id` are there for callers that take
+        only Y. Raises RecordFailed (store.forward_records: sync; the device ran but the record
+        was not committed) or StoreFull (refused before the device ran) for run-store trouble."""
+        if return_reply and return_result:
+            raise ValueError("pass return_reply or return_result, not both")
         r = self._request(device)
         f = r.forward
         f.device = device
         to_tensor(x, f.x)
         f.theta.data[:] = np.asarray(theta, dtype=np.float64).ravel().tolist()
         f.settle_ms = settle_ms
-        reply = self.call(r).forward
+        full = self.call(r)
+        reply = full.forward
         y = from_tensor(reply.y)
+        self.last_forward = ForwardResult(y, reply, full.request_id)
+        if return_result:
+            return self.last_forward
         return (y, reply) if return_reply else y
 
     def twin_forward(self, device, x, theta):
@@ -304,7 +394,8 @@ class Client:
         return list(self.call(pb.Request(job_status=pb.JobStatusRequest(job_id=job_id))).job_status.jobs)
 
     def cancel_job(self, job_id):
-        """Asks the job to stop after its current batch; returns its pb.JobInfo."""
+        """Asks the job to stop after its current batch; returns its pb.JobInfo. A job that had
+        already ended raises JobFinished (nothing was cancelled; `e.job` is its final JobInfo)."""
         r = pb.Request(cancel_job=pb.CancelJobRequest(job_id=job_id))
         return self.call(r, retry=False).cancel_job.job
 
@@ -326,10 +417,19 @@ class Client:
         return Subscriber(self.telemetry_endpoint(), topics, server_key=self._server_key,
                           key_file=self._key_file, context=self._context)
 
+    def input_limits(self, device, float32=True):
+        """(min, max) of the device's input range, float32-safe by default (pnn_client.limits)."""
+        return input_limits(self.describe(device).spec, float32=float32)
+
+    def param_limits(self, device, float32=False):
+        """(lo, hi) arrays of θ's hard limits (float64; float32=True: the float32 limits)."""
+        return param_limits(self.describe(device).spec, float32=float32)
+
     def _sibling(self):
-        """A second client (own socket) speaking for the same client_id."""
+        """A second client (own socket and routing id) speaking for the same client_id, sharing
+        this client's request-id counter so the two never send the same request id."""
         return Client(self.endpoint, self.client_id, self.timeout_ms, self.retries,
-                      self._server_key, self._key_file, self._context)
+                      self._server_key, self._key_file, self._context, _ids=self._ids)
 
 
 class Lease:

@@ -17,20 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .limits import float32_inside as _float32_inside  # noqa: F401 (kept for old importers)
+from .limits import input_limits, param_limits
+
 
 def _spec_limits(spec):
-    lo, hi = [], []
-    for block in spec.params:
-        lo += [block.hard_min] * block.count
-        hi += [block.hard_max] * block.count
-    return (torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64))
-
-
-def _float32_inside(limit, direction):
-    v = np.float32(limit)
-    if (direction > 0 and v < limit) or (direction < 0 and v > limit):
-        v = np.nextafter(v, np.float32(direction * np.inf))
-    return float(v)
+    """θ's hard limits as float64 tensors: θ is float64 here and on the wire, so the double
+    limits are exact (a float32 θ would use param_limits(spec, float32=True))."""
+    lo, hi = param_limits(spec, float32=False)
+    return torch.from_numpy(lo.copy()), torch.from_numpy(hi.copy())
 
 
 class PhysicalLayerFunction(torch.autograd.Function):
@@ -80,9 +75,9 @@ class DaemonPhysicalLayer(nn.Module):
         self.register_buffer("theta_min", lo)
         self.register_buffer("theta_max", hi)
         # The wire carries float32: clip to the float32 values inside the actuator range, or
-        # a rounded -π would land just outside [-π, π] and be refused.
-        self.input_min = _float32_inside(spec.input_min, +1)
-        self.input_max = _float32_inside(spec.input_max, -1)
+        # a rounded -π would land just outside [-π, π] and be refused. The daemon's
+        # input_min_f32 / input_max_f32 (protocol minor 4) when it sends them.
+        self.input_min, self.input_max = input_limits(spec, float32=True)
         n = int(lo.numel())
         if theta_init is None:
             theta = torch.zeros(n, dtype=torch.float64)
@@ -95,6 +90,7 @@ class DaemonPhysicalLayer(nn.Module):
         self.project_()
         self.last_input = None
         self.last_theta = None
+        self.last_records = []  # [pnn_client.ForwardResult] of the last forward, one per chunk
 
     @torch.no_grad()
     def project_(self):
@@ -113,8 +109,10 @@ class DaemonPhysicalLayer(nn.Module):
         return [(i, min(i + self.max_batch, rows)) for i in range(0, rows, self.max_batch)]
 
     def _run_hardware(self, x, theta):
-        parts = [self.client.forward(self.device, x[a:b], theta) for a, b in self._chunks(len(x))]
-        return np.concatenate(parts, axis=0)
+        results = [self.client.forward(self.device, x[a:b], theta, return_result=True)
+                   for a, b in self._chunks(len(x))]
+        self.last_records = results  # recorded / record_id of each Forward call
+        return np.concatenate([r.y for r in results], axis=0)
 
     def _run_vjp(self, x, theta, y_bar):
         x_bars, theta_bar = [], np.zeros_like(theta)

@@ -19,7 +19,9 @@ class ConfigError : public std::runtime_error {
 
 /// What a client may do. Read-only clients may query everything but get PERMISSION_DENIED on
 /// every write (Lifecycle, Acquire/Renew/Release, Forward, Calibrate, SubmitJob, CancelJob).
-enum class Role { kReadOnly, kOperator };
+/// Admin may also cancel and resume other clients' jobs (with CURVE; without CURVE every
+/// loopback client is an admin: docs/daemon.md, "Identity and who may do what").
+enum class Role { kReadOnly, kOperator, kAdmin };
 const char* to_string(Role role);
 
 struct DeviceConfig {
@@ -63,6 +65,19 @@ struct DaemonConfig {
   std::uint32_t default_deadline_ms = 30000;      ///< for requests with deadline_ms = 0
   std::size_t reply_cache_entries = 4096;         ///< idempotency cache of Forward replies
   std::size_t reply_cache_bytes = 256u << 20;
+  /// Connections (rpc.max_connections / rpc.max_connections_per_peer): past them a new
+  /// connection is refused at the handshake (ZAP 400 "too many connections") and logged.
+  std::uint32_t max_connections = 1000;
+  std::uint32_t max_connections_per_peer = 64;  ///< per client IP address
+  /// Replies waiting for a client that does not read (rpc.max_queued_reply_bytes_per_peer,
+  /// rpc.max_queued_reply_bytes): past them the reply is dropped (a retry of a write still gets
+  /// it from the idempotency cache) and the drop is logged.
+  std::uint64_t max_queued_reply_bytes_per_peer = 32u << 20;
+  std::uint64_t max_queued_reply_bytes = 256u << 20;
+  /// twin.max_batch_rows: TwinForward / TwinVjp with more rows get BATCH_TOO_LARGE.
+  std::uint32_t twin_max_batch_rows = 4096;
+  /// forward.max_settle_ms: a Forward asking for a longer settle_ms gets INVALID_ARGUMENT.
+  std::uint32_t max_settle_ms = 10000;
 
   // telemetry:
   std::string telemetry_bind = "tcp://127.0.0.1:7701";  ///< PUB endpoint
@@ -71,6 +86,7 @@ struct DaemonConfig {
   // leases:
   std::uint32_t lease_default_ttl_ms = 10000;
   std::uint32_t lease_max_ttl_ms = 300000;
+  std::uint32_t lease_min_ttl_ms = 20;  ///< Acquire with a shorter ttl_ms gets INVALID_ARGUMENT
 
   // store:
   std::string store_path = "runs/pnnd/pnnd.sqlite";

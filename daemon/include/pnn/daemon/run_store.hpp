@@ -7,11 +7,13 @@
 /// survives kill -9. Bulk arrays are stored as little-endian BLOBs: float32 for the x and y of
 /// forward records (their precision on the wire), float64 for θ and calibrations.
 /// Opening a store marks every run left RUNNING (by a crash) as ABORTED and returns their ids.
-/// Schema versioned with PRAGMA user_version; an older version is migrated on open (one
-/// transaction per step, lossless), opening a newer version is refused.
+/// Schema versioned with PRAGMA user_version (3); an older version is migrated on open (one
+/// transaction per step), opening a newer version is refused.
 ///
 /// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
-/// short). Errors: StoreError naming the database path and the failing statement.
+/// short). Errors: StoreError naming the database path and the failing statement; a full disk
+/// is recognisable (StoreError::disk_full) and leaves nothing half-written, so the same call can
+/// be retried once space has been freed.
 /// Schema, file layout and recovery: docs/run-store.md.
 #include <cstdint>
 #include <optional>
@@ -26,6 +28,15 @@ namespace pnn::daemon {
 class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  StoreError(const std::string& message, bool disk_full)
+      : std::runtime_error(message), disk_full_(disk_full) {}
+  /// True when the write failed because the file system (or the database's page limit) is
+  /// full: SQLite reported SQLITE_FULL, or an I/O error whose errno was ENOSPC. The failed
+  /// write was rolled back; retrying it after freeing space is safe.
+  bool disk_full() const noexcept { return disk_full_; }
+
+ private:
+  bool disk_full_ = false;
 };
 
 enum class RunState { kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5, kAborted = 6 };
@@ -42,10 +53,12 @@ struct RunRecord {
   std::string summary_json;      ///< final result, "" until finished
   std::string message;           ///< failure reason
   std::vector<std::string> device_serials;
+  std::string owner;             ///< who submitted the run ("" if unknown, e.g. before version 3)
 };
 
 /// Metric values round-trip bit-exactly except NaN: SQLite has no NaN, so it is stored as NULL
-/// and read back as a quiet NaN (payload not kept).
+/// and read back as a quiet NaN (payload not kept). A run holds at most one metric per
+/// (phase, epoch): add_metric replaces an existing one.
 struct MetricRecord {
   std::string phase;
   int epoch = 0;
@@ -112,12 +125,17 @@ class RunStore {
   /// Writes: each is one transaction, committed and synced before the call returns (the
   /// "acknowledged" point). Writes naming a run that does not exist throw StoreError.
   ///
-  /// A new run, RUNNING, started_ns = now; returns its id (never reused).
+  /// A new run, RUNNING, started_ns = now; returns its id (never reused). `owner`: who
+  /// submitted it (a client name or key; stored as given).
   std::uint64_t create_run(const std::string& name, const std::string& config_yaml,
-                           const std::vector<std::string>& device_serials);
+                           const std::vector<std::string>& device_serials,
+                           const std::string& owner = "");
   /// Sets a run RUNNING again (resume); keeps its metrics, checkpoint and epochs_done, clears
   /// finished_ns, summary_json and message.
   void reopen_run(std::uint64_t run_id);
+  /// Idempotent per (run_id, phase, epoch): a metric for a key the run already has replaces
+  /// that row (a job resumed after a crash re-runs epochs without duplicating them). The row
+  /// then counts as written last: metrics() lists it after the rows written before it.
   void add_metric(std::uint64_t run_id, const MetricRecord& metric);
   void set_checkpoint(std::uint64_t run_id, const std::string& path, int epochs_done);
   /// `state` must be final (not kRunning: std::invalid_argument). Sets finished_ns to now.
@@ -127,8 +145,12 @@ class RunStore {
   std::optional<RunRecord> get_run(std::uint64_t run_id) const;
   /// Newest (highest run_id) first, at most `limit`.
   std::vector<RunRecord> list_runs(std::size_t limit = 50) const;
-  /// In the order they were added (empty for an unknown run).
+  /// One per (phase, epoch), in the order they were (last) written; empty for an unknown run.
   std::vector<MetricRecord> metrics(std::uint64_t run_id) const;
+
+  /// A new job id: 1 for a new store, then strictly increasing across closing and reopening
+  /// the file (a restarted daemon never reuses a job id). Committed before it returns.
+  std::uint64_t allocate_job_id();
 
   /// Returns the new record_id (record.record_id is ignored). Costs one fsync of the WAL.
   std::uint64_t record_forward(const ForwardRecord& record);
@@ -153,6 +175,11 @@ class RunStore {
 
   /// PRAGMA integrity_check == "ok".
   bool integrity_ok() const;
+
+  /// Tests only: PRAGMA max_page_count = `pages` on this connection (not stored in the file),
+  /// so that a unit test can make writes fail as on a full disk (SQLITE_FULL). SQLite never
+  /// lowers the limit below the current size; a large value lifts it again.
+  void set_max_page_count_for_testing(std::uint64_t pages);
 
  private:
   struct Impl;

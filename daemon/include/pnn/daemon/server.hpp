@@ -24,6 +24,15 @@ struct ServerOptions {
   std::function<void(const std::string& level, const std::string& text)> on_log;
 };
 
+/// Call first in main(), before any thread exists: blocks SIGINT, SIGTERM and SIGHUP in the
+/// calling thread and so in every thread started after it (ZeroMQ's, the devices' workers, the
+/// compute pool). A server with handle_signals catches them from its construction on and lets
+/// them through once run() is serving, so a signal during start-up is never lost or fatal.
+/// Also routes libprotobuf's log lines away from stderr (they are counted, not printed).
+void block_signals();
+/// The inverse of block_signals() for the calling thread (run() calls it).
+void unblock_signals();
+
 class Server {
  public:
   /// Opens the run store (marking runs a crash left RUNNING as ABORTED), creates the devices

@@ -3,13 +3,17 @@
 /// dotted key and the fix; an unknown key lists the allowed ones and suggests the closest
 /// ("did you mean"). Shared by the job config (training) and pnnd's config (daemon). Header-only;
 /// an includer links yaml-cpp itself. `Error` is the exception type thrown, constructed from the
-/// message.
+/// message. The accessors never let a yaml-cpp exception escape: a value of the wrong type (a
+/// list or mapping where a scalar is expected, text where a number is) is an `Error` naming the
+/// key and the expected type, and so is a non-finite floating-point value (.inf, -.inf, .nan).
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace pnn::training {
@@ -32,9 +36,11 @@ class YamlReader {
   /// `map` must be a mapping whose keys are all in `allowed`.
   void only_keys(const YAML::Node& map, const std::string& where,
                  const std::vector<std::string>& allowed) const {
-    if (!map.IsMap()) fail(map, where, "expected a mapping of keys to values");
+    if (!map.IsMap()) {
+      fail(map, where, "expected a mapping of keys to values, got " + describe(map));
+    }
     for (const auto& kv : map) {
-      const auto key = kv.first.as<std::string>();
+      const auto key = key_text(kv.first, where);
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
@@ -45,19 +51,55 @@ class YamlReader {
   }
 
   /// map[key] as T, or `fallback` when absent or null; `type_name` says what was expected.
+  /// A floating-point T must be finite.
   template <class T>
   T get(const YAML::Node& map, const std::string& where, const std::string& key, T fallback,
         const char* type_name) const {
     const YAML::Node node = map[key];
     if (!node.IsDefined() || node.IsNull()) return fallback;
-    try {
-      if (!node.IsScalar()) throw YAML::BadConversion(node.Mark());
-      return node.as<T>();
-    } catch (const YAML::BadConversion&) {
-      fail(node, join(where, key),
-           std::string("expected ") + type_name + ", got '" +
-               (node.IsScalar() ? node.Scalar() : std::string("a list or mapping")) + "'");
+    return scalar_as<T>(node, join(where, key), type_name);
+  }
+
+  /// `node` (the value of the dotted `key`) as T; it must be a scalar that converts. A
+  /// floating-point T must be finite.
+  template <class T>
+  T scalar_as(const YAML::Node& node, const std::string& key, const char* type_name) const {
+    if (!node.IsScalar()) {
+      fail(node, key, std::string("expected ") + type_name + ", got " + describe(node));
     }
+    T value{};
+    try {
+      value = node.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(node, key, std::string("expected ") + type_name + ", got '" + node.Scalar() + "'");
+    }
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(value)) {
+        fail(node, key,
+             std::string("expected ") + type_name + " (finite), got '" + node.Scalar() + "'");
+      }
+    }
+    return value;
+  }
+
+  /// A mapping key as text; a list or mapping used as a key is an error under `where`.
+  std::string key_text(const YAML::Node& key, const std::string& where) const {
+    if (!key.IsScalar()) {
+      fail(key, where, "expected a key name, got " + describe(key) + " as a key");
+    }
+    return key.Scalar();
+  }
+
+  /// What a node is, for "expected X, got Y": 'text' for a scalar, else its kind.
+  static std::string describe(const YAML::Node& node) {
+    switch (node.Type()) {
+      case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Null: return "nothing (null)";
+      case YAML::NodeType::Undefined: break;
+    }
+    return "nothing";
   }
 
   /// A whole number in [lo, hi].

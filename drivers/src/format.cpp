@@ -1,0 +1,13 @@
+#include "pnn/drivers/format.hpp"
+
+#include <charconv>
+
+namespace pnn::drivers {
+
+std::string format_shortest(double value) {
+  char buf[32];  // the longest shortest form, "-2.2250738585072014e-308", has 24 characters
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace pnn::drivers
