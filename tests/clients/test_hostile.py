@@ -958,8 +958,9 @@ class TextAndConfig(DaemonCase):
         base = TINY_JOB % "hostile-types"
         cases = (
             ("theta: 9 at the top level", base + "theta: 9\n", "theta"),
-            # Not yet: an unknown key inside a network entry ({physical: osc, theta: 9}) gets the
-            # generic "each network entry is one of ..." without naming the key (issue 11 note).
+            ("theta: 9 in a physical layer", base.replace("  - physical: osc",
+                                                          "  - {physical: osc, theta: 9}"),
+             "theta"),
             ("training: 9", base.replace("training: {epochs: 1, batch_size: 32}", "training: 9"),
              "training"),
             ("data: 9", base.replace("data: {name: digits, max_train: 32, max_test: 16}",

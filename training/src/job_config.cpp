@@ -15,6 +15,14 @@ using Reader = YamlReader<ConfigError>;
 
 LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string& where,
                       const JobConfig& config) {
+  if (node.IsMap() && node.size() > 1) {
+    std::string keys;
+    for (const auto& kv : node) keys += (keys.empty() ? "" : ", ") + r.key_text(kv.first, where);
+    r.fail(node, where, "an entry has one key (its kind), but this one has " + keys +
+                            "; each network entry is one of: physical: DEVICE, pad: N, "
+                            "slice: {first, count, gain}, affine: OUTPUTS, activation: "
+                            "relu|tanh|sin|sigmoid");
+  }
   if (!node.IsMap() || node.size() != 1) {
     r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
                         "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid");
