@@ -74,4 +74,7 @@ std::string lab_config_in(const BenchDir& dir);
 /// The q-quantile (0..1) of `values` (sorted in place), by the nearest-rank method.
 double quantile(std::vector<double>& values, double q);
 
+/// A field of /proc/PID/status in kB (VmRSS, VmHWM) or as a count (Threads); -1 if absent.
+long long proc_status(int pid, const std::string& key);
+
 }  // namespace pnn::bench::detail

@@ -22,15 +22,6 @@ using nlohmann::json;
 namespace v1 = daemon::v1;
 using Clock = std::chrono::steady_clock;
 
-// A field of /proc/PID/status in kB (VmRSS, VmHWM) or as a count (Threads); -1 if absent.
-long long proc_status(int pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1));
-  }
-  return -1;
-}
 
 daemon::DaemonProcess start_pnnd(const BenchDir& dir) {
   return daemon::DaemonProcess({.executable = pnnd_path(),

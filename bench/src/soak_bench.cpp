@@ -78,14 +78,6 @@ constexpr int kMidstreamRows = 4'096;
 
 // ---- the pnnd process ---------------------------------------------------------------------
 
-long long proc_status(int pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1));
-  }
-  return -1;
-}
 
 long long open_fds(int pid) {
   std::error_code ec;
