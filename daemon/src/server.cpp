@@ -249,6 +249,9 @@ struct Call {
   // same request gets it instead of a second run.
   std::string idempotency_key;
   std::uint64_t digest = 0;
+  // A Forward's reply is recorded only if the hardware ran; its refusals (no lease, past the
+  // deadline, bad settle_ms, store full) are not, so a retry is checked again.
+  bool is_forward = false;
 };
 
 }  // namespace
@@ -808,7 +811,7 @@ struct Server::Impl {
                   const std::string& origin = kDaemon) {
     v1::Reply reply;
     set_status(reply, code, message, origin);
-    send_reply(call, reply);
+    send_reply(call, reply, /*record=*/!call.is_forward);
   }
 
   // ---- request intake --------------------------------------------------------------------
@@ -942,6 +945,7 @@ struct Server::Impl {
       in_flight[key] = {call.digest, {call.routing_id}};
       Call keyed = call;
       keyed.idempotency_key = key;
+      keyed.is_forward = body == v1::Request::kForward;
       try {
         dispatch_body(keyed, request);
       } catch (const std::exception& e) {  // answered (and recorded) here, so no waiter hangs
