@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <atomic>
@@ -31,6 +30,7 @@
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/digital_twin/calibration.hpp"
+#include "pnn/drivers/format.hpp"
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/job.hpp"
@@ -777,7 +777,7 @@ struct Server::Impl {
     if (drops_by_peer.size() > 4096) drops_by_peer.clear();
     if ((n & (n - 1)) == 0) {
       log("warning", "dropped a reply of " + std::to_string(bytes) + " bytes to client connection " +
-                         detail::to_valid_utf8(hex(routing)) + ": " + why + " (" +
+                         hex(routing) + ": " + why + " (" +
                          std::to_string(n) + " dropped for it)");
     }
   }
@@ -1401,27 +1401,21 @@ struct Server::Impl {
       for (Index i = 0; i < theta.size(); ++i) {
         if (theta[i] < lo[i] || theta[i] > hi[i]) {
           return "θ[" + std::to_string(i) + "] (" + spec.param_name(i) + ") = " +
-                 format_number(theta[i]) + " is outside the hard limits [" + format_number(lo[i]) +
-                 ", " + format_number(hi[i]) + "], the twin's domain; clamp θ to the limits";
+                 drivers::format_shortest(theta[i]) + " is outside the hard limits [" + drivers::format_shortest(lo[i]) +
+                 ", " + drivers::format_shortest(hi[i]) + "], the twin's domain; clamp θ to the limits";
         }
       }
     }
     if (x.size() > 0 && (x.minCoeff() < spec.input_min || x.maxCoeff() > spec.input_max)) {
       const bool low = x.minCoeff() < spec.input_min;
-      return std::string("x has ") + (low ? "a value " + format_number(x.minCoeff()) + " below"
-                                          : "a value " + format_number(x.maxCoeff()) + " above") +
-             " the device's input range [" + format_number(spec.input_min) + ", " +
-             format_number(spec.input_max) + "], the twin's domain";
+      return std::string("x has ") + (low ? "a value " + drivers::format_shortest(x.minCoeff()) + " below"
+                                          : "a value " + drivers::format_shortest(x.maxCoeff()) + " above") +
+             " the device's input range [" + drivers::format_shortest(spec.input_min) + ", " +
+             drivers::format_shortest(spec.input_max) + "], the twin's domain";
     }
     return std::nullopt;
   }
 
-  // Shortest text that reads back as the same double (so -1.0000001 is not printed as -1).
-  static std::string format_number(double v) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    return std::string(buf, r.ptr);
-  }
 
   void calibrate(const Call& call, const v1::Request& request) {
     const auto& r = request.calibrate();
