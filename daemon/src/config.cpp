@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 #include "instrument_key.hpp"
 #include "pnn/training/yaml_reader.hpp"
@@ -97,7 +98,8 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
     r.only_keys(rpc, "rpc", {"bind", "max_message_bytes", "default_deadline_ms",
                              "reply_cache_entries", "reply_cache_bytes", "max_connections",
                              "max_connections_per_peer", "max_queued_reply_bytes_per_peer",
-                             "max_queued_reply_bytes"});
+                             "max_queued_reply_bytes", "max_pending_request_bytes_per_peer",
+                             "max_pending_request_bytes"});
     c.rpc_bind = r.get<std::string>(rpc, "rpc", "bind", c.rpc_bind, "an endpoint");
     c.max_message_bytes = r.get_count(rpc, "rpc", "max_message_bytes", c.max_message_bytes, 1024,
                                       std::uint64_t{1} << 31);
@@ -107,29 +109,27 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
         r.get_count(rpc, "rpc", "reply_cache_entries", c.reply_cache_entries, 1, 1u << 24);
     c.reply_cache_bytes = r.get_count(rpc, "rpc", "reply_cache_bytes", c.reply_cache_bytes, 1024,
                                       std::uint64_t{1} << 40);
-    // A per-peer limit left out follows a smaller total, so that lowering the total alone is
-    // not an error about a key the file does not have.
-    c.max_connections = static_cast<std::uint32_t>(
-        r.get_count(rpc, "rpc", "max_connections", c.max_connections, 1, kMaxU32));
-    c.max_connections_per_peer = static_cast<std::uint32_t>(r.get_count(
-        rpc, "rpc", "max_connections_per_peer",
-        std::min(c.max_connections_per_peer, c.max_connections), 1, kMaxU32));
-    if (c.max_connections_per_peer > c.max_connections) {
-      r.fail(rpc["max_connections_per_peer"], "rpc.max_connections_per_peer",
-             "must not exceed rpc.max_connections (" + std::to_string(c.max_connections) + ")");
-    }
+    // A limit in all and the same per client: a per-peer limit left out follows a smaller total,
+    // so that lowering the total alone is not an error about a key the file does not have.
+    auto total_and_per_peer = [&](const char* key, auto& total, auto& per_peer,
+                                  std::uint64_t lo, std::uint64_t hi) {
+      using T = std::remove_reference_t<decltype(total)>;
+      const std::string per_key = std::string(key) + "_per_peer";
+      total = static_cast<T>(r.get_count(rpc, "rpc", key, total, lo, hi));
+      per_peer = static_cast<T>(r.get_count(rpc, "rpc", per_key.c_str(),
+                                            std::min(per_peer, total), lo, hi));
+      if (per_peer > total) {
+        r.fail(rpc[per_key], "rpc." + per_key,
+               "must not exceed rpc." + std::string(key) + " (" + std::to_string(total) + ")");
+      }
+    };
     constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
-    c.max_queued_reply_bytes = r.get_count(rpc, "rpc", "max_queued_reply_bytes",
-                                           c.max_queued_reply_bytes, kMiB, std::uint64_t{1} << 40);
-    c.max_queued_reply_bytes_per_peer = r.get_count(
-        rpc, "rpc", "max_queued_reply_bytes_per_peer",
-        std::min(c.max_queued_reply_bytes_per_peer, c.max_queued_reply_bytes), kMiB,
-        std::uint64_t{1} << 40);
-    if (c.max_queued_reply_bytes_per_peer > c.max_queued_reply_bytes) {
-      r.fail(rpc["max_queued_reply_bytes_per_peer"], "rpc.max_queued_reply_bytes_per_peer",
-             "must not exceed rpc.max_queued_reply_bytes (" +
-                 std::to_string(c.max_queued_reply_bytes) + ")");
-    }
+    total_and_per_peer("max_connections", c.max_connections, c.max_connections_per_peer, 1,
+                       kMaxU32);
+    total_and_per_peer("max_queued_reply_bytes", c.max_queued_reply_bytes,
+                       c.max_queued_reply_bytes_per_peer, kMiB, std::uint64_t{1} << 40);
+    total_and_per_peer("max_pending_request_bytes", c.max_pending_request_bytes,
+                       c.max_pending_request_bytes_per_peer, kMiB, std::uint64_t{1} << 40);
   }
   if (const auto tel = root["telemetry"]; tel.IsDefined()) {
     r.only_keys(tel, "telemetry", {"bind", "heartbeat_ms"});

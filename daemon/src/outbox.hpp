@@ -36,10 +36,17 @@ class Outbox {
   /// Retries the queued replies, oldest first per peer.
   void flush();
   bool has_queued() const { return !peers_.empty(); }
+  /// Whether this peer's queue is at its bound: the peer is not reading, and a further reply to
+  /// it would be dropped (pnnd then drops its requests unread instead of working for nothing).
+  bool saturated(const std::string& routing_id) const {
+    auto it = peers_.find(routing_id);
+    return it != peers_.end() && it->second.bytes + kSaturationSlack >= per_peer_bytes_;
+  }
   std::uint64_t queued_bytes() const { return total_bytes_; }
   std::uint64_t dropped() const { return dropped_; }
 
  private:
+  static constexpr std::uint64_t kSaturationSlack = 4096;  // no room for one more small reply
   enum class Try { kSent, kFull, kGone };
   Try try_send(const std::string& routing_id, const std::string& body);
   void drop(const std::string& routing_id, std::size_t bytes, const char* why);

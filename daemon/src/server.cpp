@@ -252,6 +252,7 @@ struct Call {
   // A Forward's reply is recorded only if the hardware ran; its refusals (no lease, past the
   // deadline, bad settle_ms, store full) are not, so a retry is checked again.
   bool is_forward = false;
+  std::size_t request_bytes = 0;  // the frames' size, for the bound on queued compute work
 };
 
 }  // namespace
@@ -378,6 +379,9 @@ struct Server::Impl {
   static constexpr int kComputeThreads = 2;
   detail::FairQueue<std::function<void()>> compute_queue;
   int compute_running = 0;
+  // Request bytes waiting in compute_queue, per identity and in all (rpc.max_pending_request_*).
+  std::unordered_map<std::string, std::uint64_t> pending_bytes_of;
+  std::uint64_t pending_bytes = 0;
 
   // Sync forward records: set when a commit failed for lack of space; Forwards are then refused
   // before the device runs until the store's file system has room again.
@@ -771,14 +775,28 @@ struct Server::Impl {
     });
   }
 
-  std::map<std::string, std::uint64_t> drops_by_peer;  // io thread; for rate-limited logs
+  std::map<std::string, std::uint64_t> drops_by_reason;  // io thread; for rate-limited logs
+  std::uint64_t requests_dropped_unread = 0;
+  // Counted per reason and logged at powers of two: a thousand clients that vanish, or one that
+  // never reads, show in the log without flooding it.
   void note_dropped_reply(const std::string& routing, std::size_t bytes, const char* why) {
-    const std::uint64_t n = ++drops_by_peer[routing];
-    if (drops_by_peer.size() > 4096) drops_by_peer.clear();
+    const std::uint64_t n = ++drops_by_reason[why];
     if ((n & (n - 1)) == 0) {
       log("warning", "dropped a reply of " + std::to_string(bytes) + " bytes to client connection " +
-                         hex(routing) + ": " + why + " (" +
-                         std::to_string(n) + " dropped for it)");
+                         hex(routing) + ": " + why + " (" + std::to_string(n) +
+                         " replies dropped for this reason since start)");
+    }
+  }
+
+  // Requests from a peer whose reply queue is at its bound are dropped unread: their replies
+  // could not be delivered, and working on them is what a flood that never reads wants.
+  void note_dropped_request(const std::string& routing) {
+    const std::uint64_t n = ++requests_dropped_unread;
+    if ((n & (n - 1)) == 0) {
+      log("warning", "dropped a request from client connection " + hex(routing) +
+                         " unread: it is not reading its replies and its reply queue is full "
+                         "(rpc.max_queued_reply_bytes_per_peer); " + std::to_string(n) +
+                         " requests dropped since start");
     }
   }
 
@@ -844,9 +862,11 @@ struct Server::Impl {
     Call call;
     call.routing_id = frames[0].to_string();
     if (frames.size() < 2) return;
+    if (outbox.saturated(call.routing_id)) return note_dropped_request(call.routing_id);
     identify(call, frames[1]);
     std::size_t total = 0;
     for (std::size_t i = 1; i < frames.size(); ++i) total += frames[i].size();
+    call.request_bytes = total;
     if (total > config.max_message_bytes) {
       send_error(call, v1::TOO_LARGE,
                  "request of " + std::to_string(total) + " bytes exceeds the limit of " +
@@ -991,6 +1011,25 @@ struct Server::Impl {
   // across identities (FairQueue), at most kComputeThreads at a time.
   template <class Fn>
   void on_compute(const Call& call, Fn fn, std::string origin = kDaemon) {
+    std::uint64_t& mine = pending_bytes_of[call.identity];
+    const std::uint64_t bytes = call.request_bytes;
+    const bool over_mine = mine + bytes > config.max_pending_request_bytes_per_peer;
+    if (mine > 0 && (over_mine || pending_bytes + bytes > config.max_pending_request_bytes)) {
+      send_error(call, v1::BUSY,
+                 over_mine
+                     ? std::to_string(mine) + " bytes of this client's requests are already "
+                       "waiting for a compute thread (rpc.max_pending_request_bytes_per_peer = " +
+                           std::to_string(config.max_pending_request_bytes_per_peer) +
+                           "); wait for their replies before sending more"
+                     : std::to_string(pending_bytes) + " bytes of requests are waiting for a "
+                       "compute thread (rpc.max_pending_request_bytes = " +
+                           std::to_string(config.max_pending_request_bytes) +
+                           "); retry after this client's earlier replies arrive",
+                 kIntake);
+      return;
+    }
+    mine += bytes;
+    pending_bytes += bytes;
     compute_queue.push(call.identity, [this, call, origin = std::move(origin),
                                        fn = std::move(fn)]() mutable {
       v1::Reply reply;
@@ -1013,11 +1052,21 @@ struct Server::Impl {
       }
       asio::post(io, [this, call, reply = std::move(reply)]() mutable {
         --compute_running;
+        release_pending(call);
         send_reply(call, reply);
         pump_compute();
       });
     });
     pump_compute();
+  }
+
+  void release_pending(const Call& call) {
+    auto it = pending_bytes_of.find(call.identity);
+    if (it == pending_bytes_of.end()) return;
+    const std::uint64_t n = std::min<std::uint64_t>(it->second, call.request_bytes);
+    it->second -= n;
+    pending_bytes -= std::min(pending_bytes, n);
+    if (it->second == 0) pending_bytes_of.erase(it);
   }
 
   void pump_compute() {

@@ -473,6 +473,9 @@ class LeaseTakeover(DaemonCase):
 # ---- 3. descriptor exhaustion ---------------------------------------------------------------
 
 class DescriptorExhaustion(DaemonCase):
+    """One client holds 1,100 connections to a pnnd whose soft descriptor limit is 1024 (the
+    usual default). Every client on this host shares the address 127.0.0.1, so a client from
+    another host is played by connecting from 127.0.0.2 (tcp://SOURCE;DESTINATION)."""
     CONNECTIONS = 1100
 
     def setUp(self):  # each test starts its own pnnd with the fd limit
@@ -486,8 +489,13 @@ class DescriptorExhaustion(DaemonCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
         self.pnnd = self.start_pnnd(extra_config=extra_config, preexec=limit)
-        self.client = pnn_client.Client(self.pnnd.rpc, timeout_ms=10000, retries=0)
-        self.addCleanup(self.client.close)
+
+    def _from_another_host(self, timeout_ms=5000):
+        assert self.pnnd.rpc.startswith("tcp://127.0.0.1:"), self.pnnd.rpc
+        c = pnn_client.Client("tcp://127.0.0.2:0;" + self.pnnd.rpc[len("tcp://"):],
+                              timeout_ms=timeout_ms, retries=0)
+        self.addCleanup(c.close)
+        return c
 
     def _hold_connections(self):
         # This process needs ~2 descriptors per DEALER (socket + mailbox).
@@ -519,47 +527,147 @@ class DescriptorExhaustion(DaemonCase):
             raise
         return ctx, sockets
 
-    def _run(self, extra_config):
+    def _settle(self, pid):
+        """Waits (at most 3 s) until pnnd's descriptor count has been stable for 0.5 s."""
+        last, stable_since, t0 = -2, time.monotonic(), time.monotonic()
+        while time.monotonic() - t0 < 3.0 and time.monotonic() - stable_since < 0.5:
+            n = open_fds(pid)
+            if n != last:
+                last, stable_since = n, time.monotonic()
+            time.sleep(0.05)
+
+    def _run(self, extra_config, another_host_is_served, max_fds):
         self._limited_pnnd(extra_config)
         pid = self.pnnd.proc.pid
+        # A job runs all along: it must finish and write its files whatever the hog does.
+        job_id, _ = self._from_another_host(timeout_ms=10000).submit_job(
+            TINY_JOB % "fd-exhaustion", "fd-exhaustion.yaml")
         ctx, sockets = self._hold_connections()
         try:
-            # Let the connection attempts land (bounded: 3 s).
-            last, stable_since, t0 = -2, time.monotonic(), time.monotonic()
-            while time.monotonic() - t0 < 3.0 and time.monotonic() - stable_since < 0.5:
-                n = open_fds(pid)
-                if n != last:
-                    last, stable_since = n, time.monotonic()
-                time.sleep(0.05)
+            self._settle(pid)
             c0, t0 = cpu_seconds(pid), time.monotonic()
             time.sleep(2.0)
             cpu, idle = cpu_seconds(pid) - c0, time.monotonic() - t0
             fds = open_fds(pid)
+            print("\n  %d connections held: pnnd used %.2f s CPU in %.1f s, %d descriptors open"
+                  % (self.CONNECTIONS, cpu, idle, fds), file=sys.stderr)
             problems = []
-            if cpu >= 0.5:
+            # Refused connections come back at the client's reconnect interval (100 ms): each
+            # costs an accept and a shutdown (~20 % of a core here), not the EMFILE busy loop
+            # (100-194 %). The proof that no accept() fails is the descriptor bound below; the
+            # CPU bound is loose, and left out under AddressSanitizer (several times slower).
+            if cpu >= 1.5 and not pnnd_is_sanitized():
                 problems.append("pnnd used %.2f s of CPU in %.1f idle seconds while %d connections "
                                 "were held (%d descriptors open): a busy loop (e.g. accept() "
                                 "failing with EMFILE)" % (cpu, idle, self.CONNECTIONS, fds))
-            c = pnn_client.Client(self.pnnd.rpc, timeout_ms=5000, retries=0)
-            try:
-                c.hello()
-            except pnn_client.PnnError as e:
-                problems.append("a new client got no Hello OK within 5 s: %s" % e.code)
-            finally:
-                c.close()
+            if fds > max_fds:
+                problems.append("pnnd holds %d descriptors (bound %d): connections past the caps "
+                                "were not refused" % (fds, max_fds))
+            if another_host_is_served:
+                try:
+                    self._from_another_host().hello()
+                except pnn_client.PnnError as e:
+                    problems.append("a client from another address got no Hello OK within 5 s: "
+                                    "%s" % e.code)
             if problems:
                 self.fail("; ".join(problems) + "\n" + self.pnnd.stderr_tail(10))
+            with open(self.pnnd.stderr_path) as f:
+                self.assertIn("refused a connection from 127.0.0.1", f.read(),
+                              "pnnd did not log the refusal")
         finally:
             for s in sockets:
                 s.close(linger=0)
             ctx.term()
         self.assert_alive(within_s=5.0)
+        c = self._from_another_host(timeout_ms=10000)
+        info = wait_job(c, job_id)
+        self.assertEqual(info.state, pb.SUCCEEDED, info.message)
+
+    def test_1100_connections_from_one_address_with_the_default_limits(self):
+        # rpc.max_connections_per_peer (64) refuses the rest; another address is still served.
+        self._run(None, another_host_is_served=True, max_fds=64 + 200)
 
     def test_1100_connections_with_max_connections_200(self):
-        self._run({"rpc": {"max_connections": 200}})
+        # The total cap binds first: everyone is refused until connections close (then the
+        # final assert_alive), and the descriptors stay bounded, so the job still writes.
+        self._run({"rpc": {"max_connections": 200, "max_connections_per_peer": 200}},
+                  another_host_is_served=False, max_fds=200 + 200)
 
-    def test_1100_connections_with_the_default_limits(self):
-        self._run(None)
+
+# ---- 7. signals during start-up -------------------------------------------------------------
+
+def signal_mask(pid, field):
+    """A signal set of /proc/PID/status (SigBlk, ShdPnd, SigPnd) as a set of signal numbers."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                bits = int(line.split()[1], 16)
+                return {n + 1 for n in range(64) if bits >> n & 1}
+    return set()
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+class StartupSignals(unittest.TestCase):
+    """SIGHUP and SIGTERM while pnnd is still starting (a slow device is autostarting: each of
+    its replies arrives 150 ms late). pnnd blocks them from its first line, so they wait for the
+    event loop: SIGHUP does not kill it, SIGTERM still drives the devices safe and exits 0."""
+    DEVICES = {"power": (POWER2, True),
+               "slow": ("sim://power-law?prefactor=2&serial=SIM-POW-SLOW&timeout_ms=2000"
+                        "&faults=delay_ms:150", True)}
+
+    def _spawn(self):
+        d = scratch_dir("StartupSignals")
+        self.addCleanup(d.cleanup)
+        p = Pnnd(d.name, devices=self.DEVICES)
+        p.write_config()
+        err = open(p.stderr_path, "w")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen([PNND, "--config", p.config], stdout=subprocess.PIPE,
+                                stderr=err, text=True, cwd=d.name)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        # Wait (bounded) until main's first line has blocked the signals: the window this test is
+        # about starts there. Before it, no program can catch anything (the kernel's default).
+        t0 = time.monotonic()
+        while not {signal.SIGHUP, signal.SIGTERM} <= signal_mask(proc.pid, "SigBlk"):
+            self.assertIsNone(proc.poll(), "pnnd exited at once")
+            self.assertLess(time.monotonic() - t0, 10, "pnnd never blocked SIGHUP and SIGTERM")
+            time.sleep(0.001)
+        return p, proc
+
+    def _send_while_starting(self, proc, sig):
+        proc.send_signal(sig)
+        pending = signal_mask(proc.pid, "ShdPnd") | signal_mask(proc.pid, "SigPnd")
+        self.assertIn(sig, pending, "%s was not held pending: pnnd had already finished "
+                      "starting, so this test did not test the start-up window" % sig.name)
+
+    def test_sigterm_during_start_up_ends_in_safe_states_and_exit_0(self):
+        p, proc = self._spawn()
+        self._send_while_starting(proc, signal.SIGHUP)
+        self._send_while_starting(proc, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        log = read_text(p.stderr_path)
+        self.assertEqual(proc.returncode, 0, "pnnd exited %d on SIGTERM during start-up:\n%s"
+                         % (proc.returncode, log[-2000:]))
+        self.assertIn("devices in their safe state", log)
+        self.assertIn("pnnd ready", out)  # it finished starting, then stopped
+
+    def test_sighup_during_start_up_is_a_reload_not_a_kill(self):
+        p, proc = self._spawn()
+        self._send_while_starting(proc, signal.SIGHUP)
+        line = proc.stdout.readline()  # blocks until ready (or EOF if it died)
+        self.assertTrue(line.startswith("pnnd ready"), "pnnd did not survive a SIGHUP during "
+                        "start-up (exit %s):\n%s" % (proc.poll(), read_text(p.stderr_path)))
+        fields = dict(f.split("=", 1) for f in line.split()[2:])
+        c = pnn_client.Client(fields["rpc"], timeout_ms=10000, retries=0)
+        self.addCleanup(c.close)
+        self.assertEqual(c.hello().instance_id, fields["instance"])
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, read_text(p.stderr_path)[-2000:])
 
 
 # ---- 4. unbounded memory --------------------------------------------------------------------
@@ -601,6 +709,8 @@ class Memory(DaemonCase):
                 if not progressed:
                     time.sleep(0.05)
             peak = max(peak, status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM"))
+            print("\n  %d unread requests on %d connections: pnnd's peak RSS %d MB"
+                  % (sent, connections, peak // 1024), file=sys.stderr)
         finally:
             for s in socks:
                 s.close(linger=0)

@@ -117,6 +117,8 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
       "  max_connections_per_peer: 20\n"
       "  max_queued_reply_bytes: 67108864\n"
       "  max_queued_reply_bytes_per_peer: 2097152\n"
+      "  max_pending_request_bytes: 33554432\n"
+      "  max_pending_request_bytes_per_peer: 3145728\n"
       "twin: {max_batch_rows: 512}\n"
       "forward: {max_settle_ms: 600000}\n"
       "leases: {default_ttl_ms: 5000, max_ttl_ms: 60000, min_ttl_ms: 5000}\n",
@@ -125,6 +127,8 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
   CHECK(c.max_connections_per_peer == 20);
   CHECK(c.max_queued_reply_bytes == 64u << 20);
   CHECK(c.max_queued_reply_bytes_per_peer == 2u << 20);
+  CHECK(c.max_pending_request_bytes == 32u << 20);
+  CHECK(c.max_pending_request_bytes_per_peer == 3u << 20);
   CHECK(c.twin_max_batch_rows == 512);
   CHECK(c.max_settle_ms == 600000);
   CHECK(c.lease_min_ttl_ms == 5000);
@@ -137,6 +141,8 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
   CHECK(d.max_connections_per_peer == defaults.max_connections_per_peer);
   CHECK(d.max_queued_reply_bytes == defaults.max_queued_reply_bytes);
   CHECK(d.max_queued_reply_bytes_per_peer == defaults.max_queued_reply_bytes_per_peer);
+  CHECK(d.max_pending_request_bytes == defaults.max_pending_request_bytes);
+  CHECK(d.max_pending_request_bytes_per_peer == defaults.max_pending_request_bytes_per_peer);
   CHECK(d.twin_max_batch_rows == defaults.twin_max_batch_rows);
   CHECK(d.max_settle_ms == defaults.max_settle_ms);
   CHECK(d.lease_min_ttl_ms == defaults.lease_min_ttl_ms);
@@ -172,6 +178,11 @@ TEST_CASE("daemon config: the new limits are range-checked like the other keys")
       {"rpc: {max_queued_reply_bytes: 2097152, max_queued_reply_bytes_per_peer: 4194304}",
        "'rpc.max_queued_reply_bytes_per_peer'",
        "must not exceed rpc.max_queued_reply_bytes (2097152)"},
+      {"rpc: {max_pending_request_bytes: 1000}", "'rpc.max_pending_request_bytes'",
+       "must be in 1048576.."},
+      {"rpc: {max_pending_request_bytes: 2097152, max_pending_request_bytes_per_peer: 4194304}",
+       "'rpc.max_pending_request_bytes_per_peer'",
+       "must not exceed rpc.max_pending_request_bytes (2097152)"},
       {"twin: {max_batch_rows: 0}", "'twin.max_batch_rows'", "must be in 1.."},
       {"twin: {max_batch_rows: [1]}", "'twin.max_batch_rows'",
        "expected a whole number, got a list"},

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <set>
 
 #include "../../daemon/src/fair_queue.hpp"
 #include "../../daemon/src/wire_text.hpp"
@@ -317,6 +318,43 @@ TEST_CASE("wire text: UTF-8 repair, request digests, fair queue order") {
   std::vector<int> order;
   while (auto t = q.pop()) order.push_back(*t);
   CHECK(order == std::vector<int>{0, 100, 1, 2});
+}
+
+TEST_CASE("contract: pipelined twin work past rpc.max_pending_request_bytes_per_peer is BUSY, and every request gets one reply") {
+  TempDir dir("contract-busy");
+  DaemonConfig c = test_config(dir);
+  c.devices.push_back(device("power", kPower));
+  c.max_pending_request_bytes_per_peer = 1u << 20;  // 1 MiB: ~60 requests of 16 KB
+  RunningServer s(c);
+  auto flooder = make_client(s.rpc(), "flooder");
+  constexpr int kRequests = 400;
+  std::set<std::uint64_t> ids;
+  for (int i = 0; i < kRequests; ++i) ids.insert(flooder->send(twin_forward("power", 1.5f, {2.0}, 4096)));
+  // A one-at-a-time client is served while the flood waits (its queue is empty: admitted).
+  auto polite = make_client(s.rpc(), "polite");
+  const v1::Reply one = polite->call(twin_forward("power", 1.5f, {2.0}));
+  CHECK_MESSAGE(one.status().code() == v1::OK, status_text(one));
+  int ok = 0, busy = 0;
+  while (!ids.empty()) {
+    auto r = flooder->receive(std::chrono::seconds(30));
+    REQUIRE_MESSAGE(r.has_value(), ids.size() << " requests got no reply");
+    REQUIRE(ids.erase(r->request_id()) == 1);  // exactly one reply per request
+    if (r->status().code() == v1::OK) {
+      ++ok;
+      CHECK(r->twin_forward().y().shape(0) == 4096);
+    } else {
+      REQUIRE_MESSAGE(r->status().code() == v1::BUSY, status_text(*r));
+      CHECK(r->status().message().find("rpc.max_pending_request_bytes_per_peer") !=
+            std::string::npos);
+      CHECK_FALSE(r->status().origin().empty());
+      ++busy;
+    }
+  }
+  CHECK(ok > 0);
+  CHECK(busy > 0);
+  // Once the replies are read, the same client is admitted again.
+  const v1::Reply after = flooder->call(twin_forward("power", 1.5f, {2.0}, 4096));
+  CHECK_MESSAGE(after.status().code() == v1::OK, status_text(after));
 }
 
 }  // namespace pnn::daemon::test

@@ -13,14 +13,14 @@ from ._proto import pb
 from .client import (DEFAULT_ENDPOINT, PROTOCOL_MAJOR, Client, ForwardResult, Lease, Subscriber,
                      TelemetryEvent, from_tensor, new_routing_id, read_key_file, status_name,
                      to_tensor)
-from .errors import (DeviceError, InvalidRequest, JobFinished, LeaseError, LeaseReleased,
+from .errors import (Busy, DeviceError, InvalidRequest, JobFinished, LeaseError, LeaseReleased,
                      NotFound, PnnError, ProtocolError, RecordFailed, StoreError, StoreFull,
                      Unreachable)
 from .limits import clamp_inputs, clamp_theta, float32_inside, input_limits, param_limits
 
 __all__ = ["pb", "Client", "ForwardResult", "Lease", "Subscriber", "TelemetryEvent", "PnnError",
            "Unreachable", "LeaseError", "LeaseReleased", "DeviceError", "InvalidRequest",
-           "NotFound", "ProtocolError", "StoreError", "RecordFailed", "StoreFull", "JobFinished",
+           "NotFound", "ProtocolError", "StoreError", "RecordFailed", "StoreFull", "JobFinished", "Busy",
            "DEFAULT_ENDPOINT", "PROTOCOL_MAJOR", "to_tensor", "from_tensor", "read_key_file",
            "new_routing_id", "status_name", "input_limits", "param_limits", "clamp_inputs",
            "clamp_theta", "float32_inside"]

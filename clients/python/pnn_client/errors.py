@@ -78,6 +78,13 @@ class JobFinished(PnnError):
         return None
 
 
+class Busy(PnnError):
+    """BUSY (protocol minor 5): too much of this client's work was already waiting for pnnd's
+    compute pool (pipelined twin or run-store requests); nothing was run. A client with no
+    request waiting is always admitted, so one-at-a-time callers never see it: wait for earlier
+    replies, then retry."""
+
+
 _CLASSES = {
     "LEASE_REQUIRED": LeaseError, "LEASE_HELD": LeaseError, "LEASE_EXPIRED": LeaseError,
     "LEASE_RELEASED": LeaseReleased,
@@ -89,7 +96,7 @@ _CLASSES = {
     "UNKNOWN_DEVICE": NotFound, "UNKNOWN_JOB": NotFound, "UNKNOWN_RUN": NotFound,
     "UNSUPPORTED_PROTOCOL": ProtocolError, "MALFORMED": ProtocolError, "TOO_LARGE": ProtocolError,
     "RECORD_FAILED": RecordFailed, "STORE_FULL": StoreFull,
-    "JOB_FINISHED": JobFinished,
+    "JOB_FINISHED": JobFinished, "BUSY": Busy,
 }
 
 

@@ -66,14 +66,19 @@ struct DaemonConfig {
   std::size_t reply_cache_entries = 4096;         ///< idempotency cache of Forward replies
   std::size_t reply_cache_bytes = 256u << 20;
   /// Connections (rpc.max_connections / rpc.max_connections_per_peer): past them a new
-  /// connection is refused at the handshake (ZAP 400 "too many connections") and logged.
+  /// connection is shut down as soon as it is accepted, and the refusal is logged.
   std::uint32_t max_connections = 1000;
   std::uint32_t max_connections_per_peer = 64;  ///< per client IP address
   /// Replies waiting for a client that does not read (rpc.max_queued_reply_bytes_per_peer,
   /// rpc.max_queued_reply_bytes): past them the reply is dropped (a retry of a write still gets
   /// it from the idempotency cache) and the drop is logged.
-  std::uint64_t max_queued_reply_bytes_per_peer = 32u << 20;
+  std::uint64_t max_queued_reply_bytes_per_peer = 16u << 20;
   std::uint64_t max_queued_reply_bytes = 256u << 20;
+  /// Compute requests (twin, run-store reads) waiting for the pool, in request bytes
+  /// (rpc.max_pending_request_bytes_per_peer, rpc.max_pending_request_bytes): past them a request
+  /// gets BUSY at once. One request is always admitted when its caller has nothing waiting.
+  std::uint64_t max_pending_request_bytes_per_peer = 16u << 20;
+  std::uint64_t max_pending_request_bytes = 128u << 20;
   /// twin.max_batch_rows: TwinForward / TwinVjp with more rows get BATCH_TOO_LARGE.
   std::uint32_t twin_max_batch_rows = 4096;
   /// forward.max_settle_ms: a Forward asking for a longer settle_ms gets INVALID_ARGUMENT.
