@@ -143,7 +143,8 @@ std::vector<json> rpc_overhead(const BenchOptions& options) {
   v1::Request daemon_request = forward_request("null", token, x, Vector());
   v1::Request bare_request = daemon_request;
 
-  std::uint64_t id = 1;
+  // Ids after the client's own (Acquire used the first): each round trip is a new request.
+  std::uint64_t id = daemon_client->next_request_id();
   for (int i = 0; i < kWarmup; ++i) {
     (void)round_trip_us(*daemon_client, daemon_request, id, "daemon");
     (void)round_trip_us(*bare_client, bare_request, id++, "bare");

@@ -102,7 +102,11 @@ struct Client::Impl {
 
   void fill(v1::Request& request) {
     if (request.client_id().empty()) request.set_client_id(options.client_id);
-    if (request.request_id() == 0) request.set_request_id(next_id++);
+    if (request.request_id() == 0) {
+      request.set_request_id(next_id++);
+    } else if (request.request_id() >= next_id) {
+      next_id = request.request_id() + 1;  // an id the caller chose is never handed out again
+    }
   }
 
   void send(const v1::Request& request) {
