@@ -182,15 +182,6 @@ void add_remote_options(CLI::App& app, RemoteOptions& o) {
   app.add_flag("--json", o.json, "machine-readable output: one JSON object per line");
 }
 
-std::string to_hex(const std::string& bytes) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::string from_hex(const std::string& text, const std::string& what) {
   auto nibble = [&](char c) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "pnn/daemon/client.hpp"
+#include "pnn/common/hex.hpp"
 
 namespace pnnctl {
 
@@ -39,7 +40,7 @@ enum class Retry { kSafe, kNever };
 
 /// Hex text of a lease token (the token is 16 raw bytes on the wire) and back. from_hex throws
 /// UsageError naming `what` for text that is not hex.
-std::string to_hex(const std::string& bytes);
+using pnn::common::to_hex;
 std::string from_hex(const std::string& text, const std::string& what);
 
 class Remote {

@@ -1,5 +1,7 @@
 #include "pnn/daemon/client.hpp"
 
+#include "pnn/common/hex.hpp"
+
 #include <unistd.h>
 #include <zmq.hpp>
 
@@ -12,14 +14,9 @@ namespace {
 
 std::string random_hex(std::size_t bytes) {
   std::random_device rd;
-  std::string out;
-  static const char* kHex = "0123456789abcdef";
-  for (std::size_t i = 0; i < bytes; ++i) {
-    const unsigned v = rd() & 0xff;
-    out.push_back(kHex[v >> 4]);
-    out.push_back(kHex[v & 15]);
-  }
-  return out;
+  std::string raw(bytes, '\0');
+  for (auto& c : raw) c = static_cast<char>(rd() & 0xff);
+  return common::to_hex(raw);
 }
 
 void apply_curve(zmq::socket_t& socket, const CurveClientKeys& curve) {

@@ -37,6 +37,7 @@
 #include "recorder.hpp"
 #include "connection_guard.hpp"
 #include "fair_queue.hpp"
+#include "pnn/common/hex.hpp"
 #include "outbox.hpp"
 #include "reply_cache.hpp"
 #include "wire_text.hpp"
@@ -74,18 +75,10 @@ std::string random_bytes(std::size_t n) {
   return out;
 }
 
-std::string hex(const std::string& bytes) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+using common::to_hex;
 
 std::string make_instance_id() {
-  const std::string h = hex(random_bytes(16));
+  const std::string h = to_hex(random_bytes(16));
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
 }
@@ -783,7 +776,7 @@ struct Server::Impl {
     const std::uint64_t n = ++drops_by_reason[why];
     if ((n & (n - 1)) == 0) {
       log("warning", "dropped a reply of " + std::to_string(bytes) + " bytes to client connection " +
-                         hex(routing) + ": " + why + " (" + std::to_string(n) +
+                         to_hex(routing) + ": " + why + " (" + std::to_string(n) +
                          " replies dropped for this reason since start)");
     }
   }
@@ -793,7 +786,7 @@ struct Server::Impl {
   void note_dropped_request(const std::string& routing) {
     const std::uint64_t n = ++requests_dropped_unread;
     if ((n & (n - 1)) == 0) {
-      log("warning", "dropped a request from client connection " + hex(routing) +
+      log("warning", "dropped a request from client connection " + to_hex(routing) +
                          " unread: it is not reading its replies and its reply queue is full "
                          "(rpc.max_queued_reply_bytes_per_peer); " + std::to_string(n) +
                          " requests dropped since start");
@@ -840,11 +833,11 @@ struct Server::Impl {
   void identify(Call& call, zmq::message_t& frame) const {
     if (!config.security.curve_enabled()) {
       call.role = Role::kOperator;  // and may control every job: may_control()
-      call.identity = "conn:" + hex(call.routing_id);
+      call.identity = "conn:" + to_hex(call.routing_id);
       return;
     }
     call.role = Role::kReadOnly;
-    call.identity = "conn:" + hex(call.routing_id);  // unreachable with a working ZAP
+    call.identity = "conn:" + to_hex(call.routing_id);  // unreachable with a working ZAP
     try {
       const char* user = frame.gets("User-Id");
       if (!user) return;

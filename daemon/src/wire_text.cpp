@@ -1,5 +1,7 @@
 #include "wire_text.hpp"
 
+#include "pnn/common/hex.hpp"
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/message.h>
@@ -104,8 +106,7 @@ std::optional<std::string> client_id_problem(std::string_view client_id) {
   for (std::size_t i = 0; i < client_id.size(); ++i) {
     const auto c = static_cast<unsigned char>(client_id[i]);
     if (c < 0x20 || c == 0x7F) {
-      return "client_id contains the control character 0x" +
-             std::string{"0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]} +
+      return "client_id contains the control character 0x" + common::hex_byte(c) +
              " at byte " + std::to_string(i) + " (printable text only)";
     }
   }

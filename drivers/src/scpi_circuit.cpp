@@ -11,6 +11,7 @@
 // batch's waveform to be played instead. Step 3 comes after the data so it also catches a reset
 // that happened while the trace was read (the power-on bit, the output found off).
 #include "scpi_circuit.hpp"
+#include "pnn/common/hex.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -364,16 +365,13 @@ class ScpiCircuit final : public PhysicalSystem {
 
   Failure garbled(const std::string& query, const std::string& reply) const {
     // Printable, and short: a damaged reply may be binary, or megabytes long.
-    static constexpr char kHex[] = "0123456789abcdef";
     std::string shown;
     for (const char c : reply.substr(0, 48)) {
       const auto u = static_cast<unsigned char>(c);
       if (u >= 0x20 && u < 0x7F) {
         shown.push_back(c);
       } else {
-        shown += "\\x";
-        shown.push_back(kHex[u >> 4]);
-        shown.push_back(kHex[u & 0xF]);
+        shown += "\\x" + common::hex_byte(u);
       }
     }
     if (reply.size() > 48) shown += "...";

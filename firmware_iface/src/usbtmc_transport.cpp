@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "pnn/firmware_iface/usb_transport.hpp"
+#include "pnn/common/hex.hpp"
 #include "pnn/firmware_iface/usbtmc.hpp"
 #include "usb_link.hpp"
 
@@ -255,11 +256,7 @@ class UsbtmcTransport final : public Transport {
 
   std::error_code status_error(const char* name, tmc::Status status) {
     return io_error(std::string(name) + " answered " + std::string(tmc::to_string(status)) +
-                    " (status 0x" + hex(static_cast<unsigned>(status)) + ")");
-  }
-  static std::string hex(unsigned v) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    return {kDigits[(v >> 4) & 0xF], kDigits[v & 0xF]};
+                    " (status 0x" + common::hex_byte(static_cast<unsigned>(status)) + ")");
   }
 
   // Sleeps one poll interval; false once the deadline is reached.

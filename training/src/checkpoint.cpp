@@ -1,4 +1,5 @@
 #include "pnn/training/checkpoint.hpp"
+#include "pnn/common/hex.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -181,12 +182,6 @@ std::uint64_t read_le(std::string_view bytes, std::size_t at, int n) {
   return v;
 }
 
-std::string hex32(std::uint32_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s = "0x";
-  for (int shift = 28; shift >= 0; shift -= 4) s += kDigits[(v >> shift) & 0xf];
-  return s;
-}
 
 // ---------------------------------------------------------------------------------------------
 // File I/O
@@ -347,7 +342,7 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
   const auto stored = static_cast<std::uint32_t>(read_le(bytes, kHeaderBytes + body, 4));
   const std::uint32_t computed = crc32_of(content);
   if (stored != computed) {
-    corrupt(source, "CRC-32 mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) +
+    corrupt(source, "CRC-32 mismatch (stored " + common::hex_u32(stored) + ", computed " + common::hex_u32(computed) +
                         "): the file is corrupt");
   }
 

@@ -1,5 +1,7 @@
 #include "pnn/training/plot.hpp"
 
+#include "pnn/common/atomic_write.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -138,21 +140,7 @@ std::string render_svg(const std::string& title, const std::string& x_label,
 }
 
 void write_text_file_atomic(const std::string& path, const std::string& content) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      throw std::runtime_error(path + ": cannot write (check the directory exists and is writable)");
-    }
-  }
-  fs::rename(tmp, target);
+  common::write_file_atomic(path, content);  // fsync'd: a crash leaves the old file or the new
 }
 
 }  // namespace pnn::training
