@@ -1,4 +1,9 @@
-// pnn-bench [NAME...]: runs the named benchmarks (all by default), one JSON line each.
+// pnn-bench [NAME...] [--list] [--epochs N] [--seed S] [--gap small|large] [--pretty]
+// Runs the named benchmarks (all by default) and prints one JSON object per configuration: a
+// line each (default, for scripts), or indented with progress lines on stderr (--pretty, what
+// `pnnctl bench` shows). `pnnctl bench` runs this program, so pnnctl never links the daemon.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -8,14 +13,34 @@
 
 int main(int argc, char** argv) {
   pnn::digital_twin::tune_allocator_for_batches();
-  try {
-    std::vector<std::string> names;
-    for (int i = 1; i < argc; ++i) names.emplace_back(argv[i]);
-    if (names.empty()) {
-      for (const auto& b : pnn::bench::list_benchmarks()) names.push_back(b.name);
+  CLI::App app{"pnn-bench: the measured benchmarks of pnn-hil (docs/benchmarks.md)"};
+  std::vector<std::string> names;
+  bool list = false, pretty = false;
+  pnn::bench::BenchOptions options;
+  app.add_option("name", names, "benchmark names (default: all)");
+  app.add_flag("--list", list, "list the benchmarks");
+  app.add_option("--epochs", options.epochs, "override the benchmark's epochs (steps for pat-toy)");
+  app.add_option("--seed", options.seed, "seed (initialisation, shuffling, device seeds)");
+  app.add_option("--gap", options.gap, "only this gap level")->check(CLI::IsMember({"small", "large"}));
+  app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
+  CLI11_PARSE(app, argc, argv);
+  if (list) {
+    for (const auto& b : pnn::bench::list_benchmarks()) {
+      std::printf("%-24s %s\n", b.name.c_str(), b.summary.c_str());
     }
+    return 0;
+  }
+  if (names.empty()) {
+    for (const auto& b : pnn::bench::list_benchmarks()) names.push_back(b.name);
+  }
+  if (pretty) {
+    options.on_progress = [](const std::string& m) { std::fprintf(stderr, "  %s\n", m.c_str()); };
+  }
+  try {
     for (const auto& name : names) {
-      for (const auto& line : pnn::bench::run_benchmark(name)) std::cout << line.dump() << std::endl;
+      for (const auto& record : pnn::bench::run_benchmark(name, options)) {
+        std::cout << (pretty ? record.dump(2) : record.dump()) << std::endl;
+      }
     }
     return 0;
   } catch (const std::exception& e) {

@@ -14,7 +14,7 @@
 namespace pnn::bench::detail {
 
 namespace fs = std::filesystem;
-namespace v1 = daemon::v1;
+namespace v1 = pnn::v1;
 
 BenchDir::BenchDir(const std::string& tag) {
   path_ = fs::temp_directory_path() / ("pnn-bench-" + tag + "-" + std::to_string(::getpid()) + "-" +
@@ -55,16 +55,16 @@ void InProcessDaemon::stop() {
   thread_.join();
 }
 
-std::unique_ptr<daemon::Client> bench_client(const std::string& endpoint,
+std::unique_ptr<client::Client> bench_client(const std::string& endpoint,
                                              const std::string& client_id) {
-  daemon::ClientOptions o;
+  client::ClientOptions o;
   o.endpoint = endpoint;
   o.client_id = client_id;
   o.timeout = std::chrono::seconds(120);
-  return std::make_unique<daemon::Client>(std::move(o));
+  return std::make_unique<client::Client>(std::move(o));
 }
 
-v1::Reply call_ok(daemon::Client& client, const v1::Request& request, const std::string& what) {
+v1::Reply call_ok(client::Client& client, const v1::Request& request, const std::string& what) {
   v1::Reply reply = client.call(request);
   if (reply.status().code() != v1::OK) {
     throw std::runtime_error(what + ": " + v1::StatusCode_Name(reply.status().code()) + ": " +
@@ -73,7 +73,7 @@ v1::Reply call_ok(daemon::Client& client, const v1::Request& request, const std:
   return reply;
 }
 
-std::string acquire(daemon::Client& client, const std::string& device) {
+std::string acquire(client::Client& client, const std::string& device) {
   v1::Request r;
   r.mutable_acquire()->set_device(device);
   r.mutable_acquire()->set_ttl_ms(daemon::DaemonConfig{}.lease_max_ttl_ms);

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/server.hpp"
 
@@ -51,16 +51,16 @@ class InProcessDaemon {
 };
 
 /// A client of `endpoint` as `client_id`, with a generous per-call timeout.
-std::unique_ptr<daemon::Client> bench_client(const std::string& endpoint,
+std::unique_ptr<client::Client> bench_client(const std::string& endpoint,
                                              const std::string& client_id);
 
 /// Sends `request` and returns the reply; throws std::runtime_error naming `what` and the
 /// status unless the reply is OK.
-daemon::v1::Reply call_ok(daemon::Client& client, const daemon::v1::Request& request,
+pnn::v1::Reply call_ok(client::Client& client, const pnn::v1::Request& request,
                           const std::string& what);
 
 /// Acquires `device` with the longest lease the daemon grants; returns the token.
-std::string acquire(daemon::Client& client, const std::string& device);
+std::string acquire(client::Client& client, const std::string& device);
 
 /// The pnnd binary: $PNN_PNND if set, else the one this build made.
 std::string pnnd_path();

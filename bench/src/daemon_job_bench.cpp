@@ -12,24 +12,24 @@
 
 #include "bench_common.hpp"
 #include "daemon_bench_common.hpp"
-#include "pnn/daemon/process.hpp"
+#include "pnn/bench/daemon_process.hpp"
 #include "pnn/digital_twin/parallel.hpp"
 
 namespace pnn::bench::detail {
 namespace {
 
 using nlohmann::json;
-namespace v1 = daemon::v1;
+namespace v1 = pnn::v1;
 using Clock = std::chrono::steady_clock;
 
 
-daemon::DaemonProcess start_pnnd(const BenchDir& dir) {
-  return daemon::DaemonProcess({.executable = pnnd_path(),
+DaemonProcess start_pnnd(const BenchDir& dir) {
+  return DaemonProcess({.executable = pnnd_path(),
                                 .config_path = lab_config_in(dir),
                                 .log_path = dir.file("pnnd.log")});
 }
 
-void stop_pnnd(daemon::DaemonProcess& pnnd) {
+void stop_pnnd(DaemonProcess& pnnd) {
   pnnd.signal(SIGTERM);
   const auto status = pnnd.wait(std::chrono::seconds(60));
   if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
@@ -73,7 +73,7 @@ std::pair<json, double> run_in_process(const std::string& text, const std::strin
 std::pair<json, double> run_in_daemon(const std::string& text, const std::string& path,
                                       const BenchDir& dir, const json& keys,
                                       const BenchOptions& options) {
-  daemon::DaemonProcess pnnd = start_pnnd(dir);
+  DaemonProcess pnnd = start_pnnd(dir);
   auto client = bench_client(pnnd.rpc_endpoint(), "bench-daemon-job");
   v1::Request submit;
   submit.mutable_submit_job()->set_config_yaml(text);
@@ -148,7 +148,7 @@ std::vector<json> daemon_job(const BenchOptions& options) {
 
 std::vector<json> daemon_rss(const BenchOptions&) {
   BenchDir dir("daemon-rss");
-  daemon::DaemonProcess pnnd = start_pnnd(dir);
+  DaemonProcess pnnd = start_pnnd(dir);
   auto client = bench_client(pnnd.rpc_endpoint(), "bench-daemon-rss");
   v1::Request list;
   list.mutable_list_devices();

@@ -21,7 +21,7 @@ namespace pnn::bench::detail {
 namespace {
 
 using nlohmann::json;
-namespace v1 = daemon::v1;
+namespace v1 = pnn::v1;
 using Clock = std::chrono::steady_clock;
 
 // The bare baseline: a ROUTER that answers every [protocol][Request] with a Reply whose
@@ -108,7 +108,7 @@ Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed)
 }
 
 // One timed round trip; checks that the reply is this request's, OK, and carries y = x.
-double round_trip_us(daemon::Client& client, v1::Request& request, std::uint64_t id,
+double round_trip_us(client::Client& client, v1::Request& request, std::uint64_t id,
                      const char* who) {
   request.set_request_id(id);
   const auto t0 = Clock::now();

@@ -44,7 +44,7 @@
 
 #include "bench_common.hpp"
 #include "daemon_bench_common.hpp"
-#include "pnn/daemon/process.hpp"
+#include "pnn/bench/daemon_process.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/digital_twin/parallel.hpp"
 
@@ -55,7 +55,7 @@ namespace pnn::bench::detail {
 namespace {
 
 using nlohmann::json;
-namespace v1 = daemon::v1;
+namespace v1 = pnn::v1;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -89,8 +89,8 @@ long long open_fds(int pid) {
   return ec && n == 0 ? -1 : n;
 }
 
-daemon::DaemonProcess start_pnnd(const BenchDir& dir) {
-  return daemon::DaemonProcess({.executable = pnnd_path(),
+DaemonProcess start_pnnd(const BenchDir& dir) {
+  return DaemonProcess({.executable = pnnd_path(),
                                 .config_path = lab_config_in(dir),
                                 .log_path = dir.file("pnnd.log")});
 }
@@ -121,7 +121,7 @@ Ending ending_of(int status) {
 }
 
 // SIGTERM and up to 60 s to exit (then SIGKILL); or how it had ended already.
-Ending stop_pnnd(daemon::DaemonProcess& pnnd) {
+Ending stop_pnnd(DaemonProcess& pnnd) {
   if (auto status = pnnd.wait(milliseconds(0))) return ending_of(*status);
   pnnd.signal(SIGTERM);
   if (auto status = pnnd.wait(std::chrono::seconds(60))) return ending_of(*status);
@@ -176,13 +176,13 @@ json accuracies_of(const json& summary) {
   return acc;
 }
 
-std::unique_ptr<daemon::Client> soak_client(const std::string& endpoint, const std::string& id,
+std::unique_ptr<client::Client> soak_client(const std::string& endpoint, const std::string& id,
                                             milliseconds timeout) {
-  daemon::ClientOptions o;
+  client::ClientOptions o;
   o.endpoint = endpoint;
   o.client_id = id;
   o.timeout = timeout;
-  return std::make_unique<daemon::Client>(std::move(o));
+  return std::make_unique<client::Client>(std::move(o));
 }
 
 struct JobOutcome {
@@ -195,7 +195,7 @@ struct JobOutcome {
 };
 
 // SubmitJob, then JobStatus every 10 ms until the job is final, pnnd is gone or kJobCap passed.
-JobOutcome run_job(daemon::DaemonProcess& pnnd, daemon::Client& client, const std::string& text,
+JobOutcome run_job(DaemonProcess& pnnd, client::Client& client, const std::string& text,
                    const std::string& path, const BenchOptions& options, const std::string& tag) {
   JobOutcome out;
   v1::Request submit;
@@ -214,7 +214,7 @@ JobOutcome run_job(daemon::DaemonProcess& pnnd, daemon::Client& client, const st
     v1::Reply reply;
     try {
       reply = client.call(status);
-    } catch (const daemon::ClientError&) {
+    } catch (const client::ClientError&) {
       ++out.poll_timeouts;
       if (!pnnd.running()) {
         out.pnnd_died = true;
@@ -548,7 +548,7 @@ std::vector<json> soak(const BenchOptions& options) {
   long long quiet_hwm_kb = -1, quiet_fds = -1;
   {
     BenchDir dir("soak-quiet");
-    daemon::DaemonProcess pnnd = start_pnnd(dir);
+    DaemonProcess pnnd = start_pnnd(dir);
     auto client = soak_client(pnnd.rpc_endpoint(), "bench-soak-quiet", milliseconds(10000));
     const JobOutcome job = run_job(pnnd, *client, text, path, options, "quiet");
     quiet_hwm_kb = proc_status(pnnd.pid(), "VmHWM");
@@ -568,7 +568,7 @@ std::vector<json> soak(const BenchOptions& options) {
 
   // 2. Hostile: a fresh pnnd, the same job under attack.
   BenchDir dir("soak-hostile");
-  daemon::DaemonProcess pnnd = start_pnnd(dir);
+  DaemonProcess pnnd = start_pnnd(dir);
   const std::string endpoint = pnnd.rpc_endpoint();
   auto client = soak_client(endpoint, "bench-soak", milliseconds(5000));
   v1::Request describe;

@@ -247,7 +247,7 @@ int train_remote(const RemoteOptions& options, const std::string& config_path,
   SignalWatcher signals;  // before any ZeroMQ thread exists
   Remote remote(options);
   const std::string instance = remote.hello().instance_id();
-  pnn::daemon::Subscriber sub(remote.telemetry_endpoint(), {"job/", "log/", "hb"}, remote.curve());
+  pnn::client::Subscriber sub(remote.telemetry_endpoint(), {"job/", "log/", "hb"}, remote.curve());
   // Subscriptions take effect asynchronously: wait (briefly) for the first event so the job's
   // first updates are not lost. JobStatus polls cover whatever is lost anyway.
   const auto settle_until = Clock::now() + 1500ms;

@@ -1,5 +1,12 @@
 // The daemon-free verbs: train a job in this process, run a benchmark, describe simulated setups.
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <vector>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -7,8 +14,7 @@
 
 #include "errors.hpp"
 #include "output.hpp"
-#include "pnn/bench/benchmarks.hpp"
-#include "pnn/daemon/job_summary.hpp"
+#include "pnn/training/job_summary.hpp"
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/job.hpp"
 #include "progress.hpp"
@@ -50,7 +56,7 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   if (g_stop) {
     progress.line("  interrupted: stopped after the current batch; the last checkpoint is intact");
   }
-  const auto summary = nlohmann::json::parse(pnn::daemon::job_summary_json(config, result.value()));
+  const auto summary = nlohmann::json::parse(pnn::training::job_summary_json(config, result.value()));
   if (as_json) {
     print_json_line(summary);
   } else {
@@ -59,30 +65,47 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   return g_stop ? kExitInterrupted : kExitOk;
 }
 
+// The benchmarks run in pnn-bench (pnnctl links neither the daemon nor the benchmarks): the
+// same options, found as PNN_BENCH, next to this program, in the build tree, or on PATH.
+std::string pnn_bench_path() {
+  if (const char* env = std::getenv("PNN_BENCH"); env && *env) return env;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto sibling = self.parent_path() / "pnn-bench";
+    if (std::filesystem::exists(sibling)) return sibling.string();
+  }
+#ifdef PNNCTL_BENCH_PATH
+  if (std::filesystem::exists(PNNCTL_BENCH_PATH)) return PNNCTL_BENCH_PATH;
+#endif
+  return "pnn-bench";
+}
+
 int bench(const std::string& name, bool as_json, bool list, int epochs, const std::string& gap,
           std::uint64_t seed) {
-  if (list || name.empty()) {
-    for (const auto& b : pnn::bench::list_benchmarks()) {
-      std::printf("%-24s %s\n", b.name.c_str(), b.summary.c_str());
-    }
-    return name.empty() && !list ? kExitUsage : kExitOk;
+  if (!list && name.empty()) {
+    std::fprintf(stderr, "pnnctl bench: name a benchmark (pnnctl bench --list shows them)\n");
+    return kExitUsage;
   }
-  pnn::bench::BenchOptions options;
-  options.epochs = epochs;
-  options.gap = gap;
-  options.seed = seed;
-  Progress progress(stderr);
-  options.on_progress = [&](const std::string& m) {
-    if (!as_json) progress.line("  " + m);
-  };
-  for (const auto& record : pnn::bench::run_benchmark(name, options)) {
-    if (as_json) {
-      std::cout << record.dump() << std::endl;
-    } else {
-      std::printf("%s\n", record.dump(2).c_str());
-    }
+  const std::string program = pnn_bench_path();
+  std::vector<std::string> args = {program};
+  if (list) {
+    args.push_back("--list");
+  } else {
+    args.push_back(name);
+    if (epochs != -1) args.insert(args.end(), {"--epochs", std::to_string(epochs)});
+    if (seed != 0) args.insert(args.end(), {"--seed", std::to_string(seed)});
+    if (!gap.empty()) args.insert(args.end(), {"--gap", gap});
+    if (!as_json) args.push_back("--pretty");
   }
-  return kExitOk;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  ::execvp(program.c_str(), argv.data());
+  std::fprintf(stderr, "pnnctl bench: cannot run %s: %s (set PNN_BENCH to the pnn-bench program)\n",
+               program.c_str(), std::strerror(errno));
+  return kExitFailed;
 }
 
 // The rule: a target with "://" is a device address, built here from the driver registry; any
@@ -168,7 +191,7 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
     std::uint64_t seed = 0;
   };
   auto b = std::make_shared<Bench>();
-  auto* bench_cmd = app.add_subcommand("bench", "run a benchmark in this process (see --list)");
+  auto* bench_cmd = app.add_subcommand("bench", "run a benchmark (pnn-bench; see --list)");
   bench_cmd->add_option("name", b->name, "benchmark name");
   bench_cmd->add_flag("--list", b->list, "list the benchmarks");
   bench_cmd->add_option("--epochs", b->epochs,

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "pnn/daemon/protocol.hpp"
+#include "pnn/proto/wire.hpp"
 
 namespace pnnctl {
 
@@ -30,7 +30,7 @@ std::string format_time_ns(std::int64_t ns);
 std::string describe_spec(const pnn::v1::DeviceSpec& spec);
 
 /// The final result table of a training job from its JSON summary (the keys of
-/// pnn/daemon/job_summary.hpp). The same for in-process and remote runs.
+/// pnn/training/job_summary.hpp). The same for in-process and remote runs.
 void print_summary(const nlohmann::json& summary);
 
 }  // namespace pnnctl

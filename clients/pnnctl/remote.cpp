@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "errors.hpp"
-#include "pnn/daemon/protocol.hpp"
+#include "pnn/proto/wire.hpp"
 
 namespace pnnctl {
 
@@ -99,13 +99,13 @@ std::string trim_quotes(std::string v) {
 }
 
 // The key pair as `pnnd --keygen` prints it: `public_key: "..."` and `secret_key: "..."`.
-pnn::daemon::CurveClientKeys read_key_file(const std::string& path) {
+pnn::client::CurveClientKeys read_key_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     throw UsageError("--key-file " + path + ": cannot read it (create one with: pnnd --keygen > " +
                      path + ")");
   }
-  pnn::daemon::CurveClientKeys keys;
+  pnn::client::CurveClientKeys keys;
   std::string line;
   int number = 0;
   while (std::getline(in, line)) {
@@ -137,7 +137,7 @@ pnn::daemon::CurveClientKeys read_key_file(const std::string& path) {
   }
   std::string derived;
   try {
-    derived = pnn::daemon::curve_public_key(keys.secret_key);
+    derived = pnn::client::curve_public_key(keys.secret_key);
   } catch (const std::invalid_argument&) {
     throw UsageError("--key-file " + path +
                      ": secret_key is not a 40-character Z85 CURVE key (make one with pnnd "
@@ -232,10 +232,10 @@ void Remote::check_reachable() {
   }
 }
 
-pnn::daemon::Client& Remote::client(Retry retry) {
+pnn::client::Client& Remote::client(Retry retry) {
   auto& slot = retry == Retry::kSafe ? safe_ : once_;
   if (!slot) {
-    pnn::daemon::ClientOptions o;
+    pnn::client::ClientOptions o;
     o.endpoint = options_.endpoint;
     // Both sockets speak for the same client (leases, idempotency keys).
     o.client_id = options_.client_id;
@@ -243,7 +243,7 @@ pnn::daemon::Client& Remote::client(Retry retry) {
     o.timeout = std::chrono::milliseconds(options_.timeout_ms);
     o.retries = retry == Retry::kSafe ? options_.retries : 0;
     o.curve = curve_;
-    slot = std::make_unique<pnn::daemon::Client>(std::move(o));
+    slot = std::make_unique<pnn::client::Client>(std::move(o));
   }
   return *slot;
 }
@@ -255,7 +255,7 @@ v1::Reply Remote::call(v1::Request request, Retry retry) {
   v1::Reply reply;
   try {
     reply = client(retry).call(std::move(request));
-  } catch (const pnn::daemon::NoReplyError& e) {
+  } catch (const pnn::client::NoReplyError& e) {
     std::string text = e.what();
     if (const auto p = text.find(" (request"); p != std::string::npos) text.resize(p);
     if (!curve_.server_public_key.empty()) {
@@ -263,11 +263,11 @@ v1::Reply Remote::call(v1::Request request, Retry retry) {
               curve_.public_key + " is in the daemon's security.clients)";
     }
     throw Unreachable(text + "; " + kStartHint);
-  } catch (const pnn::daemon::ClientError& e) {
+  } catch (const pnn::client::ClientError& e) {
     throw DaemonError("PROTOCOL", std::string(e.what()) + " (is that endpoint a pnnd?)", "");
   }
   if (reply.status().code() != v1::OK) {
-    throw DaemonError(pnn::daemon::to_string(reply.status().code()), reply.status().message(),
+    throw DaemonError(pnn::wire::to_string(reply.status().code()), reply.status().message(),
                       reply.status().origin());
   }
   return reply;

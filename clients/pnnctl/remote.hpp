@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 #include "pnn/common/hex.hpp"
 
 namespace pnnctl {
@@ -60,17 +60,17 @@ class Remote {
   /// --telemetry if given, else the endpoint the daemon announces in Hello (a wildcard host
   /// replaced by the RPC endpoint's host), else the RPC host with port 7701.
   std::string telemetry_endpoint();
-  const pnn::daemon::CurveClientKeys& curve() const { return curve_; }
+  const pnn::client::CurveClientKeys& curve() const { return curve_; }
   const RemoteOptions& options() const { return options_; }
   std::string client_id();
 
  private:
-  pnn::daemon::Client& client(Retry retry);
+  pnn::client::Client& client(Retry retry);
   void check_reachable();
 
   RemoteOptions options_;
-  pnn::daemon::CurveClientKeys curve_;
-  std::unique_ptr<pnn::daemon::Client> safe_, once_;
+  pnn::client::CurveClientKeys curve_;
+  std::unique_ptr<pnn::client::Client> safe_, once_;
   bool probed_ = false;
   std::unique_ptr<v1::HelloReply> hello_;
 };

@@ -95,7 +95,7 @@ int watch(const RemoteOptions& options, const WatchArgs& a) {
   }
   // Everything is subscribed and filtered here: seq counts every topic, so only the whole
   // stream shows whether events were lost.
-  pnn::daemon::Subscriber sub(endpoint, {}, remote.curve());
+  pnn::client::Subscriber sub(endpoint, {}, remote.curve());
   std::fprintf(stderr, "pnnctl: watching %s%s%s (Ctrl-C stops)\n", endpoint.c_str(),
                instance.empty() ? "" : ", instance ", instance.c_str());
   auto wanted = [&](const std::string& topic) {

@@ -9,7 +9,7 @@
 #include <exception>
 #include <string>
 
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/daemon/server.hpp"
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
       check_only = arg == "--check";
     } else if (arg == "--keygen") {
-      const auto keys = pnn::daemon::make_curve_keypair();
+      const auto keys = pnn::client::make_curve_keypair();
       std::printf("public_key: \"%s\"\nsecret_key: \"%s\"\n", keys.public_key.c_str(),
                   keys.secret_key.c_str());
       return 0;

@@ -25,8 +25,8 @@
 
 #include <google/protobuf/stubs/logging.h>
 
-#include "pnn/daemon/job_summary.hpp"
-#include "pnn/daemon/client.hpp"
+#include "pnn/training/job_summary.hpp"
+#include "pnn/client/client.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/digital_twin/calibration.hpp"
@@ -1733,7 +1733,7 @@ struct Server::Impl {
       opts.external_devices = job.external;
       opts.resume_checkpoint = job.resume_checkpoint;
       auto result = training::run_job(job.config, cb, opts);
-      if (result) summary = job_summary_json(job.config, result.value());
+      if (result) summary = training::job_summary_json(job.config, result.value());
       if (job.stop_for_shutdown) {
         state = RunState::kAborted;
         message = "stopped by a daemon shutdown; resume with SubmitJob resume_run_id=" +
@@ -1955,7 +1955,7 @@ struct Server::Impl {
   void setup_sockets() {
     const bool curve = config.security.curve_enabled();
     if (curve) {
-      public_key = curve_public_key(config.security.server_secret_key);
+      public_key = client::curve_public_key(config.security.server_secret_key);
       for (const auto& k : config.security.clients) allowlist[k.public_key] = k.role;
       zap = std::make_unique<zmq::socket_t>(zmq_context, zmq::socket_type::rep);
       zap->set(zmq::sockopt::linger, 0);

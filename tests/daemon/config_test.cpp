@@ -7,7 +7,7 @@
 #include <string>
 
 #include "../../daemon/src/instrument_key.hpp"
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 
 namespace {
 
@@ -238,9 +238,9 @@ TEST_CASE("daemon config: roles read-only, operator and admin") {
   CHECK(std::string(to_string(Role::kOperator)) == "operator");
   CHECK(std::string(to_string(Role::kAdmin)) == "admin");
 
-  const auto server = pnn::daemon::make_curve_keypair();
-  const auto a = pnn::daemon::make_curve_keypair(), b = pnn::daemon::make_curve_keypair(),
-             c = pnn::daemon::make_curve_keypair();
+  const auto server = pnn::client::make_curve_keypair();
+  const auto a = pnn::client::make_curve_keypair(), b = pnn::client::make_curve_keypair(),
+             c = pnn::client::make_curve_keypair();
   auto yaml = [&](const std::string& last_role) {
     return "version: 1\nsecurity:\n  server_secret_key: '" + server.secret_key +
            "'\n  clients:\n"

@@ -10,12 +10,16 @@
 #include <utility>
 
 #include "daemon/daemon_test_util.hpp"
-#include "pnn/daemon/process.hpp"
+#include "pnn/bench/daemon_process.hpp"
 #include "pnn/daemon/run_store.hpp"
 
 #ifdef PNN_PNND_PATH
 
 namespace pnn::daemon::test {
+
+using bench::DaemonProcess;
+using bench::DaemonProcessError;
+using bench::DaemonProcessOptions;
 namespace {
 
 // Epochs take ~20 ms in Release and ~30× that under ASan: enough of them that the kill after the

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/server.hpp"
@@ -23,6 +23,15 @@ namespace pnn::daemon::test {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+// The client side of these tests is the client library (pnn::client), as for any user.
+using client::Client;
+using client::ClientError;
+using client::ClientOptions;
+using client::CurveClientKeys;
+using client::CurveKeyPair;
+using client::make_curve_keypair;
+using client::NoReplyError;
+using client::Subscriber;
 
 /// A fresh directory, removed with its contents. On tmpfs (/dev/shm) when there is one: the
 /// store's fsyncs are then free, and these tests are about the daemon, not the disk.

@@ -1,52 +1,28 @@
 #pragma once
-/// The wire codec of the daemon API (proto/pnn.proto): the protocol frame, tensor conversion and
-/// the mapping of driver errors to status codes. Pure functions, no I/O, thread-safe.
-///
-/// Every RPC message is two frames: [protocol frame] [Request or Reply protobuf]. The protocol
-/// frame is the 4 bytes "PNND" then the major version as a big-endian u16.
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
+/// The daemon's side of the wire codec: the mapping of driver and link errors to status codes.
+/// The codec itself (protocol frame, versions, tensors) is pnn/proto/wire.hpp, shared with the
+/// clients; its names are visible here as pnn::daemon::... for the daemon's code.
 #include <system_error>
 
-#include "pnn/digital_twin/tensor.hpp"
 #include "pnn/drivers/result.hpp"
-#include "pnn/proto/pnn.pb.h"
+#include "pnn/proto/wire.hpp"
 
 namespace pnn::daemon {
 
 namespace v1 = ::pnn::v1;
-
-inline constexpr std::uint16_t kProtocolMajor = 1;
-/// Minor 1: DeviceInfo.forward_calls/twin_calibrated/calibration_id, ForwardReply.recorded,
-/// JobInfo progress fields, RunInfo.message. Minor 2: DeviceInfo.health_message. Minor 3:
-/// LifecycleRequest.RECOVER. Minor 4: RECORD_FAILED, STORE_FULL, JOB_FINISHED, LEASE_RELEASED,
-/// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY.
-inline constexpr std::uint32_t kProtocolMinor = 5;
-inline constexpr std::size_t kProtocolFrameSize = 6;
-
-/// "PNND" + major (big-endian).
-std::string encode_protocol_frame(std::uint16_t major = kProtocolMajor);
-/// The major version, or nullopt if `frame` is not a protocol frame (wrong size or magic).
-std::optional<std::uint16_t> decode_protocol_frame(std::string_view frame);
-
-/// A row-major float tensor of shape [rows, cols] (values rounded to float).
-void to_tensor(const MatrixRef& m, v1::Tensor* out);
-v1::Tensor to_tensor(const MatrixRef& m);
-
-/// A batch from a tensor. Requires shape [batch, features] with batch ≥ 1 and
-/// data size = batch·features; otherwise kShapeMismatch naming `what` and the shapes.
-drivers::Result<Matrix> from_tensor(const v1::Tensor& t, const std::string& what);
-
-void to_vec(const VectorRef& v, v1::Vec* out);
-Vector from_vec(const v1::Vec& v);
+using wire::decode_protocol_frame;
+using wire::encode_protocol_frame;
+using wire::from_tensor;
+using wire::from_vec;
+using wire::kProtocolFrameSize;
+using wire::kProtocolMajor;
+using wire::kProtocolMinor;
+using wire::to_tensor;
+using wire::to_vec;
+using wire::to_string;
 
 /// The status code for a driver error (kShapeMismatch → SHAPE_MISMATCH, kTimeout →
 /// DEVICE_TIMEOUT, ...); INTERNAL for codes of other categories.
 v1::StatusCode status_code(const std::error_code& code);
-
-/// Readable name of a status code, e.g. "LEASE_REQUIRED".
-std::string to_string(v1::StatusCode code);
 
 }  // namespace pnn::daemon

@@ -1,10 +1,10 @@
-#include "pnn/daemon/job_summary.hpp"
+#include "pnn/training/job_summary.hpp"
 
 #include <nlohmann/json.hpp>
 
-namespace pnn::daemon {
+namespace pnn::training {
 
-std::string job_summary_json(const training::JobConfig& config, const training::JobResult& r) {
+std::string job_summary_json(const JobConfig& config, const JobResult& r) {
   using nlohmann::json;
   json j{{"name", r.name},          {"dataset", r.dataset},
          {"split", r.split},        {"seed", config.seed},
@@ -38,4 +38,4 @@ std::string job_summary_json(const training::JobConfig& config, const training::
   return j.dump();
 }
 
-}  // namespace pnn::daemon
+}  // namespace pnn::training

@@ -1,4 +1,4 @@
-#include "pnn/daemon/client.hpp"
+#include "pnn/client/client.hpp"
 
 #include "pnn/common/hex.hpp"
 
@@ -8,7 +8,7 @@
 #include <array>
 #include <random>
 
-namespace pnn::daemon {
+namespace pnn::client {
 
 namespace {
 
@@ -109,7 +109,7 @@ struct Client::Impl {
   void send(const v1::Request& request) {
     std::string body;
     if (!request.SerializeToString(&body)) throw ClientError("cannot serialize the request");
-    const std::string frame = encode_protocol_frame();
+    const std::string frame = wire::encode_protocol_frame();
     socket->send(zmq::buffer(frame), zmq::send_flags::sndmore);
     socket->send(zmq::buffer(body), zmq::send_flags::none);
   }
@@ -119,7 +119,7 @@ struct Client::Impl {
       throw ClientError("daemon reply has " + std::to_string(frames.size()) +
                         " frames; expected 2 (protocol, reply)");
     }
-    const auto major = decode_protocol_frame(frames[0]);
+    const auto major = wire::decode_protocol_frame(frames[0]);
     if (!major) throw ClientError("daemon reply does not start with a PNND protocol frame");
     v1::Reply reply;
     if (!reply.ParseFromString(frames[1])) throw ClientError("daemon reply is not a valid Reply");
@@ -228,4 +228,4 @@ std::optional<std::pair<std::string, v1::Event>> Subscriber::next(
   return std::pair{(*frames)[0], std::move(event)};
 }
 
-}  // namespace pnn::daemon
+}  // namespace pnn::client

@@ -1,4 +1,4 @@
-#include "pnn/daemon/process.hpp"
+#include "pnn/bench/daemon_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 
 extern char** environ;
 
-namespace pnn::daemon {
+namespace pnn::bench {
 
 namespace {
 
@@ -154,4 +154,4 @@ std::string DaemonProcess::log_tail(std::size_t max_bytes) const {
   return all.size() <= max_bytes ? all : all.substr(all.size() - max_bytes);
 }
 
-}  // namespace pnn::daemon
+}  // namespace pnn::bench

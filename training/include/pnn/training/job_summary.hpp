@@ -9,8 +9,8 @@
 
 #include "pnn/training/job.hpp"
 
-namespace pnn::daemon {
+namespace pnn::training {
 
-std::string job_summary_json(const training::JobConfig& config, const training::JobResult& r);
+std::string job_summary_json(const JobConfig& config, const JobResult& r);
 
-}  // namespace pnn::daemon
+}  // namespace pnn::training

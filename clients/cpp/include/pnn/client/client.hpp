@@ -1,5 +1,5 @@
 #pragma once
-/// A small synchronous client of the daemon API over a ZeroMQ DEALER socket, for pnnctl, tests
+/// pnn::client: a small synchronous client of the daemon API over a ZeroMQ DEALER socket, for pnnctl, tests
 /// and tools: request/reply with a deadline, retries with the same request_id (lazy pirate), raw
 /// frames for protocol tests, and a telemetry subscriber.
 ///
@@ -14,9 +14,11 @@
 #include <utility>
 #include <vector>
 
-#include "pnn/daemon/protocol.hpp"
+#include "pnn/proto/wire.hpp"
 
-namespace pnn::daemon {
+namespace pnn::client {
+
+namespace v1 = ::pnn::v1;
 
 /// Transport problem: no reply before the deadline, or a reply that is not a valid message.
 class ClientError : public std::runtime_error {
@@ -105,4 +107,4 @@ class Subscriber {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace pnn::daemon
+}  // namespace pnn::client

@@ -1,5 +1,5 @@
 #pragma once
-/// A `pnnd` started as a child process: for benchmarks and tests that need a real daemon process
+/// Test and benchmark support: a `pnnd` started as a child process, for benchmarks and tests that need a real daemon process
 /// (kill -9 crash recovery, the memory of an idle daemon) and for tools that start a local one.
 ///
 /// The constructor spawns `executable --config config_path` and waits for the one line pnnd
@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace pnn::daemon {
+namespace pnn::bench {
 
 /// The daemon could not be started: the binary is missing, exited before it was ready (the
 /// message has its exit status and the tail of its log), or was not ready in time.
@@ -63,4 +63,4 @@ class DaemonProcess {
   std::string rpc_endpoint_, telemetry_endpoint_, instance_id_;
 };
 
-}  // namespace pnn::daemon
+}  // namespace pnn::bench
