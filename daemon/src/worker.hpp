@@ -17,14 +17,16 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  /// Queues `task`. Tasks must not throw (each catches at its own boundary). Thread-safe.
-  void post(std::function<void()> task) {
+  /// Queues `task`; false (and not queued) once stop() was called. Tasks must not throw (each
+  /// catches at its own boundary). Thread-safe.
+  bool post(std::function<void()> task) {
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return;
+      if (stopping_) return false;
       tasks_.push_back(std::move(task));
     }
     wake_.notify_one();
+    return true;
   }
 
   /// Runs the tasks already queued, then joins. Idempotent.

@@ -72,25 +72,33 @@ const char* to_string(Health h) {
   return "?";
 }
 
-Lifecycle PhysicalSystem::state() const {
-  std::lock_guard lock(mutex_);
-  return state_;
+PhysicalSystem::PhysicalSystem(DeviceSpec spec) : spec_(std::move(spec)) {
+  status_.spec = std::make_shared<const DeviceSpec>(spec_);
 }
 
-Health PhysicalSystem::health() const {
-  std::lock_guard lock(mutex_);
-  return health_;
+// Every public call that may change the state, the health or (configuring) the spec publishes
+// the snapshot before it releases the device mutex.
+DeviceStatus PhysicalSystem::status() const {
+  std::lock_guard lock(status_mutex_);
+  return status_;
 }
 
-std::string PhysicalSystem::health_message() const {
-  std::lock_guard lock(mutex_);
-  return health_message_;
+void PhysicalSystem::publish_status_locked(bool with_spec) {
+  std::shared_ptr<const DeviceSpec> spec;
+  if (with_spec) spec = std::make_shared<const DeviceSpec>(spec_);
+  std::lock_guard lock(status_mutex_);
+  status_.state = state_;
+  status_.health = health_;
+  if (status_.health_message != health_message_) status_.health_message = health_message_;
+  if (spec) status_.spec = std::move(spec);
 }
 
 Result<void> PhysicalSystem::transition(Lifecycle from, Lifecycle to, const char* verb,
                                         Result<void> (PhysicalSystem::*hook)()) {
   std::lock_guard lock(mutex_);
-  return transition_locked(from, to, verb, hook);
+  auto r = transition_locked(from, to, verb, hook);
+  publish_status_locked(false);
+  return r;
 }
 
 Result<void> PhysicalSystem::transition_locked(Lifecycle from, Lifecycle to, const char* verb,
@@ -112,7 +120,9 @@ Result<void> PhysicalSystem::transition_locked(Lifecycle from, Lifecycle to, con
 
 Result<void> PhysicalSystem::configure() {
   std::lock_guard lock(mutex_);
-  return configure_locked();
+  auto r = configure_locked();
+  publish_status_locked(true);
+  return r;
 }
 
 Result<void> PhysicalSystem::configure_locked() {
@@ -146,7 +156,9 @@ Result<void> PhysicalSystem::recover() {
   }
   release_locked();  // configure below decides whether the device is back
   state_ = Lifecycle::kUnconfigured;
-  return configure_locked();
+  auto r = configure_locked();
+  publish_status_locked(true);
+  return r;
 }
 
 Result<void> PhysicalSystem::activate() {
@@ -175,6 +187,7 @@ Result<void> PhysicalSystem::cleanup() {
     std::lock_guard lock(mutex_);
     health_ = Health::kOk;
     health_message_.clear();
+    publish_status_locked(false);
   }
   return r;
 }
@@ -188,6 +201,7 @@ void PhysicalSystem::shutdown() noexcept {
     // shutdown never throws: the device is finalized whatever its driver reported.
   }
   state_ = Lifecycle::kFinalized;
+  publish_status_locked(false);
 }
 
 Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta) const {
@@ -256,6 +270,12 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
 Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& theta) {
   std::lock_guard lock(mutex_);
   if (auto ok = check_request(x, theta); !ok) return ok.error();
+  Result<Matrix> y = forward_locked(x, theta);
+  publish_status_locked(false);
+  return y;
+}
+
+Result<Matrix> PhysicalSystem::forward_locked(const MatrixRef& x, const VectorRef& theta) {
   Result<Matrix> y =
       guarded<Result<Matrix>>(spec_.serial, "forward", [&] { return do_forward(x, theta); });
   if (!y) {

@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <random>
 
-#include "pnn/digital_twin/calibration.hpp"
 #include "pnn/digital_twin/digital_layers.hpp"
 #include "pnn/digital_twin/parallel.hpp"
 #include "pnn/drivers/registry.hpp"
+#include "pnn/training/calibration.hpp"
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/plot.hpp"
 
@@ -25,28 +25,20 @@ Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const M
                                                        std::uint64_t seed) {
   auto trace = network.forward(probe, Mode::kHardware);
   if (!trace) return trace.error();
-  std::mt19937_64 rng(seed ^ 0xCA11B4A7Eull);
+  std::mt19937_64 rng(seed ^ kCalibrationSeed);
   std::vector<CalibrationReport> reports;
   for (std::size_t i = 0; i < network.layers().size(); ++i) {
     Layer& layer = network.layers()[i];
     if (!layer.is_physical() || layer.model->num_physical_params() == 0) continue;
     const auto& spec = layer.device->spec();
     const Matrix x = trace.value().inputs[i].cwiseMax(spec.input_min).cwiseMin(spec.input_max);
-    std::vector<dt::Measurement> data;
-    for (int k = 0; k < 3; ++k) {
-      Vector theta = layer.theta;
-      if (k > 0) {
-        // Perturbed settings make the physical parameters identifiable beyond one θ.
-        std::normal_distribution<double> normal(0.0, 0.05);
-        const Vector span = layer.theta_max - layer.theta_min;
-        for (Index j = 0; j < theta.size(); ++j) theta[j] += normal(rng) * span[j];
-        theta = theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
-      }
-      auto y = layer.device->forward(x, theta);
-      if (!y) return drivers::Error{y.error().code, "calibrating '" + layer.name + "': " + y.error().message};
-      data.push_back({x, theta, std::move(y).value()});
+    int measured = 0;
+    auto run = calibrate_device(*layer.device, *layer.model, x, layer.theta, layer.theta_min,
+                                layer.theta_max, rng, measured, layer.executor);
+    if (!run) {
+      return drivers::Error{run.error().code, "calibrating '" + layer.name + "': " + run.error().message};
     }
-    const auto fit = dt::calibrate(*layer.model, data);
+    const auto& fit = run.value();
     layer.model = fit.model;
     reports.push_back({layer.name, spec.serial, fit.mse_before, fit.mse_after, fit.phi});
   }
@@ -59,21 +51,25 @@ namespace {
 // way it ends.
 class DeviceSet {
  public:
-  DeviceSet(const JobConfig& config,
-            const std::map<std::string, drivers::PhysicalSystem*>& external) {
+  DeviceSet(const JobConfig& config, const JobOptions& options) {
+    const auto& external = options.external_devices;
     for (const auto& entry : config.devices) {
       if (!external.empty()) {
         auto it = external.find(entry.name);
         if (it == external.end() || it->second == nullptr) {
           throw ConfigError(config.source + ": devices." + entry.name + ": no such device here");
         }
-        devices_.push_back({entry.name, it->second, nullptr});
+        DeviceExecutor executor;
+        if (auto e = options.device_executors.find(entry.name); e != options.device_executors.end()) {
+          executor = e->second;
+        }
+        devices_.push_back({entry.name, it->second, nullptr, std::move(executor)});
         continue;
       }
       try {
         auto owned = drivers::make_physical_system(entry.address);
         auto* raw = owned.get();
-        devices_.push_back({entry.name, raw, std::move(owned)});
+        devices_.push_back({entry.name, raw, std::move(owned), {}});
       } catch (const std::invalid_argument& e) {
         throw ConfigError(config.source + ": devices." + entry.name + ": " + e.what());
       }
@@ -105,12 +101,8 @@ class DeviceSet {
     }
     return {};
   }
-  drivers::PhysicalSystem& get(const std::string& name) {
-    for (auto& d : devices_) {
-      if (d.name == name) return *d.device;
-    }
-    throw std::logic_error("device " + name + " not opened");
-  }
+  drivers::PhysicalSystem& get(const std::string& name) { return *find(name).device; }
+  const DeviceExecutor& executor(const std::string& name) { return find(name).executor; }
   std::vector<std::string> serials() const {
     std::vector<std::string> out;
     for (const auto& d : devices_) out.push_back(d.device->spec().serial);
@@ -122,7 +114,14 @@ class DeviceSet {
     std::string name;
     drivers::PhysicalSystem* device;
     drivers::PhysicalSystemPtr owned;
+    DeviceExecutor executor;  // where its calls run (empty: this thread)
   };
+  Slot& find(const std::string& name) {
+    for (auto& d : devices_) {
+      if (d.name == name) return d;
+    }
+    throw std::logic_error("device " + name + " not opened");
+  }
   std::vector<Slot> devices_;
 };
 
@@ -146,7 +145,7 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         auto& dev = devices.get(s.device);
         require_width(dev.spec().num_inputs, "device '" + s.device + "'");
         auto twin = dev.nominal_twin();
-        net.add_physical(s.device, dev, twin, twin->initial_params(seed));
+        net.add_physical(s.device, dev, twin, twin->initial_params(seed), devices.executor(s.device));
         width = dev.spec().num_outputs;
         break;
       }
@@ -243,9 +242,11 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     if (callbacks.on_log) callbacks.on_log(m);
   };
   const DatasetSplit data = load_dataset(config.dataset, config.data_options);
-  DeviceSet devices(config, options.external_devices);
-  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
+  DeviceSet devices(config, options);
+  // Up first: configuring may refine a device's spec (identification, tighter limits), and the
+  // network copies each device's limit box.
   if (auto up = devices.bring_up(); !up) return up.error();
+  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
 
   JobResult result;
   result.name = config.name;

@@ -22,7 +22,7 @@ void Network::add_digital(std::string name, digital_twin::ModelPtr model, Vector
 }
 
 void Network::add_physical(std::string name, drivers::PhysicalSystem& device,
-                           digital_twin::ModelPtr twin, Vector theta) {
+                           digital_twin::ModelPtr twin, Vector theta, DeviceExecutor executor) {
   const auto& spec = device.spec();
   if (twin->num_inputs() != spec.num_inputs || twin->num_outputs() != spec.num_outputs ||
       twin->num_params() != spec.num_params()) {
@@ -32,6 +32,7 @@ void Network::add_physical(std::string name, drivers::PhysicalSystem& device,
   add_digital(name, std::move(twin), std::move(theta));
   Layer& layer = layers_.back();
   layer.device = &device;
+  layer.executor = std::move(executor);
   layer.theta_min = spec.param_min();
   layer.theta_max = spec.param_max();
   layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
@@ -61,7 +62,7 @@ Result<Trace> Network::forward(const MatrixRef& x, Mode mode) const {
     trace.inputs.push_back(h);
     const Matrix in = layer_input(layer, h);
     if (layer.is_physical() && mode == Mode::kHardware) {
-      auto y = layer.device->forward(in, layer.theta);
+      auto y = on_device(layer.executor, [&] { return layer.device->forward(in, layer.theta); });
       if (!y) {
         return drivers::Error{y.error().code, "layer '" + layer.name + "': " + y.error().message};
       }

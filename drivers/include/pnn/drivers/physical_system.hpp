@@ -27,6 +27,15 @@ enum class Health { kOk, kWarning, kFault };
 const char* to_string(Lifecycle s);
 const char* to_string(Health h);
 
+/// What a supervisor shows of a device: a copy taken at the end of the last call that changed
+/// it, so reading it never waits for a forward in progress.
+struct DeviceStatus {
+  Lifecycle state = Lifecycle::kUnconfigured;
+  Health health = Health::kOk;
+  std::string health_message;               ///< "" when OK
+  std::shared_ptr<const DeviceSpec> spec;   ///< as identified by the last configure
+};
+
 class PhysicalSystem {
  public:
   virtual ~PhysicalSystem() = default;
@@ -47,10 +56,13 @@ class PhysicalSystem {
   /// Safe state from any state, then FINALIZED. Never fails; called by the destructor of owners.
   void shutdown() noexcept;
 
-  Lifecycle state() const;
-  Health health() const;
+  /// State, health and spec as of the end of the last call that changed them. Lock-free with
+  /// respect to the device: never blocks behind a forward (the daemon's event loop reads it).
+  DeviceStatus status() const;
+  Lifecycle state() const { return status().state; }
+  Health health() const { return status().health; }
   /// The message of the error that last set health WARNING or FAULT ("" when OK).
-  std::string health_message() const;
+  std::string health_message() const { return status().health_message; }
   /// The spec is fixed once configured (identification reads the serial and firmware).
   const DeviceSpec& spec() const { return spec_; }
 
@@ -65,7 +77,7 @@ class PhysicalSystem {
   virtual digital_twin::ModelPtr nominal_twin() const = 0;
 
  protected:
-  explicit PhysicalSystem(DeviceSpec spec) : spec_(std::move(spec)) {}
+  explicit PhysicalSystem(DeviceSpec spec);
   /// Drivers may refine the spec while configuring (identify: serial, firmware).
   DeviceSpec& mutable_spec() { return spec_; }
   /// For drivers, from inside a hook (the device mutex is held): e.g. WARNING after a fault the
@@ -95,12 +107,18 @@ class PhysicalSystem {
   // unless UNCONFIGURED, each best effort. Leaves state_ to the caller.
   void release_locked();
   Result<void> check_request(const MatrixRef& x, const VectorRef& theta) const;
+  // mutex_ held: copies state and health (and the spec, with_spec) into the status snapshot.
+  void publish_status_locked(bool with_spec);
+  // forward's driver call and reading checks, mutex_ held, request checked.
+  Result<Matrix> forward_locked(const MatrixRef& x, const VectorRef& theta);
 
   mutable std::mutex mutex_;
   DeviceSpec spec_;
   Lifecycle state_ = Lifecycle::kUnconfigured;
   Health health_ = Health::kOk;
   std::string health_message_;
+  mutable std::mutex status_mutex_;  // guards status_ only; never held while calling a driver
+  DeviceStatus status_;
 };
 
 using PhysicalSystemPtr = std::unique_ptr<PhysicalSystem>;

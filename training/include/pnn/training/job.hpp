@@ -106,6 +106,8 @@ struct JobOptions {
   /// When set, the job does not open devices from addresses: it uses these, which must be ACTIVE,
   /// and leaves their lifecycle to the owner (no configure/activate/shutdown).
   std::map<std::string, drivers::PhysicalSystem*> external_devices;
+  /// Where each external device's calls run (by the same names; missing: the job's thread).
+  std::map<std::string, DeviceExecutor> device_executors;
 };
 
 /// Runs the whole job. Config problems throw ConfigError/DatasetError; device faults during the

@@ -6,6 +6,7 @@
 
 #include "pnn/digital_twin/model.hpp"
 #include "pnn/drivers/physical_system.hpp"
+#include "pnn/training/calibration.hpp"
 
 namespace pnn::training {
 
@@ -19,6 +20,7 @@ struct Layer {
   drivers::PhysicalSystem* device = nullptr;  ///< not owned; must outlive the network
   Vector theta;                              ///< trainable parameters
   Vector theta_min, theta_max;               ///< box the optimizer projects θ into
+  DeviceExecutor executor;                   ///< where `device`'s calls run (empty: here)
   bool is_physical() const { return device != nullptr; }
 };
 
@@ -39,7 +41,7 @@ class Network {
   /// Inputs are clipped to the device's actuator range before they are sent (saturation, with
   /// zero gradient outside), so training never asks for an out-of-range drive.
   void add_physical(std::string name, drivers::PhysicalSystem& device, digital_twin::ModelPtr twin,
-                    Vector theta);
+                    Vector theta, DeviceExecutor executor = {});
 
   std::vector<Layer>& layers() { return layers_; }
   const std::vector<Layer>& layers() const { return layers_; }
