@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <future>
+
 #include "pnn/drivers/registry.hpp"
 #include "test_util.hpp"
 
@@ -233,4 +235,55 @@ TEST_CASE("physical system: a driver that throws is a device fault and never esc
   dev.shutdown();  // the safe state throws again: shutdown still cleans up and finalizes
   CHECK(dev.cleanups == cleanups + 2);
   CHECK(dev.state() == Lifecycle::kFinalized);
+}
+
+namespace {
+// A driver whose forward blocks until released, to watch the device from another thread.
+class GatedDevice final : public PhysicalSystem {
+ public:
+  GatedDevice() : PhysicalSystem(spec()) {}
+  static DeviceSpec spec() {
+    DeviceSpec s;
+    s.kind = "gated";
+    s.serial = "GATE-1";
+    s.num_inputs = 1;
+    s.num_outputs = 1;
+    s.input_min = -1;
+    s.input_max = 1;
+    s.params = {{"g", 1, "", -1, 1, ""}};
+    return s;
+  }
+  digital_twin::ModelPtr nominal_twin() const override { return nullptr; }
+  std::promise<void> entered, release;
+
+ private:
+  Result<Matrix> do_forward(const MatrixRef&, const VectorRef&) override {
+    entered.set_value();
+    release.get_future().wait();
+    return make_error(Errc::kIo, "link lost during the run");
+  }
+};
+}  // namespace
+
+TEST_CASE("status: read while a forward holds the device, and updated when the call ends") {
+  GatedDevice dev;
+  REQUIRE(dev.configure());
+  REQUIRE(dev.activate());
+  CHECK(dev.status().state == Lifecycle::kActive);
+  REQUIRE(dev.status().spec);
+  CHECK(dev.status().spec->serial == "GATE-1");
+  auto entered = dev.entered.get_future();
+  auto call = std::async(std::launch::async, [&] { return dev.forward(Matrix::Zero(1, 1), Vector::Zero(1)); });
+  REQUIRE(entered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  // The device mutex is held by the forward: the snapshot answers at once, as of before it.
+  const DeviceStatus during = dev.status();
+  CHECK(during.state == Lifecycle::kActive);
+  CHECK(during.health == Health::kOk);
+  CHECK(dev.health() == Health::kOk);
+  dev.release.set_value();
+  const auto r = call.get();
+  REQUIRE_FALSE(r);
+  const DeviceStatus after = dev.status();
+  CHECK(after.health == Health::kFault);
+  CHECK(after.health_message.find("link lost") != std::string::npos);
 }

@@ -3,9 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
 #include <fstream>
 #include <unistd.h>
 
+#include "pnn/drivers/registry.hpp"
 #include "pnn/training/checkpoint.hpp"
 
 using namespace pnn::training;
@@ -119,5 +124,54 @@ TEST_CASE("job runner: trains, writes checkpoint and plot, and resumes from the 
   other.devices[0].address = "sim://mechanical-oscillators?seed=9&n=64";
   CHECK_THROWS_WITH_AS(run_job(other, {}, {.resume_checkpoint = first.checkpoint_path}),
                        doctest::Contains("trained on device 'SIM-OSC-1'"), ConfigError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("job runner: a caller's devices are driven only through the executor it gives") {
+  const fs::path dir = temp_dir("executor");
+  JobConfig c = parse_job_config(kGood, "tiny.yaml");
+  c.output_dir = dir.string();
+  c.training.epochs = 1;
+  std::map<std::string, pnn::drivers::PhysicalSystemPtr> owned;
+  JobOptions options;
+  options.write_outputs = false;
+  auto open_devices = [&] {  // fresh instruments: same serials, noise streams from the start
+    for (const auto& d : c.devices) {
+      owned[d.name] = pnn::drivers::make_physical_system(d.address);
+      REQUIRE(owned[d.name]->configure());
+      REQUIRE(owned[d.name]->activate());
+      options.external_devices[d.name] = owned[d.name].get();
+    }
+  };
+  open_devices();
+  const auto direct = run_job(c, {}, options).value();
+  open_devices();
+
+  // The same job with every device call run on one other thread, as the daemon's worker does.
+  std::map<std::string, int> calls;
+  std::set<std::thread::id> threads;
+  for (const auto& d : c.devices) {
+    options.device_executors[d.name] = [&, name = d.name](const std::function<void()>& call) {
+      ++calls[name];
+      std::async(std::launch::async, [&] {
+        threads.insert(std::this_thread::get_id());
+        call();
+      }).get();
+    };
+  }
+  const auto routed = run_job(c, {}, options).value();
+  CHECK(calls["osc-a"] > 0);
+  CHECK(calls["osc-a"] == calls["osc-b"]);
+  CHECK_FALSE(threads.count(std::this_thread::get_id()));
+  // Same devices, same seeds: the route changes nothing in the results.
+  REQUIRE(routed.phases.size() == direct.phases.size());
+  CHECK(routed.phases[0].acc_hardware == direct.phases[0].acc_hardware);
+  CHECK(routed.phases[0].history.back().train_loss == doctest::Approx(direct.phases[0].history.back().train_loss).epsilon(1e-12));
+
+  // An executor that refuses proves nothing reaches the device around it.
+  options.device_executors["osc-b"] = [](const std::function<void()>&) {
+    throw std::runtime_error("executor closed");
+  };
+  CHECK_THROWS_WITH(run_job(c, {}, options), doctest::Contains("executor closed"));
   fs::remove_all(dir);
 }
