@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # The main job on simulated hardware, through the lab daemon: installs what is needed (Debian 12,
 # as root), builds pnnd and pnnctl (Release), starts pnnd with the simulated devices of
-# configs/lab.yaml, submits configs/oscillator-digits.yaml to it (PAT on two simulated
+# configs/daemon/lab.yaml, submits configs/jobs/oscillator-digits.yaml to it (PAT on two simulated
 # coupled-oscillator devices), streams the progress, prints the result table and the plot's path,
 # then stops pnnd with SIGTERM and checks that it exited cleanly.
 #   usage: bash scripts/demo.sh [JOB.yaml]        (environment: PNN_DEMO_LAB = daemon config)
 # The daemon-free equivalent: build/release/clients/pnnctl/pnnctl train JOB.yaml
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-job=${1:-configs/oscillator-digits.yaml}
-lab=${PNN_DEMO_LAB:-configs/lab.yaml}
+job=${1:-configs/jobs/oscillator-digits.yaml}
+lab=${PNN_DEMO_LAB:-configs/daemon/lab.yaml}
 build=$root/build/release
 bash "$root/scripts/setup.sh"
 echo "== building pnnd and pnnctl (Release) =="
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target pnnd pnnctl -j"$(nproc)"
 cd "$root"
+# Self-contained: pnnd keeps its store and run directories in the checkout (runs/pnnd) instead
+# of its default state directory (~/.local/state/pnn-hil, docs/daemon.md).
+export PNN_STATE_DIR=${PNN_STATE_DIR:-$root/runs/pnnd}
 mkdir -p runs/demo
 out=runs/demo/pnnd.out
 log=runs/demo/pnnd.log

@@ -75,9 +75,9 @@ std::vector<nlohmann::json> wire_overhead(const BenchOptions& options);
 std::vector<nlohmann::json> rpc_overhead(const BenchOptions& options);
 /// forward-throughput: batch-256 Forward on 64 oscillators through the daemon vs in-process.
 std::vector<nlohmann::json> forward_throughput(const BenchOptions& options);
-/// daemon-job: configs/oscillator-digits.yaml through pnnd (SubmitJob) vs training::run_job.
+/// daemon-job: configs/jobs/oscillator-digits.yaml through pnnd (SubmitJob) vs training::run_job.
 std::vector<nlohmann::json> daemon_job(const BenchOptions& options);
-/// daemon-rss: resident memory of an idle pnnd started with configs/lab.yaml.
+/// daemon-rss: resident memory of an idle pnnd started with configs/daemon/lab.yaml.
 std::vector<nlohmann::json> daemon_rss(const BenchOptions& options);
 /// soak (soak_bench.cpp): the job through pnnd quiet, then under hostile clients: result, RSS.
 std::vector<nlohmann::json> soak(const BenchOptions& options);

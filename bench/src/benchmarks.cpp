@@ -196,7 +196,7 @@ const std::vector<Entry>& entries() {
       {{"rpc-overhead", "Forward round trip of one 784-float sample (null device) vs a bare ZeroMQ echo"}, detail::rpc_overhead},
       {{"forward-throughput", "batch-256 Forward on 64 oscillators: samples/s through the daemon vs in-process"}, detail::forward_throughput},
       {{"daemon-job", "oscillator-digits job through pnnd (SubmitJob) vs in-process: accuracies and wall time"}, detail::daemon_job},
-      {{"daemon-rss", "resident memory of an idle pnnd with configs/lab.yaml"}, detail::daemon_rss},
+      {{"daemon-rss", "resident memory of an idle pnnd with configs/daemon/lab.yaml"}, detail::daemon_rss},
       {{"soak", "training job through pnnd while hostile clients flood, hold connections, send oversized twin requests and disconnect mid-stream: result vs quiet run, peak RSS, slowdown"}, detail::soak},
   };
   return list;

@@ -92,7 +92,7 @@ std::string config_file(const std::string& name) {
 }
 
 std::string lab_config_in(const BenchDir& dir) {
-  const std::string source = config_file("lab.yaml");
+  const std::string source = config_file("daemon/lab.yaml");
   YAML::Node lab = YAML::LoadFile(source);
   lab["rpc"]["bind"] = "tcp://127.0.0.1:*";
   lab["telemetry"]["bind"] = "tcp://127.0.0.1:*";

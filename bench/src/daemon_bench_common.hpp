@@ -67,7 +67,7 @@ std::string pnnd_path();
 /// configs/<name> of the source tree (from the working directory if it has one, else the tree
 /// this build came from).
 std::string config_file(const std::string& name);
-/// configs/lab.yaml rewritten to ephemeral loopback ports and a store in `dir`; returns the
+/// configs/daemon/lab.yaml rewritten to ephemeral loopback ports and a store in `dir`; returns the
 /// path of the written file.
 std::string lab_config_in(const BenchDir& dir);
 

@@ -1,5 +1,5 @@
 // daemon-job and daemon-rss: the daemon as a lab runs it, a pnnd subprocess started with
-// configs/lab.yaml (ephemeral ports, a temporary store). A subprocess, not threads, because
+// configs/daemon/lab.yaml (ephemeral ports, a temporary store). A subprocess, not threads, because
 // these two measure the process: its wall time for the main training job next to the same job
 // run in this process, and its resident memory when idle.
 #include <signal.h>
@@ -109,7 +109,7 @@ std::pair<json, double> run_in_daemon(const std::string& text, const std::string
 }  // namespace
 
 std::vector<json> daemon_job(const BenchOptions& options) {
-  const std::string path = config_file("oscillator-digits.yaml");
+  const std::string path = config_file("jobs/oscillator-digits.yaml");
   YAML::Node yaml = YAML::LoadFile(path);
   if (options.epochs > 0) yaml["training"]["epochs"] = options.epochs;  // a shortened copy
   const std::string text = YAML::Dump(yaml);
@@ -161,7 +161,7 @@ std::vector<json> daemon_rss(const BenchOptions&) {
   stop_pnnd(pnnd);
   if (rss_kb < 0) throw std::runtime_error("daemon-rss: no VmRSS in /proc/PID/status");
   return {json{{"name", "daemon-rss"},
-               {"config", config_file("lab.yaml")},
+               {"config", config_file("daemon/lab.yaml")},
                {"devices", devices},
                {"rss_mb", static_cast<double>(rss_kb) / 1024.0},
                {"peak_rss_mb", static_cast<double>(hwm_kb) / 1024.0},

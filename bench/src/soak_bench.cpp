@@ -534,7 +534,7 @@ double mb(long long kb) { return kb < 0 ? -1.0 : static_cast<double>(kb) / 1024.
 }  // namespace
 
 std::vector<json> soak(const BenchOptions& options) {
-  const std::string path = config_file("oscillator-digits.yaml");
+  const std::string path = config_file("jobs/oscillator-digits.yaml");
   YAML::Node yaml = YAML::LoadFile(path);
   yaml["training"]["epochs"] = options.epochs > 0 ? options.epochs : kDefaultEpochs;
   yaml["seed"] = options.seed;

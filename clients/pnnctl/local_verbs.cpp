@@ -167,7 +167,7 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   auto t = std::make_shared<Train>();
   auto* train = app.add_subcommand(
       "train", "run a training job from a YAML config: in this process, or in pnnd (--remote)");
-  train->add_option("config", t->config, "job config, e.g. configs/oscillator-digits.yaml");
+  train->add_option("config", t->config, "job config, e.g. configs/jobs/oscillator-digits.yaml");
   train->add_flag("--remote", t->remote,
                   "submit the job to pnnd (SubmitJob), stream its progress; Ctrl-C cancels it");
   train->add_option("--resume", t->resume,
@@ -177,7 +177,7 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
       if (t->remote) return train_remote(remote, t->config, t->resume);
       if (t->config.empty()) {
         throw UsageError(
-            "train: give the job config (e.g. pnnctl train configs/"
+            "train: give the job config (e.g. pnnctl train configs/jobs/"
             "oscillator-digits.yaml); only --remote --resume RUN_ID needs none");
       }
       return train_local(t->config, remote.json, t->resume);

@@ -14,7 +14,7 @@ namespace v1 = ::pnn::v1;
 
 inline constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:7700";
 inline constexpr const char* kStartHint =
-    "is pnnd running? start it with: pnnd --config configs/lab.yaml (or point --endpoint / "
+    "is pnnd running? start it with: pnnd --config configs/daemon/lab.yaml (or point --endpoint / "
     "PNN_ENDPOINT at the daemon)";
 
 struct RemoteOptions {

@@ -1,5 +1,5 @@
 // pnnd: the lab daemon. Serves the devices of a lab config over ZeroMQ (docs/daemon.md).
-//   pnnd [--config FILE]     serve (default config: configs/lab.yaml)
+//   pnnd [--config FILE]     serve (default config: configs/daemon/lab.yaml)
 //   pnnd --check FILE        validate a config and exit
 //   pnnd --keygen            print a new CURVE key pair (for security.* in the config)
 // Prints one line "pnnd ready rpc=... telemetry=... instance=..." on stdout once serving.
@@ -27,7 +27,7 @@ int usage() {
 int main(int argc, char** argv) {
   pnn::daemon::block_signals();  // first: a signal during start-up waits for the event loop
   pnn::digital_twin::tune_allocator_for_batches();
-  std::string config_path = "configs/lab.yaml";
+  std::string config_path = "configs/daemon/lab.yaml";
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

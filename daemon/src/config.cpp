@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -172,8 +174,10 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
   }
   if (const auto store = root["store"]; store.IsDefined()) {
     r.only_keys(store, "store",
-                {"path", "runs_dir", "forward_records", "forward_queue_bytes",
+                {"dir", "path", "runs_dir", "forward_records", "forward_queue_bytes",
                  "forward_records_max_bytes"});
+    c.state_dir = r.get<std::string>(store, "store", "dir", c.state_dir, "a path");
+    if (c.state_dir.empty()) r.fail(store["dir"], "store.dir", "must not be empty");
     c.store_path = r.get<std::string>(store, "store", "path", c.store_path, "a path");
     c.runs_dir = r.get<std::string>(store, "store", "runs_dir", c.runs_dir, "a path");
     const auto mode = r.get<std::string>(store, "store", "forward_records", "async", "a string");
@@ -319,10 +323,26 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
     r.fail(root["telemetry"], "telemetry.bind",
            "must differ from rpc.bind (use another port, e.g. 7701 beside 7700)");
   }
+  // Runtime output lives in the state directory, never where pnnd happens to be started (e.g. a
+  // source tree): relative store paths are relative to store.dir.
+  const std::filesystem::path dir(c.state_dir);
+  if (std::filesystem::path(c.store_path).is_relative()) c.store_path = (dir / c.store_path).string();
+  if (std::filesystem::path(c.runs_dir).is_relative()) c.runs_dir = (dir / c.runs_dir).string();
   return c;
 }
 
 }  // namespace
+
+std::string default_state_dir() {
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v && *v ? v : "";
+  };
+  if (auto d = env("PNN_STATE_DIR"); !d.empty()) return d;
+  if (auto d = env("XDG_STATE_HOME"); !d.empty()) return d + "/pnn-hil";
+  if (auto d = env("HOME"); !d.empty()) return d + "/.local/state/pnn-hil";
+  return "/var/lib/pnn-hil";
+}
 
 DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
   try {
@@ -338,7 +358,7 @@ DaemonConfig load_daemon_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     throw ConfigError(path + ": cannot open the daemon config (check the path; the default is "
-                             "configs/lab.yaml)");
+                             "configs/daemon/lab.yaml)");
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "../../daemon/src/instrument_key.hpp"
@@ -40,7 +41,7 @@ TEST_CASE("daemon config: a minimal config parses with loopback defaults") {
 }
 
 TEST_CASE("daemon config: the shipped lab configs parse") {
-  for (const char* path : {"configs/lab.yaml", "configs/lab-all.yaml"}) {
+  for (const char* path : {"configs/daemon/lab.yaml", "configs/daemon/lab-all.yaml"}) {
     CAPTURE(path);
     const std::string full = std::string(PNN_SOURCE_DIR) + "/" + path;
     CHECK_NOTHROW((void)pnn::daemon::load_daemon_config(full));
@@ -105,7 +106,7 @@ TEST_CASE("daemon config: a missing file names the path and the default") {
     FAIL("no error");
   } catch (const ConfigError& e) {
     CHECK(contains(e.what(), "/nonexistent/lab.yaml"));
-    CHECK(contains(e.what(), "configs/lab.yaml"));
+    CHECK(contains(e.what(), "configs/daemon/lab.yaml"));
   }
 }
 
@@ -348,4 +349,33 @@ TEST_CASE("daemon config: a list or mapping where a name or scalar is expected i
   const std::string top = error_of("version: 1\n? [x]\n: 1\n");
   INFO(top);
   CHECK(contains(top, "expected a key name"));
+}
+
+TEST_CASE("daemon config: relative store paths live in store.dir, never the working directory") {
+  const auto explicit_dir = parse_daemon_config(
+      "version: 1\nstore: {dir: /srv/pnn, path: lab.sqlite, runs_dir: out}\n", "lab.yaml");
+  CHECK(explicit_dir.store_path == "/srv/pnn/lab.sqlite");
+  CHECK(explicit_dir.runs_dir == "/srv/pnn/out");
+  const auto absolute = parse_daemon_config(
+      "version: 1\nstore: {dir: /srv/pnn, path: /data/s.sqlite, runs_dir: /data/runs}\n", "lab.yaml");
+  CHECK(absolute.store_path == "/data/s.sqlite");
+  CHECK(absolute.runs_dir == "/data/runs");
+  const char* saved = std::getenv("PNN_STATE_DIR");
+  const std::string before = saved ? saved : "";
+  ::setenv("PNN_STATE_DIR", "/tmp/pnn-state-test", 1);
+  const auto from_env = parse_daemon_config("version: 1\n", "lab.yaml");
+  CHECK(from_env.store_path == "/tmp/pnn-state-test/pnnd.sqlite");
+  CHECK(from_env.runs_dir == "/tmp/pnn-state-test/runs");
+  ::unsetenv("PNN_STATE_DIR");
+  const char* xdg = std::getenv("XDG_STATE_HOME");
+  const std::string xdg_before = xdg ? xdg : "";
+  ::setenv("XDG_STATE_HOME", "/tmp/xdg-test", 1);
+  CHECK(pnn::daemon::default_state_dir() == "/tmp/xdg-test/pnn-hil");
+  if (xdg) {
+    ::setenv("XDG_STATE_HOME", xdg_before.c_str(), 1);
+  } else {
+    ::unsetenv("XDG_STATE_HOME");
+  }
+  if (saved) ::setenv("PNN_STATE_DIR", before.c_str(), 1);
+  CHECK(contains(error_of("version: 1\nstore: {dir: ''}\n"), "store.dir"));
 }

@@ -196,7 +196,7 @@ JobConfig load_job_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     throw ConfigError(path + ": cannot open the config file (check the path; examples are in "
-                             "configs/)");
+                             "configs/jobs/)");
   }
   std::ostringstream text;
   text << in.rdbuf();

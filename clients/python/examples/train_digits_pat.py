@@ -8,7 +8,7 @@ backward pass is the twin's vector-Jacobian product at the measured input (`Twin
 set is scikit-learn's digits CSV (package python3-sklearn), pixels scaled by 1/16, split mod4
 (sample i is test iff i % 4 == 3). Prints loss and accuracy (measured on the hardware) per epoch.
 
-    pnnd --config configs/lab.yaml &
+    pnnd --config configs/daemon/lab.yaml &
     PYTHONPATH=clients/python /usr/bin/python3 clients/python/examples/train_digits_pat.py
 """
 import argparse

@@ -36,7 +36,7 @@ from .limits import input_limits, param_limits
 PROTOCOL_MAJOR = 1
 PROTOCOL_FRAME = b"PNND" + struct.pack(">H", PROTOCOL_MAJOR)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
-START_HINT = ("is pnnd running? start it with: pnnd --config configs/lab.yaml (or pass the "
+START_HINT = ("is pnnd running? start it with: pnnd --config configs/daemon/lab.yaml (or pass the "
               "endpoint / set PNN_ENDPOINT)")
 
 _TRANSITIONS = {

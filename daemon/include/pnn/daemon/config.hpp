@@ -56,6 +56,12 @@ enum class ForwardRecording {
 };
 const char* to_string(ForwardRecording mode);
 
+/// Where pnnd keeps its run store and run directories unless the config says otherwise:
+/// $PNN_STATE_DIR, else $XDG_STATE_HOME/pnn-hil, else ~/.local/state/pnn-hil (/var/lib/pnn-hil
+/// without a HOME). Never the working directory, so a pnnd started in a source tree leaves it
+/// clean.
+std::string default_state_dir();
+
 struct DaemonConfig {
   std::string source = "<defaults>";  ///< the file the config came from
 
@@ -94,8 +100,10 @@ struct DaemonConfig {
   std::uint32_t lease_min_ttl_ms = 20;  ///< Acquire with a shorter ttl_ms gets INVALID_ARGUMENT
 
   // store:
-  std::string store_path = "runs/pnnd/pnnd.sqlite";
-  std::string runs_dir = "runs/pnnd";  ///< one directory per run: checkpoint, plot
+  /// store.dir: the state directory; relative store.path and store.runs_dir are inside it.
+  std::string state_dir = default_state_dir();
+  std::string store_path = "pnnd.sqlite";  ///< absolute once parsed
+  std::string runs_dir = "runs";           ///< one directory per run: checkpoint, plot
   ForwardRecording forward_recording = ForwardRecording::kAsync;
   std::size_t forward_queue_bytes = 256u << 20;  ///< async: Forward waits when the queue is full
   /// Retention: once the forward records' bytes exceed this, the oldest are deleted (the store
