@@ -35,7 +35,7 @@ fi
 share=$(( total / ${#targets[@]} ))
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
-       -I"$root/firmware_iface/include")
+       -I"$root/firmware_iface/include" -I"$root/common/include")
 mkdir -p "$out/obj" "$out/artifacts"
 
 # The pure codecs once, instrumented but without libFuzzer's main; then one binary per target.
