@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -23,6 +22,8 @@
 #include <system_error>
 #include <type_traits>
 #include <utility>
+
+#include "pnn/common/bytes.hpp"
 
 namespace pnn::daemon {
 namespace {
@@ -179,46 +180,29 @@ std::int64_t now_ns() {
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
-// ---- Little-endian float64 and float32 arrays ---------------------------------------------------
+// ---- BLOBs: little-endian float32 and float64 arrays ---------------------------------------------
 
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMajorMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
-              "mixed-endian hosts are not supported");
-
-// float or double values to (and from) their little-endian byte order, in place.
-template <class T>
-void to_little_endian_in_place(T* values, std::size_t n) {
-  static_assert(sizeof(T) == 4 || sizeof(T) == 8);
-  if constexpr (std::endian::native == std::endian::big) {
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto bits = std::bit_cast<Bits>(values[i]);
-      if constexpr (sizeof(T) == 4) {
-        values[i] = std::bit_cast<T>(__builtin_bswap32(bits));
-      } else {
-        values[i] = std::bit_cast<T>(__builtin_bswap64(bits));
-      }
-    }
-  } else {
-    (void)values;
-    (void)n;
-  }
+// The row-major little-endian float32 bytes of `m` in `bytes` (both buffers reused between
+// calls). The cast rounds to nearest, keeps ±∞ and NaN, and overflows to ±∞: the conversion
+// to_tensor applies to a Forward reply (protocol.cpp), so a recorded y is exactly what the client
+// received.
+void encode_matrix_f32(const Matrix& m, std::vector<float>& scratch,
+                       std::vector<std::uint8_t>& bytes) {
+  scratch.resize(static_cast<std::size_t>(m.size()));
+  Eigen::Map<RowMajorMatrixF>(scratch.data(), m.rows(), m.cols()) = m.cast<float>();
+  bytes.clear();
+  common::ByteWriter w(bytes);
+  w.f32_array(scratch);
 }
 
-// The row-major little-endian float32 bytes of `m` in `buffer` (reused between calls). The cast
-// rounds to nearest, keeps ±∞ and NaN, and overflows to ±∞: the conversion to_tensor applies to
-// a Forward reply (protocol.cpp), so a recorded y is exactly what the client received.
-void encode_matrix_f32(const Matrix& m, std::vector<float>& buffer) {
-  buffer.resize(static_cast<std::size_t>(m.size()));
-  Eigen::Map<RowMajorMatrixF>(buffer.data(), m.rows(), m.cols()) = m.cast<float>();
-  to_little_endian_in_place(buffer.data(), buffer.size());
-}
-
-void encode_vector(const Vector& v, std::vector<double>& buffer) {
-  buffer.assign(v.data(), v.data() + v.size());
-  to_little_endian_in_place(buffer.data(), buffer.size());
+// The little-endian float64 bytes of `v` in `bytes` (reused between calls).
+void encode_vector(const Vector& v, std::vector<std::uint8_t>& bytes) {
+  bytes.clear();
+  common::ByteWriter w(bytes);
+  w.f64_array({v.data(), static_cast<std::size_t>(v.size())});
 }
 
 // ---- SQLite handles ----------------------------------------------------------------------------
@@ -319,16 +303,11 @@ class Query {
     return check_bind(
         sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
   }
-  // `values` must stay alive and unchanged until this Query is destroyed (SQLITE_STATIC).
-  Query& bind_doubles(int index, const std::vector<double>& values) {
-    if (values.empty()) return check_bind(sqlite3_bind_zeroblob(stmt_, index, 0));
-    return check_bind(sqlite3_bind_blob64(stmt_, index, values.data(),
-                                          values.size() * sizeof(double), SQLITE_STATIC));
-  }
-  Query& bind_floats(int index, const std::vector<float>& values) {
-    if (values.empty()) return check_bind(sqlite3_bind_zeroblob(stmt_, index, 0));
-    return check_bind(sqlite3_bind_blob64(stmt_, index, values.data(),
-                                          values.size() * sizeof(float), SQLITE_STATIC));
+  // `bytes` must stay alive and unchanged until this Query is destroyed (SQLITE_STATIC).
+  Query& bind_blob(int index, const std::vector<std::uint8_t>& bytes) {
+    if (bytes.empty()) return check_bind(sqlite3_bind_zeroblob(stmt_, index, 0));
+    return check_bind(
+        sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC));
   }
 
   // True when a row is available, false when the statement has finished.
@@ -375,16 +354,15 @@ class Query {
                        " bytes, not " + std::to_string(elem_bytes) + " x " + std::to_string(rows) +
                        " x " + std::to_string(cols) + " (the database is corrupt)");
     }
-    // The blob need not be aligned: copy bytes, never cast the pointer.
+    // The size is checked above; the reader copies (the blob need not be aligned).
+    common::ByteReader in({static_cast<const std::uint8_t*>(blob), static_cast<std::size_t>(bytes)});
     if (elem_bytes == 4) {
       RowMajorMatrixF f(rows, cols);
-      if (bytes != 0) std::memcpy(f.data(), blob, bytes);
-      to_little_endian_in_place(f.data(), static_cast<std::size_t>(f.size()));
+      in.array(std::span<float>(f.data(), static_cast<std::size_t>(f.size())));
       return f.cast<double>();
     }
     RowMajorMatrix m(rows, cols);
-    if (bytes != 0) std::memcpy(m.data(), blob, bytes);
-    to_little_endian_in_place(m.data(), static_cast<std::size_t>(m.size()));
+    in.array(std::span<double>(m.data(), static_cast<std::size_t>(m.size())));
     return m;
   }
 
@@ -540,8 +518,8 @@ struct RunStore::Impl {
   Db db;
   mutable std::mutex mutex;
   // Scratch buffers for forward-record BLOBs, reused so that record_forward does not allocate.
-  std::vector<float> x_buffer, y_buffer;
-  std::vector<double> theta_buffer;
+  std::vector<float> f32_scratch;
+  std::vector<std::uint8_t> x_bytes, y_bytes, theta_bytes;
 
   TxStmts tx;
   Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
@@ -925,9 +903,9 @@ std::uint64_t RunStore::allocate_job_id() {
 }
 
 std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
-  encode_matrix_f32(record.x, x_buffer);
-  encode_vector(record.theta, theta_buffer);
-  encode_matrix_f32(record.y, y_buffer);
+  encode_matrix_f32(record.x, f32_scratch, x_bytes);
+  encode_vector(record.theta, theta_bytes);
+  encode_matrix_f32(record.y, f32_scratch, y_bytes);
   Query(db, insert_forward, "recording a forward call")
       .bind_text(1, record.client_id)
       .bind_uint(2, record.request_id)
@@ -936,12 +914,12 @@ std::uint64_t RunStore::Impl::insert_forward_row(const ForwardRecord& record) {
       .bind_int(5, record.t_end_ns)
       .bind_int(6, record.x.rows())
       .bind_int(7, record.x.cols())
-      .bind_floats(8, x_buffer)
+      .bind_blob(8, x_bytes)
       .bind_int(9, record.theta.size())
-      .bind_doubles(10, theta_buffer)
+      .bind_blob(10, theta_bytes)
       .bind_int(11, record.y.rows())
       .bind_int(12, record.y.cols())
-      .bind_floats(13, y_buffer)
+      .bind_blob(13, y_bytes)
       .run();
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db.get()));
 }
@@ -1005,11 +983,11 @@ std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) cons
 
 std::uint64_t RunStore::add_calibration(const CalibrationRecord& record) {
   std::lock_guard lock(impl_->mutex);
-  encode_vector(record.phi, impl_->theta_buffer);
+  encode_vector(record.phi, impl_->theta_bytes);
   Query(impl_->db, impl_->insert_calibration, "adding a calibration")
       .bind_text(1, record.device_serial)
       .bind_int(2, record.phi.size())
-      .bind_doubles(3, impl_->theta_buffer)
+      .bind_blob(3, impl_->theta_bytes)
       .bind_real(4, record.mse_before)
       .bind_real(5, record.mse_after)
       .bind_int(6, record.created_ns != 0 ? record.created_ns : now_ns())
