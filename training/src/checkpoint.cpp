@@ -5,13 +5,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <limits>
 #include <utility>
 
+#include "pnn/common/atomic_write.hpp"
 #include "pnn/common/bytes.hpp"
 #include "pnn/common/hex.hpp"
 
@@ -162,78 +162,6 @@ T read_le(std::string_view bytes, std::size_t at) {
 // File I/O
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-// A temporary file that is removed unless committed (renamed into place).
-class TempFile {
- public:
-  explicit TempFile(fs::path path) : path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    close_quietly();
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  const fs::path& path() const { return path_; }
-  int fd() const { return fd_; }
-  void set_fd(int fd) { fd_ = fd; }
-  void commit() { committed_ = true; }
-
-  /// Closes and reports the error, since close() can be where a write error surfaces (NFS).
-  int close_checked() {
-    const int fd = std::exchange(fd_, -1);
-    return ::close(fd) == 0 ? 0 : errno;
-  }
-
- private:
-  void close_quietly() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-
-  fs::path path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-fs::path temp_path_for(const fs::path& path) {
-  static std::atomic<std::uint64_t> counter{0};
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  return tmp;
-}
-
-void write_all(int fd, const char* data, std::size_t size, const std::string& where) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw CheckpointError(where + ": write failed: " + errno_text(errno));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-void fsync_directory(const fs::path& dir, const std::string& where) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    throw CheckpointError(where + ": saved, but cannot open directory " + dir.string() +
-                          " to make the rename durable: " + errno_text(errno));
-  }
-  int err = 0;
-  while (::fsync(fd) != 0) {
-    if (errno == EINTR) continue;
-    // Some file systems cannot fsync a directory (EINVAL); there is nothing more to do there.
-    if (errno != EINVAL && errno != EROFS) err = errno;
-    break;
-  }
-  ::close(fd);
-  if (err != 0) {
-    throw CheckpointError(
-        where + ": saved, but fsync of directory " + dir.string() +
-        " failed, so the rename may not survive a power loss: " + errno_text(err));
-  }
-}
 
 }  // namespace
 
@@ -404,37 +332,41 @@ void save_checkpoint(const Checkpoint& c, const fs::path& path, const SaveFaults
   }
   const std::string bytes = encode_checkpoint(c);
 
-  TempFile tmp(temp_path_for(path));
-  const int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw CheckpointError(where + ": cannot create temporary file " + tmp.path().string() + ": " +
-                          errno_text(errno));
+  using Step = common::AtomicWriteError::Step;
+  try {
+    common::write_file_atomic(path, bytes,
+                              {.create_directories = false,
+                               .fail_after_bytes = faults.fail_after_bytes});
+  } catch (const common::AtomicWriteError& e) {
+    const std::string tmp = e.temp_path().string();
+    const std::string reason = errno_text(e.os_error());
+    const std::string dir = (path.has_parent_path() ? path.parent_path() : fs::path(".")).string();
+    switch (e.step()) {
+      case Step::kCreateDirectories:
+      case Step::kCreateTemp:
+        throw CheckpointError(where + ": cannot create temporary file " + tmp + ": " + reason);
+      case Step::kWrite:
+        if (e.injected()) {
+          throw CheckpointError(where + ": write failed after " +
+                                std::to_string(e.bytes_written()) +
+                                " bytes (injected by SaveFaults::fail_after_bytes)");
+        }
+        throw CheckpointError(where + ": write failed: " + reason);
+      case Step::kSyncFile:
+        throw CheckpointError(where + ": fsync failed: " + reason);
+      case Step::kCloseFile:
+        throw CheckpointError(where + ": close failed: " + reason);
+      case Step::kRename:
+        throw CheckpointError(where + ": cannot rename " + tmp + " over it: " + reason);
+      case Step::kOpenDirectory:
+        throw CheckpointError(where + ": saved, but cannot open directory " + dir +
+                              " to make the rename durable: " + reason);
+      case Step::kSyncDirectory:
+        throw CheckpointError(where + ": saved, but fsync of directory " + dir +
+                              " failed, so the rename may not survive a power loss: " + reason);
+    }
+    throw CheckpointError(where + ": " + e.what());
   }
-  tmp.set_fd(fd);
-
-  std::size_t to_write = bytes.size();
-  if (faults.fail_after_bytes >= 0) {
-    to_write = std::min<std::size_t>(to_write, static_cast<std::size_t>(faults.fail_after_bytes));
-  }
-  write_all(fd, bytes.data(), to_write, where);
-  if (to_write < bytes.size()) {
-    throw CheckpointError(where + ": write failed after " + std::to_string(to_write) +
-                          " bytes (injected by SaveFaults::fail_after_bytes)");
-  }
-  while (::fsync(fd) != 0) {
-    if (errno == EINTR) continue;
-    throw CheckpointError(where + ": fsync failed: " + errno_text(errno));
-  }
-  if (const int err = tmp.close_checked(); err != 0) {
-    throw CheckpointError(where + ": close failed: " + errno_text(err));
-  }
-  if (::rename(tmp.path().c_str(), path.c_str()) != 0) {
-    throw CheckpointError(where + ": cannot rename " + tmp.path().string() +
-                          " over it: " + errno_text(errno));
-  }
-  tmp.commit();
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  fsync_directory(dir, where);
 }
 
 Checkpoint load_checkpoint(const fs::path& path) {
