@@ -39,7 +39,8 @@ namespace {
   ws.put_at<std::uint32_t>(0, 3);
 }
 
-[[gnu::noinline]] void write_arrays(std::vector<std::uint8_t>& buf, const std::vector<double>& doubles,
+[[gnu::noinline]] void write_arrays(std::vector<std::uint8_t>& buf,
+                                    const std::vector<double>& doubles,
                                     const std::vector<float>& floats) {
   ByteWriter w(buf);
   w.u16(65535);

@@ -72,7 +72,8 @@ int count_entries(const fs::path& dir) {
 
 TEST_CASE("common: write_file_atomic with an injected fault keeps the old file and says where") {
   using pnn::common::AtomicWriteError;
-  const fs::path dir = fs::temp_directory_path() / ("pnn-common-fault-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("pnn-common-fault-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const fs::path file = dir / "state.bin";
   pnn::common::write_file_atomic(file, "old content");
@@ -112,7 +113,8 @@ TEST_CASE("common: write_file_atomic with an injected fault keeps the old file a
 }
 
 TEST_CASE("common: concurrent write_file_atomic calls to one path never share a temporary") {
-  const fs::path dir = fs::temp_directory_path() / ("pnn-common-race-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("pnn-common-race-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const fs::path file = dir / "shared.txt";
   std::vector<std::thread> writers;

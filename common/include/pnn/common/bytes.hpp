@@ -37,10 +37,10 @@ concept ByteField = (std::is_integral_v<T> || std::is_floating_point_v<T>) &&
 namespace detail {
 
 template <std::size_t N>
-using UnsignedOfSize =
-    std::conditional_t<N == 1, std::uint8_t,
-                       std::conditional_t<N == 2, std::uint16_t,
-                                          std::conditional_t<N == 4, std::uint32_t, std::uint64_t>>>;
+using UnsignedOfSize = std::conditional_t<
+    N == 1, std::uint8_t,
+    std::conditional_t<N == 2, std::uint16_t,
+                       std::conditional_t<N == 4, std::uint32_t, std::uint64_t>>>;
 
 template <class U>
 constexpr U byteswap(U v) noexcept {
