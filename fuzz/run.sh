@@ -35,12 +35,13 @@ fi
 share=$(( total / ${#targets[@]} ))
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
-       -I"$root/firmware_iface/include")
+       -I"$root/firmware_iface/include" -I"$root/common/include")
 mkdir -p "$out/obj" "$out/artifacts"
 
 # The pure codecs once, instrumented but without libFuzzer's main; then one binary per target.
-# (Only the codecs: the transports need libusb and Asio and are tested against emulated devices.)
-codecs=(crc32c error frame messages scpi usbtmc)
+# (Only the codecs: the transports need libusb and Asio and are tested against emulated devices.
+# They use pnn::common's header-only pieces, result.hpp and bytes.hpp, hence its include path.)
+codecs=(crc32c error frame messages scpi scpi_line_splitter scpi_format usbtmc)
 objs=()
 for name in "${codecs[@]}"; do
   src="$root/firmware_iface/src/$name.cpp"

@@ -17,7 +17,7 @@
 #include <type_traits>
 
 #include "instrument_key.hpp"
-#include "pnn/training/yaml_reader.hpp"
+#include "pnn/common/yaml_reader.hpp"
 
 namespace pnn::daemon {
 
@@ -62,7 +62,7 @@ bool is_loopback_endpoint(const std::string& endpoint) {
 
 namespace {
 
-using Reader = training::YamlReader<ConfigError>;
+using Reader = common::YamlReader<ConfigError>;
 
 bool is_z85_key(const std::string& key) {
   if (key.size() != 40) return false;

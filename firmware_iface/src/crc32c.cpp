@@ -3,7 +3,7 @@
 #include <array>
 #include <cstring>
 
-#include "byte_io.hpp"
+#include "pnn/common/bytes.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
@@ -35,8 +35,8 @@ constexpr Tables kTables = make_tables();
 std::uint32_t update_portable(std::uint32_t c, const std::uint8_t* p, std::size_t n) noexcept {
   // Slicing-by-8: one table lookup per byte, eight independent lookups per step.
   while (n >= 8) {
-    const std::uint32_t lo = detail::load_le<std::uint32_t>(p) ^ c;
-    const std::uint32_t hi = detail::load_le<std::uint32_t>(p + 4);
+    const std::uint32_t lo = common::load_le<std::uint32_t>(p) ^ c;
+    const std::uint32_t hi = common::load_le<std::uint32_t>(p + 4);
     c = kTables[7][lo & 0xFF] ^ kTables[6][(lo >> 8) & 0xFF] ^ kTables[5][(lo >> 16) & 0xFF] ^
         kTables[4][lo >> 24] ^ kTables[3][hi & 0xFF] ^ kTables[2][(hi >> 8) & 0xFF] ^
         kTables[1][(hi >> 16) & 0xFF] ^ kTables[0][hi >> 24];

@@ -4,14 +4,14 @@
 #include <limits>
 #include <stdexcept>
 
-#include "byte_io.hpp"
+#include "pnn/common/bytes.hpp"
 #include "pnn/firmware_iface/crc32c.hpp"
 
 namespace pnn::firmware_iface {
 namespace {
 
-using detail::load_le;
-using detail::store_le;
+using common::load_le;
+using common::store_le;
 
 constexpr std::size_t kHeaderCheckOffset = 16;
 

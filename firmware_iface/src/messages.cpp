@@ -6,13 +6,13 @@
 #include <string>
 #include <type_traits>
 
-#include "byte_io.hpp"
+#include "pnn/common/bytes.hpp"
 
 namespace pnn::firmware_iface {
 namespace {
 
-using detail::Reader;
-using detail::Writer;
+using Reader = common::ByteReader;
+using Writer = common::ByteWriter<std::vector<std::uint8_t>>;
 
 constexpr std::size_t kU32Max = std::numeric_limits<std::uint32_t>::max();
 // Smallest encoding of one ParameterBlock: empty name (u16) + count + min + max.

@@ -1,3 +1,5 @@
+// The SCPI parser: program messages, data elements, header patterns, error entries and *IDN?
+// responses. The line framer is in scpi_line_splitter.cpp, the formatting in scpi_format.cpp.
 #include "pnn/firmware_iface/scpi.hpp"
 
 #include <algorithm>
@@ -315,123 +317,6 @@ bool match_nodes(const std::vector<PatternNode>& p, std::size_t pi,
 
 }  // namespace
 
-// --- LineSplitter --------------------------------------------------------------------------------
-
-LineSplitter::LineSplitter(LineSplitterOptions options) : options_(options) {}
-
-void LineSplitter::feed(std::string_view text) {
-  feed({reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
-}
-
-void LineSplitter::append(const std::uint8_t* data, std::size_t n) {
-  if (discarding_) return;
-  if (n > options_.max_message_bytes - current_.size()) {
-    // Report at once (a caller waiting for a reply learns now), then drop the rest up to the
-    // terminator while still tracking blocks, so a '\n' inside block data does not resync early.
-    ready_.emplace_back(Errc::kMessageTooLong);
-    discarding_ = true;
-    current_.clear();
-    current_.shrink_to_fit();
-    return;
-  }
-  current_.append(reinterpret_cast<const char*>(data), n);
-}
-
-void LineSplitter::end_message() {
-  if (!discarding_) {
-    if (!current_.empty() && current_.back() == '\r') current_.pop_back();
-    if (!current_.empty()) ready_.emplace_back(std::move(current_));
-  }
-  current_.clear();
-  discarding_ = false;
-  state_ = State::kText;
-  element_start_ = true;
-}
-
-void LineSplitter::text_byte(std::uint8_t c) {
-  state_ = State::kText;
-  if (c == '"' || c == '\'') {
-    quote_ = c;
-    state_ = State::kQuote;
-  } else if (c == '#' && element_start_ && options_.binary_blocks) {
-    state_ = State::kBlockDigitCount;
-  }
-  element_start_ = c == ',' || c == ';' || c == ' ' || c == '\t';
-}
-
-void LineSplitter::feed(std::span<const std::uint8_t> bytes) {
-  std::size_t i = 0;
-  while (i < bytes.size()) {
-    if (state_ == State::kBlockData) {
-      const std::size_t n =
-          static_cast<std::size_t>(std::min<std::uint64_t>(block_left_, bytes.size() - i));
-      append(bytes.data() + i, n);
-      i += n;
-      block_left_ -= n;
-      if (block_left_ == 0) {
-        state_ = State::kText;
-        element_start_ = false;
-      }
-      continue;
-    }
-    const std::uint8_t c = bytes[i++];
-    if (c == '\n') {
-      end_message();
-      continue;
-    }
-    append(&c, 1);
-    switch (state_) {
-      case State::kText:
-        text_byte(c);
-        break;
-      case State::kQuote:
-        if (c == quote_) state_ = State::kText;  // a doubled quote re-enters on the next byte
-        element_start_ = false;
-        break;
-      case State::kBlockDigitCount:
-        if (c >= '1' && c <= '9') {
-          digits_left_ = c - '0';
-          block_left_ = 0;
-          state_ = State::kBlockLength;
-        } else if (c == '0') {
-          state_ = State::kIndefinite;
-        } else {
-          text_byte(c);  // #H1F and the like, or not a block at all
-        }
-        break;
-      case State::kBlockLength:
-        if (c >= '0' && c <= '9') {
-          block_left_ = block_left_ * 10 + (c - '0');
-          if (--digits_left_ == 0) {
-            state_ = block_left_ > 0 ? State::kBlockData : State::kText;
-            element_start_ = false;
-          }
-        } else {
-          text_byte(c);  // malformed block header: parse_command will report it
-        }
-        break;
-      case State::kIndefinite:
-      case State::kBlockData:
-        break;
-    }
-  }
-}
-
-std::optional<Result<std::string>> LineSplitter::next() {
-  if (ready_.empty()) return std::nullopt;
-  std::optional<Result<std::string>> out(std::move(ready_.front()));
-  ready_.pop_front();
-  return out;
-}
-
-void LineSplitter::reset() {
-  ready_.clear();
-  current_.clear();
-  discarding_ = false;
-  state_ = State::kText;
-  element_start_ = true;
-}
-
 // --- commands ------------------------------------------------------------------------------------
 
 Result<std::vector<Command>> parse_program(std::string_view message) {
@@ -481,35 +366,7 @@ bool header_matches(std::string_view pattern, const Command& command) {
   return match_nodes(p.nodes, 0, nodes, 0);
 }
 
-std::string quote(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('"');
-  for (const char c : text) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
-std::string format_block(std::span<const std::uint8_t> data) {
-  if (data.size() >= 1'000'000'000) throw std::length_error("SCPI block of 10^9 bytes or more");
-  const std::string length = std::to_string(data.size());
-  std::string out;
-  out.reserve(2 + length.size() + data.size());
-  out.push_back('#');
-  out.push_back(static_cast<char>('0' + length.size()));
-  out.append(length);
-  out.append(reinterpret_cast<const char*>(data.data()), data.size());
-  return out;
-}
-
-// --- error queue ---------------------------------------------------------------------------------
-
-std::string format_error(const ErrorEntry& entry) {
-  return std::to_string(entry.code) + "," + quote(entry.message);
-}
+// --- error queue entries -------------------------------------------------------------------------
 
 Result<ErrorEntry> parse_error(std::string_view text) {
   std::string_view s = trim(text);
@@ -537,26 +394,6 @@ Result<ErrorEntry> parse_error(std::string_view text) {
   return e;
 }
 
-ErrorQueue::ErrorQueue(std::size_t capacity) : capacity_(capacity) {
-  if (capacity == 0) throw std::invalid_argument("ErrorQueue capacity must be at least 1");
-}
-
-void ErrorQueue::push(ErrorEntry entry) {
-  if (entry.code == 0) throw std::invalid_argument("ErrorQueue::push: code 0 is not an error");
-  if (entries_.size() < capacity_) {
-    entries_.push_back(std::move(entry));
-  } else {
-    entries_.back() = {kQueueOverflowCode, std::string(kQueueOverflowMessage)};
-  }
-}
-
-ErrorEntry ErrorQueue::pop() {
-  if (entries_.empty()) return {0, std::string(kNoErrorMessage)};
-  ErrorEntry e = std::move(entries_.front());
-  entries_.pop_front();
-  return e;
-}
-
 // --- identification ------------------------------------------------------------------------------
 
 Result<Identity> parse_identity(std::string_view response) {
@@ -572,11 +409,6 @@ Result<Identity> parse_identity(std::string_view response) {
   if (fields[0].empty() || fields[1].empty()) return Errc::kSyntax;
   return Identity{std::string(fields[0]), std::string(fields[1]), std::string(fields[2]),
                   std::string(fields[3])};
-}
-
-std::string format_identity(const Identity& identity) {
-  return identity.manufacturer + "," + identity.model + "," + identity.serial + "," +
-         identity.firmware;
 }
 
 }  // namespace pnn::firmware_iface::scpi

@@ -5,13 +5,13 @@
 #include <stdexcept>
 #include <string>
 
-#include "byte_io.hpp"
+#include "pnn/common/bytes.hpp"
 
 namespace pnn::firmware_iface::usbtmc {
 namespace {
 
-using detail::load_le;
-using detail::store_le;
+using common::load_le;
+using common::store_le;
 
 Header make_header(MsgId id, std::uint8_t tag, std::uint32_t transfer_size, std::uint8_t attributes,
                    std::uint8_t term_char) noexcept {

@@ -1,18 +1,19 @@
 #include "pnn/training/checkpoint.hpp"
-#include "pnn/common/hex.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <atomic>
-#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <limits>
 #include <utility>
+
+#include "pnn/common/atomic_write.hpp"
+#include "pnn/common/bytes.hpp"
+#include "pnn/common/hex.hpp"
 
 namespace pnn::training {
 namespace {
@@ -50,44 +51,41 @@ std::uint32_t crc32_of(std::string_view bytes) {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+// The format's compound fields over the common byte writer: u32-length-prefixed strings and
+// vectors, and records whose u64 length is patched in when they end.
 class Writer {
  public:
-  void u32(std::uint32_t v) { put_le(v, 4); }
-  void u64(std::uint64_t v) { put_le(v, 8); }
-  void f64(double v) { u64(std::bit_cast<std::uint64_t>(v)); }
+  void u32(std::uint32_t v) { w_.u32(v); }
+  void u64(std::uint64_t v) { w_.u64(v); }
 
   void str(const std::string& s, const char* field) {
-    u32(checked_length(s.size(), field));
-    out_.append(s);
+    w_.u32(checked_length(s.size(), field));
+    w_.bytes(s.data(), s.size());
   }
 
   void vec(const Vector& v, const char* field) {
-    u32(checked_length(static_cast<std::size_t>(v.size()), field));
-    for (Index i = 0; i < v.size(); ++i) f64(v(i));
+    w_.u32(checked_length(static_cast<std::size_t>(v.size()), field));
+    w_.f64_array({v.data(), static_cast<std::size_t>(v.size())});
   }
 
   /// Starts a record; returns the offset of its length field for `end_record`.
   std::size_t begin_record(RecordType type) {
-    u32(type);
+    w_.u32(type);
     const std::size_t at = out_.size();
-    u64(0);
+    w_.u64(0);
     return at;
   }
 
   void end_record(std::size_t length_at) {
-    const std::uint64_t length = out_.size() - length_at - 8;
-    for (int i = 0; i < 8; ++i) {
-      out_[length_at + static_cast<std::size_t>(i)] = static_cast<char>((length >> (8 * i)) & 0xff);
-    }
+    w_.put_at<std::uint64_t>(length_at, out_.size() - length_at - 8);
   }
+
+  /// Overwrites the u64 at `at` (the header's body length).
+  void patch_u64(std::size_t at, std::uint64_t v) { w_.put_at(at, v); }
 
   std::string& bytes() { return out_; }
 
  private:
-  void put_le(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-
   static std::uint32_t checked_length(std::size_t n, const char* field) {
     if (n > std::numeric_limits<std::uint32_t>::max()) {
       throw CheckpointError(std::string("cannot encode checkpoint: ") + field + " has " +
@@ -97,6 +95,7 @@ class Writer {
   }
 
   std::string out_;
+  common::ByteWriter<std::string> w_{out_};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -106,37 +105,30 @@ class Writer {
   throw CheckpointError("checkpoint " + source + ": " + what);
 }
 
-// Bounds-checked little-endian reader over one record's payload. Every length read from the
-// file is checked against the bytes that remain before anything is allocated.
+// One record's payload over the bounds-checked common reader: every length read from the file
+// is checked against the bytes that remain before anything is allocated, and a read that does
+// not fit throws, naming the file, the record and the field.
 class Reader {
  public:
   Reader(std::string_view data, const std::string& source, std::string context)
-      : data_(data), source_(source), context_(std::move(context)) {}
+      : r_(data), source_(source), context_(std::move(context)) {}
 
-  std::uint32_t u32(const char* field) { return static_cast<std::uint32_t>(get_le(4, field)); }
-  std::uint64_t u64(const char* field) { return get_le(8, field); }
-  double f64(const char* field) { return std::bit_cast<double>(u64(field)); }
+  std::uint32_t u32(const char* field) { return checked(r_.u32(field)); }
+  std::uint64_t u64(const char* field) { return checked(r_.u64(field)); }
 
   std::string str(const char* field) {
     const std::uint32_t n = u32(field);
-    need(n, field);
-    std::string s(data_.substr(pos_, n));
-    pos_ += n;
-    return s;
+    return std::string(checked(r_.text(n, field)));
   }
 
   Vector vec(const char* field) {
     const std::uint32_t n = u32(field);
-    if (n > remaining() / 8) {
-      fail(std::string(field) + " claims " + std::to_string(n) + " values but only " +
-           std::to_string(remaining()) + " bytes remain (corrupt length)");
-    }
-    Vector v(static_cast<Index>(n));
-    for (Index i = 0; i < v.size(); ++i) v(i) = f64(field);
-    return v;
+    Vector v;
+    r_.f64_array(n, v, field);
+    return checked(std::move(v));
   }
 
-  std::size_t remaining() const { return data_.size() - pos_; }
+  std::size_t remaining() const { return r_.remaining(); }
 
   void expect_end() {
     if (remaining() != 0) {
@@ -149,116 +141,27 @@ class Reader {
   }
 
  private:
-  void need(std::size_t n, const char* field) const {
-    if (n > remaining()) {
-      fail(std::string(field) + " needs " + std::to_string(n) + " bytes but only " +
-           std::to_string(remaining()) + " remain (corrupt length)");
-    }
+  template <class T>
+  T checked(T value) const {
+    if (!r_.ok()) fail(r_.error() + " (corrupt length)");
+    return value;
   }
 
-  std::uint64_t get_le(int n, const char* field) {
-    need(static_cast<std::size_t>(n), field);
-    std::uint64_t v = 0;
-    for (int i = 0; i < n; ++i) {
-      v |= std::uint64_t{static_cast<unsigned char>(data_[pos_ + static_cast<std::size_t>(i)])}
-           << (8 * i);
-    }
-    pos_ += static_cast<std::size_t>(n);
-    return v;
-  }
-
-  std::string_view data_;
-  std::size_t pos_ = 0;
+  common::ByteReader r_;
   const std::string& source_;
   std::string context_;
 };
 
-std::uint64_t read_le(std::string_view bytes, std::size_t at, int n) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < n; ++i) {
-    v |= std::uint64_t{static_cast<unsigned char>(bytes[at + static_cast<std::size_t>(i)])}
-         << (8 * i);
-  }
-  return v;
+// A field of the header or of a record header, at an offset the caller has checked.
+template <class T>
+T read_le(std::string_view bytes, std::size_t at) {
+  return common::load_le<T>(bytes.data() + at);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // File I/O
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-// A temporary file that is removed unless committed (renamed into place).
-class TempFile {
- public:
-  explicit TempFile(fs::path path) : path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    close_quietly();
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  const fs::path& path() const { return path_; }
-  int fd() const { return fd_; }
-  void set_fd(int fd) { fd_ = fd; }
-  void commit() { committed_ = true; }
-
-  /// Closes and reports the error, since close() can be where a write error surfaces (NFS).
-  int close_checked() {
-    const int fd = std::exchange(fd_, -1);
-    return ::close(fd) == 0 ? 0 : errno;
-  }
-
- private:
-  void close_quietly() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-
-  fs::path path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-fs::path temp_path_for(const fs::path& path) {
-  static std::atomic<std::uint64_t> counter{0};
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  return tmp;
-}
-
-void write_all(int fd, const char* data, std::size_t size, const std::string& where) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw CheckpointError(where + ": write failed: " + errno_text(errno));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-void fsync_directory(const fs::path& dir, const std::string& where) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    throw CheckpointError(where + ": saved, but cannot open directory " + dir.string() +
-                          " to make the rename durable: " + errno_text(errno));
-  }
-  int err = 0;
-  while (::fsync(fd) != 0) {
-    if (errno == EINTR) continue;
-    // Some file systems cannot fsync a directory (EINVAL); there is nothing more to do there.
-    if (errno != EINVAL && errno != EROFS) err = errno;
-    break;
-  }
-  ::close(fd);
-  if (err != 0) {
-    throw CheckpointError(
-        where + ": saved, but fsync of directory " + dir.string() +
-        " failed, so the rename may not survive a power loss: " + errno_text(err));
-  }
-}
 
 }  // namespace
 
@@ -300,9 +203,7 @@ std::string encode_checkpoint(const Checkpoint& c) {
   }
 
   std::string& out = w.bytes();
-  const std::uint64_t body = out.size() - kHeaderBytes;
-  for (int i = 0; i < 8; ++i)
-    out[12 + static_cast<std::size_t>(i)] = static_cast<char>(body >> (8 * i));
+  w.patch_u64(12, out.size() - kHeaderBytes);
   const std::uint32_t crc = crc32_of(out);
   w.u32(crc);
   return std::move(out);
@@ -319,7 +220,7 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
                         std::to_string(kHeaderBytes + kTrailerBytes) +
                         "-byte minimum (header and CRC)");
   }
-  const auto version = static_cast<std::uint32_t>(read_le(bytes, 8, 4));
+  const auto version = read_le<std::uint32_t>(bytes, 8);
   if (version == 0 || version > kCheckpointFormatVersion) {
     corrupt(source, "format version " + std::to_string(version) +
                         " is not supported; this build reads versions 1.." +
@@ -328,7 +229,7 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
                              ? " (the file was written by a newer pnn-hil: upgrade to load it)"
                              : ""));
   }
-  const std::uint64_t body = read_le(bytes, 12, 8);
+  const std::uint64_t body = read_le<std::uint64_t>(bytes, 12);
   const std::size_t available = size - kHeaderBytes - kTrailerBytes;
   if (body > available) {
     corrupt(source, "truncated: the header declares " + std::to_string(body) +
@@ -339,7 +240,7 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
                         " unexpected bytes after the declared end of the checkpoint");
   }
   const std::string_view content = bytes.substr(0, kHeaderBytes + body);
-  const auto stored = static_cast<std::uint32_t>(read_le(bytes, kHeaderBytes + body, 4));
+  const auto stored = read_le<std::uint32_t>(bytes, kHeaderBytes + body);
   const std::uint32_t computed = crc32_of(content);
   if (stored != computed) {
     corrupt(source, "CRC-32 mismatch (stored " + common::hex_u32(stored) + ", computed " + common::hex_u32(computed) +
@@ -356,8 +257,8 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
     if (end - pos < kRecordHeaderBytes) {
       corrupt(source, where + ": truncated record header");
     }
-    const auto type = static_cast<std::uint32_t>(read_le(bytes, pos, 4));
-    const std::uint64_t length = read_le(bytes, pos + 4, 8);
+    const auto type = read_le<std::uint32_t>(bytes, pos);
+    const std::uint64_t length = read_le<std::uint64_t>(bytes, pos + 4);
     pos += kRecordHeaderBytes;
     if (length > end - pos) {
       corrupt(source, where + ": length " + std::to_string(length) + " exceeds the " +
@@ -431,37 +332,41 @@ void save_checkpoint(const Checkpoint& c, const fs::path& path, const SaveFaults
   }
   const std::string bytes = encode_checkpoint(c);
 
-  TempFile tmp(temp_path_for(path));
-  const int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw CheckpointError(where + ": cannot create temporary file " + tmp.path().string() + ": " +
-                          errno_text(errno));
+  using Step = common::AtomicWriteError::Step;
+  try {
+    common::write_file_atomic(path, bytes,
+                              {.create_directories = false,
+                               .fail_after_bytes = faults.fail_after_bytes});
+  } catch (const common::AtomicWriteError& e) {
+    const std::string tmp = e.temp_path().string();
+    const std::string reason = errno_text(e.os_error());
+    const std::string dir = (path.has_parent_path() ? path.parent_path() : fs::path(".")).string();
+    switch (e.step()) {
+      case Step::kCreateDirectories:
+      case Step::kCreateTemp:
+        throw CheckpointError(where + ": cannot create temporary file " + tmp + ": " + reason);
+      case Step::kWrite:
+        if (e.injected()) {
+          throw CheckpointError(where + ": write failed after " +
+                                std::to_string(e.bytes_written()) +
+                                " bytes (injected by SaveFaults::fail_after_bytes)");
+        }
+        throw CheckpointError(where + ": write failed: " + reason);
+      case Step::kSyncFile:
+        throw CheckpointError(where + ": fsync failed: " + reason);
+      case Step::kCloseFile:
+        throw CheckpointError(where + ": close failed: " + reason);
+      case Step::kRename:
+        throw CheckpointError(where + ": cannot rename " + tmp + " over it: " + reason);
+      case Step::kOpenDirectory:
+        throw CheckpointError(where + ": saved, but cannot open directory " + dir +
+                              " to make the rename durable: " + reason);
+      case Step::kSyncDirectory:
+        throw CheckpointError(where + ": saved, but fsync of directory " + dir +
+                              " failed, so the rename may not survive a power loss: " + reason);
+    }
+    throw CheckpointError(where + ": " + e.what());
   }
-  tmp.set_fd(fd);
-
-  std::size_t to_write = bytes.size();
-  if (faults.fail_after_bytes >= 0) {
-    to_write = std::min<std::size_t>(to_write, static_cast<std::size_t>(faults.fail_after_bytes));
-  }
-  write_all(fd, bytes.data(), to_write, where);
-  if (to_write < bytes.size()) {
-    throw CheckpointError(where + ": write failed after " + std::to_string(to_write) +
-                          " bytes (injected by SaveFaults::fail_after_bytes)");
-  }
-  while (::fsync(fd) != 0) {
-    if (errno == EINTR) continue;
-    throw CheckpointError(where + ": fsync failed: " + errno_text(errno));
-  }
-  if (const int err = tmp.close_checked(); err != 0) {
-    throw CheckpointError(where + ": close failed: " + errno_text(err));
-  }
-  if (::rename(tmp.path().c_str(), path.c_str()) != 0) {
-    throw CheckpointError(where + ": cannot rename " + tmp.path().string() +
-                          " over it: " + errno_text(errno));
-  }
-  tmp.commit();
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  fsync_directory(dir, where);
 }
 
 Checkpoint load_checkpoint(const fs::path& path) {

@@ -6,12 +6,12 @@
 
 #include "pnn/digital_twin/digital_layers.hpp"
 #include "pnn/training/job.hpp"
-#include "pnn/training/yaml_reader.hpp"
+#include "pnn/common/yaml_reader.hpp"
 
 namespace pnn::training {
 namespace {
 
-using Reader = YamlReader<ConfigError>;
+using Reader = common::YamlReader<ConfigError>;
 
 LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string& where,
                       const JobConfig& config) {

@@ -1,14 +1,15 @@
 #pragma once
-/// Result type for routine lab faults (HOUSE_STYLE.md, "Errors"): a value, or an `Error` carrying a
+/// The drivers layer's error codes (`drivers::Errc`, category "pnn.drivers"), and its names for
+/// the project's result type (pnn/common/result.hpp): a value, or an `Error` carrying a
 /// `std::error_code` plus a human-readable message that names the problem and the fix.
 ///
 /// Why not boost::outcome: its error payload is an error_code (no room for "θ[17] = 1.3 exceeds
-/// the hard limit 1.0 V"), and GCC 12 has no std::expected. This is the smallest thing that fits.
-#include <stdexcept>
+/// the hard limit 1.0 V"), and GCC 12 has no std::expected.
 #include <string>
 #include <system_error>
 #include <utility>
-#include <variant>
+
+#include "pnn/common/result.hpp"
 
 namespace pnn::drivers {
 
@@ -28,48 +29,15 @@ enum class Errc {
 const std::error_category& driver_category() noexcept;
 inline std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), driver_category()}; }
 
-struct Error {
-  std::error_code code;
-  std::string message;
-};
+/// A code of this layer and a message naming the problem and the fix.
+using Error = common::Error;
 
 inline Error make_error(Errc code, std::string message) { return {make_error_code(code), std::move(message)}; }
 
+/// A value or an `Error` (common::Result): `Result<Matrix>`, `Result<void>`. Accessing the value of
+/// an error is a bug: throws logic_error.
 template <class T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-
-  bool has_value() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return has_value(); }
-
-  /// Precondition: has_value(). Accessing the value of an error is a bug: throws logic_error.
-  T& value() & { check(); return std::get<0>(v_); }
-  const T& value() const& { check(); return std::get<0>(v_); }
-  T&& value() && { check(); return std::get<0>(std::move(v_)); }
-  const Error& error() const { return std::get<1>(v_); }
-
- private:
-  void check() const {
-    if (!has_value()) throw std::logic_error("Result::value() on an error: " + error().message);
-  }
-  std::variant<T, Error> v_;
-};
-
-template <>
-class [[nodiscard]] Result<void> {
- public:
-  Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
-  bool has_value() const noexcept { return ok_; }
-  explicit operator bool() const noexcept { return ok_; }
-  const Error& error() const { return error_; }
-
- private:
-  Error error_;
-  bool ok_ = true;
-};
+using Result = common::Result<T>;
 
 }  // namespace pnn::drivers
 

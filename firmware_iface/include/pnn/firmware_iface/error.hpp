@@ -1,16 +1,14 @@
 #pragma once
-/// Error codes of the firmware interface layer and the small result type its codecs return.
+/// Error codes of the firmware interface layer and the result type its codecs return.
 ///
 /// Routine faults on the wire (a CRC mismatch, a truncated payload, a malformed SCPI line) are
 /// returned as `std::error_code` values of `firmware_iface::Errc` inside a `Result<T>`; they never
 /// throw. API misuse (reading the value of a failed result, an impossible argument) throws
 /// `std::logic_error` / `std::invalid_argument`.
-#include <cassert>
-#include <stdexcept>
 #include <system_error>
 #include <type_traits>
-#include <utility>
-#include <variant>
+
+#include "pnn/common/result.hpp"
 
 namespace pnn::firmware_iface {
 
@@ -52,54 +50,13 @@ inline std::error_code make_error_code(Errc e) noexcept {
   return {static_cast<int>(e), error_category()};
 }
 
-/// A value or an error code. A minimal stand-in for `std::expected` (not in GCC 12's C++20),
-/// kept dependency-free so the codecs build with nothing but the standard library.
+/// A value or an error code of this layer: `common::Result<T, std::error_code>`. The codecs
+/// return codes only (no message text), so that decoding never builds a string; the drivers
+/// above turn a code into a `drivers::Error` with a message. Constructible from an `Errc`
+/// (`return Errc::kTruncated;`); an error_code of 0 as an error throws std::logic_error.
 /// Propagate with `if (!r) return r.error();`.
 template <typename T>
-class [[nodiscard]] Result {
-  static_assert(!std::is_convertible_v<std::error_code, T>, "ambiguous Result<T>");
-
- public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}    // NOLINT: implicit by design
-  Result(std::error_code error) : v_(std::in_place_index<1>, error) {  // NOLINT
-    if (!error) throw std::logic_error("Result: an error result needs a non-zero error_code");
-  }
-  Result(Errc error) : Result(make_error_code(error)) {}  // NOLINT
-
-  bool has_value() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return has_value(); }
-
-  /// The value; throws std::logic_error (a bug in the caller) if this holds an error.
-  T& value() & {
-    check();
-    return std::get<0>(v_);
-  }
-  const T& value() const& {
-    check();
-    return std::get<0>(v_);
-  }
-  T&& value() && {
-    check();
-    return std::get<0>(std::move(v_));
-  }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-
-  /// The error, or a default (false) error_code when this holds a value.
-  std::error_code error() const noexcept {
-    return has_value() ? std::error_code{} : std::get<1>(v_);
-  }
-
- private:
-  void check() const {
-    if (!has_value()) {
-      throw std::logic_error("Result::value() on an error: " + std::get<1>(v_).message());
-    }
-  }
-  std::variant<T, std::error_code> v_;
-};
+using Result = common::Result<T, std::error_code>;
 
 }  // namespace pnn::firmware_iface
 
