@@ -7,6 +7,8 @@
 #include <stdexcept>
 
 #include "pnn/drivers/format.hpp"
+#include "pnn/drivers/scpi_circuit.hpp"
+#include "sim_devices.hpp"
 
 namespace pnn::drivers::sim {
 namespace {
@@ -418,6 +420,14 @@ std::shared_ptr<CircuitInstrument> make_circuit_instrument(const DeviceAddress& 
   config.reality.seed = serial_seed(config.serial);
   config.faults = FaultPlan::parse(address.get("faults", ""), config.reality.seed);
   return std::make_shared<CircuitInstrument>(std::move(config));
+}
+
+PhysicalSystemPtr make_circuit_device(const DeviceAddress& address) {
+  // The simulated bench: the real driver over the in-process loopback to this instrument.
+  auto instrument = make_circuit_instrument(address);
+  std::string serial = instrument->identity().serial;
+  return make_scpi_circuit_over(
+      address, firmware_iface::make_loopback_transport(std::move(instrument)), std::move(serial));
 }
 
 }  // namespace pnn::drivers::sim

@@ -4,7 +4,7 @@
 /// (scope-style ACQuire/WAVeform subsystems) samples the capacitor voltage; both behind one
 /// scpi-raw socket, as in combined AWG + scope instruments. The circuit itself is the reality
 /// simulator (circuit_reality.hpp). Command set, units and errors: docs/protocol.md, "SCPI
-/// instruments". Private to drivers.
+/// instruments". Private to drivers_sim.
 ///
 /// AWG: 16-bit DAC, codes −32767 … +32767 for −10 … +10 V (volts = code · 10 / 32767; float32
 /// uploads are normalized to ±1 and rounded to the nearest code). Waveforms live in volatile
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "circuit_reality.hpp"
-#include "pnn/drivers/registry.hpp"
+#include "pnn/drivers/address.hpp"
 #include "scpi_instrument.hpp"
 
 namespace pnn::drivers::sim {

@@ -1,6 +1,6 @@
 #pragma once
 /// Reality simulator of the nonlinear RLC-junction circuit (PHYSICS.md "Electronic"): what the
-/// simulated instrument's firmware computes. Private to drivers.
+/// simulated instrument's firmware computes. Private to drivers_sim.
 ///
 /// Differs from the nominal twin (`digital_twin::CircuitModel` with datasheet values) by:
 /// - component tolerances: R, L, C, R_p, I_s and n each off by a factor 1 ± `tolerance` (uniform,

@@ -3,7 +3,7 @@
 /// the device side of a link and runs the setup's reality simulator. Checks every command the
 /// way the board would (sizes, finiteness, its own hard limits: an out-of-limit θ is refused and
 /// counted, never applied), keeps the board's state machine (idle → loaded → outputs ready), and
-/// injects the faults of its FaultPlan. Private to drivers.
+/// injects the faults of its FaultPlan. Private to drivers_sim.
 #include <mutex>
 
 #include "faults.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 /// Reality simulator of the MTJ spin-diode RF synapse chains with STNO neurons (PHYSICS.md
-/// "Spintronic (b)"). Private to drivers.
+/// "Spintronic (b)"). Private to drivers_sim.
 ///
 /// Same physics as the twin (digital_twin::MtjRfModel), but every junction is its own device:
 ///   - resonance offset o_ik ~ N(0, offset_mhz²): f_r,ik = f_k + δ_ik + o_ik (fabrication);

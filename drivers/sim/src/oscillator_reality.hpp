@@ -1,6 +1,6 @@
 #pragma once
 /// Reality simulator of the coupled-oscillator setup (PHYSICS.md "Mechanical"): what the
-/// simulated instrument's firmware computes. Private to drivers: training code can reach it only
+/// simulated instrument's firmware computes. Private to drivers_sim: training code can reach it only
 /// through a driver.
 ///
 /// Differs from the twin by: sin((1+η) q) in place of sin q; a fixed extra coupling

@@ -1,7 +1,7 @@
 #pragma once
 /// Reality simulator of the speaker-driven plate (PHYSICS.md "Mechanical", second setup;
 /// docs/setups/mechanical-plate.md): what the simulated instrument's firmware computes. Private
-/// to drivers.
+/// to drivers_sim.
 ///
 /// Differs from the nominal twin (`digital_twin::PlateModel` with `nominal_plate_modes()`) by,
 /// in signal order:

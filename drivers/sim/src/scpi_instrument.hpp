@@ -1,5 +1,5 @@
 #pragma once
-/// Base of the simulated SCPI instruments (device side, private to drivers): newline-terminated
+/// Base of the simulated SCPI instruments (device side, private to drivers_sim): newline-terminated
 /// program messages in (binary blocks allowed), the IEEE 488.2 common commands, the status
 /// registers, the SYSTem:ERRor? queue and fault injection, so that a concrete instrument only
 /// implements its own subsystems (docs/protocol.md, "SCPI instruments").

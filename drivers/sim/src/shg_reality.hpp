@@ -1,6 +1,6 @@
 #pragma once
 /// Reality simulator of the ultrafast SHG setup (PHYSICS.md "Optical (a)"): pulse shaper → χ(2)
-/// crystal → spectrometer, as the simulated instrument's firmware computes it. Private to drivers.
+/// crystal → spectrometer, as the simulated instrument's firmware computes it. Private to drivers_sim.
 ///
 /// Same channel layout and spectrometer binning as the twin (`digital_twin::ShgLayout`), but:
 ///   - true gain κ, spectral width σ and centre drawn per device seed around the datasheet values,

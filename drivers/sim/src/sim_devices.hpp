@@ -1,8 +1,10 @@
 #pragma once
-/// The simulated setups. Those returning a SimSetup are lab-built boards: the registry serves
-/// their reality from a firmware emulator over the frame protocol (firmware_emulator.hpp) to the
-/// framed-board driver. The others are instruments with a driver of their own. Private to drivers.
-#include "pnn/drivers/registry.hpp"
+/// The simulated setups: each takes its kind's datasheet (`pnn/drivers/setups/<kind>.hpp`) and
+/// adds what only the instrument knows. Those returning a SimSetup are lab-built boards: the
+/// registry serves their reality from a firmware emulator over the frame protocol
+/// (firmware_emulator.hpp) to the framed-board driver. The others are instruments with a driver
+/// of their own. The table of them is sim_kinds.cpp. Private to drivers_sim.
+#include "pnn/drivers/physical_system.hpp"
 #include "sim_setup.hpp"
 
 namespace pnn::drivers::sim {
@@ -22,6 +24,9 @@ SimSetup make_stno_rnn(const DeviceAddress& address);
 SimSetup make_mtj_rf(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
 SimSetup make_speaker_plate(const DeviceAddress& address);
+/// sim://electronic-circuit?seed=S&slots=K[&tolerance=…]: the SCPI driver over the in-process
+/// loopback to the simulated AWG + digitizer  (circuit_instrument.cpp)
+PhysicalSystemPtr make_circuit_device(const DeviceAddress& address);
 /// sim://null?inputs=N[&serial=S]: y = x, no parameters  (null_device.cpp)
 PhysicalSystemPtr make_null(const DeviceAddress& address);
 

@@ -1,7 +1,7 @@
 #pragma once
 /// Reality simulator of the single-photon-detection layer (PHYSICS.md "Optical (b)"): optical
 /// matrix-vector product read by an array of single-photon detectors, one shot per inference.
-/// Private to drivers.
+/// Private to drivers_sim.
 ///
 /// Differs from the twin (the click probability 1 − exp(−N_ph |Wx|)) by:
 ///   - a binary click per detector and inference, y ~ Bernoulli(P(click)) (one shot);

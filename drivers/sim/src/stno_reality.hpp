@@ -1,6 +1,6 @@
 #pragma once
 /// Reality simulator of the STNO recurrent network (PHYSICS.md "Spintronic (a)"), as the
-/// simulated instrument computes it. Private to drivers.
+/// simulated instrument computes it. Private to drivers_sim.
 ///
 /// Each oscillator is integrated as a complex amplitude c (p = |c|²):
 ///

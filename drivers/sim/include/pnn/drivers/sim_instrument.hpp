@@ -1,6 +1,6 @@
 #pragma once
-/// Simulated instruments as device-side endpoints, for serving them over a real link
-/// (`pnn-siminst` serves one over TCP; tests serve them in-process). The endpoint is the
+/// Simulated instruments as device-side endpoints (pnn::drivers_sim), for serving them over a
+/// real link (`pnn-siminst` serves one over TCP; tests serve them in-process). The endpoint is the
 /// instrument's firmware: it speaks the instrument's wire protocol and runs its reality
 /// simulator; a host reaches it only through a transport and a driver.
 #include <memory>

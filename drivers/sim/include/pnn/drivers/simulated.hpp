@@ -1,6 +1,7 @@
 #pragma once
-/// Simulated instruments: a firmware emulator per setup that serves the binary frame protocol
-/// (docs/protocol.md) and runs the setup's reality simulator, reached through the in-process
+/// Simulated instruments (pnn::drivers_sim): a firmware emulator per setup that serves the binary
+/// frame protocol (docs/protocol.md) and runs the setup's reality simulator (built from the
+/// setup's datasheet, `pnn/drivers/setups/<kind>.hpp`), reached through the in-process
 /// loopback transport by the same driver class a real board uses (`make_framed_device`).
 ///
 /// Tests and tools use this header to see the instrument's side of the wire: what it received,
