@@ -58,7 +58,8 @@ TEST_CASE("setups: a real board's spec is its datasheet's; its identity comes fr
   CHECK(make_instrument_device(DeviceAddress::parse(text + "&serial=PL-3"))->spec().serial ==
         "PL-3");
   // Options that shape only a simulated reality are accepted and change nothing.
-  const auto with_sim_keys = make_instrument_device(DeviceAddress::parse(text + "&spread=2&seed=4"));
+  const auto with_sim_keys =
+      make_instrument_device(DeviceAddress::parse(text + "&spread=2&seed=4"));
   CHECK(with_sim_keys->spec().num_inputs == 5);
   CHECK_THROWS_WITH_AS(
       make_instrument_device(DeviceAddress::parse("tcp://127.0.0.1:1?kind=null")),
