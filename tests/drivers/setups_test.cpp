@@ -44,7 +44,7 @@ TEST_CASE("setups: every kind's datasheet fits its twin and is what its simulate
   CHECK(setup_kind_names().find("mechanical-oscillators, power-law") == 0);
 }
 
-TEST_CASE("setups: a real board's spec is its datasheet's; its identity comes from the board") {
+TEST_CASE("setups: a real board's spec is its datasheet's, its identity comes from the board") {
   const std::string text = "tcp://127.0.0.1:1?kind=mechanical-plate&slots=5&timeout_ms=50";
   const auto dev = make_instrument_device(DeviceAddress::parse(text));
   const Datasheet ds = find_setup_kind("mechanical-plate")
