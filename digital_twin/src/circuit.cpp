@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pnn/digital_twin/parallel.hpp"
+#include "pnn/digital_twin/time_multiplex.hpp"
 
 namespace pnn::digital_twin {
 namespace {
@@ -147,13 +148,7 @@ double CircuitModel::drive_lag(double step_s) const {
 }
 
 Matrix CircuitModel::drive_levels(const MatrixRef& x, const VectorRef& theta) const {
-  const Index k = config_.num_slots;
-  Matrix levels(x.rows(), 2 * k);
-  for (Index s = 0; s < k; ++s) {
-    levels.col(2 * s) = x.col(s);
-    levels.col(2 * s + 1).setConstant(theta[s]);
-  }
-  return levels;
+  return time_multiplexed_levels(x, theta);
 }
 
 template <class OnSample>
@@ -223,12 +218,7 @@ Matrix CircuitModel::window_means(const MatrixRef& samples) const {
     throw std::invalid_argument("rlc-junction-circuit: " + std::to_string(samples.cols()) +
                                 " samples per run, expected " + std::to_string(num_samples()));
   }
-  const Index per_window = 2 * samples_per_slot_;
-  Matrix y(samples.rows(), config_.num_slots);
-  for (Index k = 0; k < config_.num_slots; ++k) {
-    y.col(k) = samples.middleCols(k * per_window, per_window).rowwise().mean();
-  }
-  return y;
+  return digital_twin::window_means(samples, config_.num_slots);
 }
 
 Matrix CircuitModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
@@ -242,12 +232,7 @@ Matrix CircuitModel::do_forward(const MatrixRef& x, const VectorRef& theta) cons
 }
 
 Matrix CircuitModel::window_cotangent(const MatrixRef& y_bar) const {
-  const Index per_window = 2 * samples_per_slot_;
-  Matrix sample_bar(y_bar.rows(), num_samples());
-  for (Index j = 0; j < num_samples(); ++j) {
-    sample_bar.col(j) = y_bar.col(j / per_window) / static_cast<double>(per_window);
-  }
-  return sample_bar;
+  return window_means_cotangent(y_bar, 2 * samples_per_slot_);
 }
 
 void CircuitModel::adjoint(const MatrixRef& levels, const MatrixRef& sample_bar,
@@ -329,12 +314,7 @@ Cotangents CircuitModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
   const Matrix levels = drive_levels(x, theta);
   Matrix level_bar;
   adjoint(levels, window_cotangent(y_bar), &level_bar, nullptr);
-  Cotangents out{Matrix(x.rows(), num_inputs()), Vector(num_params())};
-  for (Index s = 0; s < config_.num_slots; ++s) {
-    out.x_bar.col(s) = level_bar.col(2 * s);
-    out.theta_bar[s] = level_bar.col(2 * s + 1).sum();
-  }
-  return out;
+  return time_multiplexed_cotangents(level_bar);
 }
 
 Vector CircuitModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,

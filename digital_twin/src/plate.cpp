@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "pnn/digital_twin/parallel.hpp"
+#include "pnn/digital_twin/time_multiplex.hpp"
 
 namespace pnn::digital_twin {
 namespace {
@@ -140,13 +141,7 @@ double PlateModel::drive_lag(double dt_ms) const {
 }
 
 Matrix PlateModel::drive_levels(const MatrixRef& x, const VectorRef& theta) const {
-  const Index k = config_.num_slots;
-  Matrix levels(x.rows(), 2 * k);
-  for (Index s = 0; s < k; ++s) {
-    levels.col(2 * s) = x.col(s);
-    levels.col(2 * s + 1).setConstant(theta[s]);
-  }
-  return levels;
+  return time_multiplexed_levels(x, theta);
 }
 
 Matrix PlateModel::simulate(const MatrixRef& levels, Trajectory* record, Matrix* samples) const {
@@ -225,12 +220,7 @@ Matrix PlateModel::window_means(const MatrixRef& samples) const {
     throw std::invalid_argument("speaker-plate: " + std::to_string(samples.cols()) +
                                 " samples per run, expected " + std::to_string(num_samples()));
   }
-  const Index per_window = 2 * config_.steps_per_slot;
-  Matrix y(samples.rows(), config_.num_slots);
-  for (Index k = 0; k < config_.num_slots; ++k) {
-    y.col(k) = samples.middleCols(k * per_window, per_window).rowwise().mean();
-  }
-  return y;
+  return digital_twin::window_means(samples, config_.num_slots);
 }
 
 Matrix PlateModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
@@ -362,12 +352,7 @@ Cotangents PlateModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
                               const MatrixRef& y_bar) const {
   Matrix level_bar;
   adjoint(drive_levels(x, theta), y_bar, &level_bar, nullptr);
-  Cotangents out{Matrix(x.rows(), num_inputs()), Vector(num_params())};
-  for (Index s = 0; s < config_.num_slots; ++s) {
-    out.x_bar.col(s) = level_bar.col(2 * s);
-    out.theta_bar[s] = level_bar.col(2 * s + 1).sum();
-  }
-  return out;
+  return time_multiplexed_cotangents(level_bar);
 }
 
 Vector PlateModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,

@@ -10,4 +10,10 @@ std::string format_shortest(double value) {
   return std::string(buf, r.ptr);
 }
 
+std::string format_decimal(double value) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general);
+  return std::string(buf, r.ptr);
+}
+
 }  // namespace pnn::drivers

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include "pnn/firmware_iface/frame.hpp"
 #include "pnn/firmware_iface/messages.hpp"
@@ -381,6 +382,26 @@ class FramedDevice final : public PhysicalSystem {
 };
 
 }  // namespace
+
+FramedDeviceOptions take_framed_device_options(DeviceAddress& address) {
+  FramedDeviceOptions o;
+  const long long timeout_ms = address.get_int("timeout_ms", o.command_timeout.count());
+  if (timeout_ms < 1 || timeout_ms > 600000) {
+    throw std::invalid_argument(address.text + ": timeout_ms must be in 1..600000");
+  }
+  if (address.query.count("timeout_ms")) {
+    // A run gets ten times the command timeout: it waits for the physics as well as the link.
+    o.command_timeout = std::chrono::milliseconds(timeout_ms);
+    o.run_timeout = o.command_timeout * 10;
+  }
+  const long long retries = address.get_int("retries", o.retries);
+  if (retries < 0 || retries > 100) {
+    throw std::invalid_argument(address.text + ": retries must be in 0..100");
+  }
+  o.retries = static_cast<int>(retries);
+  for (const char* key : {"timeout_ms", "retries"}) address.query.erase(key);
+  return o;
+}
 
 std::uint32_t max_frame_payload(const DeviceSpec& spec) {
   const auto cols =

@@ -117,10 +117,4 @@ std::optional<double> parse_decimal(std::string_view text) {
   return v;
 }
 
-std::string format_decimal(double value) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general);
-  return std::string(buf, r.ptr);
-}
-
 }  // namespace pnn::drivers

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pnn/drivers/format.hpp"  // format_decimal: limits are sent and compared exactly
 #include "pnn/firmware_iface/scpi.hpp"
 #include "pnn/firmware_iface/transport.hpp"
 
@@ -59,7 +60,5 @@ std::vector<std::string> split_responses(std::string_view message);
 std::optional<long long> parse_integer(std::string_view text);
 /// A decimal response (NR1/NR2/NR3); nullopt if it is not one.
 std::optional<double> parse_decimal(std::string_view text);
-/// The shortest decimal text that reads back as exactly `value` (limits are compared exactly).
-std::string format_decimal(double value);
 
 }  // namespace pnn::drivers

@@ -2,7 +2,7 @@
 // the way a host would: identification, the status registers and the error queue, uploads and
 // their range and limit checks, acquisitions, trace formats, and injected resets, NaNs and
 // unplugging.
-#include "../../drivers/sim/circuit_instrument.hpp"
+#include "../../drivers/sim/src/circuit_instrument.hpp"
 
 #include <doctest/doctest.h>
 

@@ -2,14 +2,14 @@
 // and over TCP: readings equal to the reality simulator's, hard limits that never reach the
 // instrument, the lifecycle and the safe state, retries after lost and late replies, and injected
 // faults from the address's faults= plan (drops, corruption, NaN, reset, unplug).
-#include "../../drivers/src/scpi_circuit.hpp"
+#include "pnn/drivers/scpi_circuit.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <thread>
 
-#include "../../drivers/sim/circuit_instrument.hpp"
+#include "../../drivers/sim/src/circuit_instrument.hpp"
 #include "pnn/drivers/sim_instrument.hpp"
 #include "pnn/firmware_iface/tcp_transport.hpp"
 #include "test_util.hpp"

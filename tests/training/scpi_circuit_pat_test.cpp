@@ -3,7 +3,7 @@
 // and the run completes; an instrument that drops off the bus ends the run with a clean error.
 #include <doctest/doctest.h>
 
-#include "../../drivers/sim/circuit_instrument.hpp"
+#include "../../drivers/sim/src/circuit_instrument.hpp"
 #include "pnn/firmware_iface/tcp_transport.hpp"
 #include "pnn/training/job.hpp"
 

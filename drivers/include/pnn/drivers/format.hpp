@@ -9,4 +9,8 @@ namespace pnn::drivers {
 
 std::string format_shortest(double value);
 
+/// The same in %g style (std::chars_format::general: "100000" rather than "1e+05"), for SCPI
+/// program messages and the values they echo in messages.
+std::string format_decimal(double value);
+
 }  // namespace pnn::drivers

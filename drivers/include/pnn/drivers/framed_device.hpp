@@ -27,6 +27,7 @@
 #include <chrono>
 #include <string>
 
+#include "pnn/drivers/address.hpp"
 #include "pnn/drivers/physical_system.hpp"
 #include "pnn/firmware_iface/transport.hpp"
 
@@ -37,6 +38,11 @@ struct FramedDeviceOptions {
   std::chrono::milliseconds run_timeout{30000};     ///< per attempt, Run (the physics runs)
   int retries = 3;                                  ///< extra attempts per command
 };
+
+/// Reads and removes a board address's driver options: `timeout_ms=T` (1..600000, the per-command
+/// timeout; a Run gets 10·T) and `retries=N` (0..100). Throws std::invalid_argument naming the
+/// option and its range.
+FramedDeviceOptions take_framed_device_options(DeviceAddress& address);
 
 /// Largest frame payload a link to a board with `spec` must carry (its largest batch or θ), at
 /// least the protocol's default 1 MiB. Both ends size their decoders with it.

@@ -1,0 +1,62 @@
+#pragma once
+/// One simulated setup, split the way a real one is: what the host driver knows (the datasheet:
+/// the spec with units and hard limits, and the nominal twin, `pnn/drivers/setups/<kind>.hpp`)
+/// and what only the instrument knows (its identity, and its reality: the physics with the
+/// device's true parameters, noise and quirks). The registry puts the reality inside a firmware
+/// emulator and drives it through the same driver code and wire protocol as a real board
+/// (firmware_emulator.hpp). Private to drivers_sim.
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "pnn/drivers/datasheet.hpp"
+
+namespace pnn::drivers::sim {
+
+/// The physics a simulated instrument's firmware runs. Preconditions are checked by the firmware
+/// before run() is called: shapes, finiteness, θ and inputs within the device's limits.
+class Reality {
+ public:
+  virtual ~Reality() = default;
+  virtual Matrix run(const MatrixRef& x, const VectorRef& theta) = 0;
+};
+
+/// Makes the reality of a freshly powered-on instrument (the same device every time: its
+/// true parameters come from the serial; only its noise streams and clocks restart).
+using RealityFactory = std::function<std::unique_ptr<Reality>()>;
+
+struct SimSetup {
+  DeviceSpec spec;              ///< the datasheet's, with the simulated instrument's identity
+  digital_twin::ModelPtr twin;  ///< the datasheet's nominal twin (uncalibrated)
+  RealityFactory make_reality;  ///< what the firmware computes
+};
+
+/// Gives a datasheet's spec the identity of a simulated instrument: `model`, the serial
+/// `default_serial` unless the address gave one (the serial seeds the device's hidden
+/// imperfections, so set it before deriving the reality's seed), firmware "sim-1.0".
+inline void set_simulated_identity(DeviceSpec& spec, std::string model,
+                                   const std::string& default_serial) {
+  spec.model = std::move(model);
+  if (spec.serial.empty()) spec.serial = default_serial;
+  spec.firmware = "sim-1.0";
+}
+
+/// Adapts a reality simulator class with `Matrix run(x, θ)` and a config constructor.
+template <class R>
+class RealityOf final : public Reality {
+ public:
+  template <class Config>
+  explicit RealityOf(const Config& config) : r_(config) {}
+  Matrix run(const MatrixRef& x, const VectorRef& theta) override { return r_.run(x, theta); }
+
+ private:
+  R r_;
+};
+
+template <class R, class Config>
+RealityFactory reality_factory(Config config) {
+  return [config = std::move(config)] { return std::make_unique<RealityOf<R>>(config); };
+}
+
+}  // namespace pnn::drivers::sim
