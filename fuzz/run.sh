@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the firmware_iface fuzz targets with clang++-14 + libFuzzer + ASan/UBSan straight from
-# the sources (no CMake) and runs each for its share of SECONDS_TOTAL (default 60).
+# Builds the firmware_iface fuzz targets with clang++-14 + libFuzzer + ASan/UBSan (CMake,
+# PNN_FUZZ=ON: fuzz/CMakeLists.txt) and runs each for its share of SECONDS_TOTAL (default 60).
 # Exit status: 0 if every target ran clean; non-zero on a build failure, crash, leak, timeout or
 # sanitizer report (artifacts land in $PNN_FUZZ_DIR/artifacts).
 #
@@ -34,29 +34,15 @@ if ! [[ $total =~ ^[0-9]+$ ]] || (( total < ${#targets[@]} )); then
 fi
 share=$(( total / ${#targets[@]} ))
 
-flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
-       -I"$root/firmware_iface/include" -I"$root/common/include")
-mkdir -p "$out/obj" "$out/artifacts"
-
-# The pure codecs once, instrumented but without libFuzzer's main; then one binary per target.
-# (Only the codecs: the transports need libusb and Asio and are tested against emulated devices.
-# They use pnn::common's header-only pieces, result.hpp and bytes.hpp, hence its include path.)
-codecs=(crc32c error frame messages scpi scpi_line_splitter scpi_format usbtmc)
-objs=()
-for name in "${codecs[@]}"; do
-  src="$root/firmware_iface/src/$name.cpp"
-  obj="$out/obj/$(basename "${src%.cpp}").o"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj" &
-  objs+=("$obj")
-done
-wait
-for t in "${targets[@]}"; do
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer,address,undefined "$here/${t}_fuzz.cpp" "${objs[@]}" \
-    -o "$out/${t}_fuzz"
-done
+# CMake builds the targets (fuzz/CMakeLists.txt, PNN_FUZZ=ON) with clang in its own build tree.
+build=$out/build
+mkdir -p "$out/artifacts"
+cmake -S "$root" -B "$build" -DPNN_FUZZ=ON -DCMAKE_CXX_COMPILER="$cxx" \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" --target frame_decoder_fuzz scpi_fuzz usbtmc_fuzz make_seeds
+for t in "${targets[@]}"; do cp "$build/fuzz/${t}_fuzz" "$out/${t}_fuzz"; done
+cp "$build/fuzz/make_seeds" "$out/make_seeds"
 if (( make_seeds )); then
-  "$cxx" "${flags[@]}" -fsanitize=address,undefined "$here/make_seeds.cpp" "${objs[@]}" \
-    -o "$out/make_seeds"
   "$out/make_seeds" "$here/corpus"
   echo "run.sh: seeds written under $here/corpus"
   exit 0

@@ -19,7 +19,8 @@ v1::StatusCode status_code(const std::error_code& code) {
     case Errc::kOk: return v1::OK;
     case Errc::kWrongState: return v1::WRONG_STATE;
     case Errc::kShapeMismatch: return v1::SHAPE_MISMATCH;
-    case Errc::kNonFinite: return v1::NON_FINITE;
+    case Errc::kNonFiniteRequest:
+    case Errc::kNonFiniteReading: return v1::NON_FINITE;
     case Errc::kOutOfLimits: return v1::OUT_OF_LIMITS;
     case Errc::kTimeout: return v1::DEVICE_TIMEOUT;
     case Errc::kIo: return v1::DEVICE_IO;

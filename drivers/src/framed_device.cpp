@@ -120,7 +120,7 @@ class FramedDevice final : public PhysicalSystem {
                              fw::to_string(code) + "): " + e.message;
     if (code == fw::DeviceError::kOutOfLimits) return make_error(Errc::kOutOfLimits, text);
     if (code == fw::DeviceError::kShape) return make_error(Errc::kShapeMismatch, text);
-    if (code == fw::DeviceError::kNonFinite) return make_error(Errc::kNonFinite, text);
+    if (code == fw::DeviceError::kNonFinite) return make_error(Errc::kNonFiniteRequest, text);
     return make_error(Errc::kDeviceFault, text);
   }
 

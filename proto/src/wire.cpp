@@ -1,6 +1,7 @@
 #include "pnn/proto/wire.hpp"
 
 #include <cstring>
+#include <system_error>
 
 namespace pnn::wire {
 
@@ -41,23 +42,23 @@ v1::Tensor to_tensor(const MatrixRef& m) {
   return t;
 }
 
-drivers::Result<Matrix> from_tensor(const v1::Tensor& t, const std::string& what) {
+common::Result<Matrix> from_tensor(const v1::Tensor& t, const std::string& what) {
   auto shape_text = [&] {
     std::string s = "[";
     for (int i = 0; i < t.shape_size(); ++i) s += (i ? ", " : "") + std::to_string(t.shape(i));
     return s + "]";
   };
   if (t.shape_size() != 2 || t.shape(0) < 1) {
-    return drivers::make_error(drivers::Errc::kShapeMismatch,
+    return common::Error{std::make_error_code(std::errc::invalid_argument),
                                what + " has shape " + shape_text() +
-                                   "; expected [batch, features] with batch ≥ 1");
+                                   "; expected [batch, features] with batch ≥ 1"};
   }
   const std::uint64_t rows = t.shape(0), cols = t.shape(1);
   if (rows * cols != static_cast<std::uint64_t>(t.data_size())) {
-    return drivers::make_error(drivers::Errc::kShapeMismatch,
+    return common::Error{std::make_error_code(std::errc::invalid_argument),
                                what + " has shape " + shape_text() + " but " +
                                    std::to_string(t.data_size()) + " values (expected " +
-                                   std::to_string(rows * cols) + ")");
+                                   std::to_string(rows * cols) + ")"};
   }
   Matrix m = ConstWireMap(t.data().data(), static_cast<Index>(rows), static_cast<Index>(cols))
                  .cast<double>();

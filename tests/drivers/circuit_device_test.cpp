@@ -68,9 +68,9 @@ TEST_CASE("electronic circuit: bad requests and bad addresses") {
   CHECK(dev->forward(x, Vector::Zero(3)).error().code == Errc::kShapeMismatch);
   Vector nan_theta = theta;
   nan_theta[1] = std::nan("");
-  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFiniteRequest);
   x(0, 0) = std::numeric_limits<double>::quiet_NaN();
-  CHECK(dev->forward(x, theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, theta).error().code == Errc::kNonFiniteRequest);
   x(0, 0) = 11.0;  // beyond the ±10 V DAC
   auto r = dev->forward(x, theta);
   CHECK(r.error().code == Errc::kOutOfLimits);

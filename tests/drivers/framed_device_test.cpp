@@ -194,7 +194,7 @@ TEST_CASE("framed driver: NaN readings are reported as non-finite, not passed on
   auto s = active_sim(kOsc + "&faults=nan:1");
   auto y = s.driver->forward(inputs(3, 6, 3), theta_for(*s.driver, 0.0));
   REQUIRE_FALSE(y);
-  CHECK(y.error().code == Errc::kNonFinite);
+  CHECK(y.error().code == Errc::kNonFiniteReading);
   CHECK(s.driver->health() == Health::kWarning);
   CHECK(s.firmware->stats().nans == 1);
 }

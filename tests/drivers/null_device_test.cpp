@@ -26,7 +26,7 @@ TEST_CASE("null device: returns its input exactly, has no parameters, and is lis
   Matrix edge = Matrix::Constant(1, 784, std::numeric_limits<float>::max());
   CHECK(dev->forward(edge, Vector()));
   edge(0, 3) = std::numeric_limits<double>::quiet_NaN();
-  CHECK(dev->forward(edge, Vector()).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(edge, Vector()).error().code == Errc::kNonFiniteRequest);
   CHECK(dev->forward(x, Vector::Zero(1)).error().code == Errc::kShapeMismatch);
 
   bool listed = false;

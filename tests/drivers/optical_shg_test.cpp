@@ -87,11 +87,11 @@ TEST_CASE("optical-shg: bad requests (NaN, Inf, wrong shapes, beyond [0, 1]) are
   CHECK(dev->forward(x, Vector::Constant(17, 0.5)).error().code == Errc::kShapeMismatch);
   Vector nan_theta = theta;
   nan_theta[7] = std::nan("");
-  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFiniteRequest);
   x(2, 5) = std::nan("");
-  CHECK(dev->forward(x, theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, theta).error().code == Errc::kNonFiniteRequest);
   x(2, 5) = std::numeric_limits<double>::infinity();
-  CHECK(dev->forward(x, theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, theta).error().code == Errc::kNonFiniteRequest);
   x(2, 5) = 1.5;  // a transmission above 1
   auto r = dev->forward(x, theta);
   CHECK(r.error().code == Errc::kOutOfLimits);

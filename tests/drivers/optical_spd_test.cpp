@@ -61,10 +61,10 @@ TEST_CASE("optical-spd: out-of-limit weights and bad inputs are refused before t
   CHECK(r.error().message.find("weight[17] = 1.5") != std::string::npos);
   CHECK(r.error().message.find("[-1, 1]") != std::string::npos);
   bad[17] = std::nan("");
-  CHECK(dev->forward(x, bad).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, bad).error().code == Errc::kNonFiniteRequest);
   Matrix bad_x = x;
   bad_x(0, 0) = std::nan("");
-  CHECK(dev->forward(bad_x, w).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(bad_x, w).error().code == Errc::kNonFiniteRequest);
   bad_x(0, 0) = -0.2;  // negative light intensity
   CHECK(dev->forward(bad_x, w).error().code == Errc::kOutOfLimits);
   CHECK(dev->forward(Matrix::Zero(4, 9), w).error().code == Errc::kShapeMismatch);

@@ -98,9 +98,9 @@ TEST_CASE("bad requests: NaN, wrong shapes, input beyond the actuator range") {
   CHECK(dev->forward(x, Vector::Zero(5)).error().code == Errc::kShapeMismatch);
   Vector nan_theta = theta;
   nan_theta[0] = std::nan("");
-  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, nan_theta).error().code == Errc::kNonFiniteRequest);
   x(1, 2) = std::numeric_limits<double>::infinity();
-  CHECK(dev->forward(x, theta).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(x, theta).error().code == Errc::kNonFiniteRequest);
   x(1, 2) = 4.0;  // beyond ±π rad
   auto r = dev->forward(x, theta);
   CHECK(r.error().code == Errc::kOutOfLimits);

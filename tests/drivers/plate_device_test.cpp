@@ -77,8 +77,8 @@ TEST_CASE("speaker plate: bad requests and bad addresses") {
     Errc code;
   } bad[] = {{Matrix::Zero(2, 5), Vector::Zero(4), Errc::kShapeMismatch},
              {ok_x, Vector::Zero(3), Errc::kShapeMismatch},
-             {ok_x, nan_theta, Errc::kNonFinite},
-             {nan_x, Vector::Zero(4), Errc::kNonFinite},
+             {ok_x, nan_theta, Errc::kNonFiniteRequest},
+             {nan_x, Vector::Zero(4), Errc::kNonFiniteRequest},
              {over_x, Vector::Zero(4), Errc::kOutOfLimits},
              {Matrix::Zero(5000, 4), Vector::Zero(4), Errc::kBatchTooLarge}};
   for (const auto& b : bad) {

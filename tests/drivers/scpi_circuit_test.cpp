@@ -248,7 +248,7 @@ TEST_CASE(
     const auto code = y.error().code;
     INFO(y.error().message);
     CHECK((code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault ||
-           code == Errc::kNonFinite));
+           code == Errc::kNonFiniteReading));
     CHECK_FALSE(y.error().message.empty());
     CHECK(rig.dev->health() != Health::kOk);
     auto back = rig.dev->recover();  // a FAULTed device refuses forward until recovered
@@ -270,7 +270,7 @@ TEST_CASE("scpi circuit driver: NaN readings are kNonFinite with health WARNING"
   rig.activate();
   auto y = rig.dev->forward(Matrix::Constant(2, 4, 0.3), Vector::Zero(4));
   REQUIRE_FALSE(y);
-  CHECK(y.error().code == Errc::kNonFinite);
+  CHECK(y.error().code == Errc::kNonFiniteReading);
   CHECK(rig.dev->health() == Health::kWarning);
   CHECK(rig.instrument->fault_stats().nans >= 1);
 }

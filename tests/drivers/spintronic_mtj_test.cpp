@@ -53,7 +53,7 @@ TEST_CASE("mtj-rf: out-of-limit θ and bad inputs are rejected before reaching t
   CHECK(dev->forward(hot, ok).error().code == Errc::kOutOfLimits);
   Matrix inf = x;
   inf(0, 1) = std::numeric_limits<double>::infinity();
-  CHECK(dev->forward(inf, ok).error().code == Errc::kNonFinite);
+  CHECK(dev->forward(inf, ok).error().code == Errc::kNonFiniteRequest);
   CHECK(dev->forward(Matrix::Zero(2, 7), ok).error().code == Errc::kShapeMismatch);
   CHECK((dev->forward(x, ok).value() - same->forward(x, ok).value()).norm() == 0.0);
   CHECK_THROWS_AS(make_physical_system("sim://mtj-rf?offset_mhz=-1"), std::invalid_argument);

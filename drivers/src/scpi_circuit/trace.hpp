@@ -15,7 +15,7 @@ namespace pnn::drivers::scpi_circuit {
 inline constexpr double kAdcRangeV = 5.0;
 
 /// batch × K window means in volts. A NaN sample is the instrument's own verdict and is kept
-/// (the caller sees kNonFinite). Errors (made by `session`, retryable): a reply that is not one
+/// (the caller sees kNonFiniteReading). Errors (made by `session`, retryable): a reply that is not one
 /// block, of the wrong size, or with a sample beyond the ADC's range (damaged on the way).
 Result<Matrix> decode_trace(Session& session, const std::string& reply, Index batch, Index slots);
 

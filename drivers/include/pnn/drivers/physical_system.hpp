@@ -68,7 +68,7 @@ class PhysicalSystem {
 
   /// Y = device(X; θ). X: batch × num_inputs within [input_min, input_max]; θ within the hard
   /// limits. Errors (nothing is sent to the device): kWrongState unless ACTIVE, kShapeMismatch,
-  /// kNonFinite, kOutOfLimits (message names the first offending entry, its value and limit),
+  /// kNonFiniteRequest, kOutOfLimits (message names the first offending entry, its value and limit),
   /// kBatchTooLarge, kDeviceFault while health is FAULT (recover() first). Device errors:
   /// kTimeout, kIo, kDeviceFault (health becomes FAULT).
   Result<Matrix> forward(const MatrixRef& x, const VectorRef& theta);

@@ -17,13 +17,14 @@ enum class Errc {
   kOk = 0,
   kWrongState = 1,      ///< lifecycle does not allow the call (e.g. forward while INACTIVE)
   kShapeMismatch = 2,   ///< batch or parameter vector has the wrong size
-  kNonFinite = 3,       ///< NaN or Inf in a request or a reading
+  kNonFiniteRequest = 3,  ///< NaN or Inf in x or θ; nothing was sent
   kOutOfLimits = 4,     ///< a value outside the device's hard limits; nothing was sent
   kTimeout = 5,         ///< the device did not answer before the deadline
   kIo = 6,              ///< transport failure (unplugged, corrupted, reset)
   kDeviceFault = 7,     ///< the device reports a fault
   kBadAddress = 8,      ///< unparseable or unknown device address
   kBatchTooLarge = 9,   ///< more samples than the device accepts per call
+  kNonFiniteReading = 10,  ///< the device ran and returned NaN or Inf readings
 };
 
 const std::error_category& driver_category() noexcept;

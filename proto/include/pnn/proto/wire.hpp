@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "pnn/digital_twin/tensor.hpp"
-#include "pnn/drivers/result.hpp"
+#include "pnn/common/result.hpp"
+#include "pnn/common/tensor.hpp"
 #include "pnn/proto/pnn.pb.h"
 
 namespace pnn::wire {
@@ -36,8 +36,9 @@ void to_tensor(const MatrixRef& m, v1::Tensor* out);
 v1::Tensor to_tensor(const MatrixRef& m);
 
 /// A batch from a tensor. Requires shape [batch, features] with batch ≥ 1 and
-/// data size = batch·features; otherwise kShapeMismatch naming `what` and the shapes.
-drivers::Result<Matrix> from_tensor(const v1::Tensor& t, const std::string& what);
+/// data size = batch·features; otherwise an error (std::errc::invalid_argument) naming `what`
+/// and the shapes.
+common::Result<Matrix> from_tensor(const v1::Tensor& t, const std::string& what);
 
 void to_vec(const VectorRef& v, v1::Vec* out);
 Vector from_vec(const v1::Vec& v);

@@ -1,4 +1,4 @@
-#include "pnn/digital_twin/tensor.hpp"
+#include "pnn/common/tensor.hpp"
 
 namespace pnn {
 
