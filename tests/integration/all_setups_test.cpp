@@ -1,7 +1,7 @@
 // One daemon serves every simulated setup as a device (issue: "one config runs all of them").
 #include <doctest/doctest.h>
 
-#include "daemon_test_util.hpp"
+#include "daemon/daemon_test_util.hpp"
 #include "pnn/drivers/registry.hpp"
 
 namespace pnn::daemon::test {
