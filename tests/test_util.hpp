@@ -2,6 +2,7 @@
 // Helpers shared by the test files.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -18,6 +19,18 @@ inline Matrix random_matrix(Index rows, Index cols, double scale, std::uint64_t 
   for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
   return m;
 }
+
+/// Entries uniform in [lo, hi), deterministic in `seed`.
+inline Matrix uniform_matrix(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Matrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
+  return m;
+}
+
+/// Root mean square of the entries.
+inline double rms(const MatrixRef& m) { return std::sqrt(m.squaredNorm() / static_cast<double>(m.size())); }
 
 /// A device from its address, configured and activated (REQUIREs both).
 inline drivers::PhysicalSystemPtr active_device(const std::string& address) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <type_traits>
 
@@ -136,6 +137,24 @@ std::string YamlReaderBase::hint(const std::string& key, const std::vector<std::
     }
   }
   return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+void with_yaml_errors(const std::string& source, const std::function<void()>& parse,
+                      const std::function<void(const std::string&)>& fail) {
+  try {
+    parse();
+  } catch (const YAML::Exception& e) {
+    const std::string line = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
+    fail(source + line + ": " + e.msg);
+  }
+}
+
+std::optional<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace pnn::common

@@ -345,24 +345,20 @@ std::string default_state_dir() {
 }
 
 DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
-  try {
-    return parse_checked(yaml_text, source_name);
-  } catch (const YAML::Exception& e) {
-    // The net under the reader's checks (as for job configs): still a config error with a line.
-    const std::string line = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
-    throw ConfigError(source_name + line + ": " + e.msg);
-  }
+  DaemonConfig c;
+  common::with_yaml_errors(
+      source_name, [&] { c = parse_checked(yaml_text, source_name); },
+      [](const std::string& m) { throw ConfigError(m); });
+  return c;
 }
 
 DaemonConfig load_daemon_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
+  const auto text = common::read_text_file(path);
+  if (!text) {
     throw ConfigError(path + ": cannot open the daemon config (check the path; the default is "
                              "configs/daemon/lab.yaml)");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_daemon_config(text.str(), path);
+  return parse_daemon_config(*text, path);
 }
 
 }  // namespace pnn::daemon

@@ -6,24 +6,19 @@
 #include <random>
 
 #include "pnn/digital_twin/gradcheck.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::digital_twin;
 
 namespace {
-Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
+using test::uniform_matrix;
 }  // namespace
 
 TEST_CASE("circuit vjp matches central differences (x, θ and the component factors φ)") {
   CircuitModel model({.num_slots = 4});
-  const Matrix x = uniform(3, 4, -1.0, 1.0, 1);
-  const Vector theta = uniform(4, 1, -1.5, 1.5, 2);
+  const Matrix x = uniform_matrix(3, 4, -1.0, 1.0, 1);
+  const Vector theta = uniform_matrix(4, 1, -1.5, 1.5, 2);
   const auto report = check_gradients(model, x, theta, {.eps = 1e-6});
   INFO(report.summary());
   CHECK(report.max_rel_error() < 1e-5);
@@ -39,8 +34,8 @@ TEST_CASE("circuit vjp matches central differences through a long, stiff integra
   // ±8 V drives put the junction deep into conduction (C/g_d ≈ 1 ns against 50 ns steps): the
   // implicit steps are far from the explicit stability limit, and the run is 24 slots long.
   CircuitModel model({.num_slots = 12});
-  const Matrix x = uniform(2, 12, -8.0, 8.0, 3);
-  const Vector theta = uniform(12, 1, -6.0, 6.0, 4);
+  const Matrix x = uniform_matrix(2, 12, -8.0, 8.0, 3);
+  const Vector theta = uniform_matrix(12, 1, -6.0, 6.0, 4);
   const Matrix y = model.forward(x, theta);
   CHECK(y.maxCoeff() > 0.6);   // clamped by the junction near its forward voltage
   CHECK(y.maxCoeff() < 1.2);
@@ -63,8 +58,8 @@ TEST_CASE("circuit physics: DC divider, junction clamp, second-order convergence
   const double i_d = 2.52e-9 * (std::exp(v_on / nvt) - 1.0) + v_on / 10e3;
   CHECK(i_d == doctest::Approx((5.0 - v_on) / 30.0).epsilon(1e-6));
   // BDF2 is second order: halving the step cuts the change by about four.
-  const Matrix x = uniform(2, 6, -1.0, 1.0, 5);
-  const Vector theta = uniform(6, 1, -1.0, 1.0, 6);
+  const Matrix x = uniform_matrix(2, 6, -1.0, 1.0, 5);
+  const Vector theta = uniform_matrix(6, 1, -1.0, 1.0, 6);
   auto run = [&](int steps) {
     return CircuitModel({.num_slots = 6, .steps_per_sample = steps}).forward(x, theta);
   };
@@ -75,8 +70,8 @@ TEST_CASE("circuit physics: DC divider, junction clamp, second-order convergence
 
 TEST_CASE("circuit samples, windows and shapes are consistent") {
   CircuitModel model({.num_slots = 5});
-  const Matrix x = uniform(7, 5, -1.0, 1.0, 8);
-  const Vector theta = uniform(5, 1, -1.0, 1.0, 9);
+  const Matrix x = uniform_matrix(7, 5, -1.0, 1.0, 8);
+  const Vector theta = uniform_matrix(5, 1, -1.0, 1.0, 9);
   const Matrix samples = model.sample_voltages(model.drive_levels(x, theta));
   REQUIRE(samples.cols() == model.num_samples());
   const Matrix y = model.forward(x, theta);

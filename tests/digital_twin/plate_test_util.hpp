@@ -12,9 +12,4 @@ inline Matrix plate_levels(Index rows, Index cols, std::uint64_t seed) {
   return random_matrix(rows, cols, 0.6, seed).array().tanh();
 }
 
-/// Root mean square of all entries.
-inline double rms(const MatrixRef& m) {
-  return std::sqrt(m.squaredNorm() / static_cast<double>(m.size()));
-}
-
 }  // namespace pnn::test

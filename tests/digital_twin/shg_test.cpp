@@ -6,18 +6,13 @@
 #include <random>
 
 #include "pnn/digital_twin/gradcheck.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::digital_twin;
 
 namespace {
-Matrix uniform_matrix(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
+using test::uniform_matrix;
 }  // namespace
 
 TEST_CASE("SHG layout interleaves data and θ channels and bins every SH frequency once") {

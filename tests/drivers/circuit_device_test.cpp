@@ -6,25 +6,15 @@
 #include <random>
 
 #include "pnn/drivers/registry.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::drivers;
 
 namespace {
-PhysicalSystemPtr active(const std::string& address) {
-  auto dev = make_physical_system(address);
-  REQUIRE(dev->configure());
-  REQUIRE(dev->activate());
-  return dev;
-}
-Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
-double rms(const MatrixRef& m) { return std::sqrt(m.squaredNorm() / static_cast<double>(m.size())); }
+using test::uniform_matrix;
+PhysicalSystemPtr active(const std::string& address) { return test::active_device(address); }
+using test::rms;
 }  // namespace
 
 TEST_CASE("electronic circuit: spec in volts, hard limits rejected before the device") {
@@ -43,7 +33,7 @@ TEST_CASE("electronic circuit: spec in volts, hard limits rejected before the de
   CHECK(spec.describe().find("drive") != std::string::npos);
   CHECK(dev->nominal_twin()->num_params() == 6);
 
-  const Matrix x = uniform(4, 6, -1.0, 1.0, 1);
+  const Matrix x = uniform_matrix(4, 6, -1.0, 1.0, 1);
   Vector theta = Vector::Constant(6, 0.5);
   theta[3] = 10.5;
   auto r = dev->forward(x, theta);
@@ -88,8 +78,8 @@ TEST_CASE("electronic circuit: bad requests and bad addresses") {
 }
 
 TEST_CASE("electronic circuit: the reality differs materially from the twin, repeatably") {
-  const Matrix x = uniform(64, 16, -1.0, 1.0, 3);
-  const Vector theta = uniform(16, 1, -1.0, 1.0, 4);
+  const Matrix x = uniform_matrix(64, 16, -1.0, 1.0, 3);
+  const Vector theta = uniform_matrix(16, 1, -1.0, 1.0, 4);
   auto dev = active("sim://electronic-circuit?seed=3&slots=16");
   const Matrix y_twin = dev->nominal_twin()->forward(x, theta);
   const Matrix y1 = dev->forward(x, theta).value();
@@ -113,8 +103,8 @@ TEST_CASE("electronic circuit: PAT reaches a target on the device that in-silico
   // Fit the drive levels θ so the device's outputs match targets it produced at θ*: PAT (forward
   // on the device, gradient from the twin) against in-silico (forward and gradient on the twin).
   const Index k = 8;
-  const Matrix x = uniform(16, k, -1.0, 1.0, 5);
-  const Vector theta_star = uniform(k, 1, -1.5, 1.5, 6);
+  const Matrix x = uniform_matrix(16, k, -1.0, 1.0, 5);
+  const Vector theta_star = uniform_matrix(k, 1, -1.5, 1.5, 6);
   auto dev = active("sim://electronic-circuit?seed=7&slots=8");
   const auto twin = dev->nominal_twin();
   const Matrix target = dev->forward(x, theta_star).value();

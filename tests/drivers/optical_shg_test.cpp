@@ -7,18 +7,14 @@
 
 #include "pnn/digital_twin/calibration.hpp"
 #include "pnn/drivers/registry.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::drivers;
 
 namespace {
+PhysicalSystemPtr active(const std::string& address) { return test::active_device(address); }
 
-PhysicalSystemPtr active(const std::string& address) {
-  auto dev = make_physical_system(address);
-  REQUIRE(dev->configure());
-  REQUIRE(dev->activate());
-  return dev;
-}
 
 Matrix transmissions(Index rows, Index cols, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -7,26 +7,16 @@
 
 #include "pnn/digital_twin/calibration.hpp"
 #include "pnn/drivers/registry.hpp"
+#include "test_util.hpp"
 
 using namespace pnn;
 using namespace pnn::drivers;
 
 namespace {
+using test::uniform_matrix;
+PhysicalSystemPtr active(const std::string& address) { return test::active_device(address); }
 
-PhysicalSystemPtr active(const std::string& address) {
-  auto dev = make_physical_system(address);
-  REQUIRE(dev->configure());
-  REQUIRE(dev->activate());
-  return dev;
-}
 
-Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = u(rng);
-  return m;
-}
 
 const char* kAddress = "sim://optical-spd?inputs=8&outputs=20&photons=2&seed=";
 
@@ -51,8 +41,8 @@ TEST_CASE("optical-spd: spec in physical units with hard limits on the weights")
 TEST_CASE("optical-spd: out-of-limit weights and bad inputs are refused before the device") {
   auto dev = active(std::string(kAddress) + "1");
   auto same = active(std::string(kAddress) + "1");
-  const Matrix x = uniform(4, 8, 0.0, 1.0, 1);
-  const Vector w = uniform(160, 1, -0.5, 0.5, 2);
+  const Matrix x = uniform_matrix(4, 8, 0.0, 1.0, 1);
+  const Vector w = uniform_matrix(160, 1, -0.5, 0.5, 2);
   Vector bad = w;
   bad[17] = 1.5;
   auto r = dev->forward(x, bad);
@@ -102,9 +92,9 @@ TEST_CASE(
 
   // Calibration of (η, p_d) on click data closes most of the mean gap but not the pixel spread.
   std::vector<digital_twin::Measurement> data;
-  const Matrix x = uniform(512, 8, 0.0, 1.0, 3);
+  const Matrix x = uniform_matrix(512, 8, 0.0, 1.0, 3);
   for (std::uint64_t k = 0; k < 3; ++k) {
-    const Vector wk = uniform(160, 1, -0.6, 0.6, 4 + k);
+    const Vector wk = uniform_matrix(160, 1, -0.6, 0.6, 4 + k);
     data.push_back({x, wk, dev->forward(x, wk).value()});
   }
   const auto fit = digital_twin::calibrate(*twin, data);
@@ -116,8 +106,8 @@ TEST_CASE(
 }
 
 TEST_CASE("optical-spd: seeded by serial, addresses are validated") {
-  const Matrix x = uniform(64, 8, 0.0, 1.0, 5);
-  const Vector w = uniform(160, 1, -0.5, 0.5, 6);
+  const Matrix x = uniform_matrix(64, 8, 0.0, 1.0, 5);
+  const Vector w = uniform_matrix(160, 1, -0.5, 0.5, 6);
   auto run = [&](const std::string& address) { return active(address)->forward(x, w).value(); };
   CHECK((run(std::string(kAddress) + "9") - run(std::string(kAddress) + "9")).norm() == 0.0);
   CHECK((run(std::string(kAddress) + "9") - run(std::string(kAddress) + "10")).norm() > 0.0);

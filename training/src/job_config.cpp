@@ -181,26 +181,20 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
 }  // namespace
 
 JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
-  try {
-    return parse_job_config_checked(yaml_text, source_name);
-  } catch (const YAML::Exception& e) {
-    // Every access above goes through the reader's checks; this is the net under them, so that
-    // a yaml-cpp exception is still a config error naming the file and line, never an internal
-    // error of whoever parses (pnnd answers INTERNAL for those).
-    const std::string line = e.mark.is_null() ? "" : ":" + std::to_string(e.mark.line + 1);
-    throw ConfigError(source_name + line + ": " + e.msg);
-  }
+  JobConfig c;
+  common::with_yaml_errors(
+      source_name, [&] { c = parse_job_config_checked(yaml_text, source_name); },
+      [](const std::string& m) { throw ConfigError(m); });
+  return c;
 }
 
 JobConfig load_job_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
+  const auto text = common::read_text_file(path);
+  if (!text) {
     throw ConfigError(path + ": cannot open the config file (check the path; examples are in "
                              "configs/jobs/)");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_job_config(text.str(), path);
+  return parse_job_config(*text, path);
 }
 
 }  // namespace pnn::training

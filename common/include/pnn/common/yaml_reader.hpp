@@ -14,6 +14,8 @@
 /// unsigned, unsigned long, unsigned long long, float, double and std::string.
 /// Thread rule: a reader is immutable; use it from any thread.
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,5 +84,14 @@ class YamlReader : public YamlReaderBase {
  private:
   [[noreturn]] static void raise(const std::string& message) { throw Error(message); }
 };
+
+/// Runs `parse`, the net under the reader's checks: a yaml-cpp exception escaping it (syntax, a
+/// conversion the reader did not name) becomes `fail("SOURCE:LINE: what")`, which must throw the
+/// caller's config error, never an internal error of whoever parses.
+void with_yaml_errors(const std::string& source, const std::function<void()>& parse,
+                      const std::function<void(const std::string&)>& fail);
+
+/// The whole file, or nullopt if it cannot be opened.
+std::optional<std::string> read_text_file(const std::string& path);
 
 }  // namespace pnn::common
