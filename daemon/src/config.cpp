@@ -345,20 +345,13 @@ std::string default_state_dir() {
 }
 
 DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string& source_name) {
-  DaemonConfig c;
-  common::with_yaml_errors(
-      source_name, [&] { c = parse_checked(yaml_text, source_name); },
-      [](const std::string& m) { throw ConfigError(m); });
-  return c;
+  return common::parse_yaml_config<ConfigError>(yaml_text, source_name, parse_checked);
 }
 
 DaemonConfig load_daemon_config(const std::string& path) {
-  const auto text = common::read_text_file(path);
-  if (!text) {
-    throw ConfigError(path + ": cannot open the daemon config (check the path; the default is "
-                             "configs/daemon/lab.yaml)");
-  }
-  return parse_daemon_config(*text, path);
+  return common::load_yaml_config<ConfigError>(
+      path, "the daemon config (check the path; the default is configs/daemon/lab.yaml)",
+      parse_checked);
 }
 
 }  // namespace pnn::daemon

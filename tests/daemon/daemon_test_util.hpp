@@ -18,6 +18,7 @@
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/server.hpp"
+#include "test_util.hpp"
 
 namespace pnn::daemon::test {
 
@@ -33,30 +34,10 @@ using client::make_curve_keypair;
 using client::NoReplyError;
 using client::Subscriber;
 
-/// A fresh directory, removed with its contents. On tmpfs (/dev/shm) when there is one: the
-/// store's fsyncs are then free, and these tests are about the daemon, not the disk.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm")
-                                                       : fs::temp_directory_path();
-    path_ = base / ("pnnd-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(counter.fetch_add(1)) + "-" +
-                    std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+/// On tmpfs (/dev/shm) when there is one: the store's fsyncs are then free, and these tests are
+/// about the daemon, not the disk.
+struct TempDir : ::pnn::test::TempDir {
+  explicit TempDir(const std::string& tag) : ::pnn::test::TempDir("pnnd-test-" + tag, in_memory()) {}
 };
 
 /// A config on ephemeral loopback ports with its store in `dir`.

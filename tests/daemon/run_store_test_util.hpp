@@ -29,33 +29,15 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "test_util.hpp"
 
 namespace pnn::daemon::store_test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("pnn-run-store-test-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+// Under the system temp directory (a real disk): the store's durability is what these test.
+struct TempDir : ::pnn::test::TempDir {
+  TempDir() : ::pnn::test::TempDir("pnn-run-store-test") {}
 };
 
 inline std::string read_bytes(const std::string& path) {

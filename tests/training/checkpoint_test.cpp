@@ -13,37 +13,16 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include "test_util.hpp"
 
 namespace pnn::training {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("pnn_checkpoint_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
-  /// Names of everything in the directory.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename());
-    return names;
-  }
-
- private:
-  fs::path path_;
+// Under the system temp directory: checkpoints are about the disk.
+struct TempDir : ::pnn::test::TempDir {
+  TempDir() : ::pnn::test::TempDir("pnn_checkpoint_test") {}
 };
 
 std::string read_file(const fs::path& p) {

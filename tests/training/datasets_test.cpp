@@ -11,32 +11,15 @@
 #include <functional>
 #include <string>
 #include <vector>
+#include "test_util.hpp"
 
 namespace pnn::training {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("pnn_datasets_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct TempDir : ::pnn::test::TempDir {
+  TempDir() : ::pnn::test::TempDir("pnn_datasets_test") {}
 };
 
 using Bytes = std::vector<unsigned char>;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "pnn/training/job.hpp"
+#include "test_util.hpp"
 
 using namespace pnn::training;
 
@@ -26,10 +27,7 @@ compare: {in_silico: false}
 )";
 
 std::string with(const std::string& from, const std::string& to) {
-  std::string s = kGood;
-  const auto at = s.find(from);
-  REQUIRE(at != std::string::npos);
-  return s.replace(at, from.size(), to);
+  return pnn::test::replaced(kGood, from, to);
 }
 
 // The ConfigError's message for `yaml` (fails the test if something else, or nothing, is thrown).

@@ -12,6 +12,7 @@
 
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/checkpoint.hpp"
+#include "test_util.hpp"
 
 using namespace pnn::training;
 namespace fs = std::filesystem;
@@ -34,10 +35,7 @@ compare: {in_silico: false}
 )";
 
 std::string with(const std::string& from, const std::string& to) {
-  std::string s = kGood;
-  const auto at = s.find(from);
-  REQUIRE(at != std::string::npos);
-  return s.replace(at, from.size(), to);
+  return pnn::test::replaced(kGood, from, to);
 }
 
 fs::path temp_dir(const std::string& name) {

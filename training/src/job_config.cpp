@@ -181,20 +181,13 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
 }  // namespace
 
 JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
-  JobConfig c;
-  common::with_yaml_errors(
-      source_name, [&] { c = parse_job_config_checked(yaml_text, source_name); },
-      [](const std::string& m) { throw ConfigError(m); });
-  return c;
+  return common::parse_yaml_config<ConfigError>(yaml_text, source_name, parse_job_config_checked);
 }
 
 JobConfig load_job_config(const std::string& path) {
-  const auto text = common::read_text_file(path);
-  if (!text) {
-    throw ConfigError(path + ": cannot open the config file (check the path; examples are in "
-                             "configs/jobs/)");
-  }
-  return parse_job_config(*text, path);
+  return common::load_yaml_config<ConfigError>(
+      path, "the config file (check the path; examples are in configs/jobs/)",
+      parse_job_config_checked);
 }
 
 }  // namespace pnn::training

@@ -94,4 +94,22 @@ void with_yaml_errors(const std::string& source, const std::function<void()>& pa
 /// The whole file, or nullopt if it cannot be opened.
 std::optional<std::string> read_text_file(const std::string& path);
 
+/// `parse(text, source)` under with_yaml_errors, its errors thrown as `Error`.
+template <class Error, class Parse>
+auto parse_yaml_config(const std::string& text, const std::string& source, Parse parse) {
+  decltype(parse(text, source)) out;
+  with_yaml_errors(source, [&] { out = parse(text, source); },
+                   [](const std::string& m) { throw Error(m); });
+  return out;
+}
+
+/// The file at `path` through parse_yaml_config; a file that cannot be opened is
+/// `Error("PATH: cannot open " + what)`.
+template <class Error, class Parse>
+auto load_yaml_config(const std::string& path, const std::string& what, Parse parse) {
+  const auto text = read_text_file(path);
+  if (!text) throw Error(path + ": cannot open " + what);
+  return parse_yaml_config<Error>(*text, path, parse);
+}
+
 }  // namespace pnn::common
