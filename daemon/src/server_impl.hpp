@@ -83,7 +83,6 @@ struct DeviceSlot {
   bool duplicate = false;  // same instrument (serial) as another name: finalized, never served
   std::string refusal;     // why it is finalized (duplicate), shown as its health message
 
-  drivers::DeviceSpec spec() const { return *device->status().spec; }
   std::string serial() const { return device->status().spec->serial; }
 };
 
