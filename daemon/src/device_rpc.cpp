@@ -68,7 +68,7 @@ void Server::Impl::lifecycle(const Call& call, const v1::Request& request) {
       default: r = s->device->cleanup(); break;
     }
     if (!r) failure = Failure{status_code(r.error().code), r.error().message};
-    return std::function<void()>([this, s, call, failure] {
+    return [this, s, call, failure] {
       v1::Reply reply;
       if (failure) {
         set_status(reply, failure->code, failure->message, origin(*s));
@@ -76,7 +76,7 @@ void Server::Impl::lifecycle(const Call& call, const v1::Request& request) {
         fill_device(*s, reply.mutable_lifecycle()->mutable_device());
       }
       send_reply(call, reply);
-    });
+    };
   });
 }
 

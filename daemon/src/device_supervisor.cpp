@@ -1,7 +1,6 @@
 // The device supervisor: one slot per configured device with its worker (the device's one
 // execution context), its status as telemetry shows it, background recovery of a FAULT, and its
 // lease (client or job).
-#include <future>
 
 #include "pnn/drivers/registry.hpp"
 #include "proto_fill.hpp"
@@ -210,57 +209,30 @@ void Server::Impl::schedule_recovery(DeviceSlot& s) {
   });
 }
 
-void Server::Impl::on_device(DeviceSlot& s, std::function<std::function<void()>()> work) {
-  s.worker->post([this, &s, work = std::move(work)] {
-    auto then = work();
-    asio::post(io, [this, &s, then = std::move(then)] {
-      refresh_device(s);
-      then();
-    });
-  });
-}
-
-void Server::Impl::run_on_device(DeviceSlot& s, const Call& call,
-                                 std::function<std::function<void()>()> work) {
-  enum : int { kQueued, kStarted, kExpired };
-  auto state = std::make_shared<std::atomic<int>>(kQueued);
+std::shared_ptr<asio::steady_timer> Server::Impl::arm_deadline(
+    DeviceSlot& s, const Call& call, std::shared_ptr<std::atomic<int>> started) {
   auto timer = std::make_shared<asio::steady_timer>(io, call.deadline);
-  timer->async_wait([this, state, call, &s](const boost::system::error_code& ec) {
+  timer->async_wait([this, started, call, &s](const boost::system::error_code& ec) {
     int expected = kQueued;
-    if (ec || !state->compare_exchange_strong(expected, kExpired)) return;
+    if (ec || !started->compare_exchange_strong(expected, kExpired)) return;
     send_error(call, v1::DEADLINE_EXCEEDED,
                "device " + s.config.name + " was busy with earlier calls past this request's "
                "deadline (" + std::to_string(call.deadline_ms) + " ms); it was not run",
                origin(s));
   });
-  on_device(s, [state, timer, work = std::move(work)]() -> std::function<void()> {
-    int expected = kQueued;
-    if (!state->compare_exchange_strong(expected, kStarted)) return [] {};
-    auto then = work();
-    return [timer, then = std::move(then)] {
-      timer->cancel();
-      then();
-    };
-  });
+  return timer;
 }
 
 void Server::Impl::call_on_worker(DeviceSlot& s, const std::function<void()>& call) {
-  std::promise<void> done;
-  auto finished = done.get_future();
-  const bool queued = s.worker->post([&] {
-    try {
-      call();
-      done.set_value();
-    } catch (...) {
-      done.set_exception(std::current_exception());
-    }
-  });
-  if (!queued) {
+  const drivers::DeviceStatus before = s.device->status();
+  if (!s.worker->run_here(call)) {
     throw std::runtime_error("device " + s.config.name + ": its worker has stopped (pnnd is "
                              "shutting down)");
   }
-  finished.get();  // rethrows what the call threw
-  post_refresh(s);
+  const drivers::DeviceStatus after = s.device->status();
+  if (after.state != before.state || after.health != before.health || after.spec != before.spec) {
+    post_refresh(s);  // telemetry sees the change; a batch that changed nothing posts nothing
+  }
 }
 
 }  // namespace pnn::daemon

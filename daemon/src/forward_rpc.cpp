@@ -55,17 +55,17 @@ void Server::Impl::forward(const Call& call, v1::Request& request) {
   }
   auto job = std::make_shared<v1::ForwardRequest>(std::move(*request.mutable_forward()));
   run_on_device(*s, call, [this, s, call, job] {
-    auto reply = std::make_shared<v1::Reply>();
+    v1::Reply reply;
     bool ran = false;
     try {
-      ran = run_forward(*s, call, *job, *reply);
+      ran = run_forward(*s, call, *job, reply);
     } catch (const std::exception& e) {
-      set_status(*reply, v1::INTERNAL, e.what(), origin(*s));
+      set_status(reply, v1::INTERNAL, e.what(), origin(*s));
     }
-    return std::function<void()>([this, s, call, ran, reply] {
+    return [this, s, call, ran, reply = std::move(reply)]() mutable {
       if (ran) ++s->forward_calls;
-      send_reply(call, *reply, /*record=*/ran);
-    });
+      send_reply(call, reply, /*record=*/ran);
+    };
   });
 }
 

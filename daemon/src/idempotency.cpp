@@ -18,8 +18,7 @@ IdempotencyGate::Admission IdempotencyGate::admit(Call& call) {
   return {Verdict::kRun};
 }
 
-std::vector<std::string> IdempotencyGate::complete(const Call& call, const std::string& body,
-                                                   bool record) {
+std::vector<std::string> IdempotencyGate::complete(const Call& call) {
   std::vector<std::string> to;
   auto it = in_flight_.find(call.idempotency_key);
   if (it == in_flight_.end()) {
@@ -28,7 +27,6 @@ std::vector<std::string> IdempotencyGate::complete(const Call& call, const std::
     to = std::move(it->second.waiting);
     in_flight_.erase(it);
   }
-  if (record) cache_.put(call.idempotency_key, call.digest, body);
   return to;
 }
 

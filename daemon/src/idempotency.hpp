@@ -31,9 +31,10 @@ class IdempotencyGate {
   };
   /// Whether `call` (a write with a client_id and a request id) runs; sets its key.
   Admission admit(Call& call);
-  /// Who gets the reply of a keyed call: the caller and the retries that joined it. Records
-  /// `body` for later retries if `record`.
-  std::vector<std::string> complete(const Call& call, const std::string& body, bool record);
+  /// Who gets the reply of a keyed call: the caller and the retries that joined it.
+  std::vector<std::string> complete(const Call& call);
+  /// Records `body` as the reply of a completed keyed call, for later retries.
+  void record(const Call& call, std::string body) { cache_.put(call.idempotency_key, call.digest, std::move(body)); }
 
  private:
   struct InFlight {

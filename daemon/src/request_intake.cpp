@@ -163,7 +163,8 @@ void Server::Impl::send_reply(const Call& call, v1::Reply& reply, bool record) {
     return;
   }
   // Everyone waiting on this key (the caller and any retries that arrived meanwhile).
-  for (const auto& routing : gate.complete(call, body, record)) send_body(routing, body);
+  for (const auto& routing : gate.complete(call)) send_body(routing, body);
+  if (record) gate.record(call, std::move(body));
 }
 
 void Server::Impl::send_error(const Call& call, v1::StatusCode code, const std::string& message,

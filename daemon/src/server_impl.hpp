@@ -53,7 +53,7 @@ struct DeviceSlot {
   DeviceConfig config;
   drivers::PhysicalSystemPtr device;
   // The device's execution context: every call on the device (RPCs, jobs, recovery, leases
-  // expiring, shutdown) runs here, one at a time.
+  // expiring, shutdown) runs as one of its tasks, one at a time, in order.
   std::unique_ptr<detail::Worker> worker;
 
   // The status last published as a state event (for change detection only: readers use
@@ -221,12 +221,40 @@ struct Server::Impl {
   void refuse_duplicate_instrument(DeviceSlot& s);
   void schedule_recovery(DeviceSlot& s);
   // Runs `work` on the device's worker, behind the calls already queued for it; then, on the
-  // event loop, refreshes the device's status and runs what `work` returned.
-  void on_device(DeviceSlot& s, std::function<std::function<void()>()> work);
+  // event loop, refreshes the device's status and runs what `work` returned (a callable).
+  template <class Work>
+  void on_device(DeviceSlot& s, Work work) {
+    s.worker->post([this, &s, work = std::move(work)]() mutable {
+      auto then = work();
+      asio::post(io, [this, &s, then = std::move(then)]() mutable {
+        refresh_device(s);
+        then();
+      });
+    });
+  }
   // The same for an RPC: if the call's deadline passes while it waits, it is answered
   // DEADLINE_EXCEEDED at that moment and never runs. The one way RPC handlers reach a device.
-  void run_on_device(DeviceSlot& s, const Call& call, std::function<std::function<void()>()> work);
-  // From a job's thread: runs `call` on the device's worker and waits for it.
+  template <class Work>
+  void run_on_device(DeviceSlot& s, const Call& call, Work work) {
+    auto started = std::make_shared<std::atomic<int>>(kQueued);
+    auto timer = arm_deadline(s, call, started);
+    on_device(s, [started, timer, work = std::move(work)]() mutable {
+      std::optional<decltype(work())> then;
+      int expected = kQueued;
+      if (started->compare_exchange_strong(expected, kStarted)) then.emplace(work());
+      return [timer, then = std::move(then)]() mutable {
+        if (!then) return;  // answered DEADLINE_EXCEEDED while it waited
+        timer->cancel();
+        (*then)();
+      };
+    });
+  }
+  enum : int { kQueued, kStarted, kExpired };
+  // The deadline timer of run_on_device: answers DEADLINE_EXCEEDED unless the call started.
+  std::shared_ptr<asio::steady_timer> arm_deadline(DeviceSlot& s, const Call& call,
+                                                   std::shared_ptr<std::atomic<int>> started);
+  // From a job's thread: runs `call` as a task of the device's execution context (inline when it
+  // is idle, else behind the queued calls) and waits for it.
   void call_on_worker(DeviceSlot& s, const std::function<void()>& call);
   std::optional<Failure> check_lease(const DeviceSlot& s, const std::string& token,
                                      const Call* call = nullptr) const;

@@ -1,9 +1,15 @@
 #pragma once
-// One thread that runs posted tasks in order: the daemon's per-device execution context
-// (instruments execute one request at a time; different devices run in parallel).
+// A device's execution context: calls on one device run one at a time, in the order they were
+// queued (instruments execute one request at a time; different devices run in parallel). Tasks
+// posted from the event loop run on the worker's own thread; a blocking caller (a job's thread)
+// may run its call on its own thread instead, as one of the context's tasks (an Asio strand's
+// dispatch): when the context is idle it runs at once, otherwise it is queued behind the others.
+// Either way no two calls on the device ever overlap.
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,34 +35,82 @@ class Worker {
     return true;
   }
 
+  /// Runs `call` as one of this context's tasks and waits for it: on the calling thread if
+  /// nothing is running or queued (no thread hand-off on the hot path of a job), else on the
+  /// worker behind the queued tasks. Rethrows what `call` throws; false once stopped. Never call
+  /// it from inside a task of the same worker.
+  bool run_here(const std::function<void()>& call) {
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) return false;
+      if (!running_ && tasks_.empty()) {
+        running_ = true;
+        lock.unlock();
+        std::exception_ptr failed;
+        try {
+          call();
+        } catch (...) {
+          failed = std::current_exception();
+        }
+        finish_task();
+        if (failed) std::rethrow_exception(failed);
+        return true;
+      }
+    }
+    std::promise<void> done;
+    auto finished = done.get_future();
+    const bool queued = post([&] {
+      try {
+        call();
+        done.set_value();
+      } catch (...) {
+        done.set_exception(std::current_exception());
+      }
+    });
+    if (!queued) return false;
+    finished.get();
+    return true;
+  }
+
   /// Runs the tasks already queued, then joins. Idempotent.
   void stop() {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
     }
-    wake_.notify_one();
+    wake_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
 
  private:
+  void finish_task() {
+    {
+      std::lock_guard lock(mutex_);
+      running_ = false;
+    }
+    wake_.notify_all();
+  }
+
   void loop() {
     for (;;) {
       std::function<void()> task;
       {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+        wake_.wait(lock, [&] { return !running_ && (stopping_ || !tasks_.empty()); });
         if (tasks_.empty()) return;
         task = std::move(tasks_.front());
         tasks_.pop_front();
+        running_ = true;
       }
       task();
+      finish_task();
     }
   }
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> tasks_;
+  bool running_ = false;  // a task runs (on the worker, or inline on a caller's thread)
   bool stopping_ = false;
   std::thread thread_;  // last: starts after the members it uses exist
 };

@@ -75,7 +75,8 @@ TEST_CASE("idempotency gate: a retry joins or gets the recorded reply, a reused 
   other.idempotency_key.clear();
   CHECK(gate.admit(other).verdict == IdempotencyGate::Verdict::kReused);
   // The reply goes to the caller and the retry that joined; later retries get it recorded.
-  CHECK(gate.complete(first, "reply", true) == std::vector<std::string>{"r1", "r2"});
+  CHECK(gate.complete(first) == std::vector<std::string>{"r1", "r2"});
+  gate.record(first, "reply");
   Call late = first;
   late.idempotency_key.clear();
   const auto again = gate.admit(late);
@@ -87,7 +88,7 @@ TEST_CASE("idempotency gate: a retry joins or gets the recorded reply, a reused 
   stranger.idempotency_key.clear();
   CHECK(gate.admit(stranger).verdict == IdempotencyGate::Verdict::kRun);
   // Not recorded (a Forward that never ran): its retry runs again.
-  CHECK(gate.complete(stranger, "refused", false) == std::vector<std::string>{"r1"});
+  CHECK(gate.complete(stranger) == std::vector<std::string>{"r1"});
   stranger.idempotency_key.clear();
   CHECK(gate.admit(stranger).verdict == IdempotencyGate::Verdict::kRun);
 }
