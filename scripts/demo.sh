@@ -64,6 +64,7 @@ if ((pnnd_rc != 0)); then
   tail -n 20 "$log" >&2
   exit 1
 fi
-echo "pnnd stopped cleanly (exit 0). The run stays in its store: start pnnd --config $lab again" \
+echo "pnnd stopped cleanly (exit 0). The run stays in its store ($PNN_STATE_DIR): start" \
+     "PNN_STATE_DIR=$PNN_STATE_DIR pnnd --config $lab again" \
      "and list it with pnnctl runs"
 exit "$rc"
