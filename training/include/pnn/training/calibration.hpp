@@ -4,32 +4,16 @@
 /// (normal, σ = 5 % of each parameter's span, clipped to the box), then fit the twin's physical
 /// parameters φ to the three measurements (digital_twin::calibrate).
 #include <cstdint>
-#include <functional>
-#include <optional>
 #include <random>
-#include <stdexcept>
 
 #include "pnn/digital_twin/calibration.hpp"
 #include "pnn/drivers/physical_system.hpp"
+#include "pnn/training/device_executor.hpp"
 
 namespace pnn::training {
 
 /// Seed of the perturbations (jobs mix in their own seed: seed ^ kCalibrationSeed).
 inline constexpr std::uint64_t kCalibrationSeed = 0xCA11B4A7Eull;
-
-/// Where a device's calls run: the calling thread when empty; the daemon passes its per-device
-/// worker, so that a job and a client never drive one device from two threads.
-using DeviceExecutor = std::function<void(const std::function<void()>& call)>;
-
-/// Runs `call` through `executor` (or directly) and returns its result.
-template <class F>
-auto on_device(const DeviceExecutor& executor, F&& call) -> decltype(call()) {
-  if (!executor) return call();
-  std::optional<decltype(call())> out;
-  executor([&] { out.emplace(call()); });
-  if (!out) throw std::runtime_error("the device's executor did not run the call");
-  return std::move(*out);
-}
 
 /// Measures `device` on `probe` at θ and at two perturbed θ within [theta_min, theta_max], drawing
 /// the perturbations from `rng`, and fits `twin`'s φ. A device error is returned as it came.

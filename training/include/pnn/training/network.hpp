@@ -6,7 +6,7 @@
 
 #include "pnn/digital_twin/model.hpp"
 #include "pnn/drivers/physical_system.hpp"
-#include "pnn/training/calibration.hpp"
+#include "pnn/training/device_executor.hpp"
 
 namespace pnn::training {
 
