@@ -92,8 +92,11 @@ function applyEvent(type, seq, data) {
   }
 }
 
+let eventSource = null;
 function connectEvents() {
+  if (eventSource) eventSource.close();
   const source = new EventSource('/api/events');
+  eventSource = source;
   const live = $('#live');
   let lastSeq = 0;
   source.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
@@ -122,9 +125,20 @@ function connectEvents() {
 
 // ---- rendering -----------------------------------------------------------------------------
 
+// Live updates redraw at most every 250 ms: a job can finish an epoch every few milliseconds,
+// and the browser (often on the lab PC itself) should not compete with the devices for the CPU.
 let renderQueued = new Set();
+let lastLiveRender = 0;
 function scheduleRender(what) {
-  if (renderQueued.size === 0) requestAnimationFrame(() => { const w = renderQueued; renderQueued = new Set(); render(w); });
+  if (renderQueued.size === 0) {
+    const wait = Math.max(0, 250 - (performance.now() - lastLiveRender));
+    setTimeout(() => requestAnimationFrame(() => {
+      lastLiveRender = performance.now();
+      const w = renderQueued;
+      renderQueued = new Set();
+      render(w);
+    }), wait);
+  }
   renderQueued.add(what);
 }
 
@@ -295,6 +309,7 @@ async function renderRun(id) {
     $('#run-config').textContent = r.config_yaml || '';
     requestAnimationFrame(() => {
       window.pnnDashboard.runRenderMs = performance.now() - t0;
+      window.pnnDashboard.runPaintedAt = performance.now();  // since navigation start
       window.pnnDashboard.runPoints = metrics.length;
     });
   } catch (err) { notice(err.message); }
@@ -306,6 +321,11 @@ window.addEventListener('hashchange', () => render());
 if (!hasCharts) notice('Charts are unavailable: uPlot was not vendored when pnnd was built (scripts/vendor_uplot.sh). Data is shown as text.');
 state.buffered = [];
 connectEvents();
+// A browser allows 6 HTTP/1.1 connections per server: a page left (or kept in the back-forward
+// cache) must give its stream's connection back, or a few visits later the next page's requests
+// wait for a free one.
+window.addEventListener('pagehide', () => { if (eventSource) { eventSource.close(); eventSource = null; } });
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) { connectEvents(); refreshSnapshot(); } });
 refreshSnapshot().then(() => {
   requestAnimationFrame(() => { window.pnnDashboard.firstPaintMs = performance.now(); });
 });

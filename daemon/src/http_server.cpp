@@ -1,5 +1,7 @@
 #include "http_server.hpp"
 
+#include <fcntl.h>
+
 #include <stdexcept>
 
 namespace pnn::daemon::detail {
@@ -160,6 +162,8 @@ HttpServer::HttpServer(const std::string& host_port, HttpLimits limits, Handler 
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("cannot listen on " + host_port + ": " + ec.message());
+  // Not inherited by programs pnnd (or a process embedding it) starts.
+  ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);
   const auto bound = acceptor_.local_endpoint();
   const std::string shown = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                     : bound.address().to_string();
@@ -190,6 +194,7 @@ void HttpServer::accept() {
         socket.close(ignored);
       } else {
         ++open_;
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         auto connection = std::make_shared<HttpConnection>(std::move(socket), limits_, handler_,
                                                            [this] { --open_; });
         // Forget connections that have closed, so the list stays as long as the open ones.

@@ -176,6 +176,14 @@ class Browser(unittest.TestCase):
         self.assertIn("dashboard-live", self.js("document.querySelector('#run-config').textContent"))
         d.save_screenshot(os.path.join(ARTIFACTS, "dashboard-run.png"))
 
+        # Page after page: each one gives its stream's connection back, so the browser's six
+        # connections per server never run out (they did, before pages closed their stream).
+        for i in range(10):
+            d.get("about:blank")
+            d.get("%s/?visit=%d#runs" % (self.url, i))
+            wait_for(lambda: self.js("document.querySelectorAll('#runs tbody tr').length") >= 1,
+                     timeout_s=10, what="the runs page on visit %d" % i)
+
     def test_page_reconnects_to_a_restarted_daemon(self):
         """The page's event stream reconnects by itself when pnnd goes away and comes back on the
         same address, sees the new instance and refetches the state (a resume within one
