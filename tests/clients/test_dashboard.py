@@ -39,7 +39,7 @@ network:
   - physical: osc
   - affine: 10
 training:
-  epochs: 400
+  epochs: 5000
   batch_size: 32
 compare:
   in_silico: false
@@ -68,14 +68,15 @@ def start_browser():
         raise unittest.SkipTest("headless Chromium could not start here: %s" % str(e).splitlines()[0])
 
 
-def wait_for(predicate, timeout_s=20, interval_s=0.1, what="condition"):
+def wait_for(predicate, timeout_s=20, interval_s=0.1, what="condition", detail=None):
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         value = predicate()
         if value:
             return value
         time.sleep(interval_s)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout_s, what))
+    raise AssertionError("timed out after %.0f s waiting for %s%s"
+                         % (timeout_s, what, "" if detail is None else " (%s)" % detail()))
 
 
 class Browser(unittest.TestCase):
@@ -140,7 +141,7 @@ class Browser(unittest.TestCase):
         with open(job, "w") as f:
             f.write(LONG_JOB)
         trainer = subprocess.Popen([PNNCTL, "train", job, "--remote", "--endpoint", self.pnnd.rpc],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             counts = []
 
@@ -151,7 +152,10 @@ class Browser(unittest.TestCase):
                     counts.append(v)
                 return len(counts) >= 4
 
-            wait_for(points, timeout_s=60, interval_s=0.05, what="the job's curve to gain points")
+            wait_for(points, timeout_s=60, interval_s=0.05, what="the job's curve to gain points",
+                     detail=lambda: "counts while RUNNING %s, page %s, job card %r, pnnctl exit %s" % (
+                         counts, self.js("JSON.stringify(window.pnnDashboard)"),
+                         self.js("(document.querySelector('.job .status') || {}).textContent"), trainer.poll()))
             self.assertEqual(self.js("(document.querySelector('.job .job-state') || {}).textContent"), "RUNNING")
             self.assertEqual(counts, sorted(counts))
             chart_points = int(self.js("document.querySelector('.job .charts').dataset.points"))
