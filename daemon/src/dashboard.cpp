@@ -4,9 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "dashboard_assets.hpp"
 #include "pnn/daemon/protocol.hpp"
@@ -15,7 +12,6 @@
 namespace pnn::daemon::detail {
 
 namespace asio = boost::asio;
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -26,8 +22,6 @@ constexpr std::uint32_t kMaxQueuedEvents = 10000;
 constexpr auto kSnapshotReuse = std::chrono::milliseconds(250);
 constexpr auto kSnapshotTimeout = std::chrono::seconds(3);
 constexpr auto kPingInterval = std::chrono::seconds(15);
-constexpr std::size_t kMaxRunsListed = 500;
-constexpr std::uintmax_t kMaxPlotBytes = 16u << 20;
 
 std::string to_json(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -36,36 +30,6 @@ std::string to_json(const google::protobuf::Message& message) {
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
-}
-
-const char* run_state_name(RunState s) {
-  switch (s) {
-    case RunState::kRunning: return "RUNNING";
-    case RunState::kSucceeded: return "SUCCEEDED";
-    case RunState::kFailed: return "FAILED";
-    case RunState::kCancelled: return "CANCELLED";
-    case RunState::kAborted: return "ABORTED";
-  }
-  return "?";
-}
-
-json run_json(const RunRecord& r) {
-  json j = {{"run_id", r.run_id},
-            {"name", r.name},
-            {"state", run_state_name(r.state)},
-            {"started_ns", r.started_ns},
-            {"finished_ns", r.finished_ns},
-            {"epochs_done", r.epochs_done},
-            {"device_serials", r.device_serials},
-            {"owner", r.owner},
-            {"message", r.message},
-            {"checkpoint_path", r.checkpoint_path},
-            {"summary", nullptr}};
-  if (!r.summary_json.empty()) {
-    j["summary"] = json::parse(r.summary_json, nullptr, /*allow_exceptions=*/false);
-    if (j["summary"].is_discarded()) j["summary"] = r.summary_json;
-  }
-  return j;
 }
 
 bool constant_time_equal(const std::string& a, const std::string& b) {
@@ -98,31 +62,6 @@ bool percent_decode(const std::string& in, std::string& out, bool plus_is_space)
     }
   }
   return true;
-}
-
-void set_common_headers(HttpResponse& res, const std::string& type) {
-  res.set(http::field::content_type, type);
-  res.set(http::field::cache_control, "no-store");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.set("X-Frame-Options", "DENY");
-  res.set("Referrer-Policy", "no-referrer");
-  res.set("Content-Security-Policy",
-          "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-          "frame-ancestors 'none'; form-action 'none'");
-}
-
-HttpResponse text_response(http::status status, unsigned version, const std::string& text) {
-  HttpResponse res{status, version};
-  set_common_headers(res, "text/plain; charset=utf-8");
-  res.body() = text;
-  return res;
-}
-
-HttpResponse body_response(unsigned version, const std::string& type, std::string body) {
-  HttpResponse res{http::status::ok, version};
-  set_common_headers(res, type);
-  res.body() = std::move(body);
-  return res;
 }
 
 std::string header(const HttpRequest& req, http::field f) {
@@ -310,19 +249,19 @@ void Dashboard::handle(const HttpRequest& req, const std::shared_ptr<HttpConnect
   const auto qmark = target.find('?');
   std::string path;
   if (!decode_url_path(target.substr(0, qmark), path)) {
-    return conn->respond(text_response(http::status::bad_request, version,
+    return conn->respond(text_reply(http::status::bad_request, version,
                                        "bad request path '" + target.substr(0, 200) +
                                            "' (no '..', '.', backslash or malformed %-escapes)\n"));
   }
   const auto query = parse_query(qmark == std::string::npos ? "" : target.substr(qmark + 1));
   if (!authorized(req, query)) {
     if (options_.http.token.empty()) {
-      return conn->respond(text_response(http::status::forbidden, version,
+      return conn->respond(text_reply(http::status::forbidden, version,
                                          "this dashboard serves only pages addressed to this machine "
                                          "(Host: localhost or a loopback address); got Host '" +
                                              header(req, http::field::host).substr(0, 200) + "'\n"));
     }
-    auto res = text_response(http::status::unauthorized, version,
+    auto res = text_reply(http::status::unauthorized, version,
                              "this dashboard needs its token: open " + path +
                                  "?token=TOKEN once (the token is http.token in the daemon config; "
                                  "the browser then keeps it as a cookie), or send "
@@ -333,7 +272,7 @@ void Dashboard::handle(const HttpRequest& req, const std::shared_ptr<HttpConnect
   if (query.count("token") && !options_.http.token.empty() && path.rfind("/api/", 0) != 0) {
     // First visit with ?token=: keep it as a cookie and drop it from the address bar.
     HttpResponse res{http::status::see_other, version};
-    set_common_headers(res, "text/plain; charset=utf-8");
+    set_page_headers(res, "text/plain; charset=utf-8");
     res.set(http::field::location, path);
     res.set(http::field::set_cookie, "pnn_token=" + options_.http.token +
                                          "; Path=/; HttpOnly; SameSite=Strict");
@@ -342,8 +281,8 @@ void Dashboard::handle(const HttpRequest& req, const std::shared_ptr<HttpConnect
   if (path == "/" || path == "/index.html") path = "/static/index.html";
   if (path.rfind("/static/", 0) == 0) {
     const DashboardAsset* asset = find_dashboard_asset(path.substr(8));
-    if (!asset) return conn->respond(text_response(http::status::not_found, version, "no such file\n"));
-    auto res = body_response(version, std::string(asset->content_type), std::string(asset->body));
+    if (!asset) return conn->respond(text_reply(http::status::not_found, version, "no such file\n"));
+    auto res = body_reply(version, std::string(asset->content_type), std::string(asset->body));
     res.set(http::field::cache_control, "no-cache");
     return conn->respond(std::move(res));
   }
@@ -357,11 +296,11 @@ void Dashboard::handle(const HttpRequest& req, const std::shared_ptr<HttpConnect
   }
   if (path == "/favicon.ico") {
     HttpResponse res{http::status::no_content, version};
-    set_common_headers(res, "image/x-icon");
+    set_page_headers(res, "image/x-icon");
     return conn->respond(std::move(res));
   }
-  if (path == "/healthz") return conn->respond(text_response(http::status::ok, version, "ok\n"));
-  conn->respond(text_response(http::status::not_found, version,
+  if (path == "/healthz") return conn->respond(text_reply(http::status::ok, version, "ok\n"));
+  conn->respond(text_reply(http::status::not_found, version,
                               "no page '" + path.substr(0, 200) +
                                   "' (pages: /, API: /api/snapshot, /api/events, /api/runs, /api/runs/ID)\n"));
 }
@@ -369,13 +308,13 @@ void Dashboard::handle(const HttpRequest& req, const std::shared_ptr<HttpConnect
 void Dashboard::serve_snapshot(const std::shared_ptr<HttpConnection>& conn, unsigned version) {
   auto answer = [conn, version](const std::string* bytes) {
     if (!bytes) {
-      return conn->respond(text_response(http::status::service_unavailable, version,
+      return conn->respond(text_reply(http::status::service_unavailable, version,
                                          "pnnd did not answer the dashboard within 3 s (stopping or "
                                          "very busy); the page retries\n"));
     }
     v1::SnapshotReply snapshot;
     snapshot.ParseFromString(*bytes);
-    conn->respond(body_response(version, "application/json", to_json(snapshot)));
+    conn->respond(body_reply(version, "application/json", to_json(snapshot)));
   };
   if (!snapshot_.empty() && std::chrono::steady_clock::now() - snapshot_at_ < kSnapshotReuse) {
     return answer(&snapshot_);
@@ -441,99 +380,6 @@ void Dashboard::serve_events(const HttpRequest& req, const std::shared_ptr<HttpC
   if (!resumed && !last.empty()) head += "event: reset\ndata: {}\n\n";
   conn->begin_stream(std::move(head));
   streams_.push_back(conn);
-}
-
-void Dashboard::serve_runs(const std::shared_ptr<HttpConnection>& conn, unsigned version,
-                           const std::map<std::string, std::string>& query) {
-  std::size_t limit = 50;
-  if (const auto it = query.find("limit"); it != query.end()) {
-    try {
-      limit = std::clamp<std::size_t>(std::stoul(it->second), 1, kMaxRunsListed);
-    } catch (const std::exception&) {
-      return conn->respond(text_response(http::status::bad_request, version,
-                                         "limit must be a whole number (1.." + std::to_string(kMaxRunsListed) + ")\n"));
-    }
-  }
-  json runs = json::array();
-  try {
-    for (const auto& r : options_.store->list_runs(limit)) runs.push_back(run_json(r));
-  } catch (const std::exception& e) {
-    return conn->respond(text_response(http::status::internal_server_error, version,
-                                       std::string("run store: ") + e.what() + "\n"));
-  }
-  conn->respond(body_response(version, "application/json", json{{"runs", runs}}.dump()));
-}
-
-void Dashboard::serve_run(const std::shared_ptr<HttpConnection>& conn, unsigned version, const std::string& id_text,
-                          const std::string& what) {
-  std::uint64_t id = 0;
-  const bool numeric = !id_text.empty() && id_text.size() < 20 &&
-                       std::all_of(id_text.begin(), id_text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (numeric) id = std::stoull(id_text);
-  if (id == 0 || (what != "" && what != "plot.svg")) {
-    return conn->respond(text_response(http::status::not_found, version,
-                                       "no such run resource (use /api/runs/ID or /api/runs/ID/plot.svg)\n"));
-  }
-  std::optional<RunRecord> run;
-  std::vector<MetricRecord> metrics;
-  try {
-    run = options_.store->get_run(id);
-    if (run && what.empty()) metrics = options_.store->metrics(id);
-  } catch (const std::exception& e) {
-    return conn->respond(text_response(http::status::internal_server_error, version,
-                                       std::string("run store: ") + e.what() + "\n"));
-  }
-  if (!run) {
-    return conn->respond(text_response(http::status::not_found, version,
-                                       "no run " + std::to_string(id) + " in the run store\n"));
-  }
-  if (what == "plot.svg") {
-    // Only the plot the run's own summary names, and only from inside the runs directory.
-    std::string plot;
-    if (!run->summary_json.empty()) {
-      const json summary = json::parse(run->summary_json, nullptr, false);
-      if (summary.is_object() && summary.contains("plot") && summary["plot"].is_string()) plot = summary["plot"];
-    }
-    std::error_code ec;
-    const fs::path file = fs::weakly_canonical(plot, ec);
-    const fs::path root = fs::weakly_canonical(options_.runs_dir, ec);
-    const auto rel = file.lexically_relative(root);
-    const bool inside = !plot.empty() && !rel.empty() && *rel.begin() != "..";
-    std::ifstream in;
-    if (inside && fs::is_regular_file(file, ec) && fs::file_size(file, ec) <= kMaxPlotBytes) in.open(file);
-    if (!in) {
-      return conn->respond(text_response(http::status::not_found, version,
-                                         "run " + id_text + " has no plot (yet)\n"));
-    }
-    std::stringstream body;
-    body << in.rdbuf();
-    auto res = body_response(version, "image/svg+xml", body.str());
-    res.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
-    return conn->respond(std::move(res));
-  }
-  json j = run_json(*run);
-  j["config_yaml"] = run->config_yaml;
-  // Column arrays per phase: compact, and what a chart takes as is.
-  json curves = json::object();
-  for (const auto& m : metrics) {
-    json& c = curves[m.phase];
-    if (c.is_null()) {
-      c = {{"epoch", json::array()}, {"train_loss", json::array()}, {"train_accuracy", json::array()},
-           {"test_accuracy", json::array()}, {"seconds", json::array()}};
-    }
-    c["epoch"].push_back(m.epoch);
-    c["train_loss"].push_back(m.train_loss);
-    c["train_accuracy"].push_back(m.train_accuracy);
-    if (m.test_accuracy < 0) {
-      c["test_accuracy"].push_back(nullptr);
-    } else {
-      c["test_accuracy"].push_back(m.test_accuracy);
-    }
-    c["seconds"].push_back(m.seconds);
-  }
-  j["curves"] = std::move(curves);
-  j["has_plot"] = run->summary_json.find("\"plot\"") != std::string::npos;
-  conn->respond(body_response(version, "application/json", j.dump(-1, ' ', false, json::error_handler_t::replace)));
 }
 
 }  // namespace pnn::daemon::detail

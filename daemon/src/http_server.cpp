@@ -10,6 +10,31 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
+void set_page_headers(HttpResponse& res, const std::string& type) {
+  res.set(http::field::content_type, type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Content-Security-Policy",
+          "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+          "frame-ancestors 'none'; form-action 'none'");
+}
+
+HttpResponse text_reply(http::status status, unsigned version, const std::string& text) {
+  HttpResponse res{status, version};
+  set_page_headers(res, "text/plain; charset=utf-8");
+  res.body() = text;
+  return res;
+}
+
+HttpResponse body_reply(unsigned version, const std::string& type, std::string body) {
+  HttpResponse res{http::status::ok, version};
+  set_page_headers(res, type);
+  res.body() = std::move(body);
+  return res;
+}
+
 HttpConnection::HttpConnection(tcp::socket socket, const HttpLimits& limits,
                                std::function<void(const HttpRequest&, const std::shared_ptr<HttpConnection>&)> handler,
                                std::function<void()> on_closed)
@@ -60,11 +85,8 @@ void HttpConnection::on_request(beast::error_code ec) {
 }
 
 void HttpConnection::send_error(http::status status, const std::string& text) {
-  HttpResponse res{status, 11};
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  res.body() = text;
   keep_alive_ = false;
-  respond(std::move(res));
+  respond(text_reply(status, 11, text));
 }
 
 void HttpConnection::respond(HttpResponse response) {

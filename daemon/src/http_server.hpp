@@ -35,6 +35,13 @@ struct HttpLimits {
 using HttpRequest = http::request<http::empty_body>;
 using HttpResponse = http::response<http::string_body>;
 
+/// The headers every dashboard reply carries: content type, no caching, and a policy that lets
+/// the page load only its own scripts and never be framed.
+void set_page_headers(HttpResponse& res, const std::string& content_type);
+/// A text/plain reply (errors name the problem and the fix), and a 200 reply of `body`.
+HttpResponse text_reply(http::status status, unsigned version, const std::string& text);
+HttpResponse body_reply(unsigned version, const std::string& content_type, std::string body);
+
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
   HttpConnection(boost::asio::ip::tcp::socket socket, const HttpLimits& limits,
