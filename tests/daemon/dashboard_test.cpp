@@ -309,3 +309,58 @@ TEST_CASE("dashboard: hostile HTTP clients do not stop pnnd serving RPCs") {
 }
 
 }  // namespace pnn::daemon::test
+
+namespace pnn::daemon::test {
+
+TEST_CASE("http server: a stream whose client does not read is dropped at its backlog bound") {
+  detail::HttpLimits limits;
+  limits.max_stream_backlog = 64u << 10;
+  std::atomic<bool> dropped{false};
+  std::atomic<int> taken{0};
+  detail::HttpServer server("127.0.0.1:0", limits,
+                            [&](const detail::HttpRequest&, const std::shared_ptr<detail::HttpConnection>& c) {
+                              c->begin_stream("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+                              // Far more than the bound, written before any write can complete.
+                              for (int i = 0; i < 256; ++i) {
+                                if (!c->write(std::string(16384, 'x'))) {
+                                  dropped = true;
+                                  break;
+                                }
+                                ++taken;
+                              }
+                            });
+  server.start();
+  asio::io_context io;
+  tcp::socket s = connect_to(io, server.url());
+  s.set_option(asio::socket_base::receive_buffer_size(4096));
+  asio::write(s, asio::buffer(std::string("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  CHECK(eventually([&] { return dropped.load(); }));
+  CHECK(taken.load() <= 4);  // 64 KiB of 16 KiB chunks (the head counts too)
+  CHECK(eventually([&] { return server.open_connections() == 0; }));
+  server.stop();
+}
+
+TEST_CASE("http server: connections past the limit get 503 and are counted") {
+  detail::HttpLimits limits;
+  limits.max_connections = 2;
+  detail::HttpServer server("127.0.0.1:0", limits,
+                            [](const detail::HttpRequest& req, const std::shared_ptr<detail::HttpConnection>& c) {
+                              c->respond(detail::text_reply(detail::http::status::ok, req.version(), "ok\n"));
+                            });
+  server.start();
+  asio::io_context io;
+  tcp::socket a = connect_to(io, server.url()), b = connect_to(io, server.url());
+  CHECK(eventually([&] { return server.open_connections() == 2; }));
+  const auto refused = http_exchange(server.url(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  CHECK(refused.status == 503);
+  CHECK(server.refused_connections() == 1);
+  a.close();
+  b.close();
+  CHECK(eventually([&] { return server.open_connections() == 0; }));
+  CHECK(http_exchange(server.url(), "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").status == 200);
+  CHECK_THROWS_WITH_AS(detail::HttpServer("127.0.0.1:" + server.url().substr(server.url().rfind(':') + 1), limits, {}),
+                       doctest::Contains("cannot listen"), std::runtime_error);
+  server.stop();
+}
+
+}  // namespace pnn::daemon::test
