@@ -134,6 +134,7 @@ std::string lab_config_in(const BenchDir& dir) {
   YAML::Node lab = YAML::LoadFile(source);
   lab["rpc"]["bind"] = "tcp://127.0.0.1:*";
   lab["telemetry"]["bind"] = "tcp://127.0.0.1:*";
+  if (lab["http"]) lab["http"]["bind"] = "127.0.0.1:0";
   lab["store"]["path"] = dir.file("store/pnnd.sqlite");
   lab["store"]["runs_dir"] = dir.file("runs");
   const std::string path = dir.file("lab.yaml");
