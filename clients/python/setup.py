@@ -3,6 +3,7 @@ pnn_client/pnn_pb2.py from proto/pnn.proto with protoc into the build, so the in
 imports it and never runs protoc. PNN_PROTO overrides where pnn.proto is (default: the checkout's
 proto/pnn.proto, two folders up)."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -32,4 +33,9 @@ class BuildPyWithProto(build_py):
             raise SystemExit("pnn_client: protoc failed on %s: %s" % (proto, done.stderr.strip()))
 
 
-setup(cmdclass={"build_py": BuildPyWithProto})
+def version():
+    with open(os.path.join(HERE, "pnn_client", "__init__.py")) as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+
+setup(version=version(), packages=["pnn_client"], cmdclass={"build_py": BuildPyWithProto})
