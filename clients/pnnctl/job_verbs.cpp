@@ -183,15 +183,19 @@ int runs_list(const RemoteOptions& options, std::uint32_t limit) {
   return kExitOk;
 }
 
-int runs_show(const RemoteOptions& options, const std::string& id_text) {
-  const std::uint64_t run_id = parse_id(id_text, "runs show");
+// One run of the store with its metrics (UNKNOWN_RUN is a DaemonError).
+v1::GetRunReply get_run(const RemoteOptions& options, std::uint64_t run_id) {
   Remote remote(options);
   v1::Request r;
   r.mutable_get_run()->set_run_id(run_id);
-  const auto reply = remote.call(std::move(r));
-  const auto& run = reply.get_run().run();
+  return remote.call(std::move(r)).get_run();
+}
+
+int runs_show(const RemoteOptions& options, const std::string& id_text) {
+  const auto reply = get_run(options, parse_id(id_text, "runs show"));
+  const auto& run = reply.run();
   if (options.json) {
-    print_json_line(to_json(reply.get_run()));
+    print_json_line(to_json(reply));
     return kExitOk;
   }
   std::string serials;
@@ -204,10 +208,10 @@ int runs_show(const RemoteOptions& options, const std::string& id_text) {
       format_time_ns(run.finished_ns()).c_str(), run.epochs_done(), serials.c_str(),
       run.checkpoint_path().empty() ? "-" : run.checkpoint_path().c_str());
   if (!run.message().empty()) std::printf("  message    %s\n", run.message().c_str());
-  if (reply.get_run().metrics_size() > 0) {
+  if (reply.metrics_size() > 0) {
     std::printf("  %-10s %5s %10s %10s %10s %8s\n", "phase", "epoch", "loss", "train acc",
                 "test acc", "seconds");
-    for (const auto& m : reply.get_run().metrics()) {
+    for (const auto& m : reply.metrics()) {
       char test[32] = "-";
       if (m.test_accuracy() >= 0) std::snprintf(test, sizeof test, "%.4f", m.test_accuracy());
       std::printf("  %-10s %5u %10.4f %10.4f %10s %8.2f\n", m.phase().c_str(), m.epoch(),
@@ -233,11 +237,7 @@ int runs_export(const RemoteOptions& options, const std::string& id_text, const 
     throw UsageError("runs export " + id_text +
                      ": give at least one of --tensorboard DIR, --mlflow DIR, --csv FILE");
   }
-  Remote remote(options);
-  v1::Request r;
-  r.mutable_get_run()->set_run_id(run_id);
-  const auto reply = remote.call(std::move(r));
-  const auto& run = reply.get_run();
+  const auto run = get_run(options, run_id);
   pnn::client::ExportTargets targets{
       .tensorboard_dir = a.tensorboard, .mlflow_dir = a.mlflow, .csv_file = a.csv};
   pnn::client::ExportOptions export_options{

@@ -2,15 +2,22 @@
 pnn_client/pnn_pb2.py from proto/pnn.proto with protoc into the build, so the installed package
 imports it and never runs protoc. PNN_PROTO overrides where pnn.proto is (default: the checkout's
 proto/pnn.proto, two folders up)."""
+import importlib.util
 import os
 import re
-import shutil
-import subprocess
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _protoc_module():
+    spec = importlib.util.spec_from_file_location("pnn_client_protoc",
+                                                  os.path.join(HERE, "pnn_client", "_protoc.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class BuildPyWithProto(build_py):
@@ -21,16 +28,10 @@ class BuildPyWithProto(build_py):
         if not os.path.isfile(proto):
             raise SystemExit("pnn_client: %s not found; build the package from a pnn-hil checkout "
                              "(clients/python) or set PNN_PROTO to proto/pnn.proto" % proto)
-        protoc = shutil.which("protoc")
-        if protoc is None:
-            raise SystemExit("pnn_client: protoc not found; it generates pnn_pb2.py from "
-                             "pnn.proto (install it: apt-get install protobuf-compiler)")
-        out = os.path.join(self.build_lib, "pnn_client")
-        self.mkpath(out)
-        done = subprocess.run([protoc, "-I", os.path.dirname(proto), "--python_out=" + out,
-                               os.path.basename(proto)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit("pnn_client: protoc failed on %s: %s" % (proto, done.stderr.strip()))
+        try:
+            _protoc_module().generate(proto, os.path.join(self.build_lib, "pnn_client"))
+        except ImportError as e:
+            raise SystemExit(str(e))
 
 
 def version():

@@ -14,10 +14,10 @@ so concurrent imports are safe.
 import hashlib
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
+
+from ._protoc import generate
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,23 +35,6 @@ def _cache_roots():
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     yield os.path.join(xdg, "pnn_client")
     yield os.path.join(tempfile.gettempdir(), "pnn_client-%d" % os.getuid())
-
-
-def _generate(proto, target_dir):
-    protoc = shutil.which("protoc")
-    if protoc is None:
-        raise ImportError("pnn_client: protoc not found; it generates the API module from "
-                          "proto/pnn.proto (install it: apt-get install protobuf-compiler)")
-    os.makedirs(target_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=target_dir, prefix=".gen-")
-    try:
-        done = subprocess.run([protoc, "-I", os.path.dirname(proto), "--python_out=" + tmp,
-                               os.path.basename(proto)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ImportError("pnn_client: protoc failed on %s: %s" % (proto, done.stderr.strip()))
-        os.replace(os.path.join(tmp, "pnn_pb2.py"), os.path.join(target_dir, "pnn_pb2.py"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _installed():
@@ -79,7 +62,7 @@ def load():
         module_file = os.path.join(target, "pnn_pb2.py")
         try:
             if not os.path.exists(module_file):
-                _generate(proto, target)
+                generate(proto, target)
         except OSError as e:
             errors.append("%s: %s" % (root, e))
             continue
