@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
-#include <chrono>
 #include <boost/uuid/name_generator_sha1.hpp>
 #include <boost/uuid/uuid.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -70,8 +70,6 @@ void put_wall_time(std::string& out, double wall_time_s) {
 
 // ---- files ---------------------------------------------------------------------------------
 
-std::string os_reason(const std::error_code& ec) { return ec.message(); }
-
 // The target must be a directory or not exist yet under a directory this process may write.
 void check_directory_target(const fs::path& dir, const std::string& what) {
   std::error_code ec;
@@ -89,8 +87,8 @@ void check_directory_target(const fs::path& dir, const std::string& what) {
                       " is not a directory; choose another path");
   }
   if (::access(probe.c_str(), W_OK | X_OK) != 0) {
-    throw ExportError(what + " " + dir.string() + ": cannot be written: " + probe.string() +
-                      ": " + std::strerror(errno) +
+    throw ExportError(what + " " + dir.string() + ": cannot be written: " + probe.string() + ": " +
+                      std::strerror(errno) +
                       "; choose a directory you can write, or change its permissions");
   }
 }
@@ -99,8 +97,8 @@ void create_directories(const fs::path& dir, const std::string& what) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
-    throw ExportError(what + ": cannot create the directory " + dir.string() + ": " +
-                      os_reason(ec) + "; choose a directory you can write");
+    throw ExportError(what + ": cannot create the directory " + dir.string() + ": " + ec.message() +
+                      "; choose a directory you can write");
   }
 }
 
@@ -247,7 +245,8 @@ std::optional<std::string> find_experiment(const fs::path& dir, const std::strin
 }
 
 std::string experiment_id_in(const fs::path& dir, const ExportOptions& options) {
-  return find_experiment(dir, options.experiment).value_or(mlflow_experiment_id(options.experiment));
+  return find_experiment(dir, options.experiment)
+      .value_or(mlflow_experiment_id(options.experiment));
 }
 
 std::int64_t to_ms(std::int64_t ns) { return ns / 1'000'000; }
@@ -274,10 +273,9 @@ void write_experiment_meta(const fs::path& exp_dir, const std::string& exp_id,
                            const std::string& name) {
   std::error_code ec;
   if (fs::exists(exp_dir / "meta.yaml", ec)) return;  // an existing experiment stays as it is
-  const std::int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   std::string meta;
   meta += "artifact_location: " + yaml_quote(file_uri(exp_dir)) + "\n";
   meta += "creation_time: " + std::to_string(now_ms) + "\n";
@@ -297,7 +295,8 @@ std::string run_meta_yaml(const v1::GetRunReply& run, const fs::path& run_dir,
   std::string m;
   m += "artifact_uri: " + yaml_quote(file_uri(run_dir / "artifacts")) + "\n";
   m += "deleted_time: null\n";
-  m += "end_time: " + (r.finished_ns() > 0 ? std::to_string(to_ms(r.finished_ns())) : "null") + "\n";
+  m +=
+      "end_time: " + (r.finished_ns() > 0 ? std::to_string(to_ms(r.finished_ns())) : "null") + "\n";
   m += "entry_point_name: \"\"\n";
   m += "experiment_id: " + yaml_quote(exp_id) + "\n";
   m += "lifecycle_stage: active\n";
@@ -320,11 +319,13 @@ nlohmann::json parse_summary(const v1::GetRunReply& run) {
   return j.is_object() ? j : nlohmann::json::object();
 }
 
-bool is_final_metric(const std::string& key) { return key.rfind("acc_", 0) == 0 || key == "wall_s"; }
+bool is_final_metric(const std::string& key) {
+  return key.rfind("acc_", 0) == 0 || key == "wall_s";
+}
 
-void write_mlflow_files(const v1::GetRunReply& run, const fs::path& dir,
-                        const std::string& exp_id, const std::string& uuid,
-                        const fs::path& final_run_dir, const ExportOptions& options) {
+void write_mlflow_files(const v1::GetRunReply& run, const fs::path& dir, const std::string& exp_id,
+                        const std::string& uuid, const fs::path& final_run_dir,
+                        const ExportOptions& options) {
   const auto& r = run.run();
   const std::string run_name = r.name().empty() ? run_label(run) : r.name();
   create_directories(dir / "metrics", "--mlflow");
@@ -358,7 +359,7 @@ void write_mlflow_files(const v1::GetRunReply& run, const fs::path& dir,
       text = value.dump();
     } else if (value.is_array() && !value.empty() &&
                std::all_of(value.begin(), value.end(),
-                                               [](const auto& v) { return v.is_string(); })) {
+                           [](const auto& v) { return v.is_string(); })) {
       for (const auto& v : value) text += (text.empty() ? "" : ",") + v.get<std::string>();
     } else {
       continue;  // phases (the curves, already metrics) and calibration (a table)
@@ -391,20 +392,26 @@ fs::path write_mlflow(const v1::GetRunReply& run, const fs::path& dir,
   write_experiment_meta(exp_dir, exp_id, options.experiment);
   // Built whole beside the run's directory, then renamed into place: a re-export replaces the
   // run (no duplicated metric lines) and a failure leaves the earlier export as it was.
-  const fs::path tmp = exp_dir / (".pnn-export-" + uuid + "." + std::to_string(::getpid()));
+  const std::string tmp_prefix = ".pnn-export-" + uuid + ".";
+  const fs::path tmp = exp_dir / (tmp_prefix + std::to_string(::getpid()));
   std::error_code ec;
-  fs::remove_all(tmp, ec);
+  // Leftovers of an export that was killed half-way (MLflow would list them as broken runs).
+  for (const auto& entry : fs::directory_iterator(exp_dir, ec)) {
+    if (entry.path().filename().string().rfind(tmp_prefix, 0) == 0) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
   try {
     create_directories(tmp, "--mlflow");
     write_mlflow_files(run, tmp, exp_id, uuid, run_dir, options);
     fs::remove_all(run_dir, ec);
     if (ec) {
-      throw ExportError("--mlflow: cannot replace " + run_dir.string() + ": " + os_reason(ec));
+      throw ExportError("--mlflow: cannot replace " + run_dir.string() + ": " + ec.message());
     }
     fs::rename(tmp, run_dir, ec);
     if (ec) {
-      throw ExportError("--mlflow: cannot move " + tmp.string() + " to " + run_dir.string() +
-                        ": " + os_reason(ec));
+      throw ExportError("--mlflow: cannot move " + tmp.string() + " to " + run_dir.string() + ": " +
+                        ec.message());
     }
   } catch (...) {
     fs::remove_all(tmp, ec);
@@ -428,8 +435,8 @@ void check_csv(const v1::GetRunReply& run, const fs::path& file, const ExportOpt
     throw ExportError("--csv " + file.string() + " is a directory; give a file name");
   }
   if (fs::exists(file, ec) && !options.overwrite) {
-    throw ExportError("--csv " + file.string() + " exists (an earlier export of " +
-                      run_label(run) + "?); " + std::string(kOverwriteHint));
+    throw ExportError("--csv " + file.string() + " exists (an earlier export of " + run_label(run) +
+                      "?); " + std::string(kOverwriteHint));
   }
   const fs::path parent = file.has_parent_path() ? file.parent_path() : fs::path(".");
   check_directory_target(parent, "--csv");
@@ -456,7 +463,8 @@ std::vector<ScalarPoint> scalar_points(const v1::GetRunReply& run) {
     last_epoch = std::max(last_epoch, step);
     points.push_back({prefix + "train_loss", step, t, m.train_loss()});
     points.push_back({prefix + "train_accuracy", step, t, m.train_accuracy()});
-    if (m.test_accuracy() >= 0) points.push_back({prefix + "test_accuracy", step, t, m.test_accuracy()});
+    if (m.test_accuracy() >= 0)
+      points.push_back({prefix + "test_accuracy", step, t, m.test_accuracy()});
     points.push_back({prefix + "epoch_seconds", step, t, m.seconds()});
   }
   const double t_end =
@@ -477,8 +485,7 @@ std::uint32_t masked_crc32c(std::span<const std::uint8_t> data) noexcept {
 
 void append_tfrecord(std::string& out, std::string_view data) {
   const auto bytes = [](std::string_view s) {
-    return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()),
-                                         s.size());
+    return std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
   };
   common::ByteWriter<std::string> w(out);
   const std::size_t length_at = out.size();
@@ -517,11 +524,11 @@ std::string tensorboard_events(const v1::GetRunReply& run) {
   const auto points = scalar_points(run);
   std::string out;
   out.reserve(64 + points.size() * 64);
-  append_tfrecord(out, encode_file_version_event(
-                           static_cast<double>(run.run().started_ns()) / 1e9, "brain.Event:2"));
+  append_tfrecord(out, encode_file_version_event(static_cast<double>(run.run().started_ns()) / 1e9,
+                                                 "brain.Event:2"));
   for (const auto& p : points) {
-    append_tfrecord(out, encode_scalar_event(p.wall_time_s, p.step, p.tag,
-                                             static_cast<float>(p.value)));
+    append_tfrecord(out,
+                    encode_scalar_event(p.wall_time_s, p.step, p.tag, static_cast<float>(p.value)));
   }
   return out;
 }
@@ -546,13 +553,19 @@ std::string mlflow_experiment_id(const std::string& name) {
 
 int mlflow_status(v1::JobState state) {
   switch (state) {
-    case v1::RUNNING: return 1;
-    case v1::QUEUED: return 2;
-    case v1::SUCCEEDED: return 3;
-    case v1::CANCELLED: return 5;
+    case v1::RUNNING:
+      return 1;
+    case v1::QUEUED:
+      return 2;
+    case v1::SUCCEEDED:
+      return 3;
+    case v1::CANCELLED:
+      return 5;
     case v1::FAILED:
-    case v1::ABORTED: return 4;
-    default: return 1;
+    case v1::ABORTED:
+      return 4;
+    default:
+      return 1;
   }
 }
 
@@ -579,7 +592,8 @@ std::vector<fs::path> export_run(const v1::GetRunReply& run, const ExportTargets
   if (!targets.tensorboard_dir.empty()) {
     written.push_back(write_tensorboard(run, targets.tensorboard_dir, options));
   }
-  if (!targets.mlflow_dir.empty()) written.push_back(write_mlflow(run, targets.mlflow_dir, options));
+  if (!targets.mlflow_dir.empty())
+    written.push_back(write_mlflow(run, targets.mlflow_dir, options));
   if (!targets.csv_file.empty()) {
     write_atomic(targets.csv_file, metrics_csv(run));
     written.push_back(targets.csv_file);

@@ -86,8 +86,8 @@ class EventParser {
     f.set_package("pnntest");
     f.set_syntax("proto3");
     using FD = google::protobuf::FieldDescriptorProto;
-    auto field = [](google::protobuf::DescriptorProto* m, const char* name, int number, FD::Type type,
-                    const char* type_name = nullptr, bool repeated = false) {
+    auto field = [](google::protobuf::DescriptorProto* m, const char* name, int number,
+                    FD::Type type, const char* type_name = nullptr, bool repeated = false) {
       auto* fd = m->add_field();
       fd->set_name(name);
       fd->set_number(number);
@@ -157,7 +157,8 @@ std::vector<std::string> read_tfrecords(const std::string& file) {
     REQUIRE(file.size() - at >= 12);
     const auto length = pnn::common::load_le<std::uint64_t>(file.data() + at);
     const auto length_crc = pnn::common::load_le<std::uint32_t>(file.data() + at + 8);
-    REQUIRE(length_crc == pnn::client::masked_crc32c(as_bytes(std::string_view(file).substr(at, 8))));
+    REQUIRE(length_crc ==
+            pnn::client::masked_crc32c(as_bytes(std::string_view(file).substr(at, 8))));
     REQUIRE(file.size() - at - 12 >= length + 4);
     const std::string data = file.substr(at + 12, length);
     const auto data_crc = pnn::common::load_le<std::uint32_t>(file.data() + at + 12 + length);
@@ -206,8 +207,8 @@ TEST_CASE("export: the hand-written Event encoding parses with TensorBoard's fie
   CHECK(version.wall_time == 1.5);
   CHECK(version.file_version == "brain.Event:2");
   CHECK(version.values.empty());
-  const auto scalar =
-      parser.parse(pnn::client::encode_scalar_event(1.7e9 + 0.25, 1234567, "pat/train_loss", 0.125f));
+  const auto scalar = parser.parse(
+      pnn::client::encode_scalar_event(1.7e9 + 0.25, 1234567, "pat/train_loss", 0.125f));
   CHECK(scalar.wall_time == 1.7e9 + 0.25);
   CHECK(scalar.step == 1234567);
   REQUIRE(scalar.values.size() == 1);
@@ -304,13 +305,15 @@ TEST_CASE("export: MLflow file store layout, deterministic ids, idempotent re-ex
   CHECK(exp_meta.find("experiment_id: \"8100718245842408236\"\n") != std::string::npos);
   CHECK(exp_meta.find("name: \"pnn-hil\"\n") != std::string::npos);
   CHECK(exp_meta.find("lifecycle_stage: active\n") != std::string::npos);
-  CHECK(exp_meta.find("artifact_location: \"file://" + exp_dir.string() + "\"\n") != std::string::npos);
+  CHECK(exp_meta.find("artifact_location: \"file://" + exp_dir.string() + "\"\n") !=
+        std::string::npos);
 
   const auto meta = read_file(run_dir / "meta.yaml");
   for (const std::string line :
-       {"run_id: \"51b1229df24a5e0a9d7d03250f784277\"", "run_uuid: \"51b1229df24a5e0a9d7d03250f784277\"",
-        "run_name: \"osc-pat\"", "status: 3", "start_time: 1700000000123", "end_time: 1700000100000",
-        "lifecycle_stage: active", "source_type: 4", "tags: []"}) {
+       {"run_id: \"51b1229df24a5e0a9d7d03250f784277\"",
+        "run_uuid: \"51b1229df24a5e0a9d7d03250f784277\"", "run_name: \"osc-pat\"", "status: 3",
+        "start_time: 1700000000123", "end_time: 1700000100000", "lifecycle_stage: active",
+        "source_type: 4", "tags: []"}) {
     CHECK_MESSAGE(meta.find(line + "\n") != std::string::npos, line);
   }
   const auto loss = lines_of(read_file(run_dir / "metrics" / "pat" / "train_loss"));
@@ -330,6 +333,9 @@ TEST_CASE("export: MLflow file store layout, deterministic ids, idempotent re-ex
 
   CHECK_THROWS_AS(pnn::client::export_run(run, {.mlflow_dir = dir.path()}, options), ExportError);
   options.overwrite = true;
+  // What an export killed half-way leaves: removed by the next one.
+  fs::create_directories(exp_dir / ".pnn-export-51b1229df24a5e0a9d7d03250f784277.999999" /
+                         "metrics");
   pnn::client::export_run(run, {.mlflow_dir = dir.path()}, options);
   CHECK(lines_of(read_file(run_dir / "metrics" / "pat" / "train_loss")).size() == 4);
   std::vector<std::string> entries;
@@ -345,8 +351,8 @@ TEST_CASE("export: an MLflow experiment of the same name already in the store is
       << "artifact_location: file:///x/123\nexperiment_id: '123'\nname: lab runs\n";
   ExportOptions options;
   options.experiment = "lab runs";
-  const auto written = pnn::client::export_run(make_run(3, {"pat"}, 2), {.mlflow_dir = dir.path()},
-                                               options);
+  const auto written =
+      pnn::client::export_run(make_run(3, {"pat"}, 2), {.mlflow_dir = dir.path()}, options);
   CHECK(written.at(0).parent_path() == dir.path() / "123");
   CHECK(read_file(dir.path() / "123" / "meta.yaml").find("file:///x/123") != std::string::npos);
 }
@@ -383,7 +389,8 @@ TEST_CASE("export: bad targets are refused before anything is written") {
   CHECK_THROWS_AS(pnn::client::export_run(run, {}), ExportError);
   // The CSV exists: the TensorBoard export given with it is not written either.
   try {
-    pnn::client::export_run(run, {.tensorboard_dir = dir.path() / "tb", .csv_file = dir.file("plain")});
+    pnn::client::export_run(run,
+                            {.tensorboard_dir = dir.path() / "tb", .csv_file = dir.file("plain")});
     FAIL("an existing CSV was overwritten");
   } catch (const ExportError& e) {
     CHECK(std::string(e.what()).find("exists") != std::string::npos);

@@ -44,10 +44,10 @@ struct ExportTargets {
 };
 
 struct ExportOptions {
-  bool overwrite = false;               ///< replace an earlier export of the same run
-  std::string host;                     ///< host part of the event file name; "" = gethostname()
-  std::string experiment = "pnn-hil";   ///< MLflow experiment name (created if missing)
-  std::string source;                   ///< where the run came from (tag mlflow.source.name)
+  bool overwrite = false;              ///< replace an earlier export of the same run
+  std::string host;                    ///< host part of the event file name; "" = gethostname()
+  std::string experiment = "pnn-hil";  ///< MLflow experiment name (created if missing)
+  std::string source;                  ///< where the run came from (tag mlflow.source.name)
 };
 
 /// Checks every target first (an earlier export without `overwrite`, a path that is not a
