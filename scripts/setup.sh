@@ -21,6 +21,8 @@ packages=(
   libusb-1.0-0-dev
   # data sets (read directly from the package's files; no Python at run time)
   python3-sklearn dataset-fashion-mnist
+  # fetching the dashboard's chart library from the npm registry (scripts/vendor_uplot.sh)
+  curl ca-certificates
 )
 if [[ ${1:-} == --test ]]; then
   # fuzzing; the Python client's PyTorch layer (tests/clients)
@@ -31,6 +33,8 @@ if [[ ${1:-} == --test ]]; then
   packages+=(python3-pyvisa python3-pyvisa-py)
   # the MLflow export's meta.yaml files read back field by field (tests/clients/test_export.py)
   packages+=(python3-yaml)
+  # the dashboard's browser test (tests/clients/test_dashboard.py): headless Chromium + WebDriver
+  packages+=(chromium chromium-driver python3-selenium)
 fi
 
 missing=()
@@ -48,3 +52,8 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# The dashboard's chart library, vendored into third_party/uplot (not committed; pinned version
+# and checksum). Without network it is skipped with a warning, and the dashboard shows its data
+# as tables instead of charts.
+bash "$(dirname "$0")/vendor_uplot.sh" || echo "setup: warning: uPlot not vendored (see above); the dashboard will show tables, not charts" >&2

@@ -79,6 +79,11 @@ std::vector<nlohmann::json> forward_throughput(const BenchOptions& options);
 std::vector<nlohmann::json> daemon_job(const BenchOptions& options);
 /// daemon-rss: resident memory of an idle pnnd started with configs/daemon/lab.yaml.
 std::vector<nlohmann::json> daemon_rss(const BenchOptions& options);
+/// dashboard-overhead (dashboard_bench.cpp): forward-throughput with the dashboard open in a
+/// headless browser and a live job, against the same without the dashboard.
+std::vector<nlohmann::json> dashboard_overhead(const BenchOptions& options);
+/// dashboard-paint: first paint of a 10,000-point run's page in headless Chromium.
+std::vector<nlohmann::json> dashboard_paint(const BenchOptions& options);
 /// soak (soak_bench.cpp): the job through pnnd quiet, then under hostile clients: result, RSS.
 std::vector<nlohmann::json> soak(const BenchOptions& options);
 

@@ -197,6 +197,8 @@ const std::vector<Entry>& entries() {
       {{"forward-throughput", "batch-256 Forward on 64 oscillators: samples/s through the daemon vs in-process"}, detail::forward_throughput},
       {{"daemon-job", "oscillator-digits job through pnnd (SubmitJob) vs in-process: accuracies and wall time"}, detail::daemon_job},
       {{"daemon-rss", "resident memory of an idle pnnd with configs/daemon/lab.yaml"}, detail::daemon_rss},
+      {{"dashboard-overhead", "forward-throughput with the dashboard open in headless Chromium and a live job vs without"}, detail::dashboard_overhead},
+      {{"dashboard-paint", "first paint of a 10,000-point run page in headless Chromium (needs python3-selenium)"}, detail::dashboard_paint},
       {{"soak", "training job through pnnd while hostile clients flood, hold connections, send oversized twin requests and disconnect mid-stream: result vs quiet run, peak RSS, slowdown"}, detail::soak},
   };
   return list;

@@ -1,5 +1,7 @@
 #include "daemon_bench_common.hpp"
 
+#include "pnn/daemon/protocol.hpp"
+
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -88,6 +90,42 @@ std::string pnnd_path() {
   const fs::path beside = fs::read_symlink("/proc/self/exe", ec).parent_path() / "pnnd";
   if (!ec && fs::exists(beside, ec)) return beside.string();
   return PNN_PNND_PATH;
+}
+
+v1::Request forward_request(const std::string& device, const std::string& token, const Matrix& x,
+                            const Vector& theta) {
+  v1::Request r;
+  r.set_lease_token(token);
+  auto* f = r.mutable_forward();
+  f->set_device(device);
+  daemon::to_tensor(x, f->mutable_x());
+  daemon::to_vec(theta, f->mutable_theta());
+  return r;
+}
+
+Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Matrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(u(rng));  // wire floats
+  return m;
+}
+
+double pipelined_forwards(client::Client& client, v1::Request& request, int n, int window,
+                          const std::string& what) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int sent = 0, received = 0; received < n;) {
+    while (sent < n && sent - received < window) {
+      request.set_request_id(0);  // a fresh id each time: these are new batches, not retries
+      (void)client.send(request);
+      ++sent;
+    }
+    const auto reply = client.receive(std::chrono::seconds(120));
+    if (!reply) throw std::runtime_error(what + ": no reply within 120 s");
+    if (reply->status().code() != v1::OK) throw std::runtime_error(what + ": " + reply->status().message());
+    ++received;
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::string config_file(const std::string& name) {

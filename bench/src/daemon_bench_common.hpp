@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pnn/client/client.hpp"
+#include "pnn/common/tensor.hpp"
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/server.hpp"
 
@@ -41,6 +42,7 @@ class InProcessDaemon {
   InProcessDaemon(const InProcessDaemon&) = delete;
   InProcessDaemon& operator=(const InProcessDaemon&) = delete;
   const std::string& rpc() const { return server_->rpc_endpoint(); }
+  const std::string& http() const { return server_->http_url(); }
   /// Graceful stop (jobs stopped, devices safe, queued forward records written), then join.
   /// Idempotent.
   void stop();
@@ -61,6 +63,18 @@ pnn::v1::Reply call_ok(client::Client& client, const pnn::v1::Request& request,
 
 /// Acquires `device` with the longest lease the daemon grants; returns the token.
 std::string acquire(client::Client& client, const std::string& device);
+
+/// A Forward request of x (float32 on the wire) and θ with the lease `token`.
+pnn::v1::Request forward_request(const std::string& device, const std::string& token, const Matrix& x,
+                                 const Vector& theta);
+/// rows × cols uniform in [lo, hi), each value a float32 (what the wire carries).
+Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed);
+
+/// Sends `n` copies of the Forward `request` (each a fresh request id) with up to `window` in
+/// flight and waits for every reply; returns the seconds taken. Throws naming `what` on an error
+/// reply or none within 120 s.
+double pipelined_forwards(client::Client& client, pnn::v1::Request& request, int n, int window,
+                          const std::string& what);
 
 /// The pnnd binary: $PNN_PNND if set, else the one this build made.
 std::string pnnd_path();

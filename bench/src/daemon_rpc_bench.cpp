@@ -88,25 +88,6 @@ class BareEcho {
   std::thread thread_;
 };
 
-v1::Request forward_request(const std::string& device, const std::string& token, const Matrix& x,
-                            const Vector& theta) {
-  v1::Request r;
-  r.set_lease_token(token);
-  auto* f = r.mutable_forward();
-  f->set_device(device);
-  daemon::to_tensor(x, f->mutable_x());
-  daemon::to_vec(theta, f->mutable_theta());
-  return r;
-}
-
-Matrix uniform(Index rows, Index cols, double lo, double hi, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(u(rng));  // wire floats
-  return m;
-}
-
 // One timed round trip; checks that the reply is this request's, OK, and carries y = x.
 double round_trip_us(client::Client& client, v1::Request& request, std::uint64_t id,
                      const char* who) {
@@ -217,21 +198,7 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
     auto client = bench_client(daemon.rpc(), "bench-forward-throughput");
     v1::Request request = forward_request("osc", acquire(*client, "osc"), x, theta);
     (void)call_ok(*client, request, "warm-up Forward");
-    t0 = Clock::now();
-    for (int sent = 0, received = 0; received < n;) {
-      while (sent < n && sent - received < kWindow) {
-        request.set_request_id(0);  // a fresh id each time: these are new batches, not retries
-        (void)client->send(request);
-        ++sent;
-      }
-      const auto reply = client->receive(std::chrono::seconds(120));
-      if (!reply) throw std::runtime_error("forward-throughput: no reply within 120 s");
-      if (reply->status().code() != v1::OK) {
-        throw std::runtime_error("forward-throughput: " + reply->status().message());
-      }
-      ++received;
-    }
-    daemon_s += seconds_since(t0);
+    daemon_s += pipelined_forwards(*client, request, n, kWindow, "forward-throughput");
     t0 = Clock::now();
     daemon.stop();
     flush_s += seconds_since(t0);

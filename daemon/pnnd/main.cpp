@@ -63,8 +63,9 @@ int main(int argc, char** argv) {
     pnn::daemon::ServerOptions options;
     options.config_path = config_path;
     pnn::daemon::Server server(std::move(config), options);
-    std::printf("pnnd ready rpc=%s telemetry=%s instance=%s\n", server.rpc_endpoint().c_str(),
-                server.telemetry_endpoint().c_str(), server.instance_id().c_str());
+    std::printf("pnnd ready rpc=%s telemetry=%s instance=%s%s%s\n", server.rpc_endpoint().c_str(),
+                server.telemetry_endpoint().c_str(), server.instance_id().c_str(),
+                server.http_url().empty() ? "" : " http=", server.http_url().c_str());
     std::fflush(stdout);
     server.run();
     return 0;

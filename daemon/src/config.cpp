@@ -60,6 +60,10 @@ bool is_loopback_endpoint(const std::string& endpoint) {
   return false;
 }
 
+bool is_loopback_host_port(const std::string& host_port) {
+  return is_loopback_endpoint("tcp://" + host_port);
+}
+
 namespace {
 
 using Reader = common::YamlReader<ConfigError>;
@@ -77,6 +81,63 @@ std::string endpoint_check(const std::string& endpoint) {
   return "'" + endpoint + "' is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:7700)";
 }
 
+// http.bind must be HOST:PORT with a numeric port (0: ephemeral); IPv6 hosts in brackets.
+bool is_host_port(const std::string& bind) {
+  const auto colon = bind.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) return false;
+  const std::string port = bind.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return false;
+  }
+  if (std::stoi(port) > 65535) return false;
+  const std::string host = bind.substr(0, colon);
+  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
+  return host.find_first_of(":/ ") == std::string::npos;
+}
+
+void parse_http(const Reader& r, const YAML::Node& http, HttpConfig& h) {
+  r.only_keys(http, "http", {"bind", "token", "token_file", "max_connections", "max_header_bytes",
+                             "idle_timeout_ms", "write_timeout_ms"});
+  h.bind = r.get<std::string>(http, "http", "bind", "", "HOST:PORT");
+  if (!h.bind.empty() && !is_host_port(h.bind)) {
+    r.fail(http["bind"], "http.bind",
+           "'" + h.bind + "' is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one)");
+  }
+  h.token = r.get<std::string>(http, "http", "token", "", "a string");
+  const auto token_file = r.get<std::string>(http, "http", "token_file", "", "a path");
+  if (!token_file.empty()) {
+    if (!h.token.empty()) r.fail(http["token_file"], "http.token_file", "give http.token or http.token_file, not both");
+    std::ifstream in(token_file);
+    if (!in) r.fail(http["token_file"], "http.token_file", "cannot read '" + token_file + "'");
+    std::getline(in, h.token);
+    while (!h.token.empty() && (h.token.back() == '\r' || h.token.back() == ' ')) h.token.pop_back();
+  }
+  const auto token_node = token_file.empty() ? http["token"] : http["token_file"];
+  if (!h.token.empty()) {
+    const bool printable = std::all_of(h.token.begin(), h.token.end(),
+                                       [](char ch) { return ch > ' ' && ch < 127 && ch != ';' && ch != ','; });
+    if (h.token.size() < 16 || !printable) {
+      r.fail(token_node, token_file.empty() ? "http.token" : "http.token_file",
+             "a token must be at least 16 printable characters without spaces, ';' or ',' "
+             "(e.g. `head -c 24 /dev/urandom | base64`)");
+    }
+  }
+  h.max_connections = static_cast<std::uint32_t>(
+      r.get_count(http, "http", "max_connections", h.max_connections, 1, 100000));
+  h.max_header_bytes = static_cast<std::uint32_t>(
+      r.get_count(http, "http", "max_header_bytes", h.max_header_bytes, 1024, 1u << 20));
+  h.idle_timeout_ms = static_cast<std::uint32_t>(
+      r.get_count(http, "http", "idle_timeout_ms", h.idle_timeout_ms, 100, 3600000));
+  h.write_timeout_ms = static_cast<std::uint32_t>(
+      r.get_count(http, "http", "write_timeout_ms", h.write_timeout_ms, 100, 3600000));
+  if (h.enabled() && !is_loopback_host_port(h.bind) && h.token.empty()) {
+    r.fail(http["bind"], "http.bind",
+           "'" + h.bind + "' is reachable from other machines, so pnnd refuses to serve the "
+           "dashboard there without a token: set http.token (or http.token_file), or bind to "
+           "127.0.0.1");
+  }
+}
+
 DaemonConfig parse_checked(const std::string& yaml_text, const std::string& source_name) {
   const Reader r(source_name);
   YAML::Node root;
@@ -88,7 +149,7 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
   }
   if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
   r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "supervision",
-                         "twin", "forward", "devices", "security"});
+                         "twin", "forward", "devices", "security", "http"});
   DaemonConfig c;
   c.source = source_name;
   if (r.get<int>(root, "", "version", 1, "a whole number") != 1) {
@@ -302,6 +363,8 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
              "client keys are listed but CURVE is off; set server_secret_key");
     }
   }
+
+  if (const auto http = root["http"]; http.IsDefined()) parse_http(r, http, c.http);
 
   for (const auto& [key, endpoint, node] :
        {std::tuple{"rpc.bind", c.rpc_bind, root["rpc"]},

@@ -159,6 +159,35 @@ void Server::Impl::start() {
   // Autostart before serving, in parallel on the device workers.
   start_devices(devices, [this](const std::string& level, const std::string& text) { log(level, text); });
   setup_sockets();
+  if (config.http.enabled()) setup_dashboard();
+}
+
+void Server::Impl::setup_dashboard() {
+  detail::DashboardOptions o;
+  o.http = config.http;
+  o.runs_dir = config.runs_dir;
+  o.store = store.get();
+  // The snapshot the Snapshot RPC gives, built on the event loop when the dashboard asks.
+  o.fetch_snapshot = [this](std::function<void(std::string)> done) {
+    asio::post(io, [this, done = std::move(done)] {
+      v1::SnapshotReply out;
+      out.set_instance_id(telemetry.instance_id());
+      out.set_seq(telemetry.seq());
+      for (const auto& [name, s] : devices) fill_device(*s, out.add_devices());
+      for (const auto& [id, j] : jobs) *out.add_jobs() = j->info;
+      done(out.SerializeAsString());
+    });
+  };
+  try {
+    dashboard = std::make_unique<detail::Dashboard>(std::move(o));
+  } catch (const std::exception& e) {
+    throw ConfigError(config.source + ": 'http.bind': " + e.what() +
+                      " (is another pnnd or web server using the port? choose a free one)");
+  }
+  http_url = dashboard->url();
+  telemetry.set_tap([d = dashboard.get()](const std::string& topic, const std::string& body) {
+    d->on_event(topic, body);
+  });
 }
 
 
@@ -344,6 +373,7 @@ void Server::Impl::run() {
     zap_reader->start();
   }
   router_reader->start();
+  if (dashboard) dashboard->start();
   telemetry.start_heartbeat([this] { return config.heartbeat_ms; }, [this] { return devices_digest(); });
   for (auto& [name, s] : devices) {
     if (s->device->status().health == Health::kFault) schedule_recovery(*s);  // e.g. absent at autostart
@@ -371,6 +401,10 @@ void Server::Impl::cleanup() {
   }
   compute.join();
   if (recorder) recorder->close();
+  // The dashboard reads the store: it stops first.
+  telemetry.set_tap({});
+  if (dashboard) dashboard->stop();
+  dashboard.reset();
   store.reset();
 }
 
@@ -449,6 +483,7 @@ void Server::request_reload() {
 
 const std::string& Server::rpc_endpoint() const { return impl_->rpc_endpoint; }
 const std::string& Server::telemetry_endpoint() const { return impl_->telemetry_endpoint; }
+const std::string& Server::http_url() const { return impl_->http_url; }
 const std::string& Server::instance_id() const { return impl_->telemetry.instance_id(); }
 const std::string& Server::public_key() const { return impl_->public_key; }
 

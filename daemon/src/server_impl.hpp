@@ -26,6 +26,7 @@
 #include "call.hpp"
 #include "compute_queue.hpp"
 #include "connection_guard.hpp"
+#include "dashboard.hpp"
 #include "idempotency.hpp"
 #include "outbox.hpp"
 #include "pnn/daemon/run_store.hpp"
@@ -129,6 +130,8 @@ struct Server::Impl {
 
   std::unique_ptr<RunStore> store;
   std::unique_ptr<detail::ForwardRecorder> recorder;
+  std::unique_ptr<detail::Dashboard> dashboard;  ///< http.bind set: the read-only web pages
+  std::string http_url;
   std::map<std::string, std::unique_ptr<DeviceSlot>> devices;
   detail::IdempotencyGate gate;
   std::map<std::uint64_t, std::unique_ptr<JobSlot>> jobs;
@@ -176,6 +179,7 @@ struct Server::Impl {
 
   // ---- controller (server.cpp)
   void setup_sockets();
+  void setup_dashboard();
   void monitor_connections();
   void on_monitor_event(std::vector<zmq::message_t>& f);
   void install_signals();

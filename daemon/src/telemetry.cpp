@@ -22,6 +22,7 @@ void Telemetry::publish(const std::string& topic, v1::Event& event) {
   const std::string body = event.SerializeAsString();
   (void)pub_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
   (void)pub_.send(zmq::buffer(body), zmq::send_flags::dontwait);
+  if (tap_) tap_(topic, body);
 }
 
 void Telemetry::log(const std::string& level, const std::string& text) {

@@ -31,6 +31,10 @@ class Telemetry {
   /// No events after this (log lines still reach the sink).
   void stop();
 
+  /// Also hands every published event (topic, serialized v1::Event) to `tap`, on this thread,
+  /// e.g. the dashboard's stream. Empty: none.
+  void set_tap(std::function<void(const std::string&, const std::string&)> tap) { tap_ = std::move(tap); }
+
   std::uint64_t seq() const { return seq_; }
   const std::string& instance_id() const { return instance_id_; }
 
@@ -45,6 +49,7 @@ class Telemetry {
   boost::asio::steady_timer heartbeat_;
   std::function<std::uint32_t()> interval_;
   std::function<std::string()> digest_;
+  std::function<void(const std::string&, const std::string&)> tap_;
 };
 
 }  // namespace pnn::daemon::detail

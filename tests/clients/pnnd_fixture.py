@@ -60,7 +60,7 @@ class Pnnd:
         self.extra_config = extra_config or {}
         self.preexec = preexec
         self.proc = None
-        self.rpc = self.telemetry = self.instance = None
+        self.rpc = self.telemetry = self.instance = self.http = None
         self._lines = queue.Queue()
         self.config = os.path.join(workdir, "lab.yaml")
         self.stderr_path = os.path.join(workdir, "pnnd-%d.err" % time.monotonic_ns())
@@ -119,6 +119,7 @@ class Pnnd:
                 fields = dict(f.split("=", 1) for f in line.split()[2:])
                 self.rpc, self.telemetry = fields["rpc"], fields["telemetry"]
                 self.instance = fields["instance"]
+                self.http = fields.get("http")  # the dashboard, when http.bind is set
                 return self
         self.stop()
         raise RuntimeError("pnnd did not print 'pnnd ready' within %d s:\n%s"

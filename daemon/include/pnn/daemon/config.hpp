@@ -62,6 +62,20 @@ const char* to_string(ForwardRecording mode);
 /// clean.
 std::string default_state_dir();
 
+/// The read-only web dashboard (docs/dashboard.md). Off unless http.bind is set.
+struct HttpConfig {
+  /// HOST:PORT to listen on, e.g. 127.0.0.1:8080 (port 0: ephemeral); empty: no dashboard.
+  std::string bind;
+  /// Shared secret a browser presents once (?token=...) and then as a cookie; required for a bind
+  /// other machines can reach (http.token or http.token_file).
+  std::string token;
+  std::uint32_t max_connections = 64;       ///< past it a new connection gets 503 and is closed
+  std::uint32_t max_header_bytes = 8192;    ///< larger request heads get 431
+  std::uint32_t idle_timeout_ms = 15000;    ///< a request head must arrive within this
+  std::uint32_t write_timeout_ms = 10000;   ///< a client that reads nothing for this long is dropped
+  bool enabled() const { return !bind.empty(); }
+};
+
 struct DaemonConfig {
   std::string source = "<defaults>";  ///< the file the config came from
 
@@ -119,6 +133,7 @@ struct DaemonConfig {
 
   std::vector<DeviceConfig> devices;
   SecurityConfig security;
+  HttpConfig http;
 };
 
 /// Throws ConfigError (missing file, YAML syntax, unknown key, wrong type, bad value, duplicate
@@ -129,5 +144,7 @@ DaemonConfig parse_daemon_config(const std::string& yaml_text, const std::string
 /// True for endpoints only this machine can reach: tcp://127.x.x.x, tcp://localhost,
 /// tcp://[::1], ipc://, inproc://.
 bool is_loopback_endpoint(const std::string& endpoint);
+/// The same for an http.bind HOST:PORT (127.x.x.x, localhost, [::1]).
+bool is_loopback_host_port(const std::string& host_port);
 
 }  // namespace pnn::daemon

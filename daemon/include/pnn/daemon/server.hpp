@@ -55,6 +55,8 @@ class Server {
   /// The endpoints actually bound (a "*" port resolved), e.g. tcp://127.0.0.1:41235.
   const std::string& rpc_endpoint() const;
   const std::string& telemetry_endpoint() const;
+  /// The dashboard's address, e.g. http://127.0.0.1:8080; empty when http.bind is not set.
+  const std::string& http_url() const;
   /// Changes on every start; carried by every event and by Hello.
   const std::string& instance_id() const;
   /// The server's CURVE public key (Z85), empty without CURVE.
