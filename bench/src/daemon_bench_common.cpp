@@ -82,8 +82,13 @@ std::string acquire(client::Client& client, const std::string& device) {
   return call_ok(client, r, "Acquire " + device).acquire().lease_token();
 }
 
+// PNN_PNND, else the pnnd installed beside this program (cmake --install puts both in bin/),
+// else the build tree's.
 std::string pnnd_path() {
   if (const char* env = std::getenv("PNN_PNND"); env && *env) return env;
+  std::error_code ec;
+  const fs::path beside = fs::read_symlink("/proc/self/exe", ec).parent_path() / "pnnd";
+  if (!ec && fs::exists(beside, ec)) return beside.string();
   return PNN_PNND_PATH;
 }
 

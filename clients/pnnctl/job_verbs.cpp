@@ -1,17 +1,22 @@
 // Jobs in the daemon: train --remote (SubmitJob, progress from telemetry job/<id>, CancelJob on
-// Ctrl-C), jobs, runs, runs show.
+// Ctrl-C), jobs, runs, runs show, runs export (pnn/client/export.hpp writes the files).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
 #include "matrix_io.hpp"
 #include "output.hpp"
+#include "pnn/client/export.hpp"
 #include "pnn/training/job.hpp"
 #include "progress.hpp"
 #include "signals.hpp"
 #include "verbs.hpp"
+
+#include <utility>
+#include <vector>
 
 namespace pnnctl {
 
@@ -178,15 +183,19 @@ int runs_list(const RemoteOptions& options, std::uint32_t limit) {
   return kExitOk;
 }
 
-int runs_show(const RemoteOptions& options, const std::string& id_text) {
-  const std::uint64_t run_id = parse_id(id_text, "runs show");
+// One run of the store with its metrics (UNKNOWN_RUN is a DaemonError).
+v1::GetRunReply get_run(const RemoteOptions& options, std::uint64_t run_id) {
   Remote remote(options);
   v1::Request r;
   r.mutable_get_run()->set_run_id(run_id);
-  const auto reply = remote.call(std::move(r));
-  const auto& run = reply.get_run().run();
+  return remote.call(std::move(r)).get_run();
+}
+
+int runs_show(const RemoteOptions& options, const std::string& id_text) {
+  const auto reply = get_run(options, parse_id(id_text, "runs show"));
+  const auto& run = reply.run();
   if (options.json) {
-    print_json_line(to_json(reply.get_run()));
+    print_json_line(to_json(reply));
     return kExitOk;
   }
   std::string serials;
@@ -199,10 +208,10 @@ int runs_show(const RemoteOptions& options, const std::string& id_text) {
       format_time_ns(run.finished_ns()).c_str(), run.epochs_done(), serials.c_str(),
       run.checkpoint_path().empty() ? "-" : run.checkpoint_path().c_str());
   if (!run.message().empty()) std::printf("  message    %s\n", run.message().c_str());
-  if (reply.get_run().metrics_size() > 0) {
+  if (reply.metrics_size() > 0) {
     std::printf("  %-10s %5s %10s %10s %10s %8s\n", "phase", "epoch", "loss", "train acc",
                 "test acc", "seconds");
-    for (const auto& m : reply.get_run().metrics()) {
+    for (const auto& m : reply.metrics()) {
       char test[32] = "-";
       if (m.test_accuracy() >= 0) std::snprintf(test, sizeof test, "%.4f", m.test_accuracy());
       std::printf("  %-10s %5u %10.4f %10.4f %10s %8.2f\n", m.phase().c_str(), m.epoch(),
@@ -212,6 +221,50 @@ int runs_show(const RemoteOptions& options, const std::string& id_text) {
   if (!run.summary_json().empty()) {
     const json summary = json::parse(run.summary_json(), nullptr, false);
     if (summary.is_object()) print_summary(summary);
+  }
+  return kExitOk;
+}
+
+struct ExportArgs {
+  std::string tensorboard, mlflow, csv;
+  std::string experiment = "pnn-hil";
+  bool overwrite = false;
+};
+
+int runs_export(const RemoteOptions& options, const std::string& id_text, const ExportArgs& a) {
+  const std::uint64_t run_id = parse_id(id_text, "runs export");
+  if (a.tensorboard.empty() && a.mlflow.empty() && a.csv.empty()) {
+    throw UsageError("runs export " + id_text +
+                     ": give at least one of --tensorboard DIR, --mlflow DIR, --csv FILE");
+  }
+  const auto run = get_run(options, run_id);
+  pnn::client::ExportTargets targets{
+      .tensorboard_dir = a.tensorboard, .mlflow_dir = a.mlflow, .csv_file = a.csv};
+  pnn::client::ExportOptions export_options{
+      .overwrite = a.overwrite, .experiment = a.experiment,
+      .source = "pnnd at " + options.endpoint};
+  std::vector<std::filesystem::path> written;
+  try {
+    written = pnn::client::export_run(run, targets, export_options);
+  } catch (const pnn::client::ExportError& e) {
+    throw UsageError(std::string("runs export ") + id_text + ": " + e.what());
+  }
+  // export_run returns the written paths in the order tensorboard, mlflow, csv.
+  std::vector<std::pair<std::string, std::string>> outputs;
+  std::size_t k = 0;
+  if (!a.tensorboard.empty()) outputs.emplace_back("tensorboard", written.at(k++).string());
+  if (!a.mlflow.empty()) outputs.emplace_back("mlflow", written.at(k++).string());
+  if (!a.csv.empty()) outputs.emplace_back("csv", written.at(k++).string());
+  if (options.json) {
+    json j{{"run_id", run_id}, {"epochs", run.metrics_size()},
+           {"points", pnn::client::scalar_points(run).size()}};
+    for (const auto& [kind, path] : outputs) j[kind] = path;
+    print_json_line(j);
+    return kExitOk;
+  }
+  for (const auto& [kind, path] : outputs) {
+    std::printf("run %llu (%d epochs) -> %s: %s\n", static_cast<unsigned long long>(run_id),
+                run.metrics_size(), kind.c_str(), path.c_str());
   }
   return kExitOk;
 }
@@ -335,9 +388,22 @@ void add_job_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   runs->add_option("--limit", a->limit, "at most this many runs")->capture_default_str();
   auto* show = runs->add_subcommand("show", "one run: state, metrics per epoch, result");
   show->add_option("run_id", a->run_id, "run id (see pnnctl runs)")->required();
-  runs->callback([a, runs, show, &remote, &action] {
+  auto e = std::make_shared<ExportArgs>();
+  auto* exp = runs->add_subcommand(
+      "export", "write a run's curves for TensorBoard, MLflow or as CSV (one or several at once)");
+  exp->add_option("run_id", a->run_id, "run id (see pnnctl runs)")->required();
+  exp->add_option("--tensorboard", e->tensorboard,
+                  "event file in DIR/run-<id>/ (point tensorboard --logdir at DIR)");
+  exp->add_option("--mlflow", e->mlflow,
+                  "MLflow file store DIR (mlflow ui --backend-store-uri DIR)");
+  exp->add_option("--csv", e->csv, "one row per epoch: phase,epoch,train_loss,...");
+  exp->add_option("--experiment", e->experiment, "MLflow experiment name")->capture_default_str();
+  exp->add_flag("--overwrite", e->overwrite, "replace an earlier export of the run");
+  runs->callback([a, e, runs, show, exp, &remote, &action] {
     if (show->parsed()) {
       action = [a, &remote] { return runs_show(remote, a->run_id); };
+    } else if (exp->parsed()) {
+      action = [a, e, &remote] { return runs_export(remote, a->run_id, *e); };
     } else {
       action = [a, &remote] { return runs_list(remote, a->limit); };
     }

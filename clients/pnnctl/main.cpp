@@ -1,13 +1,16 @@
 // pnnctl: the command-line client of pnn-hil (docs/clients.md).
 //   daemon-free:  train CONFIG [--resume CKPT] · bench NAME · describe [sim://ADDRESS ...]
 //   with pnnd:    hello · devices · describe NAME · lifecycle · acquire · renew · release ·
-//                 forward · calibrate · train CONFIG --remote · jobs · runs · watch
+//                 forward · calibrate · train CONFIG --remote · jobs · runs [show|export] · watch
+//   --version:    project and protocol version
 // Exit codes: 0 success, 1 run failed or the daemon said no, 2 bad usage, config or input,
 // 3 daemon unreachable, 130 interrupted.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "errors.hpp"
+#include "pnn/common/version.hpp"
+#include "pnn/proto/wire.hpp"
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/job.hpp"
 #include "verbs.hpp"
@@ -18,6 +21,9 @@ int main(int argc, char** argv) {
   namespace tr = pnn::training;
   using namespace pnnctl;
   CLI::App app{"pnnctl: train physical neural networks with the hardware in the loop"};
+  app.set_version_flag("--version", std::string("pnnctl ") + pnn::kVersion + " (protocol " +
+                                        std::to_string(pnn::wire::kProtocolMajor) + "." +
+                                        std::to_string(pnn::wire::kProtocolMinor) + ")");
   app.require_subcommand(1);
   app.fallthrough();  // connection options may follow the verb
   RemoteOptions remote;

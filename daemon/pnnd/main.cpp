@@ -2,6 +2,7 @@
 //   pnnd [--config FILE]     serve (default config: configs/daemon/lab.yaml)
 //   pnnd --check FILE        validate a config and exit
 //   pnnd --keygen            print a new CURVE key pair (for security.* in the config)
+//   pnnd --version           print the project and protocol version
 // Prints one line "pnnd ready rpc=... telemetry=... instance=..." on stdout once serving.
 // Exit codes: 0 clean stop (SIGINT/SIGTERM), 1 runtime failure (store, bind), 2 usage or config.
 #include <cstdio>
@@ -10,15 +11,17 @@
 #include <string>
 
 #include "pnn/client/client.hpp"
+#include "pnn/common/version.hpp"
 #include "pnn/daemon/config.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/daemon/server.hpp"
 #include "pnn/digital_twin/memory.hpp"
+#include "pnn/proto/wire.hpp"
 
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: pnnd [--config FILE] | --check FILE | --keygen\n");
+  std::fprintf(stderr, "usage: pnnd [--config FILE] | --check FILE | --keygen | --version\n");
   return 2;
 }
 
@@ -38,6 +41,11 @@ int main(int argc, char** argv) {
       const auto keys = pnn::client::make_curve_keypair();
       std::printf("public_key: \"%s\"\nsecret_key: \"%s\"\n", keys.public_key.c_str(),
                   keys.secret_key.c_str());
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("pnnd %s (protocol %u.%u)\n", pnn::kVersion,
+                  static_cast<unsigned>(pnn::wire::kProtocolMajor),
+                  static_cast<unsigned>(pnn::wire::kProtocolMinor));
       return 0;
     } else if (arg == "--help" || arg == "-h") {
       usage();

@@ -431,5 +431,37 @@ class Unreachable(unittest.TestCase):
             self.assertEqual(r.returncode, 3, r.stderr)
 
 
+
+class Version(unittest.TestCase):
+    """--version of pnnctl and pnnd: the project version of CMakeLists.txt and the protocol
+    version of proto/include/pnn/proto/wire.hpp, read here from those files."""
+
+    @classmethod
+    def setUpClass(cls):
+        import re
+        from pnnd_fixture import PNND, ROOT
+        cls.pnnd_binary = PNND
+        with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+            cls.version = re.search(r"project\(pnn_hil VERSION ([0-9.]+)", f.read()).group(1)
+        with open(os.path.join(ROOT, "proto", "include", "pnn", "proto", "wire.hpp")) as f:
+            wire = f.read()
+        major = re.search(r"kProtocolMajor = (\d+);", wire).group(1)
+        minor = re.search(r"kProtocolMinor = (\d+);", wire).group(1)
+        cls.protocol = "%s.%s" % (major, minor)
+
+    def test_pnnctl_version(self):
+        r = pnnctl("--version")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "pnnctl %s (protocol %s)" % (self.version, self.protocol))
+
+    def test_pnnd_version(self):
+        r = subprocess.run([self.pnnd_binary, "--version"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "pnnd %s (protocol %s)" % (self.version, self.protocol))
+        self.assertIn("--version", subprocess.run([self.pnnd_binary, "--bogus"], capture_output=True,
+                                                  text=True, timeout=30).stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

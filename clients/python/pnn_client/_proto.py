@@ -1,20 +1,23 @@
-"""The generated protobuf module of proto/pnn.proto, made at import time.
+"""The generated protobuf module of proto/pnn.proto.
 
-Why at import time and not at build time: the package then works straight from a source checkout
-(PYTHONPATH=clients/python) without a build directory on the path, it can never be stale (the
-cache is keyed by the SHA-256 of pnn.proto), and protoc and python3-protobuf both come from the
-same Debian protobuf release, so the generated code always matches the runtime. Nothing generated
-is committed. The module is cached in $PNN_CLIENT_CACHE, else $XDG_CACHE_HOME/pnn_client, else
+An installed package (pip install clients/python, docs/install.md) has it: setup.py runs protoc
+when the package is built, and it is imported as pnn_client.pnn_pb2; protoc is not needed then.
+
+From a source checkout (PYTHONPATH=clients/python) it is made at first import instead: the
+package then works without a build directory on the path, it can never be stale (the cache is
+keyed by the SHA-256 of pnn.proto), and protoc and python3-protobuf both come from the same Debian
+protobuf release, so the generated code always matches the runtime. Nothing generated is
+committed. The module is cached in $PNN_CLIENT_CACHE, else $XDG_CACHE_HOME/pnn_client, else
 ~/.cache/pnn_client (a temporary directory if none is writable); writes are atomic (tmp + rename),
 so concurrent imports are safe.
 """
 import hashlib
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
+
+from ._protoc import generate
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,24 +37,18 @@ def _cache_roots():
     yield os.path.join(tempfile.gettempdir(), "pnn_client-%d" % os.getuid())
 
 
-def _generate(proto, target_dir):
-    protoc = shutil.which("protoc")
-    if protoc is None:
-        raise ImportError("pnn_client: protoc not found; it generates the API module from "
-                          "proto/pnn.proto (install it: apt-get install protobuf-compiler)")
-    os.makedirs(target_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=target_dir, prefix=".gen-")
-    try:
-        done = subprocess.run([protoc, "-I", os.path.dirname(proto), "--python_out=" + tmp,
-                               os.path.basename(proto)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise ImportError("pnn_client: protoc failed on %s: %s" % (proto, done.stderr.strip()))
-        os.replace(os.path.join(tmp, "pnn_pb2.py"), os.path.join(target_dir, "pnn_pb2.py"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _installed():
+    """pnn_client.pnn_pb2 as built into an installed package, or None in a source checkout."""
+    if not os.path.exists(os.path.join(_HERE, "pnn_pb2.py")):
+        return None
+    from . import pnn_pb2
+    return pnn_pb2
 
 
 def load():
+    installed = _installed()
+    if installed is not None:
+        return installed
     proto = _proto_path()
     try:
         with open(proto, "rb") as f:
@@ -65,7 +62,7 @@ def load():
         module_file = os.path.join(target, "pnn_pb2.py")
         try:
             if not os.path.exists(module_file):
-                _generate(proto, target)
+                generate(proto, target)
         except OSError as e:
             errors.append("%s: %s" % (root, e))
             continue
