@@ -69,23 +69,30 @@ std::vector<json> zeroth_order_bench(const std::string& name, const std::string&
 
 }  // namespace
 
+// Gains and sizes from short runs (docs/learning-rules.md, "Choosing the options"): c well above
+// the θ DAC step (4.9e-4) and the readout noise, plain SGD at Spall's a_k, 32-sample batches (the
+// device's cost per call grows with the batch; the estimate's noise is dominated by the P ≈ 9,700
+// perturbed parameters, not by the batch). 400 epochs = 17,200 updates = 68,800 device calls.
 std::vector<json> spsa_oscillator_digits(const BenchOptions& options) {
   training::SpsaConfig spsa;
-  spsa.a = 0.01;
-  spsa.c = 0.02;
-  spsa.A = 100.0;
+  spsa.a = 8.0;
+  spsa.c = 0.2;
+  spsa.A = 1000.0;
   spsa.perturbations = 1;
-  return zeroth_order_bench("spsa-oscillator-digits", "spsa", spsa, 40, 128, "adam", 1.0, options);
+  return zeroth_order_bench("spsa-oscillator-digits", "spsa", spsa, 400, 32, "sgd", 1.0, options);
 }
 
+// CDMA codes, Δθ = 0.2, each batch held for τ_x = 8 time steps and one update per batch
+// (τ_θ = 8); the previous cost is the baseline (τ_hp = 1). SGD at 0.1. 140 epochs = 48,160 time
+// steps = 96,320 device calls.
 std::vector<json> mgd_oscillator_digits(const BenchOptions& options) {
   training::MgdConfig mgd;
   mgd.code = training::MgdConfig::Code::kCdma;
-  mgd.amplitude = 0.02;
-  mgd.tau_x = 4;
-  mgd.tau_theta = 4;
+  mgd.amplitude = 0.2;
+  mgd.tau_x = 8;
+  mgd.tau_theta = 8;
   mgd.tau_hp = 1.0;
-  return zeroth_order_bench("mgd-oscillator-digits", "mgd", mgd, 40, 128, "adam", 3e-3, options);
+  return zeroth_order_bench("mgd-oscillator-digits", "mgd", mgd, 140, 32, "sgd", 0.1, options);
 }
 
 }  // namespace pnn::bench::detail

@@ -44,10 +44,10 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
   };
   if (kind == "physical") {
     spec.kind = LayerSpec::Kind::kPhysical;
-    YAML::Node device = value;
+    // yaml-cpp's Node assignment writes through to the node it refers to: never reassign.
+    const YAML::Node device = value.IsMap() ? value["device"] : value;
     if (value.IsMap()) {  // {device: NAME, twin: nominal | none}
       r.only_keys(value, key, {"device", "twin"});
-      device = value["device"];
       if (!device.IsDefined()) r.fail(value, key, "needs device: NAME (a device from 'devices')");
       const auto twin = r.get<std::string>(value, key, "twin", "nominal", "nominal or none");
       if (twin != "nominal" && twin != "none") {
