@@ -41,8 +41,8 @@ std::vector<json> zeroth_order_bench(const std::string& name, const std::string&
   for (const auto& e : p.history) curve.push_back({e.hardware_calls, e.test_accuracy});
 
   // The baseline to beat: the same network and start trained on the twins alone, deployed.
-  training::JobConfig insilico = oscillator_job(name + "-insilico", "digits", "large", 40,
-                                                options.seed, 8);
+  training::JobConfig insilico =
+      oscillator_job(name + "-insilico", "digits", "large", 40, options.seed, 8);
   insilico.training.method = training::InSilicoConfig{};
   insilico.compare_in_silico = false;
   insilico.digital_hidden = 0;
@@ -69,30 +69,21 @@ std::vector<json> zeroth_order_bench(const std::string& name, const std::string&
 
 }  // namespace
 
-// Gains and sizes from short runs (docs/learning-rules.md, "Choosing the options"): c well above
-// the θ DAC step (4.9e-4) and the readout noise, plain SGD at Spall's a_k, 32-sample batches (the
-// device's cost per call grows with the batch; the estimate's noise is dominated by the P ≈ 9,700
-// perturbed parameters, not by the batch). 400 epochs = 17,200 updates = 68,800 device calls.
+// The rules' default options are these benchmarks' (learning_rule.hpp), chosen from short runs
+// (docs/learning-rules.md, "Choosing the options"): c and Δθ well above the θ DAC step (4.9e-4)
+// and the readout noise, plain SGD (at Spall's a_k for SPSA), 32-sample batches (the device's
+// cost per call grows with the batch; the estimate's noise is dominated by the P ≈ 9,700
+// perturbed parameters, not by the batch). Both rules get the same budget, 120,400 device calls:
+// SPSA 700 epochs × 43 updates × 2 forwards × 2 layers; MGD 175 epochs × 43 batches × τ_x = 8
+// time steps × 2 layers, one update per batch.
 std::vector<json> spsa_oscillator_digits(const BenchOptions& options) {
-  training::SpsaConfig spsa;
-  spsa.a = 8.0;
-  spsa.c = 0.2;
-  spsa.A = 1000.0;
-  spsa.perturbations = 1;
-  return zeroth_order_bench("spsa-oscillator-digits", "spsa", spsa, 400, 32, "sgd", 1.0, options);
+  return zeroth_order_bench("spsa-oscillator-digits", "spsa", training::SpsaConfig{}, 700, 32,
+                            "sgd", 1.0, options);
 }
 
-// CDMA codes, Δθ = 0.2, each batch held for τ_x = 8 time steps and one update per batch
-// (τ_θ = 8); the previous cost is the baseline (τ_hp = 1). SGD at 0.1. 140 epochs = 48,160 time
-// steps = 96,320 device calls.
 std::vector<json> mgd_oscillator_digits(const BenchOptions& options) {
-  training::MgdConfig mgd;
-  mgd.code = training::MgdConfig::Code::kCdma;
-  mgd.amplitude = 0.2;
-  mgd.tau_x = 8;
-  mgd.tau_theta = 8;
-  mgd.tau_hp = 1.0;
-  return zeroth_order_bench("mgd-oscillator-digits", "mgd", mgd, 140, 32, "sgd", 0.1, options);
+  return zeroth_order_bench("mgd-oscillator-digits", "mgd", training::MgdConfig{}, 175, 32, "sgd",
+                            0.1, options);
 }
 
 }  // namespace pnn::bench::detail

@@ -67,48 +67,54 @@ TEST_CASE("learning rules: training.method names a rule and its options") {
   CHECK(mgd->tau_theta == 6);
   CHECK(mgd->tau_hp == 3.0);
   // The scalar form is the rule with its defaults.
-  const JobConfig s = parse_job_config(job("{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}", "mgd"), "rules.yaml");
+  const JobConfig s = parse_job_config(
+      job("{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}", "mgd"), "rules.yaml");
   CHECK(std::holds_alternative<MgdConfig>(s.training.method));
   CHECK(std::get<MgdConfig>(s.training.method).code == MgdConfig::Code::kCdma);
 }
 
 TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   const std::string rule = "{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}";
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "spsaa"), "rules.yaml"),
-                       doctest::Contains("unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd) (did you mean 'spsa'?)"),
-                       ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: backprop}"), "rules.yaml"),
-                       doctest::Contains("rules.yaml:13: 'training.method': unknown learning rule 'backprop' (rules: pat, in-silico, spsa, mgd)"),
-                       ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: spsa, alfa: 0.6}"), "rules.yaml"),
-                       doctest::Contains("'training.method.alfa': unknown key (did you mean 'alpha'?) (allowed here: name, a, c, A, alpha, gamma, perturbations)"),
-                       ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: mgd, code: wdma}"), "rules.yaml"),
-                       doctest::Contains("'wdma' is not one of cdma, fdma, tdma"), ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: pat, a: 1}"), "rules.yaml"),
-                       doctest::Contains("(allowed here: name)"), ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{a: 1}"), "rules.yaml"),
-                       doctest::Contains("needs name: RULE (one of pat, in-silico, spsa, mgd)"),
-                       ConfigError);
-  // Options out of range name the option and the range.
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: spsa, c: 0}"), "rules.yaml"),
-                       doctest::Contains("spsa.c: must be > 0"), ConfigError);
-  CHECK_THROWS_WITH_AS(parse_job_config(job(rule, "{name: mgd, tau_x: 4, tau_theta: 6}"), "rules.yaml"),
-                       doctest::Contains("mgd.tau_theta: must be a multiple of tau_x (4)"),
-                       ConfigError);
+  const std::pair<const char*, const char*> cases[] = {
+      {"spsaa",
+       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd) (did you mean 'spsa'?)"},
+      {"{name: backprop}",
+       "rules.yaml:13: 'training.method': unknown learning rule 'backprop' (rules: pat, in-silico, "
+       "spsa, mgd)"},
+      {"{name: spsa, alfa: 0.6}",
+       "'training.method.alfa': unknown key (did you mean 'alpha'?) (allowed here: name, a, c, A, "
+       "alpha, gamma, perturbations)"},
+      {"{name: mgd, code: wdma}", "'wdma' is not one of cdma, fdma, tdma"},
+      {"{name: mgd, tau: 2}", "(allowed here: name, code, amplitude, tau_x, tau_theta, tau_hp)"},
+      {"{name: pat, a: 1}", "(allowed here: name)"},
+      {"{a: 1}", "needs name: RULE (one of pat, in-silico, spsa, mgd)"},
+      // Options out of range name the option and the range.
+      {"{name: spsa, c: 0}", "spsa.c: must be > 0"},
+      {"{name: spsa, alpha: 1.5}", "spsa.alpha: must be in (0, 1]"},
+      {"{name: mgd, tau_x: 4, tau_theta: 6}", "mgd.tau_theta: must be a multiple of tau_x (4)"},
+  };
+  for (const auto& [method, message] : cases) {
+    CAPTURE(method);
+    CHECK_THROWS_WITH_AS(parse_job_config(job(rule, method), "rules.yaml"),
+                         doctest::Contains(message), ConfigError);
+  }
   // SPSA schedules the learning rate itself.
-  CHECK_THROWS_WITH_AS(parse_job_config(job("optimizer: sgd", "optimizer: sgd\n  learning_rate: 0.1"), "rules.yaml"),
-                       doctest::Contains("set training.method.a instead"), ConfigError);
-  CHECK_THROWS_WITH_AS(make_learning_rule(default_rule_config("mgd"), 0)->set_state({"spsa", 3, {}}),
-                       doctest::Contains("not mgd's"), RuleError);
-  CHECK_THROWS_WITH_AS(default_rule_config("ep"), "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd)",
-                       RuleError);
+  CHECK_THROWS_WITH_AS(
+      parse_job_config(job("optimizer: sgd", "optimizer: sgd\n  learning_rate: 0.1"), "rules.yaml"),
+      doctest::Contains("set training.method.a instead"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      make_learning_rule(default_rule_config("mgd"), 0)->set_state({"spsa", 3, {}}),
+      doctest::Contains("not mgd's"), RuleError);
+  CHECK_THROWS_WITH_AS(default_rule_config("ep"),
+                       "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd)", RuleError);
 }
 
 TEST_CASE("learning rules: a rule a layer cannot provide is refused before anything runs") {
-  const JobConfig c = parse_job_config(job("{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}", "pat"), "rules.yaml");
+  const JobConfig c = parse_job_config(
+      job("{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}", "pat"), "rules.yaml");
   // The caller's devices, counted: the refusal must come before any call reaches them.
-  test::TwinDevice a("sim://mechanical-oscillators?seed=1&n=64"), b("sim://mechanical-oscillators?seed=2&n=74");
+  test::TwinDevice a("sim://mechanical-oscillators?seed=1&n=64"),
+      b("sim://mechanical-oscillators?seed=2&n=74");
   test::RecordingDevice ra(a), rb(b);
   JobOptions options;
   options.write_outputs = false;
@@ -130,7 +136,8 @@ TEST_CASE("learning rules: a rule a layer cannot provide is refused before anyth
     TrainOptions options_for_rule;
     options_for_rule.method = rule;
     CHECK_THROWS_WITH_AS(Trainer(net, options_for_rule),
-                         doctest::Contains("layer 'osc' (physical, no twin) cannot provide"), RuleError);
+                         doctest::Contains("layer 'osc' (physical, no twin) cannot provide"),
+                         RuleError);
   }
   CHECK(ra.sent.empty());
   TrainOptions spsa;
@@ -138,7 +145,9 @@ TEST_CASE("learning rules: a rule a layer cannot provide is refused before anyth
   CHECK_NOTHROW(Trainer(net, spsa));
 }
 
-TEST_CASE("learning rules: run_job trains with spsa from a config, counts device calls and reports acc_spsa_reality") {
+TEST_CASE(
+    "learning rules: run_job trains with spsa from a config, counts device calls and reports "
+    "acc_spsa_reality") {
   // One twin-free layer and one with a twin: SPSA needs neither twin; the in-silico comparison
   // needs both, so it is skipped (and logged).
   JobConfig c = parse_job_config(kJob, "rules.yaml");
@@ -153,19 +162,23 @@ TEST_CASE("learning rules: run_job trains with spsa from a config, counts device
   CHECK(r.phases[0].history.back().hardware_calls == 24);
   CHECK(r.phases[0].acc_hardware >= 0.0);
   CHECK(r.phases[0].acc_twin == -1.0);  // no twin to measure it on
-  CHECK(std::find(logs.begin(), logs.end(), "no in-silico comparison: a layer has no twin") != logs.end());
+  CHECK(std::find(logs.begin(), logs.end(), "no in-silico comparison: a layer has no twin") !=
+        logs.end());
   const auto summary = nlohmann::json::parse(job_summary_json(c, r));
   CHECK(summary["acc_spsa_reality"] == r.phases[0].acc_hardware);
   CHECK(summary["hardware_calls"] == 24);
   CHECK_FALSE(summary.contains("acc_pat_reality"));
 }
 
-TEST_CASE("learning rules: PAT through the rule interface is the twin's backward pass at the measured trace") {
+TEST_CASE(
+    "learning rules: PAT through the rule interface is the twin's backward pass at the measured "
+    "trace") {
   test::TwinDevice dev("sim://mechanical-oscillators?seed=5&n=8");  // deterministic: re-measurable
   Network net;
   net.add_physical("osc", dev, dev.nominal_twin(), dev.nominal_twin()->initial_params(1));
   net.add_digital("slice", std::make_shared<dt::SliceModel>(8, 0, 4, 3.0), Vector());
-  Batch batch{test::uniform_matrix(6, 8, -1.0, 1.0, 3), Eigen::VectorXi(6), 4, LossKind::kCrossEntropy};
+  Batch batch{test::uniform_matrix(6, 8, -1.0, 1.0, 3), Eigen::VectorXi(6), 4,
+              LossKind::kCrossEntropy};
   batch.labels << 0, 1, 2, 3, 0, 1;
   auto rule = make_learning_rule(PatConfig{}, 0);
   CHECK(rule->mode() == Mode::kHardware);

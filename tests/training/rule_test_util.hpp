@@ -13,8 +13,7 @@ namespace pnn::test {
 /// noise, no quantisation. Configured and activated by the constructor.
 class TwinDevice final : public drivers::PhysicalSystem {
  public:
-  explicit TwinDevice(const std::string& address)
-      : TwinDevice(active_device(address)) {}
+  explicit TwinDevice(const std::string& address) : TwinDevice(active_device(address)) {}
   digital_twin::ModelPtr nominal_twin() const override { return twin_; }
 
  private:

@@ -44,16 +44,22 @@ Vector estimate(const RuleConfig& config, SmallNet& s) {
   return (*step.grads)[0];
 }
 
+// The parity tests' setting: the twin as the device, its exact gradient, the calls so far.
+struct Parity {
+  test::TwinDevice dev{"sim://mechanical-oscillators?seed=3&n=8"};
+  SmallNet s{dev};
+  Vector g = s.exact_gradient();
+  std::int64_t calls_before = s.net.hardware_calls();
+};
+
 }  // namespace
 
 // Theory (linear regime, noise-free): one two-sided SPSA estimate is (g·Δ)Δ, unbiased, with
 // E‖ĝ − g‖² = (P − 1)‖g‖²; the mean of M is unbiased with 1/M of that, so its cosine with g is
 // ≈ 1/sqrt(1 + (P − 1)/M) = sqrt(M / (M + P − 1)).
-TEST_CASE("spsa parity: on a noise-free device the averaged estimate's cosine with the exact twin gradient meets sqrt(M/(M+P-1))") {
-  test::TwinDevice dev("sim://mechanical-oscillators?seed=3&n=8");
-  SmallNet s(dev);
-  const Vector g = s.exact_gradient();
-  const std::int64_t calls_before = s.net.hardware_calls();
+TEST_CASE_FIXTURE(Parity,
+                  "spsa parity: on a noise-free device the averaged estimate's cosine with the "
+                  "exact twin gradient meets sqrt(M/(M+P-1))") {
   const double p = static_cast<double>(g.size());
   REQUIRE(p == 72);
   for (int m : {50, 400}) {
@@ -75,11 +81,8 @@ TEST_CASE("spsa parity: on a noise-free device the averaged estimate's cosine wi
 // component, so cosine ≈ sqrt(N / (N + 2P)). TDMA with random signs: after K sweeps of the P
 // parameters, cosine ≈ sqrt(K / (K + 1)). FDMA over one full period (T = 2P + 2) is exact in the
 // linear regime: cosine → 1.
-TEST_CASE("mgd parity: cdma, tdma and fdma estimates on a noise-free device meet their bounds") {
-  test::TwinDevice dev("sim://mechanical-oscillators?seed=3&n=8");
-  SmallNet s(dev);
-  const Vector g = s.exact_gradient();
-  const std::int64_t calls_before = s.net.hardware_calls();
+TEST_CASE_FIXTURE(
+    Parity, "mgd parity: cdma, tdma and fdma estimates on a noise-free device meet their bounds") {
   const int p = static_cast<int>(g.size());
   auto mgd = [&](MgdConfig::Code code, int steps, double amplitude) {
     MgdConfig c;
@@ -187,7 +190,8 @@ training:
 // Runs the job on fresh noise-free devices (so separate runs can be compared bit for bit).
 JobResult run_on_twins(JobConfig c, const std::filesystem::path& dir,
                        std::optional<std::string> resume = std::nullopt) {
-  test::TwinDevice a("sim://mechanical-oscillators?seed=1&n=64"), b("sim://mechanical-oscillators?seed=2&n=74");
+  test::TwinDevice a("sim://mechanical-oscillators?seed=1&n=64"),
+      b("sim://mechanical-oscillators?seed=2&n=74");
   c.output_dir = dir.string();
   JobOptions options;
   options.external_devices = {{"osc-a", &a}, {"osc-b", &b}};
@@ -197,14 +201,18 @@ JobResult run_on_twins(JobConfig c, const std::filesystem::path& dir,
 
 }  // namespace
 
-TEST_CASE("spsa and mgd: a resumed run continues the same sequence, bit-identical to an uninterrupted one") {
+TEST_CASE(
+    "spsa and mgd: a resumed run continues the same sequence, bit-identical to an uninterrupted "
+    "one") {
   // MGD's τ_θ = 3 batches does not divide the 10 batches of an epoch: the checkpoint after epoch 1
   // is taken with a window half integrated.
-  for (const std::string method : {"{name: spsa, a: 0.5, c: 0.05, A: 10, perturbations: 2}",
-                                   "{name: mgd, code: cdma, amplitude: 0.05, tau_x: 2, tau_theta: 6, tau_hp: 2}"}) {
+  for (const std::string method :
+       {"{name: spsa, a: 0.5, c: 0.05, A: 10, perturbations: 2}",
+        "{name: mgd, code: cdma, amplitude: 0.05, tau_x: 2, tau_theta: 6, tau_hp: 2}"}) {
     CAPTURE(method);
     test::TempDir tmp("pnn-rule-resume");
-    const JobConfig whole = parse_job_config(test::replaced(kResumeJob, "METHOD", method), "resume.yaml");
+    const JobConfig whole =
+        parse_job_config(test::replaced(kResumeJob, "METHOD", method), "resume.yaml");
     const JobResult uninterrupted = run_on_twins(whole, tmp.path() / "whole");
     JobConfig first = whole;
     first.training.epochs = 1;
@@ -224,14 +232,17 @@ TEST_CASE("spsa and mgd: a resumed run continues the same sequence, bit-identica
     CHECK(a.optimizer.slots == b.optimizer.slots);
     CHECK(uninterrupted.phases[0].history.back().test_accuracy ==
           resumed.phases[0].history.back().test_accuracy);
-    CHECK(uninterrupted.phases[0].history.back().train_loss == resumed.phases[0].history.back().train_loss);
+    CHECK(uninterrupted.phases[0].history.back().train_loss ==
+          resumed.phases[0].history.back().train_loss);
     CHECK(uninterrupted.phases[0].hardware_calls == resumed.phases[0].hardware_calls);
     // And the sequence did move: θ changed from the checkpoint to the end.
     CHECK(a.layers[0].theta != mid.layers[0].theta);
   }
 }
 
-TEST_CASE("mgd: updates come every tau_theta time steps and each time step is one forward per physical layer") {
+TEST_CASE(
+    "mgd: updates come every tau_theta time steps and each time step is one forward per physical "
+    "layer") {
   test::TwinDevice dev("sim://mechanical-oscillators?seed=3&n=8");
   SmallNet s(dev);
   MgdConfig c;
@@ -239,7 +250,8 @@ TEST_CASE("mgd: updates come every tau_theta time steps and each time step is on
   c.tau_theta = 6;
   auto rule = make_learning_rule(c, 0);
   int updates = 0;
-  for (int batch = 0; batch < 9; ++batch) updates += rule->step(s.net, s.batch).value().grads ? 1 : 0;
+  for (int batch = 0; batch < 9; ++batch)
+    updates += rule->step(s.net, s.batch).value().grads ? 1 : 0;
   CHECK(updates == 3);  // after batches 3, 6 and 9
   CHECK(s.net.hardware_calls() == 18);
   const RuleState state = rule->state();

@@ -204,7 +204,11 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
     if (const auto method = t["method"]; method.IsDefined() && !method.IsNull()) {
       c.training.method = parse_rule(r, method);
     }
-    c.training.optimizer = r.get<std::string>(t, "training", "optimizer", "adam", "a string");
+    // Gradient rules default to Adam; the zeroth-order rules to plain SGD (Spall's update).
+    const bool zeroth_order = std::holds_alternative<SpsaConfig>(c.training.method) ||
+                              std::holds_alternative<MgdConfig>(c.training.method);
+    c.training.optimizer = r.get<std::string>(t, "training", "optimizer",
+                                              zeroth_order ? "sgd" : "adam", "a string");
     if (c.training.optimizer != "adam" && c.training.optimizer != "sgd") {
       r.fail(t["optimizer"], "training.optimizer", "unknown optimizer (use adam or sgd)");
     }

@@ -40,8 +40,9 @@ LossValue Batch::evaluate(const MatrixRef& output) const {
 
 void LearningRule::set_state(const RuleState& state) {
   if (!state.kind.empty()) {
-    throw RuleError("the checkpoint holds the state of rule '" + state.kind + "', but this run's rule '" +
-                    name() + "' keeps none (resume with the rule the checkpoint was trained with)");
+    throw RuleError("the checkpoint holds the state of rule '" + state.kind +
+                    "', but this run's rule '" + name() +
+                    "' keeps none (resume with the rule the checkpoint was trained with)");
   }
 }
 
@@ -60,13 +61,15 @@ void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& 
   for (const auto& name : rule_names()) {
     const auto candidate = make_learning_rule(default_rule_config(name), 0);
     bool fits = true;
-    for (const auto& layer : layers) fits &= (candidate->needs(layer.physical) & ~layer.provides) == 0;
+    for (const auto& layer : layers)
+      fits &= (candidate->needs(layer.physical) & ~layer.provides) == 0;
     if (fits) twin_free += (twin_free.empty() ? "" : ", ") + name;
   }
   throw RuleError(problems + ", which rule '" + rule.name() + "' needs (" +
                   (twin_free.empty() ? "give those layers a twin"
                                      : "give those layers a twin, or use a rule these layers "
-                                       "support: " + twin_free) +
+                                       "support: " +
+                                           twin_free) +
                   ")");
 }
 
@@ -104,7 +107,8 @@ void require(bool ok, const std::string& rule, const std::string& option, const 
 
 void validate(const SpsaConfig& c) {
   require(std::isfinite(c.a) && c.a > 0.0, "spsa", "a", "must be > 0 (the gain numerator)");
-  require(std::isfinite(c.c) && c.c > 0.0, "spsa", "c", "must be > 0 (perturbation size in θ units)");
+  require(std::isfinite(c.c) && c.c > 0.0, "spsa", "c",
+          "must be > 0 (perturbation size in θ units)");
   require(std::isfinite(c.A) && c.A >= 0.0, "spsa", "A", "must be ≥ 0");
   require(c.alpha > 0.0 && c.alpha <= 1.0, "spsa", "alpha", "must be in (0, 1] (Spall: 0.602)");
   require(c.gamma > 0.0 && c.gamma <= 0.5, "spsa", "gamma", "must be in (0, 0.5] (Spall: 0.101)");
@@ -127,9 +131,12 @@ void validate(const MgdConfig& c) {
 
 const char* to_string(MgdConfig::Code code) {
   switch (code) {
-    case MgdConfig::Code::kCdma: return "cdma";
-    case MgdConfig::Code::kFdma: return "fdma";
-    case MgdConfig::Code::kTdma: return "tdma";
+    case MgdConfig::Code::kCdma:
+      return "cdma";
+    case MgdConfig::Code::kFdma:
+      return "fdma";
+    case MgdConfig::Code::kTdma:
+      return "tdma";
   }
   return "?";
 }

@@ -45,14 +45,19 @@ Index total_size(const std::vector<Vector>& v) {
   return n;
 }
 
-class Spsa final : public LearningRule {
+// What both rules need: forwards on the hardware (and of the digital layers' models), no twin.
+class ForwardOnlyRule : public LearningRule {
+ public:
+  Capabilities needs(bool physical) const final {
+    return physical ? kHardwareForward : kModelForward;
+  }
+  Mode mode() const final { return Mode::kHardware; }
+};
+
+class Spsa final : public ForwardOnlyRule {
  public:
   Spsa(const SpsaConfig& config, std::uint64_t seed) : config_(config), seed_(seed) {}
   std::string name() const override { return "spsa"; }
-  Capabilities needs(bool physical) const override {
-    return physical ? kHardwareForward : kModelForward;
-  }
-  Mode mode() const override { return Mode::kHardware; }
 
   Result<RuleStep> step(const Network& net, const Batch& batch) override {
     const double k = static_cast<double>(step_);
@@ -104,22 +109,19 @@ class Spsa final : public LearningRule {
   std::int64_t step_ = 0;  // k: updates made
 };
 
-class Mgd final : public LearningRule {
+class Mgd final : public ForwardOnlyRule {
  public:
   Mgd(const MgdConfig& config, std::uint64_t seed) : config_(config), seed_(seed) {}
   std::string name() const override { return "mgd"; }
-  Capabilities needs(bool physical) const override {
-    return physical ? kHardwareForward : kModelForward;
-  }
-  Mode mode() const override { return Mode::kHardware; }
 
   Result<RuleStep> step(const Network& net, const Batch& batch) override {
     const std::vector<Vector> theta = net.thetas();
     const Index num_params = total_size(theta);
     if (g_.empty()) g_ = zeros_like(theta);
     if (g_.size() != theta.size() || total_size(g_) != num_params) {
-      throw RuleError("mgd: the restored integrator state does not fit this network (resume with "
-                      "the network the checkpoint was trained with)");
+      throw RuleError(
+          "mgd: the restored integrator state does not fit this network (resume with "
+          "the network the checkpoint was trained with)");
     }
     // Work on copies: a device fault mid-batch leaves the rule's state as it was.
     std::vector<Vector> g = g_;
@@ -197,9 +199,12 @@ class Mgd final : public LearningRule {
   double power(Index num_params) const {
     const double a2 = config_.amplitude * config_.amplitude;
     switch (config_.code) {
-      case MgdConfig::Code::kCdma: return a2;
-      case MgdConfig::Code::kFdma: return a2 / 2.0;
-      case MgdConfig::Code::kTdma: return a2 / static_cast<double>(num_params);
+      case MgdConfig::Code::kCdma:
+        return a2;
+      case MgdConfig::Code::kFdma:
+        return a2 / 2.0;
+      case MgdConfig::Code::kTdma:
+        return a2 / static_cast<double>(num_params);
     }
     return a2;
   }
@@ -221,7 +226,8 @@ class Mgd final : public LearningRule {
         for (auto& v : code) {
           for (Index i = 0; i < v.size(); ++i, ++flat) {
             // k·t reduced modulo the period first, so the phase stays exact for long runs.
-            const auto kt = static_cast<double>(((flat + 1) * t) % static_cast<std::int64_t>(period));
+            const auto kt =
+                static_cast<double>(((flat + 1) * t) % static_cast<std::int64_t>(period));
             v[i] = amp * std::sin(2.0 * std::numbers::pi * kt / period);
           }
         }
@@ -260,10 +266,10 @@ class Mgd final : public LearningRule {
 
   MgdConfig config_;
   std::uint64_t seed_;
-  std::vector<Vector> g_;      // G, the integrated estimate of the current window
-  double c_lp_ = 0.0;          // the low-passed cost (baseline)
+  std::vector<Vector> g_;  // G, the integrated estimate of the current window
+  double c_lp_ = 0.0;      // the low-passed cost (baseline)
   bool has_baseline_ = false;
-  std::int64_t t_ = 0;         // time steps so far: the code's phase and random stream
+  std::int64_t t_ = 0;  // time steps so far: the code's phase and random stream
   std::int64_t integrated_ = 0;
 };
 

@@ -58,8 +58,8 @@ std::string describe(Capabilities c, bool physical);
 
 /// One training batch and the loss the rule minimises on it.
 struct Batch {
-  Matrix x;                 ///< batch × network inputs
-  Eigen::VectorXi labels;   ///< class of each row
+  Matrix x;                ///< batch × network inputs
+  Eigen::VectorXi labels;  ///< class of each row
   int num_classes = 0;
   LossKind loss = LossKind::kCrossEntropy;
   /// The loss of `output` (batch × classes) against the labels, with ∂loss/∂output.
@@ -126,9 +126,11 @@ struct InSilicoConfig {};
 /// c_k = c / (k + 1)^γ. Clipping to the hard limits happens before the θ are sent; with no clip,
 /// ĝ_i = (L⁺ − L⁻) / (2 c_k Δ_i), Spall's estimate.
 struct SpsaConfig {
-  double a = 0.05;
-  double c = 0.02;        ///< in θ units; keep it above the device's θ resolution and noise
-  double A = 100.0;       ///< stability constant (Spall: ~10 % of the planned updates)
+  // Defaults: the gains that train the oscillator network of spsa-oscillator-digits with plain
+  // SGD (docs/learning-rules.md); another loss scale or θ range wants its own.
+  double a = 8.0;
+  double c = 0.2;     ///< in θ units; keep it well above the device's θ resolution and noise
+  double A = 1000.0;  ///< stability constant (Spall: ~10 % of the planned updates)
   double alpha = 0.602;
   double gamma = 0.101;
   int perturbations = 1;  ///< M: two-sided estimates averaged per update
@@ -149,11 +151,12 @@ struct SpsaConfig {
 /// new batch adds cost changes that are noise to G); τ_θ is a multiple of τ_x.
 struct MgdConfig {
   enum class Code { kCdma, kFdma, kTdma };
+  // Defaults: those of mgd-oscillator-digits (with SGD at learning rate 0.1).
   Code code = Code::kCdma;
-  double amplitude = 0.02;  ///< Δθ, in θ units
-  int tau_x = 4;            ///< time steps per batch
-  int tau_theta = 4;        ///< time steps per update (a multiple of tau_x)
-  double tau_hp = 1.0;      ///< baseline low-pass time constant, in time steps (≥ 1)
+  double amplitude = 0.2;  ///< Δθ, in θ units
+  int tau_x = 8;           ///< time steps per batch
+  int tau_theta = 8;       ///< time steps per update (a multiple of tau_x)
+  double tau_hp = 1.0;     ///< baseline low-pass time constant, in time steps (≥ 1)
 };
 const char* to_string(MgdConfig::Code code);
 
