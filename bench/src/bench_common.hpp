@@ -64,6 +64,12 @@ std::vector<nlohmann::json> circuit_digits(const BenchOptions& options);
 /// plate-digits (plate_bench.cpp): speaker-driven plate as a hidden layer on digits.
 std::vector<nlohmann::json> plate_digits(const BenchOptions& options);
 
+/// spsa-oscillator-digits (zeroth_order_bench.cpp): the oscillator network, large gap, no twin,
+/// SPSA; accuracy on the hardware against device calls, and the in-silico baseline.
+std::vector<nlohmann::json> spsa_oscillator_digits(const BenchOptions& options);
+/// mgd-oscillator-digits (zeroth_order_bench.cpp): the same with MGD (CDMA code).
+std::vector<nlohmann::json> mgd_oscillator_digits(const BenchOptions& options);
+
 /// frame-codec (wire_bench.cpp): frame encode + stream decode throughput (gbytes_per_s).
 std::vector<nlohmann::json> frame_codec(const BenchOptions& options);
 /// wire-overhead (wire_bench.cpp): a job over the frame protocol vs link=direct.

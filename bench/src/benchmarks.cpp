@@ -79,7 +79,7 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
 
 training::TrainOptions pat_options(double learning_rate, int epochs, std::uint64_t seed) {
   training::TrainOptions t;
-  t.method = training::Method::kPat;
+  t.method = training::PatConfig{};
   t.learning_rate = learning_rate;
   t.batch_size = 32;
   t.epochs = epochs;
@@ -143,7 +143,7 @@ std::vector<json> digits_mlp(const BenchOptions& options) {
   c.devices.clear();
   c.network = {{LayerSpec::Kind::kAffine, "", 64}, {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "relu"},
                {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = training::Method::kInSilico;
+  c.training.method = training::InSilicoConfig{};
   c.training.epochs = options.epochs > 0 ? options.epochs : 60;
   c.training.learning_rate = 3e-3;
   c.training.seed = options.seed;
@@ -183,6 +183,8 @@ const std::vector<Entry>& entries() {
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, 8, o); }},
       {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (10×10 area-averaged), large gap"},
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 10, {"large"}, 10, o); }},
+      {{"spsa-oscillator-digits", "oscillator PNN on digits, large gap, no twin: SPSA; accuracy on the hardware vs device calls"}, detail::spsa_oscillator_digits},
+      {{"mgd-oscillator-digits", "oscillator PNN on digits, large gap, no twin: multiplexed gradient descent (CDMA); accuracy vs device calls"}, detail::mgd_oscillator_digits},
       // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
       {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
       {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},

@@ -42,9 +42,9 @@ struct Phase {
   double acc_twin = -1.0;
 };
 
-Phase train_phase(training::Network& net, training::Method method, int epochs, std::uint64_t seed,
-                  const training::DatasetSplit& data, const BenchOptions& options,
-                  const std::string& name) {
+Phase train_phase(training::Network& net, const training::RuleConfig& method, int epochs,
+                  std::uint64_t seed, const training::DatasetSplit& data,
+                  const BenchOptions& options, const std::string& name) {
   training::TrainOptions topt;
   topt.method = method;
   topt.learning_rate = 3e-3;
@@ -119,7 +119,7 @@ std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options) {
   for (const auto& l : net.layers()) initial.push_back(l.theta);
 
   const auto t_pat = std::chrono::steady_clock::now();
-  const Phase pat = train_phase(net, training::Method::kPat, epochs, seed, data, options, "pat");
+  const Phase pat = train_phase(net, training::PatConfig{}, epochs, seed, data, options, "pat");
   const double pat_seconds = seconds_since(t_pat);
   // Detected photons per MAC of the PAT-trained layer on the test set.
   const auto* spd = dynamic_cast<const dt::SinglePhotonModel*>(net.layers()[0].model.get());
@@ -131,7 +131,7 @@ std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options) {
 
   for (std::size_t i = 0; i < initial.size(); ++i) net.layers()[i].theta = initial[i];
   const Phase insilico =
-      train_phase(net, training::Method::kInSilico, epochs, seed, data, options, "in-silico");
+      train_phase(net, training::InSilicoConfig{}, epochs, seed, data, options, "in-silico");
 
   training::Network mlp;
   auto a1 = std::make_shared<dt::AffineModel>(inputs, kHidden);
@@ -141,7 +141,7 @@ std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options) {
                   Vector());
   mlp.add_digital("affine", a2, a2->initial_params(seed + 102));
   const Phase digital =
-      train_phase(mlp, training::Method::kInSilico, epochs, seed, data, options, "digital");
+      train_phase(mlp, training::InSilicoConfig{}, epochs, seed, data, options, "digital");
 
   return {nlohmann::json{{"name", "spdnn-digits"},
                          {"dataset", "digits"},

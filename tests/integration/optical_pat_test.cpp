@@ -22,7 +22,7 @@ JobConfig hybrid_shg_job(const std::string& gap) {
                {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "sigmoid"},
                {LayerSpec::Kind::kPhysical, "shg"},
                {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = Method::kPat;
+  c.training.method = PatConfig{};
   c.training.learning_rate = 1e-2;
   c.training.batch_size = 32;
   c.training.epochs = 40;
@@ -68,7 +68,7 @@ TEST_CASE("single-photon hidden layer: one-shot PAT learns digits through click 
   c.data_options.max_train = 600;
   c.devices = {{"spd", "sim://optical-spd?inputs=64&outputs=100&photons=3&seed=4"}};
   c.network = {{LayerSpec::Kind::kPhysical, "spd"}, {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = Method::kPat;
+  c.training.method = PatConfig{};
   c.training.learning_rate = 1e-2;
   c.training.epochs = 30;
   c.training.seed = 2;

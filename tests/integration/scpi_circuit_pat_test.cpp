@@ -24,7 +24,7 @@ JobConfig circuit_job(const std::string& address) {
                {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "tanh"},
                {LayerSpec::Kind::kPhysical, "rlc"},
                {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = Method::kPat;
+  c.training.method = PatConfig{};
   c.training.learning_rate = 1e-2;
   c.training.batch_size = 32;
   c.training.epochs = 8;

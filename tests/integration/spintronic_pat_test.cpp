@@ -17,7 +17,7 @@ TEST_CASE("STNO recurrent network: PAT learns sequential digits through thermal 
   c.data_options.max_train = 500;
   c.devices = {{"stno", "sim://stno-rnn?neurons=24&steps=8&inputs=8&seed=2"}};
   c.network = {{LayerSpec::Kind::kPhysical, "stno"}, {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = Method::kPat;
+  c.training.method = PatConfig{};
   c.training.learning_rate = 0.1;
   c.training.epochs = 30;
   c.training.seed = 1;
@@ -44,7 +44,7 @@ TEST_CASE("MTJ RF synapse chains: PAT beats in-silico on a chip with resonance o
                {LayerSpec::Kind::kActivation, "", 0, 0, 1.0, "sigmoid"},
                {LayerSpec::Kind::kPhysical, "mtj"},
                {LayerSpec::Kind::kAffine, "", 10}};
-  c.training.method = Method::kPat;
+  c.training.method = PatConfig{};
   c.training.learning_rate = 1e-2;
   c.training.epochs = 50;
   c.training.seed = 3;

@@ -55,7 +55,7 @@ TEST_CASE("job config: a valid file parses into the job") {
   CHECK(c.network.size() == 4);
   CHECK(c.network[3].gain == 3.0);
   CHECK(c.training.epochs == 2);
-  CHECK(c.training.method == Method::kPat);
+  CHECK(std::holds_alternative<PatConfig>(c.training.method));
   CHECK_FALSE(c.compare_in_silico);
 }
 

@@ -31,6 +31,7 @@ enum RecordType : std::uint32_t {
   kRecordLayer = 2,
   kRecordOptimizer = 3,
   kRecordMetadata = 4,
+  kRecordRule = 5,
 };
 
 // Checkpoints hold parameter vectors of at most millions of entries; refusing files beyond this
@@ -98,6 +99,19 @@ class Writer {
   common::ByteWriter<std::string> w_{out_};
 };
 
+// The optimizer and rule records: kind, step, slots.
+void encode_state(Writer& w, RecordType type, const OptimizerState& state, const std::string& what) {
+  const std::size_t at = w.begin_record(type);
+  w.str(state.kind, (what + " kind").c_str());
+  w.u64(static_cast<std::uint64_t>(state.step));
+  if (state.slots.size() > std::numeric_limits<std::uint32_t>::max()) {
+    throw CheckpointError("cannot encode checkpoint: too many " + what + " slots");
+  }
+  w.u32(static_cast<std::uint32_t>(state.slots.size()));
+  for (const Vector& slot : state.slots) w.vec(slot, (what + " slot").c_str());
+  w.end_record(at);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
@@ -152,6 +166,21 @@ class Reader {
   std::string context_;
 };
 
+OptimizerState decode_state(Reader& r) {
+  OptimizerState state;
+  state.kind = r.str("kind");
+  state.step = static_cast<std::int64_t>(r.u64("step"));
+  const std::uint32_t slots = r.u32("slot count");
+  // Each slot takes at least its 4-byte count: bound the reservation by the payload.
+  if (slots > r.remaining() / 4) {
+    r.fail("slot count " + std::to_string(slots) + " exceeds the record (corrupt length)");
+  }
+  state.slots.reserve(slots);
+  for (std::uint32_t i = 0; i < slots; ++i) state.slots.push_back(r.vec("slot"));
+  r.expect_end();
+  return state;
+}
+
 // A field of the header or of a record header, at an offset the caller has checked.
 template <class T>
 T read_le(std::string_view bytes, std::size_t at) {
@@ -185,15 +214,8 @@ std::string encode_checkpoint(const Checkpoint& c) {
     w.end_record(at);
   }
 
-  at = w.begin_record(kRecordOptimizer);
-  w.str(c.optimizer.kind, "optimizer kind");
-  w.u64(static_cast<std::uint64_t>(c.optimizer.step));
-  if (c.optimizer.slots.size() > std::numeric_limits<std::uint32_t>::max()) {
-    throw CheckpointError("cannot encode checkpoint: too many optimizer slots");
-  }
-  w.u32(static_cast<std::uint32_t>(c.optimizer.slots.size()));
-  for (const Vector& slot : c.optimizer.slots) w.vec(slot, "optimizer slot");
-  w.end_record(at);
+  encode_state(w, kRecordOptimizer, c.optimizer, "optimizer");
+  if (!c.rule.kind.empty()) encode_state(w, kRecordRule, c.rule, "rule");
 
   for (const auto& [key, value] : c.metadata) {
     at = w.begin_record(kRecordMetadata);
@@ -250,6 +272,7 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
   Checkpoint c;
   bool have_run = false;
   bool have_optimizer = false;
+  bool have_rule = false;
   std::size_t pos = kHeaderBytes;
   const std::size_t end = kHeaderBytes + body;
   for (int index = 0; pos < end; ++index) {
@@ -291,17 +314,16 @@ Checkpoint decode_checkpoint(std::string_view bytes, const std::string& source) 
       case kRecordOptimizer: {
         Reader r(payload, source, where + " (optimizer)");
         if (have_optimizer) r.fail("duplicate optimizer record");
-        c.optimizer.kind = r.str("kind");
-        c.optimizer.step = static_cast<std::int64_t>(r.u64("step"));
-        const std::uint32_t slots = r.u32("slot count");
-        // Each slot takes at least its 4-byte count: bound the reservation by the payload.
-        if (slots > r.remaining() / 4) {
-          r.fail("slot count " + std::to_string(slots) + " exceeds the record (corrupt length)");
-        }
-        c.optimizer.slots.reserve(slots);
-        for (std::uint32_t i = 0; i < slots; ++i) c.optimizer.slots.push_back(r.vec("slot"));
-        r.expect_end();
+        c.optimizer = decode_state(r);
         have_optimizer = true;
+        break;
+      }
+      case kRecordRule: {
+        Reader r(payload, source, where + " (rule)");
+        if (have_rule) r.fail("duplicate rule record");
+        c.rule = decode_state(r);
+        if (c.rule.kind.empty()) r.fail("a rule record names no rule");
+        have_rule = true;
         break;
       }
       case kRecordMetadata: {

@@ -144,8 +144,13 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
       case LayerSpec::Kind::kPhysical: {
         auto& dev = devices.get(s.device);
         require_width(dev.spec().num_inputs, "device '" + s.device + "'");
+        // θ starts from the datasheet's recipe (the nominal twin's initialisation) with or
+        // without a twin, so every rule trains from the same start; a twin-free layer never
+        // evaluates the twin.
         auto twin = dev.nominal_twin();
-        net.add_physical(s.device, dev, twin, twin->initial_params(seed), devices.executor(s.device));
+        Vector theta = twin ? twin->initial_params(seed) : Vector::Zero(dev.spec().num_params());
+        net.add_physical(s.device, dev, s.twin ? twin : nullptr, std::move(theta),
+                         devices.executor(s.device));
         width = dev.spec().num_outputs;
         break;
       }
@@ -182,17 +187,57 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
   return net;
 }
 
+// What the layers of `config` provide, known before any device is configured: a physical
+// layer's twin is its device's nominal twin unless the layer asks for none.
+std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& devices) {
+  std::vector<LayerSummary> out;
+  for (const LayerSpec& s : config.network) {
+    if (s.kind != LayerSpec::Kind::kPhysical) {
+      out.push_back({s.kind == LayerSpec::Kind::kPad     ? "pad"
+                     : s.kind == LayerSpec::Kind::kSlice ? "slice"
+                     : s.kind == LayerSpec::Kind::kAffine ? "affine"
+                                                          : s.activation,
+                     false, kModelForward | kModelVjp});
+      continue;
+    }
+    const bool twin = s.twin && devices.get(s.device).nominal_twin() != nullptr;
+    out.push_back({s.device, true, kHardwareForward | (twin ? kModelForward | kModelVjp : 0u)});
+  }
+  return out;
+}
+
+// A rule the layers cannot provide is a config error, raised before anything runs.
+void check_rule(const JobConfig& config, const RuleConfig& rule_config,
+                const std::vector<LayerSummary>& layers) {
+  try {
+    check_rule_fits(*make_learning_rule(rule_config, config.training.seed), layers);
+  } catch (const RuleError& e) {
+    throw ConfigError(config.source + ": training.method: " + e.what());
+  }
+}
+
+bool fits(const RuleConfig& rule_config, const std::vector<LayerSummary>& layers) {
+  try {
+    check_rule_fits(*make_learning_rule(rule_config, 0), layers);
+    return true;
+  } catch (const RuleError&) {
+    return false;
+  }
+}
+
 Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer& trainer) {
   Checkpoint c;
   c.epoch = trainer.epochs_done();
   c.seed = config.seed;
   for (const auto& layer : net.layers()) {
-    c.layers.push_back({layer.model->name(), layer.is_physical() ? layer.device->spec().serial : "",
-                        layer.theta, layer.model->physical_params()});
+    c.layers.push_back({layer.kind(), layer.is_physical() ? layer.device->spec().serial : "",
+                        layer.theta, layer.has_model() ? layer.model->physical_params() : Vector()});
   }
   c.optimizer = {trainer.optimizer().kind(), trainer.optimizer().num_steps(), trainer.optimizer().state()};
+  c.rule = trainer.rule().state();
   c.metadata = {{"job", config.name}, {"config", config.source}, {"dataset", config.dataset},
-                {"method", to_string(trainer.options().method)}};
+                {"method", to_string(trainer.options().method)},
+                {"hardware_calls", std::to_string(trainer.hardware_calls())}};
   return c;
 }
 
@@ -215,18 +260,21 @@ void restore_checkpoint(const std::string& path, Network& net, Trainer& trainer)
       throw ConfigError(path + ": layer " + std::to_string(i) + " θ size differs from the job's");
     }
     layer.theta = s.theta;
-    if (s.twin_phi.size() > 0 && layer.model->num_physical_params() == s.twin_phi.size()) {
+    if (layer.has_model() && s.twin_phi.size() > 0 &&
+        layer.model->num_physical_params() == s.twin_phi.size()) {
       layer.model = layer.model->with_physical_params(s.twin_phi);
     }
   }
   trainer.optimizer().set_state(c.optimizer.step, c.optimizer.slots);
+  try {
+    trainer.rule().set_state(c.rule);
+  } catch (const RuleError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+  if (auto it = c.metadata.find("hardware_calls"); it != c.metadata.end()) {
+    trainer.set_hardware_calls(std::stoll(it->second));
+  }
   trainer.set_epochs_done(c.epoch);
-}
-
-std::vector<Vector> thetas(const Network& net) {
-  std::vector<Vector> out;
-  for (const auto& l : net.layers()) out.push_back(l.theta);
-  return out;
 }
 
 void set_thetas(Network& net, const std::vector<Vector>& values) {
@@ -245,6 +293,8 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   DeviceSet devices(config, options);
   // Up first: configuring may refine a device's spec (identification, tighter limits), and the
   // network copies each device's limit box.
+  const std::vector<LayerSummary> planned = planned_layers(config, devices);
+  check_rule(config, config.training.method, planned);
   if (auto up = devices.bring_up(); !up) return up.error();
   Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
 
@@ -276,14 +326,17 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
           std::to_string(r.mse_before) + " -> " + std::to_string(r.mse_after));
     }
   }
-  const std::vector<Vector> initial = thetas(net);
+  const std::vector<Vector> initial = net.thetas();
 
-  auto train_phase = [&](Network& network, Method method, const std::string& name,
+  auto train_phase = [&](Network& network, const RuleConfig& method, const std::string& name,
                          bool checkpoints) -> Result<PhaseResult> {
     TrainOptions topt = config.training;
     topt.method = method;
-    bool on_hardware = false;
-    for (const auto& l : network.layers()) on_hardware |= l.is_physical();
+    bool on_hardware = false, twinned = true;
+    for (const auto& l : network.layers()) {
+      on_hardware |= l.is_physical();
+      twinned &= l.has_model();
+    }
     if (on_hardware) topt.eval_mode = Mode::kHardware;  // the deployed accuracy is what matters
     Trainer trainer(network, topt);
     if (checkpoints && options.resume_checkpoint) {
@@ -307,9 +360,12 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     if (!history) return history.error();
     phase.history = history.value();
     phase.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto acc_twin = evaluate(network, data.test, Mode::kTwin);
-    if (!acc_twin) return acc_twin.error();
-    phase.acc_twin = acc_twin.value();
+    phase.hardware_calls = trainer.hardware_calls();
+    if (twinned) {
+      auto acc_twin = evaluate(network, data.test, Mode::kTwin);
+      if (!acc_twin) return acc_twin.error();
+      phase.acc_twin = acc_twin.value();
+    }
     if (on_hardware) {
       auto acc_hw = evaluate(network, data.test, Mode::kHardware);
       if (!acc_hw) return acc_hw.error();
@@ -318,16 +374,20 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     return phase;
   };
 
-  const Method main_method = config.training.method;
+  const RuleConfig& main_method = config.training.method;
   auto main = train_phase(net, main_method, to_string(main_method), true);
   if (!main) return main.error();
   result.phases.push_back(main.value());
-  const std::vector<Vector> trained = thetas(net);
+  const std::vector<Vector> trained = net.thetas();
 
-  if (main_method == Method::kPat && config.compare_in_silico &&
-      !(callbacks.stop_requested && callbacks.stop_requested())) {
+  // The in-silico baseline, for a rule that trains on the hardware, where every layer has a twin.
+  const bool main_on_hardware = !std::holds_alternative<InSilicoConfig>(main_method);
+  if (main_on_hardware && config.compare_in_silico && !fits(InSilicoConfig{}, planned)) {
+    log("no in-silico comparison: a layer has no twin");
+  } else if (main_on_hardware && config.compare_in_silico &&
+             !(callbacks.stop_requested && callbacks.stop_requested())) {
     set_thetas(net, initial);
-    auto insilico = train_phase(net, Method::kInSilico, "in-silico", false);
+    auto insilico = train_phase(net, InSilicoConfig{}, "in-silico", false);
     set_thetas(net, trained);
     if (!insilico) return insilico.error();
     result.phases.push_back(insilico.value());
@@ -341,7 +401,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     mlp.add_digital("affine", a1, a1->initial_params(config.seed + 101));
     mlp.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
     mlp.add_digital("affine", a2, a2->initial_params(config.seed + 102));
-    auto digital = train_phase(mlp, Method::kInSilico, "digital", false);
+    auto digital = train_phase(mlp, InSilicoConfig{}, "digital", false);
     if (!digital) return digital.error();
     result.phases.push_back(digital.value());
   }
@@ -351,7 +411,8 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     for (const auto& p : result.phases) {
       Series a{p.phase == "pat"         ? "PAT, on hardware"
                : p.phase == "in-silico" ? "in-silico, deployed on hardware"
-                                        : "digital MLP",
+               : p.phase == "digital"   ? "digital MLP"
+                                        : p.phase + ", on hardware",
                {}, {}};
       Series l{p.phase, {}, {}};
       for (const auto& e : p.history) {

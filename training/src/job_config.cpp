@@ -13,6 +13,12 @@ namespace {
 
 using Reader = common::YamlReader<ConfigError>;
 
+std::string known_rules() {
+  std::string out;
+  for (const auto& n : rule_names()) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string& where,
                       const JobConfig& config) {
   if (node.IsMap() && node.size() > 1) {
@@ -38,7 +44,18 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
   };
   if (kind == "physical") {
     spec.kind = LayerSpec::Kind::kPhysical;
-    spec.device = r.scalar_as<std::string>(value, key, "a device name from 'devices'");
+    // yaml-cpp's Node assignment writes through to the node it refers to: never reassign.
+    const YAML::Node device = value.IsMap() ? value["device"] : value;
+    if (value.IsMap()) {  // {device: NAME, twin: nominal | none}
+      r.only_keys(value, key, {"device", "twin"});
+      if (!device.IsDefined()) r.fail(value, key, "needs device: NAME (a device from 'devices')");
+      const auto twin = r.get<std::string>(value, key, "twin", "nominal", "nominal or none");
+      if (twin != "nominal" && twin != "none") {
+        r.fail(value["twin"], key + ".twin", "'" + twin + "' is not one of nominal, none");
+      }
+      spec.twin = twin == "nominal";
+    }
+    spec.device = r.scalar_as<std::string>(device, key, "a device name from 'devices'");
     const bool known = std::any_of(config.devices.begin(), config.devices.end(),
                                    [&](const DeviceEntry& d) { return d.name == spec.device; });
     if (!known) r.fail(value, key, "no device named '" + spec.device + "' under 'devices'");
@@ -68,6 +85,59 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
            "unknown layer kind (use physical, pad, slice, affine or activation)");
   }
   return spec;
+}
+
+// training.method: NAME, or {name: NAME, OPTION: VALUE, ...} with the rule's options.
+RuleConfig parse_rule(const Reader& r, const YAML::Node& node) {
+  const std::string key = "training.method";
+  const YAML::Node name_node = node.IsMap() ? node["name"] : node;
+  if (node.IsMap() && !name_node.IsDefined()) {
+    r.fail(node, key, "needs name: RULE (one of " + known_rules() + ")");
+  }
+  const auto name = r.scalar_as<std::string>(name_node, node.IsMap() ? key + ".name" : key, "a rule name");
+  RuleConfig rule;
+  try {
+    rule = default_rule_config(name);
+  } catch (const RuleError& e) {
+    r.fail(name_node, key, e.what() + Reader::hint(name, rule_names()));
+  }
+  if (!node.IsMap()) return rule;
+  auto number = [&](const char* option, double fallback) {
+    return r.get<double>(node, key, option, fallback, "a number");
+  };
+  auto whole = [&](const char* option, int fallback) {
+    return r.get<int>(node, key, option, fallback, "a whole number");
+  };
+  if (auto* spsa = std::get_if<SpsaConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "a", "c", "A", "alpha", "gamma", "perturbations"});
+    spsa->a = number("a", spsa->a);
+    spsa->c = number("c", spsa->c);
+    spsa->A = number("A", spsa->A);
+    spsa->alpha = number("alpha", spsa->alpha);
+    spsa->gamma = number("gamma", spsa->gamma);
+    spsa->perturbations = whole("perturbations", spsa->perturbations);
+  } else if (auto* mgd = std::get_if<MgdConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "code", "amplitude", "tau_x", "tau_theta", "tau_hp"});
+    const auto code = r.get<std::string>(node, key, "code", "cdma", "cdma, fdma or tdma");
+    if (code != "cdma" && code != "fdma" && code != "tdma") {
+      r.fail(node["code"], key + ".code", "'" + code + "' is not one of cdma, fdma, tdma");
+    }
+    mgd->code = code == "fdma"   ? MgdConfig::Code::kFdma
+                : code == "tdma" ? MgdConfig::Code::kTdma
+                                 : MgdConfig::Code::kCdma;
+    mgd->amplitude = number("amplitude", mgd->amplitude);
+    mgd->tau_x = whole("tau_x", mgd->tau_x);
+    mgd->tau_theta = whole("tau_theta", mgd->tau_theta);
+    mgd->tau_hp = number("tau_hp", mgd->tau_hp);
+  } else {
+    r.only_keys(node, key, {"name"});  // pat and in-silico have no options
+  }
+  try {
+    (void)make_learning_rule(rule, 0);  // the options' ranges, checked in one place
+  } catch (const RuleError& e) {
+    r.fail(node, key, e.what());
+  }
+  return rule;
 }
 
 JobConfig parse_job_config_checked(const std::string& yaml_text, const std::string& source_name) {
@@ -131,14 +201,21 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
   if (const auto t = root["training"]; t.IsDefined()) {
     r.only_keys(t, "training", {"method", "optimizer", "learning_rate", "momentum", "batch_size",
                                 "epochs", "loss", "seed"});
-    const auto method = r.get<std::string>(t, "training", "method", "pat", "a string");
-    if (method != "pat" && method != "in-silico") {
-      r.fail(t["method"], "training.method", "unknown method '" + method + "' (use pat or in-silico)");
+    if (const auto method = t["method"]; method.IsDefined() && !method.IsNull()) {
+      c.training.method = parse_rule(r, method);
     }
-    c.training.method = method == "pat" ? Method::kPat : Method::kInSilico;
-    c.training.optimizer = r.get<std::string>(t, "training", "optimizer", "adam", "a string");
+    // Gradient rules default to Adam; the zeroth-order rules to plain SGD (Spall's update).
+    const bool zeroth_order = std::holds_alternative<SpsaConfig>(c.training.method) ||
+                              std::holds_alternative<MgdConfig>(c.training.method);
+    c.training.optimizer = r.get<std::string>(t, "training", "optimizer",
+                                              zeroth_order ? "sgd" : "adam", "a string");
     if (c.training.optimizer != "adam" && c.training.optimizer != "sgd") {
       r.fail(t["optimizer"], "training.optimizer", "unknown optimizer (use adam or sgd)");
+    }
+    if (std::holds_alternative<SpsaConfig>(c.training.method) && t["learning_rate"].IsDefined()) {
+      r.fail(t["learning_rate"], "training.learning_rate",
+             "spsa sets the learning rate of update k itself, a_k = a/(k+1+A)^alpha: set "
+             "training.method.a instead");
     }
     c.training.learning_rate = r.get<double>(t, "training", "learning_rate", 3e-3, "a number");
     if (!(c.training.learning_rate > 0.0)) {

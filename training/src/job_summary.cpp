@@ -11,7 +11,14 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
          {"devices", r.device_serials}, {"epochs", config.training.epochs},
          {"wall_s", r.wall_seconds}, {"threads", r.threads},
          {"checkpoint", r.checkpoint_path}, {"plot", r.plot_path}};
-  if (const auto* p = r.phase("pat")) j["acc_pat_reality"] = p->acc_hardware;
+  // The main phase is the rule's (PHYSICS.md: acc_<rule>_reality, and hardware_calls counts its
+  // device calls); the baselines follow it.
+  if (!r.phases.empty() && r.phases.front().phase != "in-silico" &&
+      r.phases.front().phase != "digital") {
+    const PhaseResult& main = r.phases.front();
+    j["acc_" + main.phase + "_reality"] = main.acc_hardware;
+    j["hardware_calls"] = main.hardware_calls;
+  }
   if (const auto* p = r.phase("in-silico")) {
     j["acc_insilico_reality"] = p->acc_hardware;
     j["acc_twin"] = p->acc_twin;
@@ -29,10 +36,11 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
     for (const auto& e : p.history) {
       hist.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss},
                       {"train_accuracy", e.train_accuracy}, {"test_accuracy", e.test_accuracy},
-                      {"seconds", e.seconds}});
+                      {"seconds", e.seconds}, {"hardware_calls", e.hardware_calls}});
     }
     phases.push_back({{"phase", p.phase}, {"acc_hardware", p.acc_hardware},
-                      {"acc_twin", p.acc_twin}, {"seconds", p.seconds}, {"history", hist}});
+                      {"acc_twin", p.acc_twin}, {"seconds", p.seconds},
+                   {"hardware_calls", p.hardware_calls}, {"history", hist}});
   }
   j["phases"] = phases;
   return j.dump();

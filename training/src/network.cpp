@@ -5,16 +5,31 @@
 
 namespace pnn::training {
 
-void Network::add_digital(std::string name, digital_twin::ModelPtr model, Vector theta) {
-  if (!layers_.empty() && layers_.back().model->num_outputs() != model->num_inputs()) {
-    throw std::invalid_argument("layer '" + name + "' takes " + std::to_string(model->num_inputs()) +
+Index Layer::num_inputs() const { return device ? device->spec().num_inputs : model->num_inputs(); }
+Index Layer::num_outputs() const {
+  return device ? device->spec().num_outputs : model->num_outputs();
+}
+std::string Layer::kind() const { return model ? model->name() : device->spec().kind; }
+
+namespace {
+
+void check_sizes(const std::vector<Layer>& layers, const std::string& name, Index inputs,
+                 Index params, const Vector& theta, const char* what) {
+  if (!layers.empty() && layers.back().num_outputs() != inputs) {
+    throw std::invalid_argument("layer '" + name + "' takes " + std::to_string(inputs) +
                                 " inputs but the previous layer gives " +
-                                std::to_string(layers_.back().model->num_outputs()));
+                                std::to_string(layers.back().num_outputs()));
   }
-  if (theta.size() != model->num_params()) {
+  if (theta.size() != params) {
     throw std::invalid_argument("layer '" + name + "': θ has " + std::to_string(theta.size()) +
-                                " entries, the model needs " + std::to_string(model->num_params()));
+                                " entries, the " + what + " needs " + std::to_string(params));
   }
+}
+
+}  // namespace
+
+void Network::add_digital(std::string name, digital_twin::ModelPtr model, Vector theta) {
+  check_sizes(layers_, name, model->num_inputs(), model->num_params(), theta, "model");
   const double inf = std::numeric_limits<double>::infinity();
   const Index n = theta.size();
   layers_.push_back({std::move(name), std::move(model), nullptr, std::move(theta),
@@ -24,22 +39,20 @@ void Network::add_digital(std::string name, digital_twin::ModelPtr model, Vector
 void Network::add_physical(std::string name, drivers::PhysicalSystem& device,
                            digital_twin::ModelPtr twin, Vector theta, DeviceExecutor executor) {
   const auto& spec = device.spec();
-  if (twin->num_inputs() != spec.num_inputs || twin->num_outputs() != spec.num_outputs ||
-      twin->num_params() != spec.num_params()) {
+  if (twin && (twin->num_inputs() != spec.num_inputs || twin->num_outputs() != spec.num_outputs ||
+               twin->num_params() != spec.num_params())) {
     throw std::invalid_argument("layer '" + name + "': twin " + twin->name() +
                                 " does not match device " + spec.serial + " sizes");
   }
-  add_digital(name, std::move(twin), std::move(theta));
-  Layer& layer = layers_.back();
-  layer.device = &device;
-  layer.executor = std::move(executor);
-  layer.theta_min = spec.param_min();
-  layer.theta_max = spec.param_max();
+  check_sizes(layers_, name, spec.num_inputs, spec.num_params(), theta, "device");
+  Layer layer{std::move(name), std::move(twin), &device, std::move(theta), spec.param_min(),
+              spec.param_max(), std::move(executor)};
   layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
+  layers_.push_back(std::move(layer));
 }
 
-Index Network::num_inputs() const { return layers_.empty() ? 0 : layers_.front().model->num_inputs(); }
-Index Network::num_outputs() const { return layers_.empty() ? 0 : layers_.back().model->num_outputs(); }
+Index Network::num_inputs() const { return layers_.empty() ? 0 : layers_.front().num_inputs(); }
+Index Network::num_outputs() const { return layers_.empty() ? 0 : layers_.back().num_outputs(); }
 Index Network::num_params() const {
   Index n = 0;
   for (const auto& l : layers_) n += l.theta.size();
@@ -52,23 +65,48 @@ Matrix Network::layer_input(const Layer& layer, const Matrix& x) const {
   return x.cwiseMax(spec.input_min).cwiseMin(spec.input_max);
 }
 
+std::vector<Vector> Network::thetas() const {
+  std::vector<Vector> out;
+  out.reserve(layers_.size());
+  for (const auto& l : layers_) out.push_back(l.theta);
+  return out;
+}
+
 Result<Trace> Network::forward(const MatrixRef& x, Mode mode) const {
+  return forward(x, mode, {});
+}
+
+Result<Trace> Network::forward(const MatrixRef& x, Mode mode,
+                               const std::vector<Vector>& thetas) const {
+  if (!thetas.empty() && thetas.size() != layers_.size()) {
+    throw std::logic_error("Network::forward: " + std::to_string(thetas.size()) +
+                           " θ vectors for " + std::to_string(layers_.size()) + " layers");
+  }
   Trace trace;
   trace.inputs.reserve(layers_.size());
   Matrix h = x;
-  for (const auto& layer : layers_) {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    const Vector& theta = thetas.empty() ? layer.theta : thetas[i];
+    if (theta.size() != layer.theta.size()) {
+      throw std::logic_error("Network::forward: θ of layer '" + layer.name + "' has the wrong size");
+    }
     // The recorded input is the unclipped one; clipping is re-applied (and differentiated) in
     // backward, so the saturation has zero gradient.
     trace.inputs.push_back(h);
     const Matrix in = layer_input(layer, h);
     if (layer.is_physical() && mode == Mode::kHardware) {
-      auto y = on_device(layer.executor, [&] { return layer.device->forward(in, layer.theta); });
+      ++hardware_calls_;
+      auto y = on_device(layer.executor, [&] { return layer.device->forward(in, theta); });
       if (!y) {
         return drivers::Error{y.error().code, "layer '" + layer.name + "': " + y.error().message};
       }
       h = std::move(y).value();
     } else {
-      h = layer.model->forward(in, layer.theta);
+      if (!layer.model) {
+        throw std::logic_error("layer '" + layer.name + "' has no twin to run in twin mode");
+      }
+      h = layer.model->forward(in, theta);
     }
   }
   trace.output = std::move(h);
@@ -84,6 +122,9 @@ std::vector<Vector> Network::backward(const Trace& trace, const MatrixRef& y_bar
   for (std::size_t i = layers_.size(); i-- > 0;) {
     const Layer& layer = layers_[i];
     const Matrix& raw = trace.inputs[i];
+    if (!layer.model) {
+      throw std::logic_error("Network::backward: layer '" + layer.name + "' has no twin");
+    }
     auto cot = layer.model->vjp(layer_input(layer, raw), layer.theta, g);
     grads[i] = std::move(cot.theta_bar);
     if (i == 0) break;

@@ -50,6 +50,7 @@ class Sgd final : public Optimizer {
  public:
   Sgd(double lr, double momentum) : lr_(lr), momentum_(momentum) {}
   std::string kind() const override { return "sgd"; }
+  void set_learning_rate(double lr) override { lr_ = lr; }
   void step(const std::vector<Vector*>& params, const std::vector<Vector>& grads) override {
     if (velocity_.empty()) {
       for (auto* p : params) velocity_.push_back(Vector::Zero(p->size()));
@@ -77,6 +78,7 @@ class Adam final : public Optimizer {
  public:
   explicit Adam(double lr) : lr_(lr) {}
   std::string kind() const override { return "adam"; }
+  void set_learning_rate(double lr) override { lr_ = lr; }
   void step(const std::vector<Vector*>& params, const std::vector<Vector>& grads) override {
     if (m_.empty()) {
       for (auto* p : params) {

@@ -8,12 +8,12 @@
 
 namespace pnn::training {
 
-const char* to_string(Method m) { return m == Method::kPat ? "pat" : "in-silico"; }
-
 Trainer::Trainer(Network& network, TrainOptions options)
     : network_(network), options_(std::move(options)) {
   if (options_.batch_size < 1) throw std::invalid_argument("batch_size must be ≥ 1");
   if (options_.epochs < 0) throw std::invalid_argument("epochs must be ≥ 0");
+  rule_ = make_learning_rule(options_.method, options_.seed);
+  check_rule_fits(*rule_, summarize(network_));
   optimizer_ = make_optimizer(options_.optimizer, options_.learning_rate, options_.momentum);
 }
 
@@ -24,7 +24,7 @@ Result<std::vector<EpochStats>> Trainer::fit(const Dataset& train, const Dataset
                                 " features but the network takes " +
                                 std::to_string(network_.num_inputs()));
   }
-  const Mode mode = options_.method == Method::kPat ? Mode::kHardware : Mode::kTwin;
+  const Mode mode = rule_->mode();
   const Index n = train.size();
   const Index num_batches = (n + options_.batch_size - 1) / options_.batch_size;
   std::vector<Index> order(static_cast<std::size_t>(n));
@@ -45,25 +45,25 @@ Result<std::vector<EpochStats>> Trainer::fit(const Dataset& train, const Dataset
     for (Index b = 0; b < num_batches; ++b) {
       const Index begin = b * options_.batch_size;
       const Index rows = std::min(options_.batch_size, n - begin);
-      Matrix xb(rows, train.x.cols());
-      Eigen::VectorXi yb(rows);
+      Batch batch{Matrix(rows, train.x.cols()), Eigen::VectorXi(rows), train.num_classes,
+                  options_.loss};
       for (Index r = 0; r < rows; ++r) {
-        xb.row(r) = train.x.row(order[static_cast<std::size_t>(begin + r)]);
-        yb[r] = train.labels[order[static_cast<std::size_t>(begin + r)]];
+        batch.x.row(r) = train.x.row(order[static_cast<std::size_t>(begin + r)]);
+        batch.labels[r] = train.labels[order[static_cast<std::size_t>(begin + r)]];
       }
-      auto trace = network_.forward(xb, mode);
-      if (!trace) return trace.error();
-      const Matrix& out = trace.value().output;
-      const LossValue loss = options_.loss == LossKind::kCrossEntropy
-                                 ? softmax_cross_entropy(out, yb)
-                                 : mean_squared_error(out, one_hot(yb, train.num_classes));
-      const std::vector<Vector> grads = network_.backward(trace.value(), loss.grad);
-      optimizer_->step(params, grads);
-      for (auto& layer : network_.layers()) {
-        layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
+      const std::int64_t calls_before = network_.hardware_calls();
+      auto step = rule_->step(network_, batch);
+      hardware_calls_ += network_.hardware_calls() - calls_before;
+      if (!step) return step.error();
+      if (step.value().grads) {
+        if (step.value().learning_rate) optimizer_->set_learning_rate(*step.value().learning_rate);
+        optimizer_->step(params, *step.value().grads);
+        for (auto& layer : network_.layers()) {
+          layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
+        }
       }
-      loss_sum += loss.loss * static_cast<double>(rows);
-      correct += accuracy(out, yb) * static_cast<double>(rows);
+      loss_sum += step.value().loss * static_cast<double>(rows);
+      correct += accuracy(step.value().output, batch.labels) * static_cast<double>(rows);
       if (callbacks.on_batch) callbacks.on_batch(stats.epoch, b + 1, num_batches, loss_sum / static_cast<double>(begin + rows));
       if (callbacks.stop_requested && callbacks.stop_requested()) return history;
     }
@@ -75,6 +75,7 @@ Result<std::vector<EpochStats>> Trainer::fit(const Dataset& train, const Dataset
       stats.test_accuracy = acc.value();
     }
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats.hardware_calls = hardware_calls_;
     ++epochs_done_;
     history.push_back(stats);
     if (callbacks.on_epoch) callbacks.on_epoch(stats);

@@ -29,7 +29,8 @@ struct LayerState {
   Vector twin_phi;            ///< calibrated physical parameters φ of the twin (may be empty)
 };
 
-/// The optimizer's state, e.g. kind "adam" with slots m and v per layer.
+/// The optimizer's state, e.g. kind "adam" with slots m and v per layer; the same shape holds a
+/// learning rule's state (kind "spsa": its step counter; "mgd": integrators and phase).
 struct OptimizerState {
   std::string kind;
   std::int64_t step = 0;
@@ -42,6 +43,8 @@ struct Checkpoint {
   std::uint64_t seed = 0;
   std::vector<LayerState> layers;
   OptimizerState optimizer;
+  /// The learning rule's state; kind "" (PAT, in-silico: no state) writes no record.
+  OptimizerState rule;
   std::map<std::string, std::string> metadata;
 };
 

@@ -1,7 +1,8 @@
 #pragma once
-/// A training job: the YAML config a user writes (`pnnctl train CONFIG.yaml`, later a daemon
-/// job) and the runner that opens the devices, calibrates the twins, trains with PAT, trains the
-/// in-silico and digital baselines for comparison, and writes the checkpoint and the plot.
+/// A training job: the YAML config a user writes (`pnnctl train CONFIG.yaml`, a pnnd job) and
+/// the runner that opens the devices, calibrates the twins, trains with the configured learning
+/// rule (PAT by default), trains the in-silico and digital baselines for comparison, and writes
+/// the checkpoint and the plot.
 /// docs/config.md is the reference of every key.
 #include <functional>
 #include <map>
@@ -29,6 +30,7 @@ struct LayerSpec {
   Index first = 0;         ///< slice
   double gain = 1.0;       ///< slice
   std::string activation;  ///< activation: relu | tanh | sin | sigmoid
+  bool twin = true;        ///< physical: false = the layer has no twin (twin-free rules only)
 };
 
 struct DeviceEntry {
@@ -71,11 +73,12 @@ Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const M
                                                        std::uint64_t seed);
 
 struct PhaseResult {
-  std::string phase;  ///< "pat", "in-silico", "digital"
+  std::string phase;  ///< the rule's name ("pat", "spsa", ...), "in-silico", "digital"
   std::vector<EpochStats> history;
   double acc_hardware = -1.0;  ///< test accuracy on the (simulated) hardware; -1 for digital
-  double acc_twin = -1.0;      ///< test accuracy on the twins (digital: the MLP itself)
+  double acc_twin = -1.0;      ///< on the twins (digital: the MLP itself); -1 without twins
   double seconds = 0.0;
+  std::int64_t hardware_calls = 0;  ///< device calls of the training (EpochStats::hardware_calls)
 };
 
 struct JobResult {
@@ -110,7 +113,8 @@ struct JobOptions {
   std::map<std::string, DeviceExecutor> device_executors;
 };
 
-/// Runs the whole job. Config problems throw ConfigError/DatasetError; device faults during the
+/// Runs the whole job. Config problems throw ConfigError/DatasetError, and so does a rule the
+/// network's layers cannot provide (before any device is configured); device faults during the
 /// run come back as the error of the Result (the last checkpoint stays valid).
 Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks = {},
                           const JobOptions& options = {});

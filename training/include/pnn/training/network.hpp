@@ -13,15 +13,21 @@ namespace pnn::training {
 using drivers::Result;
 
 /// One stage of the network. A physical layer runs `device` in hardware mode and its twin
-/// `model` in twin mode; a digital layer always runs `model`.
+/// `model` in twin mode; a digital layer always runs `model`. A physical layer may have no twin
+/// (`model` null): only twin-free rules (forward on the hardware only) can train it.
 struct Layer {
   std::string name;
-  digital_twin::ModelPtr model;              ///< digital model, or the physical layer's twin
+  digital_twin::ModelPtr model;              ///< digital model, or the physical layer's twin (may be null)
   drivers::PhysicalSystem* device = nullptr;  ///< not owned; must outlive the network
   Vector theta;                              ///< trainable parameters
   Vector theta_min, theta_max;               ///< box the optimizer projects θ into
   DeviceExecutor executor;                   ///< where `device`'s calls run (empty: here)
   bool is_physical() const { return device != nullptr; }
+  bool has_model() const { return model != nullptr; }
+  Index num_inputs() const;
+  Index num_outputs() const;
+  /// The twin's or model's name, or the device's setup kind for a twin-free layer.
+  std::string kind() const;
 };
 
 enum class Mode { kHardware, kTwin };
@@ -37,7 +43,9 @@ class Network {
  public:
   /// A digital layer; θ unbounded.
   void add_digital(std::string name, digital_twin::ModelPtr model, Vector theta);
-  /// A physical layer: `twin` must match the device's sizes; θ starts clipped to the hard limits.
+  /// A physical layer: `twin` must match the device's sizes, or be null for a layer without a
+  /// twin (its θ then comes from the caller: e.g. the datasheet's initialisation recipe); θ
+  /// starts clipped to the hard limits.
   /// Inputs are clipped to the device's actuator range before they are sent (saturation, with
   /// zero gradient outside), so training never asks for an out-of-range drive.
   void add_physical(std::string name, drivers::PhysicalSystem& device, digital_twin::ModelPtr twin,
@@ -50,15 +58,28 @@ class Network {
   Index num_params() const;
 
   /// Runs the batch through every layer. Hardware-mode errors (device faults, limits) are
-  /// returned as they are, naming the layer.
+  /// returned as they are, naming the layer. Twin mode needs every layer to have a model
+  /// (std::logic_error otherwise: rules check this before they run).
   Result<Trace> forward(const MatrixRef& x, Mode mode) const;
+  /// The same with the parameters `thetas` (one vector per layer, sizes as the layers' θ) in
+  /// place of the layers' own; the caller keeps them within the hard limits (the device refuses
+  /// anything else). For rules that evaluate perturbed θ.
+  Result<Trace> forward(const MatrixRef& x, Mode mode, const std::vector<Vector>& thetas) const;
   /// Parameter cotangents per layer, from each layer's twin/model `vjp` evaluated at the
-  /// recorded inputs (PAT when the trace came from the hardware).
+  /// recorded inputs (PAT when the trace came from the hardware). Every layer needs a model.
   std::vector<Vector> backward(const Trace& trace, const MatrixRef& y_bar) const;
+
+  /// The layers' θ, in order.
+  std::vector<Vector> thetas() const;
+  /// Device forward calls made through this network so far (one per physical layer per
+  /// hardware-mode forward, whether it succeeded or not). Not synchronised: one thread drives a
+  /// network.
+  std::int64_t hardware_calls() const { return hardware_calls_; }
 
  private:
   Matrix layer_input(const Layer& layer, const Matrix& x) const;
   std::vector<Layer> layers_;
+  mutable std::int64_t hardware_calls_ = 0;
 };
 
 }  // namespace pnn::training

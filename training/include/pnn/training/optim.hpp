@@ -8,6 +8,8 @@
 
 namespace pnn::training {
 
+enum class LossKind { kCrossEntropy, kMse };
+
 struct LossValue {
   double loss = 0.0;  ///< mean over the batch
   Matrix grad;        ///< ∂loss/∂outputs (batch × outputs)
@@ -29,6 +31,8 @@ class Optimizer {
   virtual std::string kind() const = 0;
   /// θ_i ← update(θ_i, g_i). Sizes must match those of the first call.
   virtual void step(const std::vector<Vector*>& params, const std::vector<Vector>& grads) = 0;
+  /// The learning rate of the next steps (for rules that schedule it, e.g. SPSA's a_k).
+  virtual void set_learning_rate(double learning_rate) = 0;
   /// Internal state (e.g. Adam moments) for checkpoints; restore with `set_state`.
   virtual std::int64_t num_steps() const = 0;
   virtual std::vector<Vector> state() const = 0;
