@@ -118,19 +118,31 @@ int devices(const RemoteOptions& options) {
     for (const auto& d : reply.list_devices().devices()) print_json_line(to_json(d));
     return kExitOk;
   }
-  std::printf("%-10s %-12s %-8s %-14s %-22s %7s %7s %-10s %s\n", "NAME", "STATE", "HEALTH",
-              "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "LEASE");
+  std::printf("%-10s %-12s %-8s %-14s %-22s %7s %7s %-10s %-8s %s\n", "NAME", "STATE", "HEALTH",
+              "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "DRIFT", "LEASE");
+  std::string notes;
   for (const auto& d : reply.list_devices().devices()) {
     const std::string io =
         std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
     const std::string twin =
         d.twin_calibrated() ? "cal " + std::to_string(d.calibration_id()) : "nominal";
-    std::printf("%-10s %-12s %-8s %-14s %-22s %9s %7u %-10s %s\n", d.name().c_str(),
+    // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
+    char drift[32] = "off";
+    if (d.drift().enabled()) {
+      if (d.drift().samples() == 0) {
+        std::snprintf(drift, sizeof drift, "-");
+      } else {
+        std::snprintf(drift, sizeof drift, "%.3g%s", d.drift().nmse(), d.drift().over_bound() ? "!" : "");
+      }
+    }
+    std::printf("%-10s %-12s %-8s %-14s %-22s %9s %7u %-10s %-8s %s\n", d.name().c_str(),
                 state_name(d.state()).c_str(), health_name(d.health()).c_str(),
                 d.spec().serial().c_str(), d.spec().kind().c_str(), io.c_str(),
-                d.spec().num_params(), twin.c_str(), lease_text(d).c_str());
+                d.spec().num_params(), twin.c_str(), drift, lease_text(d).c_str());
+    if (!d.health_message().empty()) notes += "  " + d.name() + ": " + d.health_message() + "\n";
   }
   if (reply.list_devices().devices_size() == 0) std::printf("(the daemon serves no devices)\n");
+  std::fputs(notes.c_str(), stdout);
   return kExitOk;
 }
 

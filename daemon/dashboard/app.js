@@ -165,6 +165,21 @@ function limitsText(spec) {
   return parts.join('; ');
 }
 
+// The drift monitor's rolling NMSE between the twin and the measured outputs (DeviceInfo.drift).
+function driftText(drift) {
+  if (!drift.enabled) return 'off';
+  if (!num(drift.samples)) return '—';
+  return fmt(drift.nmse, 3) + (drift.over_bound ? ' !' : '');
+}
+
+function driftTitle(drift) {
+  if (!drift.enabled) return 'drift monitor off (devices.NAME.drift in the daemon config)';
+  const parts = ['rolling NMSE, twin vs measured, over ' + num(drift.samples) + ' of ' + num(drift.window) + ' sampled forwards'];
+  if (num(drift.baseline_nmse)) parts.push('first window ' + fmt(drift.baseline_nmse, 3));
+  if (num(drift.warn_nmse)) parts.push('warns past ' + fmt(drift.warn_nmse, 3));
+  return parts.join('; ');
+}
+
 function renderDevices() {
   const body = $('#devices tbody');
   body.replaceChildren();
@@ -172,6 +187,7 @@ function renderDevices() {
     const spec = d.spec || {};
     const lease = d.lease_holder ? d.lease_holder + (num(d.lease_expires_in_ms) ? ' (' + (num(d.lease_expires_in_ms) / 1000).toFixed(1) + ' s left)' : '') : '—';
     const twin = num(d.calibration_id) ? 'calibrated #' + d.calibration_id : 'nominal';
+    const drift = d.drift || {};
     body.append(el('tr', { dataset: { device: d.name } },
       el('td', { class: 'name' }, d.name),
       el('td', { class: 'state state-' + d.state }, d.state),
@@ -182,7 +198,7 @@ function renderDevices() {
       el('td', {}, (spec.num_inputs || 0) + '→' + (spec.num_outputs || 0)),
       el('td', { class: 'lease' }, lease),
       el('td', {}, twin),
-      el('td', { title: 'twin-vs-device residual of recorded forwards (not tracked by this pnnd)' }, '—'),
+      el('td', { class: 'drift' + (drift.over_bound ? ' health-WARNING' : ''), title: driftTitle(drift) }, driftText(drift)),
       el('td', {}, String(num(d.forward_calls))),
       el('td', { class: 'limits' }, limitsText(spec))));
   }

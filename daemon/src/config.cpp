@@ -95,6 +95,28 @@ bool is_host_port(const std::string& bind) {
   return host.find_first_of(":/ ") == std::string::npos;
 }
 
+// devices.NAME.drift: false (off), or {every_ms, window, max_rows, warn_nmse}.
+DriftConfig read_drift(const Reader& r, const YAML::Node& node, const std::string& where) {
+  DriftConfig d;
+  if (node.IsScalar()) {
+    d.enabled = r.scalar_as<bool>(node, where, "true, false or a mapping {every_ms, window, max_rows, warn_nmse}");
+    return d;
+  }
+  if (!node.IsMap()) r.fail(node, where, "expected true, false or {every_ms, window, max_rows, warn_nmse}");
+  r.only_keys(node, where, {"enabled", "every_ms", "window", "max_rows", "warn_nmse"});
+  d.enabled = r.get<bool>(node, where, "enabled", true, "true or false");
+  d.every_ms = static_cast<std::uint32_t>(r.get_count(node, where, "every_ms", d.every_ms, 0, 3600000));
+  d.window = static_cast<std::uint32_t>(r.get_count(node, where, "window", d.window, 1, 100000));
+  d.max_rows = static_cast<std::uint32_t>(r.get_count(node, where, "max_rows", d.max_rows, 1, 65536));
+  d.warn_nmse = r.get<double>(node, where, "warn_nmse", 0.0, "a number ≥ 0");
+  if (d.warn_nmse < 0.0) {
+    r.fail(node["warn_nmse"], where + ".warn_nmse",
+           "must be ≥ 0 (0: never warn); e.g. 0.1 warns once the twin explains less than 90 % of "
+           "the measured variance");
+  }
+  return d;
+}
+
 void parse_http(const Reader& r, const YAML::Node& http, HttpConfig& h) {
   r.only_keys(http, "http", {"bind", "token", "token_file", "max_connections", "max_header_bytes",
                              "idle_timeout_ms", "write_timeout_ms"});
@@ -296,10 +318,13 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
       if (kv.second.IsScalar()) {
         d.address = kv.second.Scalar();
       } else if (kv.second.IsMap()) {
-        r.only_keys(kv.second, where, {"address", "autostart", "reconnect"});
+        r.only_keys(kv.second, where, {"address", "autostart", "reconnect", "drift"});
         d.address = r.get<std::string>(kv.second, where, "address", "", "a device address");
         d.autostart = r.get<bool>(kv.second, where, "autostart", false, "true or false");
         d.reconnect = r.get<bool>(kv.second, where, "reconnect", true, "true or false");
+        if (const auto drift = kv.second["drift"]; drift.IsDefined()) {
+          d.drift = read_drift(r, drift, where + ".drift");
+        }
       } else {
         r.fail(kv.second, where, "expected an address or {address: ..., autostart: true}");
       }

@@ -1,5 +1,8 @@
 // The device RPCs that need no compute: Hello, ListDevices, Describe, Lifecycle, and the lease
 // RPCs Acquire, Renew, Release.
+#include <string>
+
+#include "pnn/common/version.hpp"
 #include "proto_fill.hpp"
 #include "server_impl.hpp"
 
@@ -7,14 +10,10 @@ namespace pnn::daemon {
 
 using detail::set_status;
 
-namespace {
-constexpr const char* kServerVersion = "pnnd 0.1.0";
-}
-
 void Server::Impl::hello(const Call& call) {
   v1::Reply reply;
   auto* h = reply.mutable_hello();
-  h->set_server_version(kServerVersion);
+  h->set_server_version(std::string("pnnd ") + pnn::kVersion);
   h->add_protocol_majors(kProtocolMajor);
   h->set_protocol_minor(kProtocolMinor);
   for (const char* c : {"leases", "forward", "twin", "calibrate", "jobs", "runs", "telemetry",

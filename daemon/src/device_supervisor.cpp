@@ -35,6 +35,7 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
       log("warning", "device " + d.name + ": stored calibration not used: " + e.what());
     }
   }
+  attach_drift_monitor(*s);
   s->worker = std::make_unique<detail::Worker>();
   return s;
 }
@@ -122,6 +123,22 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
   out->set_twin_calibrated(s.calibration_id != 0);
   out->set_calibration_id(s.calibration_id);
   out->set_health_message(s.refusal.empty() ? st.health_message : s.refusal);
+  if (s.drift) {
+    const detail::DriftSnapshot d = s.drift->snapshot();
+    auto* drift = out->mutable_drift();
+    drift->set_enabled(d.enabled && s.twin != nullptr);
+    drift->set_samples(static_cast<std::uint32_t>(d.samples));
+    drift->set_nmse(d.nmse);
+    drift->set_baseline_nmse(d.baseline_nmse);
+    drift->set_warn_nmse(d.warn_nmse);
+    drift->set_over_bound(d.over_bound);
+    drift->set_window(s.config.drift.window);
+    // A device that is otherwise healthy shows the drift as its WARNING.
+    if (d.over_bound && st.health == Health::kOk && s.refusal.empty()) {
+      out->set_health(to_proto(Health::kWarning));
+      out->set_health_message(s.drift->warning(s.config.name));
+    }
+  }
 }
 
 void Server::Impl::publish_device(const DeviceSlot& s) {

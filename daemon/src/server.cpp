@@ -217,6 +217,8 @@ void Server::Impl::reload() {
       }
     } else if (s->config.address != d.address) {
       not_applied.push_back("device " + d.name + ": address change needs a restart");
+    } else if (!(s->config.drift == d.drift)) {
+      not_applied.push_back("device " + d.name + ": a drift settings change needs a restart");
     }
   }
   for (const auto& [name, s] : devices) {

@@ -27,6 +27,7 @@
 #include "compute_queue.hpp"
 #include "connection_guard.hpp"
 #include "dashboard.hpp"
+#include "drift.hpp"
 #include "idempotency.hpp"
 #include "outbox.hpp"
 #include "pnn/daemon/run_store.hpp"
@@ -64,6 +65,10 @@ struct DeviceSlot {
   digital_twin::ModelPtr nominal_twin;
   digital_twin::ModelPtr twin;  // nominal or calibrated; immutable, shared with compute threads
   std::uint64_t calibration_id = 0;
+  // The drift monitor (drift.hpp): fed by the device's forward tap on whatever thread ran the
+  // forward; evaluated on the compute pool. The NMSE last published in a state event.
+  std::shared_ptr<detail::DriftMonitor> drift;
+  double drift_published = -1.0;
 
   // Lease: a client (holder + token, with TTL) or a job (job_id). Never both.
   std::string holder;           // the holder's client_id (shown to everyone)
@@ -224,6 +229,14 @@ struct Server::Impl {
   void post_refresh(DeviceSlot& s);
   void refuse_duplicate_instrument(DeviceSlot& s);
   void schedule_recovery(DeviceSlot& s);
+
+  // ---- drift monitor (device_drift.cpp)
+  // Gives the slot its monitor and the device its forward tap (make_slot).
+  void attach_drift_monitor(DeviceSlot& s);
+  // Event loop: the sampled forward's twin prediction on the compute pool, then the window.
+  void evaluate_drift(DeviceSlot& s, std::shared_ptr<detail::DriftSample> sample);
+  // Event loop: after the twin changed (calibration).
+  void twin_changed(DeviceSlot& s);
   // Runs `work` on the device's worker, behind the calls already queued for it; then, on the
   // event loop, refreshes the device's status and runs what `work` returned (a callable).
   template <class Work>

@@ -115,6 +115,7 @@ void Server::Impl::calibrate(const Call& call, const v1::Request& request) {
       if (fitted) {
         s->twin = fitted;
         s->calibration_id = reply->calibrate().calibration_id();
+        twin_changed(*s);
         log("info", "calibrated the twin of " + s->config.name + ": MSE " +
                         std::to_string(reply->calibrate().mse_before()) + " -> " +
                         std::to_string(reply->calibrate().mse_after()));

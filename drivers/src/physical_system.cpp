@@ -277,10 +277,14 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
 }
 
 Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& theta) {
-  std::lock_guard lock(mutex_);
-  if (auto ok = check_request(x, theta); !ok) return ok.error();
-  Result<Matrix> y = forward_locked(x, theta);
-  publish_status_locked(false);
+  Result<Matrix> y = [&]() -> Result<Matrix> {
+    std::lock_guard lock(mutex_);
+    if (auto ok = check_request(x, theta); !ok) return ok.error();
+    Result<Matrix> out = forward_locked(x, theta);
+    publish_status_locked(false);
+    return out;
+  }();
+  if (y && tap_) tap_(x, theta, y.value());
   return y;
 }
 

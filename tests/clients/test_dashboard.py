@@ -169,6 +169,12 @@ class Browser(unittest.TestCase):
             trainer.wait(60)
         d.get(self.url + "/#devices")
         wait_for(lambda: self.js("window.pnnDashboard.devicesShown") == 3, what="devices again")
+        # The job's forwards fed the drift monitor: the osc row shows its rolling NMSE.
+        drift = wait_for(lambda: (self.cell("osc", "drift") or "").strip() not in ("", "—", "off")
+                         and self.cell("osc", "drift"), timeout_s=10,
+                         what="osc's drift column to show the monitor's NMSE",
+                         detail=lambda: repr(self.cell("osc", "drift")))
+        self.assertGreaterEqual(float(drift.rstrip(" !")), 0.0)
         d.save_screenshot(os.path.join(ARTIFACTS, "dashboard-devices.png"))
 
         # The run is in the store: the runs page lists it and its page has curves and the config.

@@ -379,3 +379,23 @@ TEST_CASE("daemon config: relative store paths live in store.dir, never the work
   if (saved) ::setenv("PNN_STATE_DIR", before.c_str(), 1);
   CHECK(contains(error_of("version: 1\nstore: {dir: ''}\n"), "store.dir"));
 }
+
+TEST_CASE("daemon config: devices.NAME.drift is off, on or a mapping with checked values") {
+  const std::string head = "version: 1\ndevices:\n  power:\n    address: sim://power-law\n";
+  const auto on = parse_daemon_config(head + "    drift: {every_ms: 50, window: 8, max_rows: 16, warn_nmse: 0.2}\n", "lab.yaml");
+  REQUIRE(on.devices.size() == 1);
+  CHECK(on.devices[0].drift.enabled);
+  CHECK(on.devices[0].drift.every_ms == 50);
+  CHECK(on.devices[0].drift.window == 8);
+  CHECK(on.devices[0].drift.max_rows == 16);
+  CHECK(on.devices[0].drift.warn_nmse == doctest::Approx(0.2));
+  CHECK_FALSE(parse_daemon_config(head + "    drift: false\n", "lab.yaml").devices[0].drift.enabled);
+  const auto dflt = parse_daemon_config(head, "lab.yaml").devices[0].drift;
+  CHECK(dflt.enabled);
+  CHECK(dflt.warn_nmse == 0.0);  // never warns unless a bound is configured
+  CHECK(contains(error_of(head + "    drift: {window: 0}\n"), "devices.power.drift"));
+  CHECK(contains(error_of(head + "    drift: {warn_nmse: -1}\n"), "must be ≥ 0"));
+  CHECK(contains(error_of(head + "    drift: {warn_nmse: .nan}\n"), "warn_nmse"));
+  CHECK(contains(error_of(head + "    drift: {windw: 4}\n"), "did you mean 'window'"));
+  CHECK(contains(error_of(head + "    drift: [1, 2]\n"), "drift"));
+}

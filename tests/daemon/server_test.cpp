@@ -11,6 +11,7 @@
 #include <set>
 
 #include "daemon/daemon_test_util.hpp"
+#include "pnn/common/version.hpp"
 #include "pnn/daemon/run_store.hpp"
 
 namespace pnn::daemon::test {
@@ -43,6 +44,7 @@ TEST_CASE("daemon: Hello reports versions, capabilities, the instance id and the
   CHECK(h.protocol_majors_size() == 1);
   CHECK(h.protocol_majors(0) == kProtocolMajor);
   CHECK(h.protocol_minor() == kProtocolMinor);
+  CHECK(h.server_version() == std::string("pnnd ") + pnn::kVersion);  // the project's version
   CHECK(h.instance_id() == s.server().instance_id());
   CHECK(h.role() == "operator");  // loopback without keys
   CHECK(h.max_message_bytes() == DaemonConfig{}.max_message_bytes);

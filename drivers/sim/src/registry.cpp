@@ -3,6 +3,8 @@
 // framed-board driver a real board gets; every other address goes to the instrument drivers.
 #include "pnn/drivers/registry.hpp"
 
+#include <atomic>
+#include <cmath>
 #include <stdexcept>
 
 #include "faults.hpp"
@@ -20,7 +22,35 @@ struct SimLinkOptions {
   std::string faults;
   FramedDeviceOptions driver;
   bool direct = false;
+  double drift = 0.0;  // relative gain change of the readings per 1,000 samples run
 };
+
+// drift=R: the instrument's readings slowly change gain, by R per 1,000 samples it has run
+// (y · (1 + R·n/1000), n counted since the instrument was created, across firmware resets and
+// reconnects, as a thermal or ageing drift would be). For testing pnnd's drift monitor.
+class DriftingReality final : public sim::Reality {
+ public:
+  DriftingReality(std::unique_ptr<sim::Reality> inner, double rate,
+                  std::shared_ptr<std::atomic<std::uint64_t>> samples)
+      : inner_(std::move(inner)), rate_(rate), samples_(std::move(samples)) {}
+  Matrix run(const MatrixRef& x, const VectorRef& theta) override {
+    const auto n = samples_->fetch_add(static_cast<std::uint64_t>(x.rows()));
+    return inner_->run(x, theta) * (1.0 + rate_ * static_cast<double>(n) / 1000.0);
+  }
+
+ private:
+  std::unique_ptr<sim::Reality> inner_;
+  double rate_;
+  std::shared_ptr<std::atomic<std::uint64_t>> samples_;
+};
+
+sim::RealityFactory with_drift(sim::RealityFactory make, double rate) {
+  if (rate == 0.0) return make;
+  auto samples = std::make_shared<std::atomic<std::uint64_t>>(0);
+  return [make = std::move(make), rate, samples] {
+    return std::make_unique<DriftingReality>(make(), rate, samples);
+  };
+}
 
 SimLinkOptions take_link_options(DeviceAddress& address) {
   SimLinkOptions o;
@@ -32,7 +62,12 @@ SimLinkOptions take_link_options(DeviceAddress& address) {
                                 "' is not one of frames (default), direct");
   }
   o.direct = link == "direct";
-  for (const char* key : {"faults", "link"}) address.query.erase(key);
+  o.drift = address.get_double("drift", 0.0);
+  if (!std::isfinite(o.drift) || std::abs(o.drift) > 1.0) {
+    throw std::invalid_argument(address.text + ": drift must be a finite gain change per 1,000 "
+                                "samples in [-1, 1] (e.g. drift=0.01)");
+  }
+  for (const char* key : {"faults", "link", "drift"}) address.query.erase(key);
   return o;
 }
 
@@ -74,7 +109,9 @@ const sim::SimKind& find_kind(const DeviceAddress& address) {
 
 Board board_setup(const sim::SimKind& kind, DeviceAddress address) {
   SimLinkOptions link = take_link_options(address);
-  return Board{kind.board(address), std::move(link)};
+  sim::SimSetup setup = kind.board(address);
+  setup.make_reality = with_drift(std::move(setup.make_reality), link.drift);
+  return Board{std::move(setup), std::move(link)};
 }
 
 std::shared_ptr<sim::FirmwareEmulator> make_emulator(const Board& b) {

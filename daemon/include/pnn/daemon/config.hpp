@@ -24,6 +24,17 @@ class ConfigError : public std::runtime_error {
 enum class Role { kReadOnly, kOperator, kAdmin };
 const char* to_string(Role role);
 
+/// The drift monitor of a device (docs/config.md `devices.NAME.drift`): a rolling normalised
+/// residual between the device's twin and what the device measured, over sampled forwards.
+struct DriftConfig {
+  bool enabled = true;
+  std::uint32_t every_ms = 1000;  ///< at most one forward sampled per this interval
+  std::uint32_t window = 20;      ///< the rolling window, in sampled forwards
+  std::uint32_t max_rows = 64;    ///< rows of a sampled forward that the twin re-evaluates
+  double warn_nmse = 0.0;         ///< health WARNING past this rolling NMSE (0: never)
+  bool operator==(const DriftConfig&) const = default;
+};
+
 struct DeviceConfig {
   std::string name;     ///< the name clients and job configs use
   std::string address;  ///< driver address, e.g. sim://power-law?prefactor=2
@@ -31,6 +42,7 @@ struct DeviceConfig {
   /// After a fault (lost, timed out, refused to configure), recover it in the background with
   /// back-off: cleanup, reconnect, re-identify by serial, INACTIVE. Never re-activated by itself.
   bool reconnect = true;
+  DriftConfig drift;
   int line = 0;            ///< 1-based line in the config file, for messages
 };
 

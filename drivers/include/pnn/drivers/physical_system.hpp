@@ -12,6 +12,7 @@
 ///
 /// Thread rule: every public call takes the device's mutex, so calls on one device are serialized
 /// (instruments execute one request at a time); different devices run in parallel.
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -76,6 +77,13 @@ class PhysicalSystem {
   /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
   virtual digital_twin::ModelPtr nominal_twin() const = 0;
 
+  /// Sees every successful forward: the request as sent and the readings (pnnd's drift monitor).
+  /// Called on the thread that called forward, after the device's lock is released, so the
+  /// device stays available; it must be quick (copy what it needs and return) and must not
+  /// throw. Set it before the device is shared between threads.
+  using ForwardTap = std::function<void(const MatrixRef& x, const VectorRef& theta, const Matrix& y)>;
+  void set_forward_tap(ForwardTap tap) { tap_ = std::move(tap); }
+
  protected:
   explicit PhysicalSystem(DeviceSpec spec);
   /// Drivers may refine the spec while configuring (identify: serial, firmware).
@@ -113,6 +121,7 @@ class PhysicalSystem {
   Result<Matrix> forward_locked(const MatrixRef& x, const VectorRef& theta);
 
   mutable std::mutex mutex_;
+  ForwardTap tap_;
   DeviceSpec spec_;
   Lifecycle state_ = Lifecycle::kUnconfigured;
   Health health_ = Health::kOk;

@@ -23,7 +23,7 @@ inline constexpr std::uint16_t kProtocolMajor = 1;
 /// JobInfo progress fields, RunInfo.message. Minor 2: DeviceInfo.health_message. Minor 3:
 /// LifecycleRequest.RECOVER. Minor 4: RECORD_FAILED, STORE_FULL, JOB_FINISHED, LEASE_RELEASED,
 /// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY.
-inline constexpr std::uint32_t kProtocolMinor = 5;
+inline constexpr std::uint32_t kProtocolMinor = 6;
 inline constexpr std::size_t kProtocolFrameSize = 6;
 
 /// "PNND" + major (big-endian).
