@@ -2,6 +2,7 @@
 // fast its pages draw a large run (docs/dashboard.md). Both need Debian's chromium (and
 // dashboard-paint python3-selenium with chromium-driver); without them they say so and stop.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <random>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <utility>  // before Asio (Boost 1.74 + C++20 on GCC 12)
@@ -114,6 +117,39 @@ class StreamReader {
   std::thread thread_;
 };
 
+// CPU seconds this process has used (every thread: pnnd's, the bench client's, the job's).
+double process_cpu_s() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// CPU seconds of this process's threads named `name` (pnnd names its HTTP thread "pnnd-http").
+double threads_cpu_s(const std::string& name) {
+  double total = 0.0;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string n;
+    std::getline(comm, n);
+    if (n != name) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // Fields after the ")" closing the name: state is field 3; utime and stime are 14 and 15.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int k = 3; k <= 15 && rest >> field; ++k) {
+      if (k == 14) utime = std::stod(field);
+      if (k == 15) stime = std::stod(field);
+    }
+    total += (utime + stime) / tick;
+  }
+  return total;
+}
+
 // A job that keeps running (and publishing an epoch every few tens of ms) until cancelled: the
 // "live job" whose curves the browser redraws. Its device waits 2 ms per call, as a real setup
 // does, so the job is paced by its device rather than by the CPU: with a CPU-bound job, the two
@@ -153,7 +189,7 @@ std::vector<json> dashboard_overhead(const BenchOptions& options) {
   // browser's CPU on the same two cores).
   enum Arm { kWithout = 0, kStream = 1, kBrowser = 2 };
   const char* arm_names[] = {"without", "stream_only", "browser"};
-  double seconds[3] = {0, 0, 0};
+  double seconds[3] = {0, 0, 0}, cpu_s[3] = {0, 0, 0}, http_cpu_s[3] = {0, 0, 0};
   std::uint64_t samples[3] = {0, 0, 0}, job_epochs[3] = {0, 0, 0}, stream_bytes = 0;
   std::vector<double> rates[3];
   constexpr int kRounds = 9;
@@ -183,7 +219,10 @@ std::vector<json> dashboard_overhead(const BenchOptions& options) {
     v1::Request status;
     status.mutable_job_status()->set_job_id(job);
     const auto epochs_before = call_ok(*client, status, "JobStatus").job_status().jobs(0).epochs_done();
+    const double cpu0 = process_cpu_s(), http0 = threads_cpu_s("pnnd-http");
     const double s = pipelined_forwards(*client, request, n, kWindow, "dashboard-overhead");
+    cpu_s[arm] += process_cpu_s() - cpu0;
+    http_cpu_s[arm] += threads_cpu_s("pnnd-http") - http0;
     job_epochs[arm] += call_ok(*client, status, "JobStatus").job_status().jobs(0).epochs_done() - epochs_before;
     v1::Request cancel;
     cancel.mutable_cancel_job()->set_job_id(job);
@@ -208,7 +247,14 @@ std::vector<json> dashboard_overhead(const BenchOptions& options) {
     out[std::string("samples_per_s_") + arm_names[a]] = static_cast<double>(samples[a]) / seconds[a];
     out[std::string("rounds_") + arm_names[a]] = rates[a];
     out[std::string("job_epochs_while_timed_") + arm_names[a]] = job_epochs[a];
+    // pnnd's CPU (with the bench client's and the job's) per forwarded sample, and its HTTP
+    // thread's: robust to the machine's load in a way that throughput is not.
+    out[std::string("cpu_us_per_sample_") + arm_names[a]] = 1e6 * cpu_s[a] / static_cast<double>(samples[a]);
+    out[std::string("http_thread_cpu_s_") + arm_names[a]] = http_cpu_s[a];
   }
+  const double cpu_base = cpu_s[kWithout] / static_cast<double>(samples[kWithout]);
+  out["cpu_ratio_stream_only"] = cpu_base / (cpu_s[kStream] / static_cast<double>(samples[kStream]));
+  out["cpu_ratio_browser"] = cpu_base / (cpu_s[kBrowser] / static_cast<double>(samples[kBrowser]));
   const double base = static_cast<double>(samples[kWithout]) / seconds[kWithout];
   out["ratio_stream_only"] = static_cast<double>(samples[kStream]) / seconds[kStream] / base;
   out["ratio_browser"] = static_cast<double>(samples[kBrowser]) / seconds[kBrowser] / base;

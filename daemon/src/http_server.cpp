@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 
+#include <pthread.h>
 #include <fcntl.h>
 
 #include <stdexcept>
@@ -197,7 +198,10 @@ HttpServer::~HttpServer() { stop(); }
 void HttpServer::start() {
   work_.emplace(io_.get_executor());
   accept();
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "pnnd-http");  // for top -H, perf, and the benchmarks
+    io_.run();
+  });
 }
 
 void HttpServer::accept() {
