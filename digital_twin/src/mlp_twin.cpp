@@ -131,6 +131,23 @@ Matrix normalise(const MatrixRef& x, const Normalizer& n) {
       .matrix();
 }
 
+struct MlpCotangents {
+  Matrix xh_bar;  // of the normalised inputs
+  Vector th_bar;  // of the normalised θ, summed over rows
+};
+
+// Reverse pass of y = y_scale ∘ mlp([x̂, θ̂]) for ȳ: the inputs' cotangents, and the weights' added
+// into w_bar if given.
+MlpCotangents mlp_reverse(const Mlp& mlp, const Matrix& xh, const Vector& th, const MatrixRef& y_bar,
+                          const Vector& y_scale, Vector* w_bar) {
+  std::vector<Matrix> acts;
+  mlp.forward(xh, th, &acts);
+  const Matrix out_bar = (y_bar.array().rowwise() * y_scale.transpose().array()).matrix();
+  MlpCotangents c;
+  c.xh_bar = mlp.backward(acts, th, out_bar, &c.th_bar, w_bar);
+  return c;
+}
+
 }  // namespace
 
 Index mlp_num_weights(const std::vector<Index>& sizes) {
@@ -190,26 +207,17 @@ Matrix MlpTwin::do_forward(const MatrixRef& x, const VectorRef& theta) const {
 Cotangents MlpTwin::do_vjp(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar) const {
   const Mlp mlp(sizes_, config_.weights, num_inputs());
   const Vector th = (theta - config_.theta.offset).cwiseQuotient(config_.theta.scale);
-  std::vector<Matrix> acts;
-  mlp.forward(normalise(x, config_.x), th, &acts);
-  const Matrix out_bar = (y_bar.array().rowwise() * config_.y.scale.transpose().array()).matrix();
-  Vector th_bar;
-  const Matrix xh_bar = mlp.backward(acts, th, out_bar, &th_bar, nullptr);
-  Cotangents c{(xh_bar.array().rowwise() / config_.x.scale.transpose().array()).matrix(),
-               th_bar.cwiseQuotient(config_.theta.scale)};
-  if (c.theta_bar.size() == 0) c.theta_bar = Vector::Zero(0);
-  return c;
+  const MlpCotangents m = mlp_reverse(mlp, normalise(x, config_.x), th, y_bar, config_.y.scale, nullptr);
+  return {(m.xh_bar.array().rowwise() / config_.x.scale.transpose().array()).matrix(),
+          m.th_bar.cwiseQuotient(config_.theta.scale)};
 }
 
 Vector MlpTwin::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                                 const MatrixRef& y_bar) const {
   const Mlp mlp(sizes_, config_.weights, num_inputs());
   const Vector th = (theta - config_.theta.offset).cwiseQuotient(config_.theta.scale);
-  std::vector<Matrix> acts;
-  mlp.forward(normalise(x, config_.x), th, &acts);
-  const Matrix out_bar = (y_bar.array().rowwise() * config_.y.scale.transpose().array()).matrix();
   Vector w_bar = Vector::Zero(config_.weights.size());
-  mlp.backward(acts, th, out_bar, nullptr, &w_bar);
+  mlp_reverse(mlp, normalise(x, config_.x), th, y_bar, config_.y.scale, &w_bar);
   return w_bar;
 }
 
@@ -253,26 +261,19 @@ Cotangents ResidualTwin::do_vjp(const MatrixRef& x, const VectorRef& theta,
                                 const MatrixRef& y_bar) const {
   const Mlp mlp(sizes_, config_.weights, num_inputs());
   const Vector th = residual_theta(config_, theta);
-  std::vector<Matrix> acts;
-  mlp.forward(normalise(x, config_.x), th, &acts);
-  const Matrix out_bar = (y_bar.array().rowwise() * config_.y_scale.transpose().array()).matrix();
-  Vector th_bar;
-  const Matrix xh_bar = mlp.backward(acts, th, out_bar, &th_bar, nullptr);
+  const MlpCotangents m = mlp_reverse(mlp, normalise(x, config_.x), th, y_bar, config_.y_scale, nullptr);
   Cotangents c = config_.physics->vjp(x, theta, y_bar);
-  c.x_bar += (xh_bar.array().rowwise() / config_.x.scale.transpose().array()).matrix();
-  if (config_.uses_theta) c.theta_bar += th_bar.cwiseQuotient(config_.theta.scale);
+  c.x_bar += (m.xh_bar.array().rowwise() / config_.x.scale.transpose().array()).matrix();
+  if (config_.uses_theta) c.theta_bar += m.th_bar.cwiseQuotient(config_.theta.scale);
   return c;
 }
 
 Vector ResidualTwin::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                                      const MatrixRef& y_bar) const {
   const Mlp mlp(sizes_, config_.weights, num_inputs());
-  const Vector th = residual_theta(config_, theta);
-  std::vector<Matrix> acts;
-  mlp.forward(normalise(x, config_.x), th, &acts);
-  const Matrix out_bar = (y_bar.array().rowwise() * config_.y_scale.transpose().array()).matrix();
   Vector w_bar = Vector::Zero(config_.weights.size());
-  mlp.backward(acts, th, out_bar, nullptr, &w_bar);
+  mlp_reverse(mlp, normalise(x, config_.x), residual_theta(config_, theta), y_bar, config_.y_scale,
+              &w_bar);
   return w_bar;
 }
 
