@@ -167,7 +167,11 @@ std::vector<json> learned_twin_oscillator(const BenchOptions& options) {
   fit.theta_fraction = 0.2;
   fit.l2 = 1e-7;
   fit.max_iterations = 200;
-  fit.hidden = {64};
+  if (fit.family != training::TwinFamily::kGreyBox) {
+    // The correction MLPs see few distinct θ (one per call): small and strongly regularised.
+    fit.hidden = {32};
+    fit.l2 = 1e-5;
+  }
   fit.seed = options.seed;
   return {run_learned(c, fit, 0.0, 1.0, gap, options)};
 }
