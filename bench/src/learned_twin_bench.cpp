@@ -117,7 +117,8 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
                     {"twin_nmse_nominal", r.twin_nmse_nominal}, {"jacobian_cosine", c},
                     {"jacobian_cosine_nominal", c_nom}, {"samples", r.samples},
                     {"device_calls", r.device_calls}, {"fit_s", r.fit_s},
-                    {"iterations", r.iterations}, {"num_phi", r.num_phi}});
+                    {"iterations", r.iterations}, {"num_phi", r.num_phi},
+                    {"train_mse", r.train_mse}});
     if (options.on_progress) options.on_progress(fits.back().dump());
     nmse += r.twin_nmse / static_cast<double>(devices.size());
     nmse_nominal += r.twin_nmse_nominal / static_cast<double>(devices.size());
