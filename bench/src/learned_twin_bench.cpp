@@ -6,6 +6,7 @@
 #include "bench_common.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "pnn/drivers/registry.hpp"
@@ -191,6 +192,7 @@ std::vector<json> learned_twin_shg(const BenchOptions& options) {
   fit.hidden = {128, 128};
   fit.l2 = 1e-7;
   fit.max_iterations = 200;
+  if (const char* e = std::getenv("PNN_TWIN_ADAM_EPOCHS")) fit.adam_epochs = std::atoi(e);
   fit.seed = options.seed;
   return {run_learned(c, fit, 0.0, 1.0, gap, options)};
 }

@@ -1,5 +1,6 @@
 #include "pnn/training/learned_twin.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -62,6 +63,9 @@ void check_options(const TwinFitOptions& o) {
   if (!(o.theta_fraction >= 0.0 && o.theta_fraction <= 1.0)) bad("theta_fraction must be in [0, 1]");
   if (!(o.l2 >= 0.0) || !std::isfinite(o.l2)) bad("l2 must be a finite number ≥ 0");
   if (o.max_iterations < 1) bad("max_iterations must be ≥ 1");
+  if (o.adam_epochs < 0 || o.adam_calls_per_step < 1 || !(o.adam_learning_rate > 0.0)) {
+    bad("adam_epochs must be ≥ 0, adam_calls_per_step ≥ 1 and adam_learning_rate > 0");
+  }
 }
 
 // Per-entry normaliser of a range: offset the middle, scale the half-width (1 where it is 0).
@@ -107,6 +111,45 @@ void check_data(const dt::DifferentiableModel& nominal, const std::vector<dt::Me
                                   "re-measure) before fitting");
     }
   }
+}
+
+// Mini-batch Adam on φ (the MLP weights) with an L2 pull toward zero; the learning rate decays
+// linearly to 10 %. Returns the fitted model; `mse` the final fit MSE.
+dt::ModelPtr fit_by_adam(const dt::ModelPtr& start, const std::vector<dt::Measurement>& fit,
+                         const TwinFitOptions& o, int& steps, double& mse) {
+  Vector phi = start->physical_params();
+  Vector m = Vector::Zero(phi.size()), v = Vector::Zero(phi.size());
+  std::vector<std::size_t> order(fit.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(o.seed ^ 0xADA3ull);
+  const auto per_step = static_cast<std::size_t>(o.adam_calls_per_step);
+  const std::size_t steps_per_epoch = (fit.size() + per_step - 1) / per_step;
+  const double total = static_cast<double>(steps_per_epoch) * o.adam_epochs;
+  const double beta1 = 0.9, beta2 = 0.999;
+  steps = 0;
+  for (int epoch = 0; epoch < o.adam_epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t begin = 0; begin < fit.size(); begin += per_step) {
+      const dt::ModelPtr model = start->with_physical_params(phi);
+      Index count = 0;
+      for (std::size_t k = begin; k < std::min(fit.size(), begin + per_step); ++k) count += fit[order[k]].y.size();
+      Vector grad = 2.0 * o.l2 * phi;
+      for (std::size_t k = begin; k < std::min(fit.size(), begin + per_step); ++k) {
+        const auto& d = fit[order[k]];
+        const Matrix residual = model->forward(d.x, d.theta) - d.y;
+        grad += model->physical_vjp(d.x, d.theta, (2.0 / static_cast<double>(count)) * residual);
+      }
+      ++steps;
+      const double lr = o.adam_learning_rate * (1.0 - 0.9 * static_cast<double>(steps - 1) / total);
+      m = beta1 * m + (1.0 - beta1) * grad;
+      v = beta2 * v + (1.0 - beta2) * grad.cwiseProduct(grad);
+      const double c1 = 1.0 - std::pow(beta1, steps), c2 = 1.0 - std::pow(beta2, steps);
+      phi.array() -= lr * (m.array() / c1) / ((v.array() / c2).sqrt() + 1e-8);
+    }
+  }
+  const dt::ModelPtr out = start->with_physical_params(phi);
+  mse = dt::twin_mse(*out, fit);
+  return out;
 }
 
 Index count_rows(const std::vector<dt::Measurement>& data) {
@@ -238,7 +281,12 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
                        nominal->num_outputs() * calls / std::max<Index>(1, calls - held_out)) +
         " or use smaller hidden layers");
   }
-  const dt::CalibrationResult r = dt::calibrate(*start, fit, calib);
+  dt::CalibrationResult r;
+  if (options.adam_epochs > 0 && options.family != TwinFamily::kGreyBox) {
+    r.model = fit_by_adam(start, fit, options, r.iterations, r.mse_after);
+  } else {
+    r = dt::calibrate(*start, fit, calib);
+  }
   FittedTwin out{r.model, {}};
   out.report.family = options.family;
   out.report.samples = count_rows(data);

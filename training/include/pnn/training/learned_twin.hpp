@@ -45,6 +45,12 @@ struct TwinFitOptions {
   /// L2 weight: toward the nominal φ (grey box), toward zero weights (MLP families).
   double l2 = 1e-6;
   int max_iterations = 300;
+  /// MLP families only: > 0 fits by mini-batch Adam for this many passes over the fit calls
+  /// (`adam_calls_per_step` calls per step, learning rate `adam_learning_rate` decayed to 10 %
+  /// by the end) instead of full-batch L-BFGS; 0 = L-BFGS (`max_iterations`).
+  int adam_epochs = 0;
+  int adam_calls_per_step = 16;
+  double adam_learning_rate = 1e-3;
   std::uint64_t seed = 0;
 };
 
