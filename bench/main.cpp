@@ -1,4 +1,5 @@
-// pnn-bench [NAME...] [--list] [--epochs N] [--seed S] [--gap small|large] [--pretty]
+// pnn-bench [NAME...] [--list] [--epochs N] [--seed S] [--gap small|large] [--family F]
+//           [--samples N] [--pretty]
 // Runs the named benchmarks (all by default) and prints one JSON object per configuration: a
 // line each (default, for scripts), or indented with progress lines on stderr (--pretty, what
 // `pnnctl bench` shows). `pnnctl bench` runs this program, so pnnctl never links the daemon.
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", options.epochs, "override the benchmark's epochs (steps for pat-toy)");
   app.add_option("--seed", options.seed, "seed (initialisation, shuffling, device seeds)");
   app.add_option("--gap", options.gap, "only this gap level")->check(CLI::IsMember({"small", "large"}));
+  app.add_option("--family", options.family, "learned-twin-*: twin family")
+      ->check(CLI::IsMember({"grey-box", "residual", "mlp"}));
+  app.add_option("--samples", options.samples, "learned-twin-*: measured samples per device");
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
   CLI11_PARSE(app, argc, argv);
   if (list) {

@@ -70,6 +70,12 @@ std::vector<nlohmann::json> spsa_oscillator_digits(const BenchOptions& options);
 /// mgd-oscillator-digits (zeroth_order_bench.cpp): the same with MGD (CDMA code).
 std::vector<nlohmann::json> mgd_oscillator_digits(const BenchOptions& options);
 
+/// learned-twin-oscillator (learned_twin_bench.cpp): large-gap oscillators with a twin fitted
+/// from measured samples (grey box by default): NMSE, Jacobian cosine, PAT and in silico.
+std::vector<nlohmann::json> learned_twin_oscillator(const BenchOptions& options);
+/// learned-twin-shg: the shg-digits network with a black-box MLP twin of the SHG device.
+std::vector<nlohmann::json> learned_twin_shg(const BenchOptions& options);
+
 /// frame-codec (wire_bench.cpp): frame encode + stream decode throughput (gbytes_per_s).
 std::vector<nlohmann::json> frame_codec(const BenchOptions& options);
 /// wire-overhead (wire_bench.cpp): a job over the frame protocol vs link=direct.

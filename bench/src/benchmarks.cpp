@@ -192,6 +192,8 @@ const std::vector<Entry>& entries() {
       {{"mtj-rf-digits", "MTJ spin-diode RF synapse chains with STNO neurons as a hidden layer on digits"}, detail::mtj_rf_digits},
       {{"circuit-digits", "RLC-junction circuit (time-multiplexed drive) as a hidden layer on digits"}, detail::circuit_digits},
       {{"plate-digits", "speaker-driven plate (modal, time-multiplexed drive) as a hidden layer on digits"}, detail::plate_digits},
+      {{"learned-twin-oscillator", "large-gap oscillator PNN with twins fitted from measured samples (grey box; --family residual|mlp): NMSE, PAT, in silico deployed"}, detail::learned_twin_oscillator},
+      {{"learned-twin-shg", "shg-digits network with a black-box MLP twin of the SHG device fitted from measured samples"}, detail::learned_twin_shg},
       {{"frame-codec", "binary frame protocol: encode + stream decode throughput, one core"}, detail::frame_codec},
       {{"wire-overhead", "oscillator job through simulated boards over the frame protocol vs in-process"}, detail::wire_overhead},
       // The daemon (docs/daemon.md); --epochs sets round trips, batches or job epochs.

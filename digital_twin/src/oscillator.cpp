@@ -13,7 +13,7 @@ struct OscillatorModel::Backward {
   Matrix x_bar;
   Matrix a_bar;  // ∂L/∂A
   Vector e_bar;
-  double kappa_bar = 0.0;
+  Eigen::RowVectorXd kappa_bar;  // ∂L/∂κ_i
 };
 
 Matrix coupling_to_q(const MatrixRef& c) {
@@ -32,6 +32,18 @@ OscillatorModel::OscillatorModel(OscillatorConfig config) : config_(std::move(co
   if (!(config_.dt > 0.0)) throw std::invalid_argument("oscillators: dt must be > 0");
   if (config_.num_steps < 1) throw std::invalid_argument("oscillators: num_steps must be ≥ 1");
   if (!std::isfinite(config_.kappa)) throw std::invalid_argument("oscillators: kappa must be finite");
+  if (config_.kappas.size() != 0 && config_.kappas.size() != n) {
+    throw std::invalid_argument("oscillators: kappas must have " + std::to_string(n) +
+                                " entries (one per oscillator), got " +
+                                std::to_string(config_.kappas.size()));
+  }
+  if (!config_.kappas.allFinite()) throw std::invalid_argument("oscillators: kappas must be finite");
+  if (config_.kappas.size() != 0 && config_.phi == OscillatorPhi::kKappa) {
+    throw std::invalid_argument(
+        "oscillators: per-oscillator kappas need phi = kGreyBox (kKappa fits one global kappa)");
+  }
+  kappa_row_ = config_.kappas.size() != 0 ? Eigen::RowVectorXd(config_.kappas.transpose())
+                                          : Eigen::RowVectorXd::Constant(n, config_.kappa);
   if (config_.q_extra.size() != 0) {
     if (config_.q_extra.rows() != n || config_.q_extra.cols() != n) {
       throw std::invalid_argument("oscillators: q_extra must be " + shape_string(n, n) +
@@ -40,7 +52,29 @@ OscillatorModel::OscillatorModel(OscillatorConfig config) : config_(std::move(co
     if (!config_.q_extra.isApprox(config_.q_extra.transpose())) {
       throw std::invalid_argument("oscillators: q_extra must be symmetric");
     }
+    if (config_.phi == OscillatorPhi::kGreyBox &&
+        config_.q_extra.rowwise().sum().cwiseAbs().maxCoeff() > 1e-9 * (1.0 + config_.q_extra.norm())) {
+      throw std::invalid_argument(
+          "oscillators: the grey-box stray coupling q_extra must be C2Q(J) (zero row sums)");
+    }
   }
+}
+
+Index OscillatorModel::num_physical_params() const {
+  return config_.phi == OscillatorPhi::kKappa ? 1 : n() + n() * (n() - 1) / 2;
+}
+
+Vector OscillatorModel::physical_params() const {
+  if (config_.phi == OscillatorPhi::kKappa) return Vector::Constant(1, config_.kappa);
+  Vector phi(num_physical_params());
+  phi.head(n()) = kappas();
+  Index k = n();
+  for (Index i = 0; i < n(); ++i) {
+    for (Index j = i + 1; j < n(); ++j) {
+      phi[k++] = config_.q_extra.size() != 0 ? config_.q_extra(i, j) : 0.0;
+    }
+  }
+  return phi;
 }
 
 Vector OscillatorModel::initial_params(std::uint64_t seed) const {
@@ -53,12 +87,26 @@ Vector OscillatorModel::initial_params(std::uint64_t seed) const {
 }
 
 ModelPtr OscillatorModel::with_physical_params(const VectorRef& phi) const {
-  if (phi.size() != 1) {
-    throw std::invalid_argument("oscillators: one physical parameter (kappa) expected, got " +
-                                std::to_string(phi.size()));
+  if (phi.size() != num_physical_params()) {
+    throw std::invalid_argument(
+        config_.phi == OscillatorPhi::kKappa
+            ? "oscillators: one physical parameter (kappa) expected, got " + std::to_string(phi.size())
+            : "oscillators: grey-box φ has n + n(n−1)/2 = " + std::to_string(num_physical_params()) +
+                  " entries (κ_i, then J_ij for i < j), got " + std::to_string(phi.size()));
   }
+  if (!phi.allFinite()) throw std::invalid_argument("oscillators: physical parameters must be finite");
   OscillatorConfig config = config_;
-  config.kappa = phi[0];
+  if (config_.phi == OscillatorPhi::kKappa) {
+    config.kappa = phi[0];
+  } else {
+    config.kappas = phi.head(n());
+    Matrix j = Matrix::Zero(n(), n());
+    Index k = n();
+    for (Index r = 0; r < n(); ++r) {
+      for (Index c = r + 1; c < n(); ++c) j(r, c) = j(c, r) = phi[k++];
+    }
+    config.q_extra = coupling_to_q(j);
+  }
   return std::make_shared<OscillatorModel>(std::move(config));
 }
 
@@ -73,14 +121,14 @@ Matrix OscillatorModel::stiffness(const VectorRef& theta) const {
 
 namespace {
 
-// g(q) = sin(κ q)·A + e, row batch.
+// g(q) = sin(κ∘q)·A + e, row batch.
 struct Force {
   const Matrix& a;
-  double kappa;
+  const Eigen::RowVectorXd& kappa;
   Eigen::Map<const Vector> e;
 
   void operator()(const Matrix& q, Matrix& s, Matrix& g) const {
-    s = fast_sin(kappa * q.array()).matrix();
+    s = fast_sin(q.array().rowwise() * kappa.array()).matrix();
     g.noalias() = s * a;
     g.rowwise() += e.transpose();
   }
@@ -90,7 +138,7 @@ struct Force {
 
 Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
   const Matrix a = stiffness(theta);
-  const Force force{a, config_.kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
+  const Force force{a, kappa_row_, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
   const double h = config_.dt;
   Matrix q = x, p = Matrix::Zero(x.rows(), n());
   Matrix s, g1, g2, g3, g4, qs(x.rows(), n()), p2, p3, p4;
@@ -115,7 +163,7 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
                                                     const MatrixRef& y_bar) const {
   const Index b = x.rows();
   const Matrix a = stiffness(theta);
-  const double kappa = config_.kappa;
+  const Eigen::RowVectorXd& kappa = kappa_row_;
   const Force force{a, kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
   const double h = config_.dt;
   const int steps = config_.num_steps;
@@ -142,17 +190,17 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
     }
   }
 
-  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), 0.0};
+  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), Eigen::RowVectorXd::Zero(n())};
   // Reverse of g(q) = sin(κ q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
   auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
-    const Eigen::ArrayXXd kq = kappa * q.array();
+    const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.array();
     Eigen::ArrayXXd s, c;
     sincos(kq, &s, &c);
     out.a_bar.noalias() += s.matrix().transpose() * g_bar;
     out.e_bar += g_bar.colwise().sum().transpose();
     const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * c;
-    out.kappa_bar += (s_bar_cos * q.array()).sum();
-    return Matrix((kappa * s_bar_cos).matrix());
+    out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix();
+    return Matrix((s_bar_cos.rowwise() * kappa.array()).matrix());
   };
 
   Matrix q_bar = y_bar, p_bar = Matrix::Zero(b, n());
@@ -206,7 +254,18 @@ Cotangents OscillatorModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
 
 Vector OscillatorModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                                         const MatrixRef& y_bar) const {
-  return Vector::Constant(1, backward(x, theta, y_bar).kappa_bar);
+  const Backward bw = backward(x, theta, y_bar);
+  if (config_.phi == OscillatorPhi::kKappa) return Vector::Constant(1, bw.kappa_bar.sum());
+  // Q_extra = C2Q(J), J symmetric: ∂A_ij = ∂A_ji = 1, ∂A_ii = ∂A_jj = −1 per J_ij.
+  Vector phi_bar(num_physical_params());
+  phi_bar.head(n()) = bw.kappa_bar.transpose();
+  Index k = n();
+  for (Index i = 0; i < n(); ++i) {
+    for (Index j = i + 1; j < n(); ++j) {
+      phi_bar[k++] = bw.a_bar(i, j) + bw.a_bar(j, i) - bw.a_bar(i, i) - bw.a_bar(j, j);
+    }
+  }
+  return phi_bar;
 }
 
 }  // namespace pnn::digital_twin

@@ -12,6 +12,7 @@
 
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/checkpoint.hpp"
+#include "pnn/training/learned_twin.hpp"
 #include "test_util.hpp"
 
 using namespace pnn::training;
@@ -172,4 +173,22 @@ TEST_CASE("job runner: a caller's devices are driven only through the executor i
   };
   CHECK_THROWS_WITH(run_job(c, {}, options), doctest::Contains("executor closed"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("job runner: JobOptions twins replace the nominal twin of the named device") {
+  JobConfig c = parse_job_config(kGood, "tiny.yaml");
+  c.training.epochs = 1;
+  const auto nominal = pnn::drivers::make_physical_system(c.devices[0].address)->nominal_twin();
+  JobOptions options;
+  options.write_outputs = false;
+  const auto plain = run_job(c, {}, options).value();
+  // A learned twin of osc-a with every κ_i = 1.3: the backward pass and the twin evaluation change.
+  auto grey = grey_box_of(nominal);
+  pnn::Vector phi = grey->physical_params();
+  phi.head(64).setConstant(1.3);
+  options.twins["osc-a"] = grey->with_physical_params(phi);
+  const auto learned = run_job(c, {}, options).value();
+  CHECK(learned.phases[0].acc_twin != plain.phases[0].acc_twin);
+  options.twins["osc-a"] = pnn::drivers::make_physical_system(c.devices[1].address)->nominal_twin();
+  CHECK_THROWS_AS(run_job(c, {}, options), std::invalid_argument);  // 74 oscillators for a 64 device
 }

@@ -126,7 +126,7 @@ class DeviceSet {
 };
 
 Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inputs,
-                      int num_classes) {
+                      int num_classes, const std::map<std::string, dt::ModelPtr>& twins) {
   Network net;
   Index width = num_inputs;
   for (std::size_t i = 0; i < config.network.size(); ++i) {
@@ -149,6 +149,7 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         // evaluates the twin.
         auto twin = dev.nominal_twin();
         Vector theta = twin ? twin->initial_params(seed) : Vector::Zero(dev.spec().num_params());
+        if (auto it = twins.find(s.device); it != twins.end() && it->second) twin = it->second;
         net.add_physical(s.device, dev, s.twin ? twin : nullptr, std::move(theta),
                          devices.executor(s.device));
         width = dev.spec().num_outputs;
@@ -296,7 +297,8 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   const std::vector<LayerSummary> planned = planned_layers(config, devices);
   check_rule(config, config.training.method, planned);
   if (auto up = devices.bring_up(); !up) return up.error();
-  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes);
+  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes,
+                              options.twins);
 
   JobResult result;
   result.name = config.name;

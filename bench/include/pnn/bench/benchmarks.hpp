@@ -13,6 +13,10 @@ struct BenchOptions {
   int epochs = -1;            ///< -1: the benchmark's own default
   std::string gap = "";       ///< "" = the benchmark's default gap levels; "small" or "large"
   std::uint64_t seed = 0;
+  /// learned-twin-*: the twin family ("grey-box", "residual", "mlp"; "" = the benchmark's own)
+  /// and the measured samples per device (-1 = the benchmark's own).
+  std::string family = "";
+  long samples = -1;
   /// Progress lines for humans (to stderr in the CLI); may be empty.
   std::function<void(const std::string&)> on_progress;
 };

@@ -1,31 +1,42 @@
 #pragma once
 /// Coupled nonlinear oscillators (pendula / plate modes), PHYSICS.md "Mechanical".
 ///
-///   q̇ = p,   ṗ_i = −sin(κ q_i) + Σ_j Q_ij sin(κ q_j) + e_i,   Q = C2Q(C) + Q_extra
+///   q̇ = p,   ṗ_i = −sin(κ_i q_i) + Σ_j Q_ij sin(κ_j q_j) + e_i,   Q = C2Q(C) + Q_extra
 ///
 /// Encoding q(0) = x, p(0) = 0; readout q(t_end); fixed-step RK4. Reverse mode is exact through
 /// the integrator (discrete adjoint of the same RK4 steps, not a continuous adjoint).
 ///
 /// θ layout: C (n×n, row-major, n² entries) then e (n entries). Only the symmetric part of C
 /// matters, and its diagonal does not enter Q.
-/// Physical parameter φ = (κ), nominal 1: the nonlinearity scale of the restoring force. One global
-/// scale, not one per oscillator: per-oscillator scales are unidentifiable for inputs that never
-/// leave 0 (blank pixels) and soak up unmodelled coupling when calibrated.
+/// Physical parameters, by `OscillatorPhi`:
+/// - kKappa (the nominal twin): φ = (κ), nominal 1, one nonlinearity scale for every oscillator.
+///   One global scale is what short calibrations on the job's own inputs can identify:
+///   per-oscillator scales are unidentifiable for inputs that never leave 0 (blank pixels) and
+///   soak up unmodelled coupling when the coupling is not fitted with them.
+/// - kGreyBox (the learned grey-box twin, learned_twins.hpp): φ = (κ_1 … κ_n, J_ij for i < j),
+///   per-oscillator scales and a symmetric stray coupling with Q_extra = C2Q(J); n + n(n−1)/2
+///   entries. Fitted on samples spread over the input range, with an L2 pull toward nominal.
 #include <memory>
 
 #include "pnn/digital_twin/model.hpp"
 
 namespace pnn::digital_twin {
 
+/// Which constants of the model are its physical parameters φ (see the file comment).
+enum class OscillatorPhi { kKappa, kGreyBox };
+
 struct OscillatorConfig {
   Index num_oscillators = 0;
   double dt = 0.1;
   int num_steps = 5;
-  /// Nonlinearity scale κ (1 for the nominal twin).
+  /// Nonlinearity scale κ (1 for the nominal twin), used for every oscillator unless `kappas`.
   double kappa = 1.0;
+  /// Per-oscillator scales κ_i (size n; kGreyBox only); empty = `kappa` for all. Finite.
+  Vector kappas;
   /// Fixed extra coupling added to Q (a reality simulator's unmodelled coupling); empty = none.
-  /// Must be n×n and symmetric.
+  /// Must be n×n and symmetric; for kGreyBox also of the form C2Q(J) (zero row sums).
   Matrix q_extra;
+  OscillatorPhi phi = OscillatorPhi::kKappa;
 };
 
 /// Q = C2Q(C): J = (C + Cᵀ)/2, off-diagonal Q = J, Q_ii = −Σ_{j≠i} J_ij.
@@ -42,9 +53,11 @@ class OscillatorModel final : public DifferentiableModel {
   Index num_params() const override { return n() * n() + n(); }
   Vector initial_params(std::uint64_t seed) const override;
 
-  Index num_physical_params() const override { return 1; }
-  Vector physical_params() const override { return Vector::Constant(1, config_.kappa); }
+  Index num_physical_params() const override;
+  Vector physical_params() const override;
   ModelPtr with_physical_params(const VectorRef& phi) const override;
+  /// The oscillators' nonlinearity scales κ_i (size n).
+  Vector kappas() const { return kappa_row_.transpose(); }
 
   const OscillatorConfig& config() const { return config_; }
 
@@ -61,6 +74,7 @@ class OscillatorModel final : public DifferentiableModel {
   Backward backward(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar) const;
 
   OscillatorConfig config_;
+  Eigen::RowVectorXd kappa_row_;  // κ_i as a row, multiplied into each batch row
 };
 
 }  // namespace pnn::digital_twin

@@ -111,6 +111,9 @@ struct JobOptions {
   std::map<std::string, drivers::PhysicalSystem*> external_devices;
   /// Where each external device's calls run (by the same names; missing: the job's thread).
   std::map<std::string, DeviceExecutor> device_executors;
+  /// Twins to use in place of the datasheet's nominal twins, by device name (e.g. learned twins,
+  /// learned_twin.hpp); sizes must match the device. θ still starts from the nominal recipe.
+  std::map<std::string, digital_twin::ModelPtr> twins;
 };
 
 /// Runs the whole job. Config problems throw ConfigError/DatasetError, and so does a rule the

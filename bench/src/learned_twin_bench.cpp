@@ -1,0 +1,202 @@
+// learned-twin-oscillator and learned-twin-shg (issue 13, docs/learned-twins.md): fit a learned
+// twin of every device from measured samples (training::fit_twin), then train the benchmark's
+// network with it in place of the nominal twin: PAT, and in silico deployed on the hardware.
+// The devices are opened here and handed to the job (external devices), so the job trains on
+// exactly the devices the twins were fitted on.
+#include "bench_common.hpp"
+
+#include <cmath>
+#include <random>
+
+#include "pnn/drivers/registry.hpp"
+#include "pnn/training/learned_twin.hpp"
+
+namespace pnn::bench::detail {
+namespace {
+
+using nlohmann::json;
+using training::JobConfig;
+
+// Cosine between a twin's input cotangent Jᵀȳ and the device's, with the device Jacobian J from
+// central differences of step `eps` at `num_points` points x (uniform in [x_lo, x_hi]), each
+// perturbed input repeated ≥ 256 times (as rows of a few batch calls: the sensor and input noise
+// are per row) and averaged. Averaged over `num_dirs` random ȳ per point.
+std::pair<double, double> jacobian_cosines(drivers::PhysicalSystem& device,
+                                           const digital_twin::DifferentiableModel& twin,
+                                           const digital_twin::DifferentiableModel& nominal,
+                                           const Vector& theta, double x_lo, double x_hi,
+                                           std::uint64_t seed) {
+  const auto& spec = device.spec();
+  const Index n = spec.num_inputs, m = spec.num_outputs;
+  const Index repeats = std::max<Index>(1, spec.max_batch / (2 * n));
+  const int calls_per_point = static_cast<int>((256 + repeats - 1) / repeats);  // ≥ 256 repeats
+  const double eps = 0.05 * (spec.input_max - spec.input_min);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  double sum_twin = 0.0, sum_nominal = 0.0;
+  int count = 0;
+  const int num_points = 3, num_dirs = 4;
+  for (int p = 0; p < num_points; ++p) {
+    Vector x(n);
+    for (Index i = 0; i < n; ++i) x[i] = x_lo + (x_hi - x_lo) * unit(rng);
+    Matrix batch(2 * n * repeats, n);
+    for (Index j = 0; j < n; ++j) {
+      Vector up = x, down = x;
+      up[j] = std::min(x[j] + eps, spec.input_max);
+      down[j] = std::max(x[j] - eps, spec.input_min);
+      for (Index r = 0; r < repeats; ++r) {
+        batch.row((2 * j) * repeats + r) = up.transpose();
+        batch.row((2 * j + 1) * repeats + r) = down.transpose();
+      }
+    }
+    Matrix y = unwrap(device.forward(batch, theta));
+    for (int k = 1; k < calls_per_point; ++k) y += unwrap(device.forward(batch, theta));
+    y /= static_cast<double>(calls_per_point);
+    Matrix jac(m, n);  // J(:, j) = ∂y/∂x_j
+    for (Index j = 0; j < n; ++j) {
+      const double h = batch((2 * j) * repeats, j) - batch((2 * j + 1) * repeats, j);
+      jac.col(j) = (y.middleRows(2 * j * repeats, repeats).colwise().mean() -
+                    y.middleRows((2 * j + 1) * repeats, repeats).colwise().mean())
+                       .transpose() / h;
+    }
+    for (int d = 0; d < num_dirs; ++d) {
+      Matrix y_bar(1, m);
+      for (Index i = 0; i < m; ++i) y_bar(0, i) = normal(rng);
+      const Vector dev = jac.transpose() * y_bar.row(0).transpose();
+      auto cosine = [&](const digital_twin::DifferentiableModel& model) {
+        const Vector g = model.vjp(x.transpose(), theta, y_bar).x_bar.row(0).transpose();
+        return g.dot(dev) / std::max(g.norm() * dev.norm(), 1e-300);
+      };
+      sum_twin += cosine(twin);
+      sum_nominal += cosine(nominal);
+      ++count;
+    }
+  }
+  return {sum_twin / count, sum_nominal / count};
+}
+
+struct OpenDevice {
+  std::string name;
+  drivers::PhysicalSystemPtr device;
+};
+
+std::vector<OpenDevice> open_devices(const JobConfig& c) {
+  std::vector<OpenDevice> out;
+  for (const auto& d : c.devices) {
+    auto dev = drivers::make_physical_system(d.address);
+    for (auto step : {&drivers::PhysicalSystem::configure, &drivers::PhysicalSystem::activate}) {
+      if (auto r = ((*dev).*step)(); !r) throw std::runtime_error(d.address + ": " + r.error().message);
+    }
+    out.push_back({d.name, std::move(dev)});
+  }
+  return out;
+}
+
+// Fits every device's twin, runs the job on them, and reports (one JSON object).
+json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_options,
+                 double probe_lo, double probe_hi, const std::string& gap,
+                 const BenchOptions& options) {
+  auto devices = open_devices(config);
+  training::JobOptions job_options{.write_outputs = false};
+  json fits = json::array();
+  double nmse = 0.0, nmse_nominal = 0.0, cos = 0.0, cos_nominal = 0.0, fit_s = 0.0;
+  std::int64_t samples = 0, calls = 0;
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    auto& dev = *devices[i].device;
+    training::TwinFitOptions o = fit_options;
+    o.seed = fit_options.seed + 97 * i;
+    const auto fit = unwrap(training::fit_twin(dev, o));
+    const auto& r = fit.report;
+    const Vector theta0 = dev.nominal_twin()->initial_params(config.seed * 7919 + i);
+    // The second layer's inputs include outputs of the first: probe it over its own range.
+    const auto [c, c_nom] = jacobian_cosines(dev, *fit.model, *dev.nominal_twin(), theta0,
+                                             i == 0 ? probe_lo : -1.0, i == 0 ? probe_hi : 1.0,
+                                             config.seed + 31 * i);
+    fits.push_back({{"device", devices[i].name}, {"twin_nmse", r.twin_nmse},
+                    {"twin_nmse_nominal", r.twin_nmse_nominal}, {"jacobian_cosine", c},
+                    {"jacobian_cosine_nominal", c_nom}, {"samples", r.samples},
+                    {"device_calls", r.device_calls}, {"fit_s", r.fit_s},
+                    {"iterations", r.iterations}, {"num_phi", r.num_phi},
+                    {"train_mse", r.train_mse}});
+    if (options.on_progress) options.on_progress(fits.back().dump());
+    nmse += r.twin_nmse / static_cast<double>(devices.size());
+    nmse_nominal += r.twin_nmse_nominal / static_cast<double>(devices.size());
+    cos += c / static_cast<double>(devices.size());
+    cos_nominal += c_nom / static_cast<double>(devices.size());
+    fit_s += r.fit_s;
+    samples += r.samples;
+    calls += r.device_calls;
+    job_options.external_devices[devices[i].name] = &dev;
+    job_options.twins[devices[i].name] = fit.model;
+  }
+  training::JobCallbacks cb;
+  if (options.on_progress) {
+    cb.on_epoch = [&](const std::string& phase, const training::EpochStats& s, int total) {
+      options.on_progress(config.name + " " + phase + " epoch " + std::to_string(s.epoch) + "/" +
+                          std::to_string(total) + " loss " + std::to_string(s.train_loss));
+    };
+  }
+  const auto result = unwrap(training::run_job(config, cb, job_options));
+  json j = job_record(config, result, gap);
+  j["family"] = to_string(fit_options.family);
+  j["twin_nmse"] = nmse;
+  j["twin_nmse_nominal"] = nmse_nominal;
+  j["jacobian_cosine"] = cos;
+  j["jacobian_cosine_nominal"] = cos_nominal;
+  j["fit_s"] = fit_s;
+  j["samples"] = samples;
+  j["fit_device_calls"] = calls;
+  j["fits"] = fits;
+  return j;
+}
+
+training::TwinFamily family_or(const BenchOptions& o, training::TwinFamily fallback) {
+  return o.family.empty() ? fallback : training::parse_twin_family(o.family);
+}
+
+}  // namespace
+
+std::vector<json> learned_twin_oscillator(const BenchOptions& options) {
+  const std::string gap = options.gap.empty() ? "large" : options.gap;
+  const int epochs = options.epochs > 0 ? options.epochs : 40;
+  JobConfig c = oscillator_job("learned-twin-oscillator", "digits", gap, epochs, options.seed, 8);
+  training::TwinFitOptions fit;
+  fit.family = family_or(options, training::TwinFamily::kGreyBox);
+  fit.samples = options.samples > 0 ? options.samples : 2500;  // per device: ≤ 5,000 in all
+  fit.batch = 250;
+  fit.theta_fraction = 0.2;
+  fit.l2 = 1e-7;
+  fit.max_iterations = 200;
+  if (fit.family != training::TwinFamily::kGreyBox) {
+    // The correction MLPs see few distinct θ (one per call): small and strongly regularised.
+    fit.hidden = {32};
+    fit.l2 = 1e-5;
+  }
+  fit.seed = options.seed;
+  return {run_learned(c, fit, 0.0, 1.0, gap, options)};
+}
+
+std::vector<json> learned_twin_shg(const BenchOptions& options) {
+  const std::string gap = options.gap.empty() ? "large" : options.gap;
+  const int epochs = options.epochs > 0 ? options.epochs : 100;
+  JobConfig c = hybrid_digits_job("learned-twin-shg", "shg",
+                                  "sim://optical-shg?inputs=64&params=64&outputs=64&gap=" + gap +
+                                      "&seed=" + std::to_string(options.seed + 1),
+                                  64, "sigmoid", 3e-3, epochs, options.seed);
+  training::TwinFitOptions fit;
+  fit.family = family_or(options, training::TwinFamily::kBlackBox);
+  fit.samples = options.samples > 0 ? options.samples : 20000;
+  fit.batch = 20;  // θ is an input of the MLP: 1,000 distinct θ
+  fit.hidden = {128, 128};
+  fit.l2 = 1e-7;
+  // Mini-batch Adam: 150 passes (7,500 steps) fit better in a third of the time of 200
+  // full-batch L-BFGS iterations (docs/benchmarks.md, "Learned twins").
+  fit.adam_epochs = 150;
+  fit.adam_calls_per_step = 16;
+  fit.adam_learning_rate = 1e-3;
+  fit.seed = options.seed;
+  return {run_learned(c, fit, 0.0, 1.0, gap, options)};
+}
+
+}  // namespace pnn::bench::detail

@@ -1,0 +1,320 @@
+#include "pnn/training/learned_twin.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include "pnn/digital_twin/mlp_twin.hpp"
+#include "pnn/digital_twin/oscillator.hpp"
+
+namespace pnn::training {
+
+namespace dt = digital_twin;
+
+std::string to_string(TwinFamily family) {
+  switch (family) {
+    case TwinFamily::kGreyBox: return "grey-box";
+    case TwinFamily::kResidual: return "residual";
+    case TwinFamily::kBlackBox: return "mlp";
+  }
+  return "?";
+}
+
+TwinFamily parse_twin_family(const std::string& name) {
+  for (auto f : {TwinFamily::kGreyBox, TwinFamily::kResidual, TwinFamily::kBlackBox}) {
+    if (name == to_string(f)) return f;
+  }
+  throw std::invalid_argument("unknown twin family '" + name +
+                              "' (accepted: grey-box, residual, mlp)");
+}
+
+dt::ModelPtr grey_box_of(const dt::ModelPtr& nominal) {
+  if (!nominal) throw std::invalid_argument("grey-box twin: the device has no nominal twin");
+  if (const auto* osc = dynamic_cast<const dt::OscillatorModel*>(nominal.get())) {
+    dt::OscillatorConfig c = osc->config();
+    c.kappas = osc->kappas();
+    c.phi = dt::OscillatorPhi::kGreyBox;
+    return std::make_shared<dt::OscillatorModel>(std::move(c));
+  }
+  if (nominal->num_physical_params() == 0) {
+    throw std::invalid_argument("grey-box twin: the " + nominal->name() +
+                                " twin has no physical parameters to fit; use family residual or mlp");
+  }
+  return nominal;
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void check_options(const TwinFitOptions& o) {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("fit_twin: " + what); };
+  if (o.samples < 1) bad("samples must be ≥ 1");
+  if (o.batch < 1) bad("batch must be ≥ 1");
+  if (o.repeats < 1) bad("repeats must be ≥ 1");
+  if (!(o.validation_fraction >= 0.0 && o.validation_fraction < 1.0)) {
+    bad("validation_fraction must be in [0, 1)");
+  }
+  if (!(o.input_fraction > 0.0 && o.input_fraction <= 1.0)) bad("input_fraction must be in (0, 1]");
+  if (!(o.theta_fraction >= 0.0 && o.theta_fraction <= 1.0)) bad("theta_fraction must be in [0, 1]");
+  if (!(o.l2 >= 0.0) || !std::isfinite(o.l2)) bad("l2 must be a finite number ≥ 0");
+  if (o.max_iterations < 1) bad("max_iterations must be ≥ 1");
+  if (o.adam_epochs < 0 || o.adam_calls_per_step < 1 || !(o.adam_learning_rate > 0.0)) {
+    bad("adam_epochs must be ≥ 0, adam_calls_per_step ≥ 1 and adam_learning_rate > 0");
+  }
+}
+
+// Per-entry normaliser of a range: offset the middle, scale the half-width (1 where it is 0).
+dt::Normalizer range_normalizer(const Vector& lo, const Vector& hi) {
+  dt::Normalizer n{0.5 * (lo + hi), 0.5 * (hi - lo)};
+  for (Index i = 0; i < n.scale.size(); ++i) {
+    if (!(n.scale[i] > 0.0)) n.scale[i] = 1.0;
+  }
+  return n;
+}
+
+// Mean and standard deviation (floored) of each output over the measurements, of y − base(x).
+dt::Normalizer output_stats(const std::vector<dt::Measurement>& data, const dt::ModelPtr& base) {
+  const Index m = data.front().y.cols();
+  Vector sum = Vector::Zero(m), sq = Vector::Zero(m);
+  double rows = 0.0;
+  for (const auto& d : data) {
+    const Matrix r = base ? Matrix(d.y - base->forward(d.x, d.theta)) : d.y;
+    sum += r.colwise().sum().transpose();
+    sq += r.array().square().matrix().colwise().sum().transpose();
+    rows += static_cast<double>(r.rows());
+  }
+  const Vector mean = sum / rows;
+  Vector sd = (sq / rows - mean.cwiseProduct(mean)).cwiseMax(0.0).cwiseSqrt();
+  const double floor = 1e-3 * std::max(sd.maxCoeff(), 1e-9);
+  return {mean, sd.cwiseMax(floor)};
+}
+
+void check_data(const dt::DifferentiableModel& nominal, const std::vector<dt::Measurement>& data) {
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const auto& d = data[i];
+    const std::string where = "fit_twin: measurement " + std::to_string(i) + ": ";
+    if (d.x.cols() != nominal.num_inputs() || d.theta.size() != nominal.num_params() ||
+        d.y.rows() != d.x.rows() || d.y.cols() != nominal.num_outputs()) {
+      throw std::invalid_argument(
+          where + "x " + shape_string(d.x) + ", θ of " + std::to_string(d.theta.size()) +
+          ", y " + shape_string(d.y) + " do not fit the " + nominal.name() + " twin (batch×" +
+          std::to_string(nominal.num_inputs()) + ", " + std::to_string(nominal.num_params()) +
+          ", batch×" + std::to_string(nominal.num_outputs()) + "): measure the same device kind");
+    }
+    if (!d.x.allFinite() || !d.theta.allFinite() || !d.y.allFinite()) {
+      throw std::invalid_argument(where + "contains NaN or Inf; drop the faulty readings (or "
+                                  "re-measure) before fitting");
+    }
+  }
+}
+
+// Mini-batch Adam on φ (the MLP weights) with an L2 pull toward zero; the learning rate decays
+// linearly to 10 %. Returns the fitted model; `mse` the final fit MSE.
+dt::ModelPtr fit_by_adam(const dt::ModelPtr& start, const std::vector<dt::Measurement>& fit,
+                         const TwinFitOptions& o, int& steps, double& mse) {
+  Vector phi = start->physical_params();
+  Vector m = Vector::Zero(phi.size()), v = Vector::Zero(phi.size());
+  std::vector<std::size_t> order(fit.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::mt19937_64 rng(o.seed ^ 0xADA3ull);
+  const auto per_step = static_cast<std::size_t>(o.adam_calls_per_step);
+  const std::size_t steps_per_epoch = (fit.size() + per_step - 1) / per_step;
+  const double total = static_cast<double>(steps_per_epoch) * o.adam_epochs;
+  const double beta1 = 0.9, beta2 = 0.999;
+  steps = 0;
+  for (int epoch = 0; epoch < o.adam_epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t begin = 0; begin < fit.size(); begin += per_step) {
+      const dt::ModelPtr model = start->with_physical_params(phi);
+      Index count = 0;
+      for (std::size_t k = begin; k < std::min(fit.size(), begin + per_step); ++k) count += fit[order[k]].y.size();
+      Vector grad = 2.0 * o.l2 * phi;
+      for (std::size_t k = begin; k < std::min(fit.size(), begin + per_step); ++k) {
+        const auto& d = fit[order[k]];
+        const Matrix residual = model->forward(d.x, d.theta) - d.y;
+        grad += model->physical_vjp(d.x, d.theta, (2.0 / static_cast<double>(count)) * residual);
+      }
+      ++steps;
+      const double lr = o.adam_learning_rate * (1.0 - 0.9 * static_cast<double>(steps - 1) / total);
+      m = beta1 * m + (1.0 - beta1) * grad;
+      v = beta2 * v + (1.0 - beta2) * grad.cwiseProduct(grad);
+      const double c1 = 1.0 - std::pow(beta1, steps), c2 = 1.0 - std::pow(beta2, steps);
+      phi.array() -= lr * (m.array() / c1) / ((v.array() / c2).sqrt() + 1e-8);
+    }
+  }
+  const dt::ModelPtr out = start->with_physical_params(phi);
+  mse = dt::twin_mse(*out, fit);
+  return out;
+}
+
+Index count_rows(const std::vector<dt::Measurement>& data) {
+  Index rows = 0;
+  for (const auto& d : data) rows += d.x.rows();
+  return rows;
+}
+
+}  // namespace
+
+double twin_nmse(const dt::DifferentiableModel& model, const std::vector<dt::Measurement>& data) {
+  if (data.empty()) return 0.0;
+  const dt::Normalizer stats = output_stats(data, nullptr);
+  double err = 0.0, var = 0.0;
+  for (const auto& d : data) {
+    err += (model.forward(d.x, d.theta) - d.y).squaredNorm();
+    var += (d.y.rowwise() - stats.offset.transpose()).squaredNorm();
+  }
+  return var > 0.0 ? err / var : 0.0;
+}
+
+drivers::Result<std::vector<dt::Measurement>> measure_samples(drivers::PhysicalSystem& device,
+                                                              const TwinFitOptions& options,
+                                                              std::int64_t& device_calls,
+                                                              const DeviceExecutor& executor) {
+  check_options(options);
+  const auto& spec = device.spec();
+  if (spec.max_batch > 0 && options.batch > spec.max_batch) {
+    throw std::invalid_argument("fit_twin: batch " + std::to_string(options.batch) +
+                                " exceeds the device's max batch " + std::to_string(spec.max_batch));
+  }
+  const Vector lo_limit = spec.param_min(), hi_limit = spec.param_max();
+  const Vector center = options.theta_center.size() != 0 ? options.theta_center
+                                                         : Vector(0.5 * (lo_limit + hi_limit));
+  if (center.size() != lo_limit.size()) {
+    throw std::invalid_argument("fit_twin: theta_center has " + std::to_string(center.size()) +
+                                " entries, the device has " + std::to_string(lo_limit.size()) +
+                                " parameters");
+  }
+  const Vector half = 0.5 * options.theta_fraction * (hi_limit - lo_limit);
+  const Vector lo = (center - half).cwiseMax(lo_limit).cwiseMin(hi_limit);
+  const Vector hi = (center + half).cwiseMax(lo_limit).cwiseMin(hi_limit);
+  const double x_mid = 0.5 * (spec.input_min + spec.input_max);
+  const double x_half = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
+
+  std::mt19937_64 rng(options.seed ^ 0x7E4A1ull);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<dt::Measurement> data;
+  for (Index begin = 0; begin < options.samples; begin += options.batch) {
+    const Index rows = std::min(options.batch, options.samples - begin);
+    dt::Measurement m{Matrix(rows, spec.num_inputs), Vector(lo.size()), Matrix()};
+    // Clipped again after the arithmetic so rounding can never step outside the limits.
+    for (Index i = 0; i < m.x.size(); ++i) {
+      m.x.data()[i] = std::clamp(x_mid + x_half * (2.0 * unit(rng) - 1.0), spec.input_min,
+                                 spec.input_max);
+    }
+    for (Index i = 0; i < m.theta.size(); ++i) {
+      m.theta[i] = std::clamp(lo[i] + (hi[i] - lo[i]) * unit(rng), lo_limit[i], hi_limit[i]);
+    }
+    for (int r = 0; r < options.repeats; ++r) {
+      auto y = on_device(executor, [&] { return device.forward(m.x, m.theta); });
+      ++device_calls;
+      if (!y) return y.error();
+      if (r == 0) m.y = std::move(y).value();
+      else m.y += y.value();
+    }
+    m.y /= static_cast<double>(options.repeats);
+    data.push_back(std::move(m));
+  }
+  return data;
+}
+
+FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double input_max,
+                       const Vector& theta_min, const Vector& theta_max,
+                       const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_options(options);
+  if (!nominal) throw std::invalid_argument("fit_twin: the device has no nominal twin");
+  if (data.empty()) throw std::invalid_argument("fit_twin: no measurements given: measure first");
+  check_data(*nominal, data);
+  const auto calls = static_cast<Index>(data.size());
+  const Index held_out = options.validation_fraction > 0.0
+      ? std::max<Index>(1, std::llround(options.validation_fraction * static_cast<double>(calls)))
+      : 0;
+  if (calls - held_out < 1) {
+    throw std::invalid_argument("fit_twin: " + std::to_string(calls) + " measured batch(es) leave "
+                                "none to fit after holding out " + std::to_string(held_out) +
+                                " for validation: measure more samples or use a smaller batch");
+  }
+  const std::vector<dt::Measurement> fit(data.begin(), data.end() - held_out);
+  const std::vector<dt::Measurement> val(data.end() - held_out, data.end());
+
+  dt::ModelPtr start;
+  dt::CalibrationOptions calib;
+  calib.max_iterations = options.max_iterations;
+  calib.l2 = options.l2;
+  calib.tolerance = 1e-12;
+  const dt::Normalizer x_norm = range_normalizer(Vector::Constant(nominal->num_inputs(), input_min),
+                                                 Vector::Constant(nominal->num_inputs(), input_max));
+  const dt::Normalizer theta_norm = range_normalizer(theta_min, theta_max);
+  switch (options.family) {
+    case TwinFamily::kGreyBox:
+      start = grey_box_of(nominal);
+      break;
+    case TwinFamily::kResidual:
+      start = std::make_shared<dt::ResidualTwin>(dt::ResidualTwinConfig{
+          .physics = nominal, .hidden = options.hidden, .uses_theta = options.residual_uses_theta,
+          .x = x_norm, .theta = theta_norm, .y_scale = output_stats(fit, nominal).scale,
+          .weights = {}, .seed = options.seed});
+      calib.phi_prior = Vector::Zero(start->num_physical_params());
+      break;
+    case TwinFamily::kBlackBox:
+      start = std::make_shared<dt::MlpTwin>(dt::MlpTwinConfig{
+          .num_inputs = nominal->num_inputs(), .num_params = nominal->num_params(),
+          .num_outputs = nominal->num_outputs(), .hidden = options.hidden, .x = x_norm,
+          .theta = theta_norm, .y = output_stats(fit, nullptr), .weights = {},
+          .seed = options.seed});
+      calib.phi_prior = Vector::Zero(start->num_physical_params());
+      break;
+  }
+  const Index equations = count_rows(fit) * nominal->num_outputs();
+  if (equations < 2 * start->num_physical_params()) {
+    throw std::invalid_argument(
+        "fit_twin: too few samples: " + std::to_string(count_rows(fit)) + " fit samples × " +
+        std::to_string(nominal->num_outputs()) + " outputs = " + std::to_string(equations) +
+        " values for the " + std::to_string(start->num_physical_params()) + " parameters of the " +
+        to_string(options.family) + " twin (at least 2 per parameter): raise samples to ≥ " +
+        std::to_string((2 * start->num_physical_params() + nominal->num_outputs() - 1) /
+                       nominal->num_outputs() * calls / std::max<Index>(1, calls - held_out)) +
+        " or use smaller hidden layers");
+  }
+  dt::CalibrationResult r;
+  if (options.adam_epochs > 0 && options.family != TwinFamily::kGreyBox) {
+    r.model = fit_by_adam(start, fit, options, r.iterations, r.mse_after);
+  } else {
+    r = dt::calibrate(*start, fit, calib);
+  }
+  FittedTwin out{r.model, {}};
+  out.report.family = options.family;
+  out.report.samples = count_rows(data);
+  out.report.validation_samples = count_rows(val);
+  const auto& check = val.empty() ? fit : val;
+  out.report.twin_nmse = twin_nmse(*r.model, check);
+  out.report.twin_nmse_nominal = twin_nmse(*nominal, check);
+  out.report.train_mse = r.mse_after;
+  out.report.iterations = r.iterations;
+  out.report.num_phi = start->num_physical_params();
+  out.report.fit_s = seconds_since(t0);
+  return out;
+}
+
+drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
+                                     const DeviceExecutor& executor) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::int64_t calls = 0;
+  auto data = measure_samples(device, options, calls, executor);
+  if (!data) return data.error();
+  const double measure_s = seconds_since(t0);
+  const auto& spec = device.spec();
+  FittedTwin out = fit_twin_to(device.nominal_twin(), spec.input_min, spec.input_max,
+                               spec.param_min(), spec.param_max(), data.value(), options);
+  out.report.device_calls = calls;
+  out.report.measure_s = measure_s;
+  out.report.fit_s = seconds_since(t0);
+  return out;
+}
+
+}  // namespace pnn::training

@@ -1,0 +1,126 @@
+// save_twin / load_twin (learned_twin.hpp): a fitted twin as a checkpoint file (checkpoint.hpp),
+// so it gets that format's version, CRC and atomic write. Metadata: pnn.twin.family,
+// pnn.twin.hidden, pnn.twin.uses_theta and the sizes; one LayerState per vector, by kind.
+#include <sstream>
+
+#include "pnn/digital_twin/mlp_twin.hpp"
+#include "pnn/training/checkpoint.hpp"
+#include "pnn/training/learned_twin.hpp"
+
+namespace pnn::training {
+namespace {
+
+namespace dt = digital_twin;
+
+std::string join(const std::vector<Index>& v) {
+  std::ostringstream s;
+  for (std::size_t i = 0; i < v.size(); ++i) s << (i ? "," : "") << v[i];
+  return s.str();
+}
+
+std::vector<Index> split(const std::string& s) {
+  std::vector<Index> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
+
+void put(Checkpoint& c, const std::string& kind, const Vector& v) {
+  c.layers.push_back({kind, "", Vector(), v});
+}
+
+class Reader {
+ public:
+  Reader(const Checkpoint& c, std::string source) : c_(c), source_(std::move(source)) {}
+  Vector vec(const std::string& kind) const {
+    for (const auto& l : c_.layers) {
+      if (l.kind == kind) return l.twin_phi;
+    }
+    fail("no '" + kind + "' record");
+  }
+  std::string meta(const std::string& key) const {
+    auto it = c_.metadata.find(key);
+    if (it == c_.metadata.end()) fail("no metadata '" + key + "' (not a learned-twin file?)");
+    return it->second;
+  }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CheckpointError(source_ + ": " + what);
+  }
+
+ private:
+  const Checkpoint& c_;
+  std::string source_;
+};
+
+}  // namespace
+
+void save_twin(const dt::DifferentiableModel& twin, const std::filesystem::path& path) {
+  Checkpoint c;
+  c.metadata["pnn.twin.name"] = twin.name();
+  c.metadata["pnn.twin.sizes"] = join({twin.num_inputs(), twin.num_params(), twin.num_outputs()});
+  put(c, "phi", twin.physical_params());
+  if (const auto* mlp = dynamic_cast<const dt::MlpTwin*>(&twin)) {
+    const auto& m = mlp->config();
+    c.metadata["pnn.twin.family"] = to_string(TwinFamily::kBlackBox);
+    c.metadata["pnn.twin.hidden"] = join(m.hidden);
+    for (const auto& [name, n] : {std::pair{"x", &m.x}, {"theta", &m.theta}, {"y", &m.y}}) {
+      put(c, std::string(name) + ".offset", n->offset);
+      put(c, std::string(name) + ".scale", n->scale);
+    }
+  } else if (const auto* res = dynamic_cast<const dt::ResidualTwin*>(&twin)) {
+    const auto& r = res->config();
+    c.metadata["pnn.twin.family"] = to_string(TwinFamily::kResidual);
+    c.metadata["pnn.twin.hidden"] = join(r.hidden);
+    c.metadata["pnn.twin.uses_theta"] = r.uses_theta ? "1" : "0";
+    put(c, "x.offset", r.x.offset);
+    put(c, "x.scale", r.x.scale);
+    put(c, "theta.offset", r.theta.offset);
+    put(c, "theta.scale", r.theta.scale);
+    put(c, "y.scale", r.y_scale);
+  } else if (twin.num_physical_params() > 0) {
+    c.metadata["pnn.twin.family"] = to_string(TwinFamily::kGreyBox);
+  } else {
+    throw CheckpointError(path.string() + ": the " + twin.name() +
+                          " twin has nothing fitted to save");
+  }
+  save_checkpoint(c, path);
+}
+
+dt::ModelPtr load_twin(const std::filesystem::path& path, const dt::ModelPtr& nominal) {
+  const Checkpoint c = load_checkpoint(path);
+  const Reader in(c, path.string());
+  if (!nominal) in.fail("no nominal twin given to rebuild the learned twin on");
+  const std::string sizes = join({nominal->num_inputs(), nominal->num_params(), nominal->num_outputs()});
+  if (in.meta("pnn.twin.sizes") != sizes) {
+    in.fail("the twin was fitted for sizes (inputs, params, outputs) " + in.meta("pnn.twin.sizes") +
+            ", the device's are " + sizes + ": fit it again for this device");
+  }
+  const std::string family = in.meta("pnn.twin.family");
+  try {
+    const Vector phi = in.vec("phi");
+    switch (parse_twin_family(family)) {
+      case TwinFamily::kGreyBox:
+        return grey_box_of(nominal)->with_physical_params(phi);
+      case TwinFamily::kResidual:
+        return std::make_shared<dt::ResidualTwin>(dt::ResidualTwinConfig{
+            .physics = nominal, .hidden = split(in.meta("pnn.twin.hidden")),
+            .uses_theta = in.meta("pnn.twin.uses_theta") == "1",
+            .x = {in.vec("x.offset"), in.vec("x.scale")},
+            .theta = {in.vec("theta.offset"), in.vec("theta.scale")},
+            .y_scale = in.vec("y.scale"), .weights = phi, .seed = 0});
+      case TwinFamily::kBlackBox:
+        return std::make_shared<dt::MlpTwin>(dt::MlpTwinConfig{
+            .num_inputs = nominal->num_inputs(), .num_params = nominal->num_params(),
+            .num_outputs = nominal->num_outputs(), .hidden = split(in.meta("pnn.twin.hidden")),
+            .x = {in.vec("x.offset"), in.vec("x.scale")},
+            .theta = {in.vec("theta.offset"), in.vec("theta.scale")},
+            .y = {in.vec("y.offset"), in.vec("y.scale")}, .weights = phi, .seed = 0});
+    }
+  } catch (const std::invalid_argument& e) {
+    in.fail(std::string("does not hold a valid ") + family + " twin: " + e.what());
+  }
+  in.fail("unknown twin family");
+}
+
+}  // namespace pnn::training
