@@ -27,7 +27,7 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
   if (store) {
     try {
       if (auto cal = store->latest_calibration(s->serial());
-          cal && s->nominal_twin->num_physical_params() == cal->phi.size()) {
+          cal && s->nominal_twin && s->nominal_twin->num_physical_params() == cal->phi.size()) {
         s->twin = s->nominal_twin->with_physical_params(cal->phi);
         s->calibration_id = cal->calibration_id;
       }
