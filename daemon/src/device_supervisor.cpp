@@ -120,6 +120,7 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
   }
   out->set_forward_calls(s.forward_calls);
   out->set_twin_calibrated(s.calibration_id != 0);
+  out->set_no_twin(!s.nominal_twin);
   out->set_calibration_id(s.calibration_id);
   out->set_health_message(s.refusal.empty() ? st.health_message : s.refusal);
 }

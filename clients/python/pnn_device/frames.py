@@ -62,7 +62,7 @@ class State:
 
 class DecodeError(ValueError):
     """A payload that does not decode: kind is 'truncated', 'trailing_bytes', 'bad_value' or
-    'unknown_message_type' (firmware_iface's Errc)."""
+    'inconsistent' or 'unknown_message_type' (firmware_iface's Errc)."""
 
     def __init__(self, kind, text=""):
         super().__init__("%s%s" % (kind, ": " + text if text else ""))
@@ -195,7 +195,7 @@ class Reader:
         return out
 
     def unpack(self, fmt):
-        size = struct.calcsize(fmt)
+        size = struct.calcsize("<" + fmt)
         return struct.unpack("<" + fmt, self.take(size))
 
     def u8(self):
@@ -336,8 +336,31 @@ def decode_payload(msg_type, payload):
             b = dict(name=r.string(), unit=r.string(), description=r.string())
             b["count"], b["min"], b["max"] = r.unpack("Idd")
             f["blocks"].append(b)
-    elif t in KNOWN_TYPES:
-        raise DecodeError("unknown_message_type", "the board side does not decode 0x%02X" % t)
+    elif t == MSG.CAPABILITIES_REPLY:
+        (f["num_inputs"], f["num_outputs"], f["num_params"], f["max_batch"], n) = r.unpack("IIIII")
+        f["blocks"] = []
+        for _ in range(n):
+            b = dict(name=r.string())
+            b["count"], b["min"], b["max"] = r.unpack("Idd")
+            if not b["min"] <= b["max"]:
+                raise DecodeError("bad_value", "block min > max or NaN")
+            f["blocks"].append(b)
+        r.end()
+        if sum(b["count"] for b in f["blocks"]) != f["num_params"]:
+            raise DecodeError("inconsistent", "block counts do not add up to num_params")
+    elif t == MSG.STATUS_REPLY:
+        (f["state"], f["health"], f["error_code"], f["commands_ok"], f["commands_failed"],
+         f["frames_rejected"], f["runs_completed"]) = r.unpack("BBiQQQQ")
+        r.end()
+        if f["state"] > State.FAULT or f["health"] > 2:
+            raise DecodeError("bad_value", "state or health out of range")
+    elif t == MSG.SELF_TEST_REPLY:
+        passed = r.u8()
+        f["text"] = r.string()
+        r.end()
+        if passed > 1:
+            raise DecodeError("bad_value", "passed is not 0 or 1")
+        f["passed"] = passed == 1
     else:
         raise DecodeError("unknown_message_type", "0x%02X" % t)
     r.end()
