@@ -121,6 +121,50 @@ class GoldenFrames(unittest.TestCase):
         self.assertEqual(f["blocks"][0]["name"], "g")
 
 
+class Codec(unittest.TestCase):
+    """The stream decoder alone, with the C++ decoder's rules (frame_test.cpp)."""
+
+    def test_a_frame_that_lost_a_byte_does_not_take_the_next_frame_with_it(self):
+        a = fr.encode_message(MSG.SET_PARAMETERS, 1, theta=[1.0, 2.0])
+        b = fr.encode_message(MSG.IDENTIFY, 2)
+        d = fr.FrameDecoder()
+        d.feed(a[:10] + a[11:] + b)
+        frame = d.next()
+        self.assertIsNotNone(frame)
+        self.assertEqual((frame.type, frame.seq), (MSG.IDENTIFY, 2))
+        self.assertIsNone(d.next())
+        self.assertGreaterEqual(d.errors(), 1)
+
+    def test_truncated_frames_are_counted_at_flush_and_chunks_of_any_size_decode(self):
+        whole = fr.encode_message(MSG.LOAD_INPUT_BATCH, 3, rows=1, cols=2, data=[0.5, -0.5])
+        d = fr.FrameDecoder()
+        d.feed(whole[:-1])
+        self.assertIsNone(d.next())
+        d.flush()
+        self.assertEqual(d.stats["truncated"], 1)
+        for chunk in (1, 3, 7):
+            d = fr.FrameDecoder()
+            got = []
+            for at in range(0, 2 * len(whole), chunk):
+                d.feed((whole + whole)[at:at + chunk])
+                f = d.next()
+                while f is not None:
+                    got.append(fr.decode_payload(f.type, f.payload))
+                    f = d.next()
+            self.assertEqual([g["data"] for g in got], [[0.5, -0.5]] * 2)
+
+    def test_strict_payload_decoders(self):
+        for t, payload, kind in [
+                (MSG.ACK, b"\x42", "bad_value"), (MSG.ACK, b"\x05\x00", "trailing_bytes"),
+                (MSG.SET_PARAMETERS, struct.pack("<I", 0xFFFFFFFF), "truncated"),
+                (MSG.STATUS_REPLY, bytes([9, 0]) + bytes(36), "bad_value"),
+                (MSG.DESCRIBE_REPLY, b"\x01\xff\xff", "truncated"), (0x42, b"", "unknown_message_type")]:
+            with self.subTest(type=t):
+                with self.assertRaises(fr.DecodeError) as e:
+                    fr.decode_payload(t, payload)
+                self.assertEqual(e.exception.kind, kind)
+
+
 class MalformedFrames(ServerCase):
     """The C++ decoder's fault classes (tests/firmware_iface/frame_test.cpp), on the board side:
     each is counted, answered where a reply is due, and the server keeps serving."""
@@ -246,6 +290,30 @@ class Limits(ServerCase):
         for spec in bad:
             with self.assertRaises(ValueError):
                 pnn_device.DeviceServer(spec, gain_forward)
+
+    def test_sigint_stops_the_example_server_in_its_safe_state(self):
+        with scratch_dir("own-sigint") as d:
+            port_file = os.path.join(d, "port")
+            proc = subprocess.Popen([PYTHON, os.path.join(ROOT, "clients/python/examples/own_device.py"),
+                                     "--port", "0", "--port-file", port_file],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                for _ in range(200):
+                    if os.path.exists(port_file) or proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
+                with open(port_file) as f:
+                    link = Link(int(f.read()))
+                self.assertEqual(link.ask(MSG.IDENTIFY)[1]["serial"], "TANH-MIX-01")
+                proc.send_signal(2)
+                out, _ = proc.communicate(timeout=20)
+                link.close()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            self.assertEqual(proc.returncode, 0, out)
+            self.assertIn("stopped; the device is in its safe state", out)
 
     def test_stop_leaves_the_device_safe(self):
         self.assertEqual(self.link.ask(MSG.SET_PARAMETERS, theta=[1.0, 1.0])[0], MSG.ACK)

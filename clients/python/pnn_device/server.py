@@ -296,6 +296,8 @@ def serve(spec, forward, safe_state=None, port=7710, host="127.0.0.1", log=print
         if ready:
             ready(server)
         server.serve_forever()
+        if log:
+            log("pnn_device: stopped; the device is in its safe state")
     finally:
         for s, h in old.items():
             signal.signal(s, h)
