@@ -89,6 +89,11 @@ DeviceSpec describe_board(fw::Transport& link, const FramedDeviceOptions& option
     refuse(where, "the device did not answer identify with identify_reply (is it a frame-protocol "
                   "board?)");
   }
+  if (ident->serial.empty()) {
+    link.close();
+    refuse(where, "the board's identify reply has an empty serial (the serial binds checkpoints "
+                  "and calibrations to the device: give the board one)");
+  }
   auto reply = ask(link, decoder, fw::DescribeRequest{}, 2, options.command_timeout);
   link.close();
   if (!reply && reply.error() == fw::Errc::kTimeout) {

@@ -159,7 +159,7 @@ class DeviceServer:
             out.append(fr.encode_message(msg_type, frame.seq, **fields))
         if out:
             try:
-                self._client.setblocking(True)
+                self._client.settimeout(30)  # a host that stops reading is dropped
                 self._client.sendall(b"".join(out))
                 self._client.setblocking(False)
             except OSError as e:
