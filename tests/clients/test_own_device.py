@@ -419,6 +419,18 @@ class EndToEnd(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("no twin", r.stderr)
 
+    def test_4_twin_rpcs_are_refused_naming_the_rules_that_work(self):
+        import numpy as np
+        import pnn_client
+        c = pnn_client.Client(self.pnnd.rpc, timeout_ms=20000)
+        try:
+            with self.assertRaises(pnn_client.InvalidRequest) as e:
+                c.twin_forward("own", np.zeros((1, 64), dtype=np.float32), np.zeros(650))
+            self.assertIn("has no digital twin", str(e.exception))
+            self.assertIn("spsa or mgd", str(e.exception))
+        finally:
+            c.close()
+
 
 if __name__ == "__main__":
     unittest.main()

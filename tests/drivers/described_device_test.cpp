@@ -24,7 +24,7 @@ namespace {
 const std::string kOsc = "sim://mechanical-oscillators?seed=5&n=6&gap=large";
 
 // What the fake board does with describe.
-enum class Describe { kGood, kSpoiled, kGarbled, kSilent, kOldBoard };
+enum class Describe { kGood, kSpoiled, kGarbled, kSilent, kOldBoard, kNoSerial };
 
 // The simulated oscillator board with describe in front: describe is answered here (or not),
 // everything else goes to the board's own firmware.
@@ -56,6 +56,12 @@ class DescribingBoard final : public fw::DeviceEndpoint {
                std::deque<fw::DeviceOutput>& out) override {
     decoder_.feed(bytes);
     while (auto f = decoder_.next()) {
+      if (f->header.type == fw::MessageType::kIdentify && mode_ == Describe::kNoSerial) {
+        std::vector<std::uint8_t> reply;
+        fw::encode_message(fw::IdentifyReply{"", "nameless", "1.1"}, f->header.seq, reply);
+        out.push_back({std::move(reply), now});
+        continue;
+      }
       if (f->header.type != fw::MessageType::kDescribe || mode_ == Describe::kOldBoard) {
         std::vector<std::uint8_t> frame(f->payload.begin(), f->payload.end());
         std::vector<std::uint8_t> again;
@@ -168,7 +174,7 @@ TEST_CASE("described board: a bad describe reply is refused before the device is
   }
 }
 
-TEST_CASE("described board: a garbled reply, silence and an old board each name the fix") {
+TEST_CASE("described board: a garbled reply, silence, no serial and an old board each name the fix") {
   CHECK_THROWS_WITH_AS(described(std::make_shared<DescribingBoard>(Describe::kGarbled)),
                        doctest::Contains("does not decode"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(described(std::make_shared<DescribingBoard>(Describe::kSilent)),
@@ -176,6 +182,8 @@ TEST_CASE("described board: a garbled reply, silence and an old board each name 
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(described(std::make_shared<DescribingBoard>(Describe::kSilent)),
                        doctest::Contains("add kind=KIND"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(described(std::make_shared<DescribingBoard>(Describe::kNoSerial)),
+                       doctest::Contains("empty serial"), std::invalid_argument);
   // A protocol 1.0 board (the emulator) answers describe with "unsupported".
   CHECK_THROWS_WITH_AS(described(std::make_shared<DescribingBoard>(Describe::kOldBoard)),
                        doctest::Contains("does not support describe"), std::invalid_argument);
