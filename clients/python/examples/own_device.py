@@ -11,11 +11,12 @@ per-channel gain mismatch and a small fixed crosstalk between neighbouring outpu
 which the host knows about. θ = W (outputs × inputs, row-major) and b, with hard limits.
 """
 import argparse
+import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import pnn_device  # noqa: E402
 
 N_IN, N_OUT = 64, 10  # 8×8 digits in, one score per class out
@@ -65,7 +66,7 @@ def main():
         if args.port_file:
             with open(args.port_file + ".tmp", "w") as f:
                 f.write("%d\n" % server.port)
-            __import__("os").replace(args.port_file + ".tmp", args.port_file)
+            os.replace(args.port_file + ".tmp", args.port_file)
 
     pnn_device.serve(spec, forward=forward, safe_state=safe_state, port=args.port,
                      host=args.host, ready=ready, log=lambda s: print(s, flush=True))

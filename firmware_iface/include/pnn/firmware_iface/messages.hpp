@@ -1,6 +1,6 @@
 #pragma once
-/// The command set of protocol v1: one typed struct per message, payload encode/decode, and
-/// whole-message (frame) encode/decode. Pure: no I/O.
+/// The command set of protocol v1 (minor 1 adds describe, docs/protocol.md §2): one typed struct
+/// per message, payload encode/decode, and whole-message (frame) encode/decode. Pure: no I/O.
 ///
 /// Payload encoding (little-endian): integers fixed width; `double` as IEEE-754 binary64;
 /// strings as u16 byte count + bytes (UTF-8 by convention, not checked); arrays as u32 count +
