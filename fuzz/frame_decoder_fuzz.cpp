@@ -1,9 +1,10 @@
 // libFuzzer target: FrameDecoder on arbitrary streams, message payload decoders on arbitrary
-// bytes, and recovery of a valid frame hidden in garbage. Built by fuzz/run.sh.
+// bytes (the describe reply's meaning check too), and recovery of a valid frame hidden in garbage. Built by fuzz/run.sh.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "fuzz_check.hpp"
@@ -19,6 +20,11 @@ void check_payload(MessageType type, std::span<const std::uint8_t> payload) {
   auto m = decode_payload(type, payload);
   if (!m) return;
   FUZZ_CHECK(message_type(*m) == type);
+  if (const auto* d = std::get_if<DescribeReply>(&*m)) {
+    // The host's check of a description must hold on anything that decodes.
+    const std::string problem = describe_problem(*d);
+    FUZZ_CHECK(problem.size() < 4096);
+  }
   std::vector<std::uint8_t> again;
   encode_payload(*m, again);
   FUZZ_CHECK(std::equal(again.begin(), again.end(), payload.begin(), payload.end()));

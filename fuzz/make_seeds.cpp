@@ -49,6 +49,11 @@ void frame_seeds(const fs::path& dir) {
       {"self_test_reply", SelfTestReply{true, "all 64 channels ok"}},
       {"ack", Ack{MessageType::kRun}},
       {"error_reply", ErrorReply{3, "theta[2] = 5 outside [-1, 1]"}},
+      {"describe", DescribeRequest{}},
+      {"describe_reply",
+       DescribeReply{1, "tanh-mixer", 4, 3, 15, 64, "V", -1.0, 1.0, "1", 0.01,
+                     {{"W", "1", "mixing weights", 12, -2.0, 2.0},
+                      {"b", "V", "offsets", 3, -0.5, 0.5}}}},
   };
   Bytes stream;
   for (const auto& [name, m] : messages) {

@@ -125,7 +125,9 @@ int devices(const RemoteOptions& options) {
     const std::string io =
         std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
     const std::string twin =
-        d.twin_calibrated() ? "cal " + std::to_string(d.calibration_id()) : "nominal";
+        d.no_twin()           ? "none"
+        : d.twin_calibrated() ? "cal " + std::to_string(d.calibration_id())
+                              : "nominal";
     // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
     char drift[32] = "off";
     if (d.drift().enabled()) {
@@ -338,8 +340,10 @@ int describe_remote(const RemoteOptions& options, const std::vector<std::string>
     std::printf("%s  %s  (%s, health %s, twin %s, %llu forward calls, lease %s)\n%s\n",
                 d.name().c_str(), d.address().c_str(), state_name(d.state()).c_str(),
                 health_name(d.health()).c_str(),
-                d.twin_calibrated() ? ("calibration " + std::to_string(d.calibration_id())).c_str()
-                                    : "nominal",
+                d.no_twin() ? "none"
+                : d.twin_calibrated()
+                    ? ("calibration " + std::to_string(d.calibration_id())).c_str()
+                    : "nominal",
                 static_cast<unsigned long long>(d.forward_calls()), lease_text(d).c_str(),
                 describe_spec(d.spec()).c_str());
     if (!d.health_message().empty()) std::printf("  health: %s\n\n", d.health_message().c_str());

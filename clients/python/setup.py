@@ -39,4 +39,4 @@ def version():
         return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 
-setup(version=version(), packages=["pnn_client"], cmdclass={"build_py": BuildPyWithProto})
+setup(version=version(), packages=["pnn_client", "pnn_device"], cmdclass={"build_py": BuildPyWithProto})

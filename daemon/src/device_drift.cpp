@@ -15,7 +15,7 @@ constexpr const char* kDriftIdentity = "\\x01pnnd-drift";
 
 void Server::Impl::attach_drift_monitor(DeviceSlot& s) {
   s.drift = std::make_shared<detail::DriftMonitor>(s.config.drift);
-  if (!s.config.drift.enabled) return;
+  if (!s.config.drift.enabled || !s.twin) return;  // a described board has no twin to compare
   DeviceSlot* slot = &s;  // slots live until the daemon stops (never removed at run time)
   std::weak_ptr<detail::DriftMonitor> monitor = s.drift;
   s.device->set_forward_tap([this, slot, monitor](const MatrixRef& x, const VectorRef& theta,

@@ -27,7 +27,7 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
   if (store) {
     try {
       if (auto cal = store->latest_calibration(s->serial());
-          cal && s->nominal_twin->num_physical_params() == cal->phi.size()) {
+          cal && s->nominal_twin && s->nominal_twin->num_physical_params() == cal->phi.size()) {
         s->twin = s->nominal_twin->with_physical_params(cal->phi);
         s->calibration_id = cal->calibration_id;
       }
@@ -121,6 +121,7 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
   }
   out->set_forward_calls(s.forward_calls);
   out->set_twin_calibrated(s.calibration_id != 0);
+  out->set_no_twin(!s.nominal_twin);
   out->set_calibration_id(s.calibration_id);
   out->set_health_message(s.refusal.empty() ? st.health_message : s.refusal);
   if (s.drift) {

@@ -56,6 +56,13 @@ void Server::Impl::twin(const Call& call, v1::Request& request) {
                "twin of " + origin(*s));
     return;
   }
+  if (!s->twin) {
+    send_error(call, v1::INVALID_ARGUMENT,
+               s->config.name + " has no digital twin (a board that describes itself); train it "
+                                "with spsa or mgd, which need no twin",
+               origin(*s));
+    return;
+  }
   auto model = s->twin;
   auto req = std::make_shared<v1::Request>(std::move(request));
   auto spec = s->device->status().spec;
@@ -90,6 +97,12 @@ void Server::Impl::calibrate(const Call& call, const v1::Request& request) {
   const auto& r = request.calibrate();
   DeviceSlot* s = writable_device(call, r.device(), request.lease_token());
   if (!s) return;
+  if (!s->nominal_twin) {
+    send_error(call, v1::INVALID_ARGUMENT,
+               s->config.name + " has no digital twin to calibrate (a board that describes itself)",
+               origin(*s));
+    return;
+  }
   if (s->nominal_twin->num_physical_params() == 0) {
     send_error(call, v1::INVALID_ARGUMENT,
                "the twin of " + s->config.name + " (" + s->nominal_twin->name() +

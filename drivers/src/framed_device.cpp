@@ -418,7 +418,6 @@ PhysicalSystemPtr make_framed_device(DeviceSpec spec, digital_twin::ModelPtr twi
                                      firmware_iface::TransportPtr transport,
                                      FramedDeviceOptions options) {
   if (!transport) throw std::invalid_argument("make_framed_device: null transport");
-  if (!twin) throw std::invalid_argument("make_framed_device: null twin");
   return std::make_unique<FramedDevice>(std::move(spec), std::move(twin), std::move(transport),
                                         options);
 }

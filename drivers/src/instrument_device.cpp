@@ -9,6 +9,38 @@
 #include "pnn/firmware_iface/usb_transport.hpp"
 
 namespace pnn::drivers {
+namespace {
+
+// No kind=: a board of protocol 1.1 describes itself (identify + describe, now). Only the link
+// options apply; a datasheet option without kind= has nothing to configure.
+PhysicalSystemPtr make_described_instrument(const DeviceAddress& address) {
+  const std::string& text = address.text;
+  DeviceAddress options = address;
+  const std::string serial = options.get("serial", "");
+  options.query.erase("serial");
+  const FramedDeviceOptions driver = take_framed_device_options(options);
+  for (const auto& [key, value] : options.query) {
+    throw std::invalid_argument(
+        "device address '" + text + "': option '" + key + "' needs kind=KIND (without kind= the "
+        "board describes itself and only timeout_ms and retries apply; known kinds: " +
+        setup_kind_names() + ")");
+  }
+  firmware_iface::TransportPtr transport;
+  try {
+    if (address.scheme == "usb") {
+      transport = firmware_iface::make_usb_bulk_transport(
+          {.match = firmware_iface::UsbDeviceMatch::parse(address.target, serial)});
+    } else {
+      transport =
+          firmware_iface::make_tcp_transport(firmware_iface::TcpOptions::parse(address.target));
+    }
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("device address '" + text + "': " + e.what());
+  }
+  return make_described_device(std::move(transport), driver, text);
+}
+
+}  // namespace
 
 PhysicalSystemPtr make_instrument_device(const DeviceAddress& address) {
   const std::string& text = address.text;
@@ -18,8 +50,11 @@ PhysicalSystemPtr make_instrument_device(const DeviceAddress& address) {
   }
   const std::string kind = address.get("kind", "");
   if (kind.empty()) {
-    throw std::invalid_argument("device address '" + text + "' needs kind=KIND, the setup the "
-                                "instrument belongs to (one of " + setup_kind_names() + ")");
+    if (address.scheme == "usbtmc") {
+      throw std::invalid_argument("device address '" + text + "' needs kind=KIND, the setup the "
+                                  "instrument belongs to (one of " + setup_kind_names() + ")");
+    }
+    return make_described_instrument(address);
   }
   const SetupKind* setup = find_setup_kind(kind);
   if (!setup) {

@@ -77,6 +77,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "abort";
     case MessageType::kSelfTest:
       return "self_test";
+    case MessageType::kDescribe:
+      return "describe";
     case MessageType::kIdentifyReply:
       return "identify_reply";
     case MessageType::kCapabilitiesReply:
@@ -87,6 +89,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "status_reply";
     case MessageType::kSelfTestReply:
       return "self_test_reply";
+    case MessageType::kDescribeReply:
+      return "describe_reply";
     case MessageType::kAck:
       return "ack";
     case MessageType::kErrorReply:

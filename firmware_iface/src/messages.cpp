@@ -101,6 +101,29 @@ struct PayloadEncoder {
     w.i32(m.code);
     put_string(w, m.message, "ErrorReply.message");
   }
+  void operator()(const DescribeRequest&) const {}
+  void operator()(const DescribeReply& m) const {
+    w.u8(m.protocol_minor);
+    put_string(w, m.kind, "DescribeReply.kind");
+    w.u32(m.num_inputs);
+    w.u32(m.num_outputs);
+    w.u32(m.num_params);
+    w.u32(m.max_batch);
+    put_string(w, m.input_unit, "DescribeReply.input_unit");
+    w.f64(m.input_min);
+    w.f64(m.input_max);
+    put_string(w, m.output_unit, "DescribeReply.output_unit");
+    w.f64(m.output_noise_std);
+    w.u32(checked_count(m.blocks.size(), "DescribeReply.blocks"));
+    for (const DescribedBlock& b : m.blocks) {
+      put_string(w, b.name, "DescribedBlock.name");
+      put_string(w, b.unit, "DescribedBlock.unit");
+      put_string(w, b.description, "DescribedBlock.description");
+      w.u32(b.count);
+      w.f64(b.min);
+      w.f64(b.max);
+    }
+  }
 };
 
 // --- decoding ----------------------------------------------------------------------------------
@@ -152,6 +175,43 @@ Result<Message> decode_capabilities(Reader& r) {
   return Message{std::move(m)};
 }
 
+// Smallest encoding of one DescribedBlock: three empty strings + count + min + max.
+constexpr std::size_t kMinDescribedBlockBytes = 3 * 2 + 4 + 8 + 8;
+
+// Layout only: the meaning (sizes, limits, units) is describe_problem's, so a host can name
+// what is wrong instead of reporting "bad value".
+Result<Message> decode_describe(Reader& r) {
+  DescribeReply m;
+  m.protocol_minor = r.u8();
+  m.kind = get_string(r);
+  m.num_inputs = r.u32();
+  m.num_outputs = r.u32();
+  m.num_params = r.u32();
+  m.max_batch = r.u32();
+  m.input_unit = get_string(r);
+  m.input_min = r.f64();
+  m.input_max = r.f64();
+  m.output_unit = get_string(r);
+  m.output_noise_std = r.f64();
+  const std::uint32_t num_blocks = r.u32();
+  if (!r.ok()) return Errc::kTruncated;
+  // Checked against the bytes present before reserving, so a lying count allocates nothing.
+  if (num_blocks > r.remaining() / kMinDescribedBlockBytes) return Errc::kTruncated;
+  m.blocks.reserve(num_blocks);
+  for (std::uint32_t i = 0; i < num_blocks && r.ok(); ++i) {
+    DescribedBlock b;
+    b.name = get_string(r);
+    b.unit = get_string(r);
+    b.description = get_string(r);
+    b.count = r.u32();
+    b.min = r.f64();
+    b.max = r.f64();
+    if (!r.ok()) break;
+    m.blocks.push_back(std::move(b));
+  }
+  return done(r, std::move(m));
+}
+
 template <typename T>
 Result<Message> decode_batch_message(std::span<const std::uint8_t> payload) {
   T m;
@@ -177,7 +237,9 @@ MessageType message_type(const Message& message) noexcept {
                                            MessageType::kSelfTest,
                                            MessageType::kSelfTestReply,
                                            MessageType::kAck,
-                                           MessageType::kErrorReply};
+                                           MessageType::kErrorReply,
+                                           MessageType::kDescribe,
+                                           MessageType::kDescribeReply};
   static_assert(std::size(kTypes) == std::variant_size_v<Message>);
   return kTypes[message.index()];
 }
@@ -204,6 +266,10 @@ Result<Message> decode_payload(MessageType type, std::span<const std::uint8_t> p
       return done(r, AbortRequest{});
     case MessageType::kSelfTest:
       return done(r, SelfTestRequest{});
+    case MessageType::kDescribe:
+      return done(r, DescribeRequest{});
+    case MessageType::kDescribeReply:
+      return decode_describe(r);
     case MessageType::kIdentifyReply: {
       IdentifyReply m;
       m.serial = get_string(r);

@@ -465,6 +465,8 @@ TEST_CASE("framed driver over TCP: tcp://…&kind=… reaches a board served by 
 
 TEST_CASE("instrument addresses: kind, scheme and link options are checked, naming the fix") {
   CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?serial=X"),
+                       doctest::Contains("to describe itself"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(make_physical_system("usbtmc://1209:0002?serial=X"),
                        doctest::Contains("needs kind=KIND"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(make_physical_system("usb://1209:0002?kind=warp-drive"),
                        doctest::Contains("unknown kind 'warp-drive'"), std::invalid_argument);

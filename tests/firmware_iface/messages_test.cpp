@@ -43,6 +43,8 @@ std::vector<Message> sample_messages() {
       SelfTestReply{false, std::string(kMaxStringBytes, 'x')},
       Ack{MessageType::kSetParameters},
       ErrorReply{42, "parameter 3 above limit"},
+      DescribeRequest{},
+      DescribeReply{1, "x", 2, 1, 2, 8, "V", -1.0, 1.0, "1", 0.0, {{"g", "1", "", 2, 0.0, 1.0}}},
   };
 }
 

@@ -1,4 +1,4 @@
-"""The Python client as an installed package: `pip install --no-deps --no-build-isolation
+"""The Python client (and pnn_device, the board side) as an installed package: `pip install --no-deps --no-build-isolation
 --target DIR` of a copy of clients/python (with proto/ beside it, as in a checkout; the copy
 keeps pip's build files out of the source tree), then `import pnn_client` from DIR alone, with
 no protoc on PATH and no source checkout on sys.path: the version is the project's and
@@ -23,7 +23,8 @@ done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--n
                       capture_output=True, text=True)
 if done.returncode != 0:
     sys.exit("pip install failed (%d):\n%s\n%s" % (done.returncode, done.stdout, done.stderr))
-for f in ["pnn_client/__init__.py", "pnn_client/pnn_pb2.py", "pnn_client/torch.py"]:
+for f in ["pnn_client/__init__.py", "pnn_client/pnn_pb2.py", "pnn_client/torch.py",
+          "pnn_device/__init__.py", "pnn_device/frames.py", "pnn_device/server.py"]:
     if not os.path.isfile(os.path.join(target, f)):
         sys.exit("not installed: %s" % os.path.join(target, f))
 
@@ -39,6 +40,9 @@ request = pnn_client.pb.Request(request_id=7)
 request.get_run.run_id = 3
 assert pnn_client.pb.Request.FromString(request.SerializeToString()).get_run.run_id == 3
 print("pnn_client", pnn_client.__version__, "from", os.path.dirname(pnn_client.__file__))
+import pnn_device
+assert pnn_device.__file__.startswith(sys.argv[1]), pnn_device.__file__
+assert pnn_device.frames.crc32c(b"123456789") == 0xE3069283
 """
 home = os.path.join(work, "home")
 os.makedirs(home)

@@ -236,6 +236,10 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
   if (std::holds_alternative<fw::SelfTestRequest>(command)) {
     return fw::SelfTestReply{true, "reality simulator: ok\nDAC/ADC loopback: ok"};
   }
+  if (std::holds_alternative<fw::DescribeRequest>(command)) {
+    // The emulated boards are protocol 1.0 boards: their spec comes from the datasheet (kind=).
+    return error(DeviceError::kUnsupported, "describe is protocol 1.1; this board speaks 1.0");
+  }
   return error(DeviceError::kMalformed, "not a command a board accepts (replies go the other way)");
 }
 

@@ -29,6 +29,7 @@
 
 #include "pnn/drivers/address.hpp"
 #include "pnn/drivers/physical_system.hpp"
+#include "pnn/firmware_iface/messages.hpp"
 #include "pnn/firmware_iface/transport.hpp"
 
 namespace pnn::drivers {
@@ -50,9 +51,28 @@ std::uint32_t max_frame_payload(const DeviceSpec& spec);
 
 /// The driver for `transport` (not yet open). `spec` is the datasheet view (units, limits,
 /// sizes); the board's identity and its own limits refine it at configure. `twin` is the
-/// setup's nominal digital twin.
+/// setup's nominal digital twin, or nullptr for a board without one (a described board): rules
+/// that need a vjp are then refused, SPSA and MGD train it.
 PhysicalSystemPtr make_framed_device(DeviceSpec spec, digital_twin::ModelPtr twin,
                                      firmware_iface::TransportPtr transport,
                                      FramedDeviceOptions options = {});
+
+// --- boards that describe themselves (protocol 1.1) ---------------------------------------------
+
+/// The spec a DescribeReply gives (no identity yet). Throws std::invalid_argument naming the
+/// problem and the fix when `firmware_iface::describe_problem` finds one; `where` is the address.
+DeviceSpec spec_from_description(const firmware_iface::DescribeReply& description,
+                                 const std::string& where);
+
+/// Opens `link`, asks identify and describe, closes it, and returns the board's spec with its
+/// identity. Throws std::invalid_argument, naming the fix, when the link cannot be opened or
+/// times out, the board does not know describe (a 1.0 board: "add kind="), or the description
+/// does not decode or is refused.
+DeviceSpec describe_board(firmware_iface::Transport& link, const FramedDeviceOptions& options,
+                          const std::string& where);
+
+/// describe_board, then the framed driver with that spec and no twin.
+PhysicalSystemPtr make_described_device(firmware_iface::TransportPtr transport,
+                                        FramedDeviceOptions options, const std::string& where);
 
 }  // namespace pnn::drivers

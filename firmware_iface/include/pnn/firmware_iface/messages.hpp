@@ -1,6 +1,6 @@
 #pragma once
-/// The command set of protocol v1: one typed struct per message, payload encode/decode, and
-/// whole-message (frame) encode/decode. Pure: no I/O.
+/// The command set of protocol v1 (minor 1 adds describe, docs/protocol.md §2): one typed struct
+/// per message, payload encode/decode, and whole-message (frame) encode/decode. Pure: no I/O.
 ///
 /// Payload encoding (little-endian): integers fixed width; `double` as IEEE-754 binary64;
 /// strings as u16 byte count + bytes (UTF-8 by convention, not checked); arrays as u32 count +
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <variant>
 #include <vector>
@@ -133,6 +134,59 @@ struct SelfTestReply {
   bool operator==(const SelfTestReply&) const = default;
 };
 
+/// kDescribe (protocol 1.1), empty payload → DescribeReply. A board of protocol 1.0 answers it
+/// with ErrorReply (unsupported or malformed) or not at all: the host then needs kind=.
+struct DescribeRequest {
+  bool operator==(const DescribeRequest&) const = default;
+};
+/// The minor protocol version a DescribeReply carries (the frame version byte stays 1).
+inline constexpr std::uint8_t kProtocolMinor = 1;
+/// One θ block of a DescribeReply. Encoding: str name, str unit, str description, u32 count,
+/// f64 min, f64 max.
+struct DescribedBlock {
+  std::string name;
+  std::string unit;
+  std::string description;
+  std::uint32_t count = 0;
+  double min = 0.0;
+  double max = 0.0;
+  bool operator==(const DescribedBlock&) const = default;
+};
+/// kDescribeReply: the whole spec of the board, so a host needs no datasheet of its own.
+/// Encoding: u8 protocol_minor, str kind, u32 num_inputs, u32 num_outputs, u32 num_params,
+/// u32 max_batch, str input_unit, f64 input_min, f64 input_max, str output_unit,
+/// f64 output_noise_std, u32 num_blocks, blocks. The decoder checks only the layout (bounds,
+/// trailing bytes); `describe_problem` checks the meaning.
+struct DescribeReply {
+  std::uint8_t protocol_minor = kProtocolMinor;
+  std::string kind;  ///< a label for the setup, e.g. "tanh-mixer"
+  std::uint32_t num_inputs = 0;
+  std::uint32_t num_outputs = 0;
+  std::uint32_t num_params = 0;
+  std::uint32_t max_batch = 0;
+  std::string input_unit;
+  double input_min = 0.0;
+  double input_max = 0.0;
+  std::string output_unit;
+  double output_noise_std = 0.0;
+  std::vector<DescribedBlock> blocks;
+  bool operator==(const DescribeReply&) const = default;
+};
+
+/// Limits a host accepts in a DescribeReply (beyond them the description is refused).
+inline constexpr std::uint32_t kMaxDescribedSize = 1u << 16;         ///< inputs, outputs
+inline constexpr std::uint32_t kMaxDescribedParams = 1u << 20;       ///< θ entries
+inline constexpr std::uint32_t kMaxDescribedBatch = 1u << 16;        ///< rows per batch
+inline constexpr std::uint64_t kMaxDescribedBatchBytes = 1ull << 28; ///< one batch frame
+/// What is wrong with a description, as a sentence naming the problem and the fix; empty if it
+/// is usable: sizes in 1..limits, block counts adding up to num_params, finite limits with
+/// min ≤ max, non-empty unique block names, known units (`is_known_unit`).
+std::string describe_problem(const DescribeReply& d);
+/// The unit's first word (before a space or '(') is one of the known units: "1" (dimensionless),
+/// "a.u.", V, mV, uV, A, mA, uA, W, mW, uW, nW, dBm, dB, Hz, kHz, MHz, GHz, rad, deg, s, ms, us,
+/// ns, K, m, mm, um, nm, T, mT, %, counts, kcounts, clicks.
+bool is_known_unit(std::string_view unit);
+
 /// kAck: u8 type of the command acknowledged (the frame's seq echoes the command's).
 struct Ack {
   MessageType command = MessageType::kRun;
@@ -166,7 +220,8 @@ struct ErrorReply {
 using Message = std::variant<IdentifyRequest, IdentifyReply, CapabilitiesRequest, CapabilitiesReply,
                              SetParameters, LoadInputBatch, RunRequest, ReadOutputsRequest,
                              OutputsReply, StatusRequest, StatusReply, AbortRequest,
-                             SelfTestRequest, SelfTestReply, Ack, ErrorReply>;
+                             SelfTestRequest, SelfTestReply, Ack, ErrorReply,
+                             DescribeRequest, DescribeReply>;
 
 /// The frame type that carries `message`.
 MessageType message_type(const Message& message) noexcept;

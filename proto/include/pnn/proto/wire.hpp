@@ -22,8 +22,9 @@ inline constexpr std::uint16_t kProtocolMajor = 1;
 /// Minor 1: DeviceInfo.forward_calls/twin_calibrated/calibration_id, ForwardReply.recorded,
 /// JobInfo progress fields, RunInfo.message. Minor 2: DeviceInfo.health_message. Minor 3:
 /// LifecycleRequest.RECOVER. Minor 4: RECORD_FAILED, STORE_FULL, JOB_FINISHED, LEASE_RELEASED,
-/// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY.
-inline constexpr std::uint32_t kProtocolMinor = 6;
+/// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY. Minor 6: DeviceInfo.no_twin.
+/// Minor 7: DeviceInfo.drift.
+inline constexpr std::uint32_t kProtocolMinor = 7;
 inline constexpr std::size_t kProtocolFrameSize = 6;
 
 /// "PNND" + major (big-endian).
