@@ -75,6 +75,9 @@ std::vector<nlohmann::json> mgd_oscillator_digits(const BenchOptions& options);
 std::vector<nlohmann::json> learned_twin_oscillator(const BenchOptions& options);
 /// learned-twin-shg: the shg-digits network with a black-box MLP twin of the SHG device.
 std::vector<nlohmann::json> learned_twin_shg(const BenchOptions& options);
+/// own-device-digits: a Python instrument served by pnn_device (no C++ twin), a black-box MLP
+/// twin fitted from measurements, then PAT and in silico on it, measured on that device.
+std::vector<nlohmann::json> own_device_digits(const BenchOptions& options);
 
 /// frame-codec (wire_bench.cpp): frame encode + stream decode throughput (gbytes_per_s).
 std::vector<nlohmann::json> frame_codec(const BenchOptions& options);

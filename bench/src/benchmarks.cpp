@@ -194,6 +194,7 @@ const std::vector<Entry>& entries() {
       {{"plate-digits", "speaker-driven plate (modal, time-multiplexed drive) as a hidden layer on digits"}, detail::plate_digits},
       {{"learned-twin-oscillator", "large-gap oscillator PNN with twins fitted from measured samples (grey box; --family residual|mlp): NMSE, PAT, in silico deployed"}, detail::learned_twin_oscillator},
       {{"learned-twin-shg", "shg-digits network with a black-box MLP twin of the SHG device fitted from measured samples"}, detail::learned_twin_shg},
+      {{"own-device-digits", "a Python instrument served by pnn_device over tcp:// (no C++ twin): MLP twin fitted from measurements, then PAT and in silico"}, detail::own_device_digits},
       {{"frame-codec", "binary frame protocol: encode + stream decode throughput, one core"}, detail::frame_codec},
       {{"wire-overhead", "oscillator job through simulated boards over the frame protocol vs in-process"}, detail::wire_overhead},
       // The daemon (docs/daemon.md); --epochs sets round trips, batches or job epochs.

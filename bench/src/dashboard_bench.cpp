@@ -24,6 +24,7 @@
 #include <atomic>
 
 #include "bench_common.hpp"
+#include "child_process.hpp"
 #include "daemon_bench_common.hpp"
 #include "pnn/daemon/protocol.hpp"
 #include "pnn/daemon/run_store.hpp"
@@ -48,41 +49,19 @@ const char* chromium_path() {
 // processes go with it).
 class HeadlessBrowser {
  public:
-  HeadlessBrowser(const std::string& url, const BenchDir& dir) {
+  HeadlessBrowser(const std::string& url, const BenchDir& dir) : process_(args(url, dir)) {}
+
+ private:
+  static std::vector<std::string> args(const std::string& url, const BenchDir& dir) {
     if (!fs::exists(chromium_path())) {
       throw std::runtime_error(std::string(chromium_path()) +
                                " not found: install chromium (bash scripts/setup.sh --test) or set PNN_CHROMIUM");
     }
-    std::vector<std::string> args = {chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu",
-                                     "--disable-dev-shm-usage", "--no-first-run", "--window-size=1400,1000",
-                                     "--user-data-dir=" + dir.file("chromium-profile"), url};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawn_file_actions_t files;
-    posix_spawn_file_actions_init(&files);
-    posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0);
-    const int rc = posix_spawn(&pid_, args[0].c_str(), &files, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&files);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(rc));
+    return {chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--no-first-run", "--window-size=1400,1000",
+            "--user-data-dir=" + dir.file("chromium-profile"), url};
   }
-  ~HeadlessBrowser() {
-    ::kill(-pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    ::kill(-pid_, SIGKILL);
-  }
-  HeadlessBrowser(const HeadlessBrowser&) = delete;
-  HeadlessBrowser& operator=(const HeadlessBrowser&) = delete;
-
- private:
-  pid_t pid_ = -1;
+  ChildProcess process_;
 };
 
 // Reads the dashboard's event stream as fast as it comes, without rendering anything: what pnnd

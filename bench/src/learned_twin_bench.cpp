@@ -4,9 +4,15 @@
 // The devices are opened here and handed to the job (external devices), so the job trains on
 // exactly the devices the twins were fitted on.
 #include "bench_common.hpp"
+#include "child_process.hpp"
+#include "daemon_bench_common.hpp"
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/learned_twin.hpp"
@@ -21,9 +27,10 @@ using training::JobConfig;
 // central differences of step `eps` at `num_points` points x (uniform in [x_lo, x_hi]), each
 // perturbed input repeated ≥ 256 times (as rows of a few batch calls: the sensor and input noise
 // are per row) and averaged. Averaged over `num_dirs` random ȳ per point.
+// Without a nominal twin (a described board) the second cosine is NaN.
 std::pair<double, double> jacobian_cosines(drivers::PhysicalSystem& device,
                                            const digital_twin::DifferentiableModel& twin,
-                                           const digital_twin::DifferentiableModel& nominal,
+                                           const digital_twin::DifferentiableModel* nominal,
                                            const Vector& theta, double x_lo, double x_hi,
                                            std::uint64_t seed) {
   const auto& spec = device.spec();
@@ -69,7 +76,7 @@ std::pair<double, double> jacobian_cosines(drivers::PhysicalSystem& device,
         return g.dot(dev) / std::max(g.norm() * dev.norm(), 1e-300);
       };
       sum_twin += cosine(twin);
-      sum_nominal += cosine(nominal);
+      sum_nominal += nominal ? cosine(*nominal) : std::nan("");
       ++count;
     }
   }
@@ -108,9 +115,12 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
     o.seed = fit_options.seed + 97 * i;
     const auto fit = unwrap(training::fit_twin(dev, o));
     const auto& r = fit.report;
-    const Vector theta0 = dev.nominal_twin()->initial_params(config.seed * 7919 + i);
+    const auto nominal = dev.nominal_twin();
+    // θ as the job starts it: the datasheet's recipe, or 0 for a device without a twin.
+    const Vector theta0 = nominal ? nominal->initial_params(config.seed * 7919 + i)
+                                  : Vector::Zero(dev.spec().num_params());
     // The second layer's inputs include outputs of the first: probe it over its own range.
-    const auto [c, c_nom] = jacobian_cosines(dev, *fit.model, *dev.nominal_twin(), theta0,
+    const auto [c, c_nom] = jacobian_cosines(dev, *fit.model, nominal.get(), theta0,
                                              i == 0 ? probe_lo : -1.0, i == 0 ? probe_hi : 1.0,
                                              config.seed + 31 * i);
     fits.push_back({{"device", devices[i].name}, {"twin_nmse", r.twin_nmse},
@@ -155,7 +165,67 @@ training::TwinFamily family_or(const BenchOptions& o, training::TwinFamily fallb
   return o.family.empty() ? fallback : training::parse_twin_family(o.family);
 }
 
+// The black-box MLP fit of a device whose θ acts like an input: 20,000 samples at 20 per call
+// (1,000 distinct θ), mini-batch Adam (16 calls per step) for `adam_epochs` passes.
+training::TwinFitOptions black_box_fit(const BenchOptions& options, std::vector<Index> hidden,
+                                       int adam_epochs) {
+  training::TwinFitOptions fit;
+  fit.family = family_or(options, training::TwinFamily::kBlackBox);
+  fit.samples = options.samples > 0 ? options.samples : 20000;
+  fit.batch = 20;
+  fit.hidden = std::move(hidden);
+  fit.l2 = 1e-7;
+  fit.adam_epochs = adam_epochs;
+  fit.adam_calls_per_step = 16;
+  fit.adam_learning_rate = 1e-3;
+  fit.seed = options.seed;
+  return fit;
+}
+
+// Serves bench/scripts/own_device_bench.py (a Python instrument, pnn_device) on a free loopback
+// port for as long as this object lives; address() is its tcp:// address, without kind=.
+class PythonDevice {
+ public:
+  explicit PythonDevice(const BenchDir& dir)
+      : port_file_(dir.file("own-device.port")),
+        process_({"/usr/bin/python3", script(), "--port", "0", "--port-file", port_file_}) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!std::filesystem::exists(port_file_)) {
+      if (process_.exited() || std::chrono::steady_clock::now() > end) {
+        throw std::runtime_error("the Python device (" + script() + ") did not start: run it by "
+                                 "hand to see why (it needs python3-numpy)");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::ifstream in(port_file_);
+    in >> port_;
+  }
+  std::string address() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  static std::string script() {
+    const std::string relative = "bench/scripts/own_device_bench.py";
+    if (std::filesystem::exists(relative)) return relative;
+    return (std::filesystem::path(PNN_SOURCE_DIR) / relative).string();
+  }
+  std::string port_file_;
+  ChildProcess process_;
+  int port_ = 0;
+};
+
 }  // namespace
+
+std::vector<json> own_device_digits(const BenchOptions& options) {
+  BenchDir dir("own-device-digits");
+  PythonDevice device(dir);
+  const int epochs = options.epochs > 0 ? options.epochs : 100;
+  JobConfig c = hybrid_digits_job("own-device-digits", "own", device.address(), 16, "tanh", 3e-3,
+                                  epochs, options.seed);
+  const training::TwinFitOptions fit = black_box_fit(options, {64, 64}, 100);
+  json j = run_learned(c, fit, -1.0, 1.0, "own", options);
+  j["device"] = "bench/scripts/own_device_bench.py served by pnn_device at " + device.address();
+  return {j};
+}
 
 std::vector<json> learned_twin_oscillator(const BenchOptions& options) {
   const std::string gap = options.gap.empty() ? "large" : options.gap;
@@ -184,18 +254,9 @@ std::vector<json> learned_twin_shg(const BenchOptions& options) {
                                   "sim://optical-shg?inputs=64&params=64&outputs=64&gap=" + gap +
                                       "&seed=" + std::to_string(options.seed + 1),
                                   64, "sigmoid", 3e-3, epochs, options.seed);
-  training::TwinFitOptions fit;
-  fit.family = family_or(options, training::TwinFamily::kBlackBox);
-  fit.samples = options.samples > 0 ? options.samples : 20000;
-  fit.batch = 20;  // θ is an input of the MLP: 1,000 distinct θ
-  fit.hidden = {128, 128};
-  fit.l2 = 1e-7;
   // Mini-batch Adam: 150 passes (7,500 steps) fit better in a third of the time of 200
   // full-batch L-BFGS iterations (docs/benchmarks.md, "Learned twins").
-  fit.adam_epochs = 150;
-  fit.adam_calls_per_step = 16;
-  fit.adam_learning_rate = 1e-3;
-  fit.seed = options.seed;
+  const training::TwinFitOptions fit = black_box_fit(options, {128, 128}, 150);
   return {run_learned(c, fit, 0.0, 1.0, gap, options)};
 }
 

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <random>
 
 #include "pnn/digital_twin/mlp_twin.hpp"
@@ -24,7 +25,8 @@ class CheckedDevice final : public drivers::PhysicalSystem {
  public:
   CheckedDevice(const std::string& address, dt::ModelPtr reality, double noise_std = 0.0)
       : CheckedDevice(pnn::test::active_device(address), std::move(reality), noise_std) {}
-  dt::ModelPtr nominal_twin() const override { return nominal_; }
+  dt::ModelPtr nominal_twin() const override { return twin_free ? nullptr : nominal_; }
+  bool twin_free = false;  // as a board that describes itself: no nominal twin
   int violations = 0;
   int calls = 0;
 
@@ -144,6 +146,33 @@ TEST_CASE("learned mlp twin fit of a smooth device reaches a small held-out erro
     // The device here is the nominal twin itself, so the nominal NMSE is 0: judge the fit alone.
     INFO("steps " << r.value().report.iterations << " train mse " << r.value().report.train_mse);
     CHECK(r.value().report.twin_nmse < 0.05);
+  }
+}
+
+TEST_CASE("learned mlp twin of a device without a nominal twin, which other families refuse") {
+  CheckedDevice shg(kShg, nullptr);
+  shg.twin_free = true;
+  TwinFitOptions options;
+  options.family = TwinFamily::kBlackBox;
+  options.samples = 800;
+  options.batch = 10;
+  options.hidden = {16};
+  options.max_iterations = 400;
+  auto r = fit_twin(shg, options);
+  REQUIRE(r);
+  CHECK(r.value().report.twin_nmse < 0.05);
+  CHECK(std::isnan(r.value().report.twin_nmse_nominal));  // nothing to compare with
+  CHECK(r.value().model->num_inputs() == shg.spec().num_inputs);
+  CHECK(r.value().model->num_params() == shg.spec().num_params());
+  CHECK(shg.violations == 0);
+  for (auto family : {TwinFamily::kGreyBox, TwinFamily::kResidual}) {
+    options.family = family;
+    try {
+      (void)fit_twin(shg, options);
+      FAIL("a " << to_string(family) << " fit of a twin-free device was accepted");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("fit the mlp") != std::string::npos);
+    }
   }
 }
 

@@ -189,8 +189,10 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
 }
 
 // What the layers of `config` provide, known before any device is configured: a physical
-// layer's twin is its device's nominal twin unless the layer asks for none.
-std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& devices) {
+// layer's twin is its device's nominal twin (or the one `twins` gives it) unless the layer asks
+// for none.
+std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& devices,
+                                         const std::map<std::string, dt::ModelPtr>& twins) {
   std::vector<LayerSummary> out;
   for (const LayerSpec& s : config.network) {
     if (s.kind != LayerSpec::Kind::kPhysical) {
@@ -201,7 +203,9 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
                      false, kModelForward | kModelVjp});
       continue;
     }
-    const bool twin = s.twin && devices.get(s.device).nominal_twin() != nullptr;
+    const auto given = twins.find(s.device);
+    const bool twin = s.twin && (devices.get(s.device).nominal_twin() != nullptr ||
+                                 (given != twins.end() && given->second != nullptr));
     out.push_back({s.device, true, kHardwareForward | (twin ? kModelForward | kModelVjp : 0u)});
   }
   return out;
@@ -294,7 +298,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   DeviceSet devices(config, options);
   // Up first: configuring may refine a device's spec (identification, tighter limits), and the
   // network copies each device's limit box.
-  const std::vector<LayerSummary> planned = planned_layers(config, devices);
+  const std::vector<LayerSummary> planned = planned_layers(config, devices, options.twins);
   check_rule(config, config.training.method, planned);
   if (auto up = devices.bring_up(); !up) return up.error();
   Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes,

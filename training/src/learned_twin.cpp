@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <stdexcept>
 
@@ -94,17 +95,23 @@ dt::Normalizer output_stats(const std::vector<dt::Measurement>& data, const dt::
   return {mean, sd.cwiseMax(floor)};
 }
 
-void check_data(const dt::DifferentiableModel& nominal, const std::vector<dt::Measurement>& data) {
+// The sizes a fitted twin must have: the nominal twin's, or the spec's for a device without one.
+struct TwinShape {
+  Index inputs = 0, params = 0, outputs = 0;
+  std::string name;  // for messages
+};
+
+void check_data(const TwinShape& shape, const std::vector<dt::Measurement>& data) {
   for (std::size_t i = 0; i < data.size(); ++i) {
     const auto& d = data[i];
     const std::string where = "fit_twin: measurement " + std::to_string(i) + ": ";
-    if (d.x.cols() != nominal.num_inputs() || d.theta.size() != nominal.num_params() ||
-        d.y.rows() != d.x.rows() || d.y.cols() != nominal.num_outputs()) {
+    if (d.x.cols() != shape.inputs || d.theta.size() != shape.params ||
+        d.y.rows() != d.x.rows() || d.y.cols() != shape.outputs) {
       throw std::invalid_argument(
           where + "x " + shape_string(d.x) + ", θ of " + std::to_string(d.theta.size()) +
-          ", y " + shape_string(d.y) + " do not fit the " + nominal.name() + " twin (batch×" +
-          std::to_string(nominal.num_inputs()) + ", " + std::to_string(nominal.num_params()) +
-          ", batch×" + std::to_string(nominal.num_outputs()) + "): measure the same device kind");
+          ", y " + shape_string(d.y) + " do not fit the " + shape.name + " (batch×" +
+          std::to_string(shape.inputs) + ", " + std::to_string(shape.params) +
+          ", batch×" + std::to_string(shape.outputs) + "): measure the same device kind");
     }
     if (!d.x.allFinite() || !d.theta.allFinite() || !d.y.allFinite()) {
       throw std::invalid_argument(where + "contains NaN or Inf; drop the faulty readings (or "
@@ -222,14 +229,22 @@ drivers::Result<std::vector<dt::Measurement>> measure_samples(drivers::PhysicalS
   return data;
 }
 
-FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double input_max,
-                       const Vector& theta_min, const Vector& theta_max,
-                       const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
+namespace {
+
+// fit_twin_to with the twin's sizes given: `nominal` may be null for the black-box family (a
+// device that describes itself has no twin), and then twin_nmse_nominal is NaN.
+FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, double input_min,
+                      double input_max, const Vector& theta_min, const Vector& theta_max,
+                      const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_options(options);
-  if (!nominal) throw std::invalid_argument("fit_twin: the device has no nominal twin");
+  if (!nominal && options.family != TwinFamily::kBlackBox) {
+    throw std::invalid_argument("fit_twin: the device has no nominal twin, which the " +
+                                to_string(options.family) + " family builds on: fit the mlp "
+                                "(black-box) family instead");
+  }
   if (data.empty()) throw std::invalid_argument("fit_twin: no measurements given: measure first");
-  check_data(*nominal, data);
+  check_data(shape, data);
   const auto calls = static_cast<Index>(data.size());
   const Index held_out = options.validation_fraction > 0.0
       ? std::max<Index>(1, std::llround(options.validation_fraction * static_cast<double>(calls)))
@@ -247,8 +262,8 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
   calib.max_iterations = options.max_iterations;
   calib.l2 = options.l2;
   calib.tolerance = 1e-12;
-  const dt::Normalizer x_norm = range_normalizer(Vector::Constant(nominal->num_inputs(), input_min),
-                                                 Vector::Constant(nominal->num_inputs(), input_max));
+  const dt::Normalizer x_norm = range_normalizer(Vector::Constant(shape.inputs, input_min),
+                                                 Vector::Constant(shape.inputs, input_max));
   const dt::Normalizer theta_norm = range_normalizer(theta_min, theta_max);
   switch (options.family) {
     case TwinFamily::kGreyBox:
@@ -263,22 +278,22 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
       break;
     case TwinFamily::kBlackBox:
       start = std::make_shared<dt::MlpTwin>(dt::MlpTwinConfig{
-          .num_inputs = nominal->num_inputs(), .num_params = nominal->num_params(),
-          .num_outputs = nominal->num_outputs(), .hidden = options.hidden, .x = x_norm,
+          .num_inputs = shape.inputs, .num_params = shape.params,
+          .num_outputs = shape.outputs, .hidden = options.hidden, .x = x_norm,
           .theta = theta_norm, .y = output_stats(fit, nullptr), .weights = {},
           .seed = options.seed});
       calib.phi_prior = Vector::Zero(start->num_physical_params());
       break;
   }
-  const Index equations = count_rows(fit) * nominal->num_outputs();
+  const Index equations = count_rows(fit) * shape.outputs;
   if (equations < 2 * start->num_physical_params()) {
     throw std::invalid_argument(
         "fit_twin: too few samples: " + std::to_string(count_rows(fit)) + " fit samples × " +
-        std::to_string(nominal->num_outputs()) + " outputs = " + std::to_string(equations) +
+        std::to_string(shape.outputs) + " outputs = " + std::to_string(equations) +
         " values for the " + std::to_string(start->num_physical_params()) + " parameters of the " +
         to_string(options.family) + " twin (at least 2 per parameter): raise samples to ≥ " +
-        std::to_string((2 * start->num_physical_params() + nominal->num_outputs() - 1) /
-                       nominal->num_outputs() * calls / std::max<Index>(1, calls - held_out)) +
+        std::to_string((2 * start->num_physical_params() + shape.outputs - 1) /
+                       shape.outputs * calls / std::max<Index>(1, calls - held_out)) +
         " or use smaller hidden layers");
   }
   dt::CalibrationResult r;
@@ -293,12 +308,24 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
   out.report.validation_samples = count_rows(val);
   const auto& check = val.empty() ? fit : val;
   out.report.twin_nmse = twin_nmse(*r.model, check);
-  out.report.twin_nmse_nominal = twin_nmse(*nominal, check);
+  out.report.twin_nmse_nominal =
+      nominal ? twin_nmse(*nominal, check) : std::numeric_limits<double>::quiet_NaN();
   out.report.train_mse = r.mse_after;
   out.report.iterations = r.iterations;
   out.report.num_phi = start->num_physical_params();
   out.report.fit_s = seconds_since(t0);
   return out;
+}
+
+}  // namespace
+
+FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double input_max,
+                       const Vector& theta_min, const Vector& theta_max,
+                       const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
+  if (!nominal) throw std::invalid_argument("fit_twin: the device has no nominal twin");
+  const TwinShape shape{nominal->num_inputs(), nominal->num_params(), nominal->num_outputs(),
+                        nominal->name() + " twin"};
+  return fit_shaped(nominal, shape, input_min, input_max, theta_min, theta_max, data, options);
 }
 
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
@@ -309,8 +336,10 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
   if (!data) return data.error();
   const double measure_s = seconds_since(t0);
   const auto& spec = device.spec();
-  FittedTwin out = fit_twin_to(device.nominal_twin(), spec.input_min, spec.input_max,
-                               spec.param_min(), spec.param_max(), data.value(), options);
+  const TwinShape shape{spec.num_inputs, spec.num_params(), spec.num_outputs,
+                        "device " + spec.serial + " (" + spec.kind + ")"};
+  FittedTwin out = fit_shaped(device.nominal_twin(), shape, spec.input_min, spec.input_max,
+                              spec.param_min(), spec.param_max(), data.value(), options);
   out.report.device_calls = calls;
   out.report.measure_s = measure_s;
   out.report.fit_s = seconds_since(t0);
