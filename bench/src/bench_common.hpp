@@ -13,6 +13,8 @@
 namespace pnn::bench::detail {
 
 double seconds_since(std::chrono::steady_clock::time_point t0);
+/// CPU seconds this process has used so far, every thread (user + system).
+double process_cpu_seconds();
 
 template <class T>
 T unwrap(drivers::Result<T> r) {

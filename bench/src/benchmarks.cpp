@@ -1,5 +1,7 @@
 #include "pnn/bench/benchmarks.hpp"
 
+#include <sys/resource.h>
+
 #include "bench_common.hpp"
 
 #include <chrono>
@@ -18,6 +20,13 @@ using nlohmann::json;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 training::JobResult run_job_quietly(const training::JobConfig& config, const std::string& gap,

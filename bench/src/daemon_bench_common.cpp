@@ -128,11 +128,12 @@ double pipelined_forwards(client::Client& client, v1::Request& request, int n, i
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string config_file(const std::string& name) {
-  const fs::path local = fs::path("configs") / name;
-  if (fs::exists(local)) return local.string();
-  return (fs::path(PNN_SOURCE_DIR) / "configs" / name).string();
+std::string source_file(const std::string& relative) {
+  if (fs::exists(relative)) return relative;
+  return (fs::path(PNN_SOURCE_DIR) / relative).string();
 }
+
+std::string config_file(const std::string& name) { return source_file("configs/" + name); }
 
 std::string lab_config_in(const BenchDir& dir) {
   const std::string source = config_file("daemon/lab.yaml");

@@ -78,8 +78,10 @@ double pipelined_forwards(client::Client& client, pnn::v1::Request& request, int
 
 /// The pnnd binary: $PNN_PNND if set, else the one this build made.
 std::string pnnd_path();
-/// configs/<name> of the source tree (from the working directory if it has one, else the tree
-/// this build came from).
+/// A file of the source tree: `relative` from the working directory if it is there (a run from
+/// the repository root), else under the source directory the benchmarks were built from.
+std::string source_file(const std::string& relative);
+/// configs/<name> of the source tree (source_file("configs/" + name)).
 std::string config_file(const std::string& name);
 /// configs/daemon/lab.yaml rewritten to ephemeral loopback ports and a store in `dir`; returns the
 /// path of the written file.

@@ -2,7 +2,6 @@
 // fast its pages draw a large run (docs/dashboard.md). Both need Debian's chromium (and
 // dashboard-paint python3-selenium with chromium-driver); without them they say so and stop.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -96,14 +95,6 @@ class StreamReader {
   std::thread thread_;
 };
 
-// CPU seconds this process has used (every thread: pnnd's, the bench client's, the job's).
-double process_cpu_s() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 // CPU seconds of this process's threads named `name` (pnnd names its HTTP thread "pnnd-http").
 double threads_cpu_s(const std::string& name) {
   double total = 0.0;
@@ -147,11 +138,6 @@ network:
 training: {epochs: 100000, batch_size: 32}
 compare: {in_silico: false}
 )";
-
-std::string source_file(const std::string& relative) {
-  if (fs::exists(relative)) return relative;
-  return (fs::path(PNN_SOURCE_DIR) / relative).string();
-}
 
 }  // namespace
 
@@ -198,9 +184,9 @@ std::vector<json> dashboard_overhead(const BenchOptions& options) {
     v1::Request status;
     status.mutable_job_status()->set_job_id(job);
     const auto epochs_before = call_ok(*client, status, "JobStatus").job_status().jobs(0).epochs_done();
-    const double cpu0 = process_cpu_s(), http0 = threads_cpu_s("pnnd-http");
+    const double cpu0 = process_cpu_seconds(), http0 = threads_cpu_s("pnnd-http");
     const double s = pipelined_forwards(*client, request, n, kWindow, "dashboard-overhead");
-    cpu_s[arm] += process_cpu_s() - cpu0;
+    cpu_s[arm] += process_cpu_seconds() - cpu0;
     http_cpu_s[arm] += threads_cpu_s("pnnd-http") - http0;
     job_epochs[arm] += call_ok(*client, status, "JobStatus").job_status().jobs(0).epochs_done() - epochs_before;
     v1::Request cancel;

@@ -203,11 +203,7 @@ class PythonDevice {
   std::string address() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
 
  private:
-  static std::string script() {
-    const std::string relative = "bench/scripts/own_device_bench.py";
-    if (std::filesystem::exists(relative)) return relative;
-    return (std::filesystem::path(PNN_SOURCE_DIR) / relative).string();
-  }
+  static std::string script() { return source_file("bench/scripts/own_device_bench.py"); }
   std::string port_file_;
   ChildProcess process_;
   int port_ = 0;

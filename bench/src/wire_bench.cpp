@@ -1,7 +1,6 @@
 // frame-codec: throughput of the binary frame protocol (encode + stream decode, one core).
 // wire-overhead: the cost of driving simulated boards over the protocol (firmware emulator,
 // loopback transport, framed-board driver) instead of calling the reality in-process.
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <random>
@@ -68,13 +67,6 @@ CodecFigures measure_codec(std::uint32_t rows, std::uint32_t cols, double second
   return {enc, dec, both, bytes};
 }
 
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 }  // namespace
 
 std::vector<json> frame_codec(const BenchOptions&) {
@@ -118,9 +110,9 @@ std::vector<json> wire_overhead(const BenchOptions& options) {
   double acc_frames = -1.0, acc_direct = -1.0;
   for (int k = 0; k < repeats; ++k) {
     for (bool wire : {true, false}) {
-      const double c0 = cpu_seconds();
+      const double c0 = process_cpu_seconds();
       const auto r = run_job_quietly(wire ? frames : direct, "large", options);
-      const double cpu = cpu_seconds() - c0;
+      const double cpu = process_cpu_seconds() - c0;
       const double acc = r.phase("pat")->acc_hardware;
       (wire ? wall_frames : wall_direct) = std::min(wire ? wall_frames : wall_direct, r.wall_seconds);
       (wire ? cpu_frames : cpu_direct) = std::min(wire ? cpu_frames : cpu_direct, cpu);

@@ -30,11 +30,8 @@ void Server::Impl::attach_drift_monitor(DeviceSlot& s) {
 }
 
 void Server::Impl::evaluate_drift(DeviceSlot& s, std::shared_ptr<detail::DriftSample> sample) {
+  // Never null: the tap is attached only to a device with a twin, and a twin is only replaced.
   digital_twin::ModelPtr model = s.twin;
-  if (!model) {
-    s.drift->abandon();
-    return;
-  }
   const auto bytes = static_cast<std::uint64_t>(sample->x.size() + sample->y.size()) * sizeof(double);
   auto task = [this, &s, model, sample, bytes] {
     Matrix y_twin;
@@ -50,7 +47,7 @@ void Server::Impl::evaluate_drift(DeviceSlot& s, std::shared_ptr<detail::DriftSa
       if (bound_changed) {
         log(d.over_bound ? "warning" : "info",
             "device " + s.config.name + ": " +
-                (d.over_bound ? s.drift->warning(s.config.name)
+                (d.over_bound ? detail::drift_warning(d, s.config.name)
                               : "twin drift back within devices." + s.config.name +
                                     ".drift.warn_nmse (rolling NMSE " + std::to_string(d.nmse) + ")"));
       }

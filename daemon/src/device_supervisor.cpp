@@ -137,7 +137,7 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
     // A device that is otherwise healthy shows the drift as its WARNING.
     if (d.over_bound && st.health == Health::kOk && s.refusal.empty()) {
       out->set_health(to_proto(Health::kWarning));
-      out->set_health_message(s.drift->warning(s.config.name));
+      out->set_health_message(detail::drift_warning(d, s.config.name));
     }
   }
 }

@@ -65,7 +65,6 @@ DriftSnapshot DriftMonitor::snapshot_locked() const {
   DriftSnapshot out;
   out.enabled = config_.enabled;
   out.warn_nmse = config_.warn_nmse;
-  out.twin_generation = generation_;
   out.samples = window_.size();
   out.over_bound = over_bound_;
   if (baseline_) {
@@ -91,8 +90,7 @@ DriftSnapshot DriftMonitor::snapshot_locked() const {
   return out;
 }
 
-std::string DriftMonitor::warning(const std::string& device) const {
-  const DriftSnapshot s = snapshot();
+std::string drift_warning(const DriftSnapshot& s, const std::string& device) {
   if (!s.over_bound) return "";
   char text[512];
   std::snprintf(text, sizeof text,

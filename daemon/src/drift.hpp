@@ -26,8 +26,11 @@ struct DriftSnapshot {
   bool baseline_set = false;
   bool over_bound = false;           ///< warn_nmse > 0 and a full window's NMSE is past it
   double warn_nmse = 0.0;
-  std::uint64_t twin_generation = 0; ///< bumped when the twin changes (the window restarts)
 };
+
+/// Why health is WARNING because of drift, for `device` as named in the config ("" when the
+/// snapshot is within the bound).
+std::string drift_warning(const DriftSnapshot& s, const std::string& device);
 
 /// One sampled forward, to be evaluated on the twin.
 struct DriftSample {
@@ -54,8 +57,6 @@ class DriftMonitor {
   /// The twin changed (calibration, another twin): the window and its baseline restart.
   void twin_changed();
   DriftSnapshot snapshot() const;
-  /// Why health is WARNING because of drift ("" when within the bound).
-  std::string warning(const std::string& device) const;
   std::uint64_t dropped_nonfinite() const;
 
  private:
