@@ -6,7 +6,8 @@
 #
 #   fuzz/run.sh [SECONDS_TOTAL]      build, then fuzz each target from the checked-in seeds
 #   fuzz/run.sh --make-seeds         rewrite the generated seeds (fuzz/corpus/*/gen-*)
-#   PNN_FUZZ_DIR=/tmp/pnn-fuzz (build output and the working corpora, kept between runs)
+#   PNN_FUZZ_DIR=DIR (default: build/fuzz in this checkout; build output and the working
+#                     corpora, kept between runs)
 #
 # Each target starts from two corpus folders: the working one in $PNN_FUZZ_DIR (new inputs go
 # there) and the checked-in fuzz/corpus/<target>/ (valid messages and every input that once
@@ -20,7 +21,7 @@ if [[ ${1:-} == --make-seeds ]]; then make_seeds=1; shift; fi
 total=${1:-60}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-out=${PNN_FUZZ_DIR:-/tmp/pnn-fuzz}
+out=${PNN_FUZZ_DIR:-$root/build/fuzz}
 cxx=${PNN_FUZZ_CXX:-clang++-14}
 targets=(frame_decoder scpi usbtmc)
 
@@ -37,6 +38,15 @@ share=$(( total / ${#targets[@]} ))
 # CMake builds the targets (fuzz/CMakeLists.txt, PNN_FUZZ=ON) with clang in its own build tree.
 build=$out/build
 mkdir -p "$out/artifacts"
+# A build tree configured from another checkout (PNN_FUZZ_DIR shared between clones) makes CMake
+# refuse to configure; it holds nothing worth keeping, so it is rebuilt for this source tree.
+if [[ -f $build/CMakeCache.txt ]]; then
+  cached=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+  if [[ $cached != "$root" ]]; then
+    echo "run.sh: $build was configured for $cached, not $root; rebuilding it" >&2
+    rm -rf "$build"
+  fi
+fi
 cmake -S "$root" -B "$build" -DPNN_FUZZ=ON -DCMAKE_CXX_COMPILER="$cxx" \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target frame_decoder_fuzz scpi_fuzz usbtmc_fuzz make_seeds
