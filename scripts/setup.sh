@@ -13,7 +13,7 @@ packages=(
   # libraries
   libeigen3-dev doctest-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   # daemon and clients: RPC, API messages, run store
-  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
+  libzmq3-dev cppzmq-dev libsodium-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
   python3-zmq python3-protobuf python3-numpy
   # installing the Python client as a package (pip with Debian's setuptools; docs/install.md)
   python3-pip python3-setuptools python3-wheel

@@ -23,66 +23,6 @@ namespace {
 using nlohmann::json;
 using training::JobConfig;
 
-// Cosine between a twin's input cotangent Jᵀȳ and the device's, with the device Jacobian J from
-// central differences of step `eps` at `num_points` points x (uniform in [x_lo, x_hi]), each
-// perturbed input repeated ≥ 256 times (as rows of a few batch calls: the sensor and input noise
-// are per row) and averaged. Averaged over `num_dirs` random ȳ per point.
-// Without a nominal twin (a described board) the second cosine is NaN.
-std::pair<double, double> jacobian_cosines(drivers::PhysicalSystem& device,
-                                           const digital_twin::DifferentiableModel& twin,
-                                           const digital_twin::DifferentiableModel* nominal,
-                                           const Vector& theta, double x_lo, double x_hi,
-                                           std::uint64_t seed) {
-  const auto& spec = device.spec();
-  const Index n = spec.num_inputs, m = spec.num_outputs;
-  const Index repeats = std::max<Index>(1, spec.max_batch / (2 * n));
-  const int calls_per_point = static_cast<int>((256 + repeats - 1) / repeats);  // ≥ 256 repeats
-  const double eps = 0.05 * (spec.input_max - spec.input_min);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  double sum_twin = 0.0, sum_nominal = 0.0;
-  int count = 0;
-  const int num_points = 3, num_dirs = 4;
-  for (int p = 0; p < num_points; ++p) {
-    Vector x(n);
-    for (Index i = 0; i < n; ++i) x[i] = x_lo + (x_hi - x_lo) * unit(rng);
-    Matrix batch(2 * n * repeats, n);
-    for (Index j = 0; j < n; ++j) {
-      Vector up = x, down = x;
-      up[j] = std::min(x[j] + eps, spec.input_max);
-      down[j] = std::max(x[j] - eps, spec.input_min);
-      for (Index r = 0; r < repeats; ++r) {
-        batch.row((2 * j) * repeats + r) = up.transpose();
-        batch.row((2 * j + 1) * repeats + r) = down.transpose();
-      }
-    }
-    Matrix y = unwrap(device.forward(batch, theta));
-    for (int k = 1; k < calls_per_point; ++k) y += unwrap(device.forward(batch, theta));
-    y /= static_cast<double>(calls_per_point);
-    Matrix jac(m, n);  // J(:, j) = ∂y/∂x_j
-    for (Index j = 0; j < n; ++j) {
-      const double h = batch((2 * j) * repeats, j) - batch((2 * j + 1) * repeats, j);
-      jac.col(j) = (y.middleRows(2 * j * repeats, repeats).colwise().mean() -
-                    y.middleRows((2 * j + 1) * repeats, repeats).colwise().mean())
-                       .transpose() / h;
-    }
-    for (int d = 0; d < num_dirs; ++d) {
-      Matrix y_bar(1, m);
-      for (Index i = 0; i < m; ++i) y_bar(0, i) = normal(rng);
-      const Vector dev = jac.transpose() * y_bar.row(0).transpose();
-      auto cosine = [&](const digital_twin::DifferentiableModel& model) {
-        const Vector g = model.vjp(x.transpose(), theta, y_bar).x_bar.row(0).transpose();
-        return g.dot(dev) / std::max(g.norm() * dev.norm(), 1e-300);
-      };
-      sum_twin += cosine(twin);
-      sum_nominal += nominal ? cosine(*nominal) : std::nan("");
-      ++count;
-    }
-  }
-  return {sum_twin / count, sum_nominal / count};
-}
-
 struct OpenDevice {
   std::string name;
   drivers::PhysicalSystemPtr device;
@@ -120,9 +60,10 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
     const Vector theta0 = nominal ? nominal->initial_params(config.seed * 7919 + i)
                                   : Vector::Zero(dev.spec().num_params());
     // The second layer's inputs include outputs of the first: probe it over its own range.
-    const auto [c, c_nom] = jacobian_cosines(dev, *fit.model, nominal.get(), theta0,
-                                             i == 0 ? probe_lo : -1.0, i == 0 ? probe_hi : 1.0,
-                                             config.seed + 31 * i);
+    std::int64_t jacobian_calls = 0;
+    const auto [c, c_nom] = unwrap(training::jacobian_agreement(
+        dev, *fit.model, nominal.get(), theta0, i == 0 ? probe_lo : -1.0,
+        i == 0 ? probe_hi : 1.0, 3, config.seed + 31 * i, jacobian_calls));
     fits.push_back({{"device", devices[i].name}, {"twin_nmse", r.twin_nmse},
                     {"twin_nmse_nominal", r.twin_nmse_nominal}, {"jacobian_cosine", c},
                     {"jacobian_cosine_nominal", c_nom}, {"samples", r.samples},

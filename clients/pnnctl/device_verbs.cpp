@@ -17,7 +17,14 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::uint32_t kOneShotTtlMs = 60000;
+
+// The twin a device uses: a learned one (pnnctl twin use), a calibration, the datasheet's, none.
+std::string twin_label(const v1::DeviceInfo& d, bool short_form) {
+  if (d.twin_id() != 0) return (short_form ? "learned " : "learned twin ") + std::to_string(d.twin_id());
+  if (d.no_twin()) return "none";
+  if (d.twin_calibrated()) return (short_form ? "cal " : "calibration ") + std::to_string(d.calibration_id());
+  return "nominal";
+}
 
 v1::DeviceInfo describe_device(Remote& remote, const std::string& name) {
   v1::Request r;
@@ -25,58 +32,6 @@ v1::DeviceInfo describe_device(Remote& remote, const std::string& name) {
   return remote.call(std::move(r)).describe().device();
 }
 
-// The lease a device write is sent with: the token given (--lease / PNN_LEASE), or a lease
-// acquired for this one command and released when it is done.
-class LeaseScope {
- public:
-  LeaseScope(Remote& remote, std::string device, const std::string& token_hex)
-      : remote_(remote), device_(std::move(device)) {
-    if (!token_hex.empty()) {
-      token_ = from_hex(token_hex, "--lease");
-      return;
-    }
-    v1::Request r;
-    r.mutable_acquire()->set_device(device_);
-    r.mutable_acquire()->set_ttl_ms(kOneShotTtlMs);
-    try {
-      token_ = remote_.call(std::move(r)).acquire().lease_token();
-    } catch (const DaemonError& e) {
-      if (e.code_name() != "LEASE_HELD") throw;
-      throw DaemonError(e.code_name(),
-                        std::string(e.what()) +
-                            " (if that lease is yours, pass its token: --lease TOKEN or "
-                            "PNN_LEASE=TOKEN)",
-                        e.origin());
-    }
-    one_shot_ = true;
-  }
-  ~LeaseScope() {
-    if (!one_shot_) return;
-    try {
-      v1::Request r;
-      r.set_lease_token(token_);
-      r.mutable_release()->set_device(device_);
-      remote_.call(std::move(r), Retry::kNever);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "pnnctl: warning: releasing the lease on %s failed: %s\n",
-                   device_.c_str(), e.what());
-    }
-  }
-  LeaseScope(const LeaseScope&) = delete;
-  LeaseScope& operator=(const LeaseScope&) = delete;
-
-  v1::Request request() const {
-    v1::Request r;
-    r.set_lease_token(token_);
-    return r;
-  }
-
- private:
-  Remote& remote_;
-  std::string device_;
-  std::string token_;
-  bool one_shot_ = false;
-};
 
 std::string lease_text(const v1::DeviceInfo& d) {
   if (d.lease_holder().empty()) return "-";
@@ -124,10 +79,7 @@ int devices(const RemoteOptions& options) {
   for (const auto& d : reply.list_devices().devices()) {
     const std::string io =
         std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
-    const std::string twin =
-        d.no_twin()           ? "none"
-        : d.twin_calibrated() ? "cal " + std::to_string(d.calibration_id())
-                              : "nominal";
+    const std::string twin = twin_label(d, true);
     // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
     char drift[32] = "off";
     if (d.drift().enabled()) {
@@ -340,10 +292,7 @@ int describe_remote(const RemoteOptions& options, const std::vector<std::string>
     std::printf("%s  %s  (%s, health %s, twin %s, %llu forward calls, lease %s)\n%s\n",
                 d.name().c_str(), d.address().c_str(), state_name(d.state()).c_str(),
                 health_name(d.health()).c_str(),
-                d.no_twin() ? "none"
-                : d.twin_calibrated()
-                    ? ("calibration " + std::to_string(d.calibration_id())).c_str()
-                    : "nominal",
+                twin_label(d, false).c_str(),
                 static_cast<unsigned long long>(d.forward_calls()), lease_text(d).c_str(),
                 describe_spec(d.spec()).c_str());
     if (!d.health_message().empty()) std::printf("  health: %s\n\n", d.health_message().c_str());

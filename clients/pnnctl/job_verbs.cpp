@@ -26,20 +26,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::uint64_t parse_id(const std::string& text, const std::string& what) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty() || v == 0 || text[0] == '-') {
-    throw UsageError(what + ": '" + text +
-                     "' is not a run id (a positive integer; see pnnctl runs)");
-  }
-  return v;
-}
 
 bool is_final(v1::JobState s) {
   return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED || s == v1::ABORTED;
@@ -192,7 +178,7 @@ v1::GetRunReply get_run(const RemoteOptions& options, std::uint64_t run_id) {
 }
 
 int runs_show(const RemoteOptions& options, const std::string& id_text) {
-  const auto reply = get_run(options, parse_id(id_text, "runs show"));
+  const auto reply = get_run(options, parse_id(id_text, "runs show", "run", "pnnctl runs"));
   const auto& run = reply.run();
   if (options.json) {
     print_json_line(to_json(reply));
@@ -232,7 +218,7 @@ struct ExportArgs {
 };
 
 int runs_export(const RemoteOptions& options, const std::string& id_text, const ExportArgs& a) {
-  const std::uint64_t run_id = parse_id(id_text, "runs export");
+  const std::uint64_t run_id = parse_id(id_text, "runs export", "run", "pnnctl runs");
   if (a.tensorboard.empty() && a.mlflow.empty() && a.csv.empty()) {
     throw UsageError("runs export " + id_text +
                      ": give at least one of --tensorboard DIR, --mlflow DIR, --csv FILE");
@@ -290,7 +276,7 @@ int train_remote(const RemoteOptions& options, const std::string& config_path,
           "train --remote --resume takes a RUN_ID of the daemon's run store (see "
           "pnnctl runs); a checkpoint file resumes in-process (drop --remote)");
     }
-    submit->set_resume_run_id(parse_id(resume, "--resume"));
+    submit->set_resume_run_id(parse_id(resume, "--resume", "run", "pnnctl runs"));
     what += (what.empty() ? "" : ", ") + std::string("resuming run ") + resume;
   }
   if (config_path.empty() && resume.empty()) {

@@ -1,7 +1,7 @@
 // pnnctl: the command-line client of pnn-hil (docs/clients.md).
 //   daemon-free:  train CONFIG [--resume CKPT] · bench NAME · describe [sim://ADDRESS ...]
 //   with pnnd:    hello · devices · describe NAME · lifecycle · acquire · renew · release ·
-//                 forward · calibrate · train CONFIG --remote · jobs · runs [show|export] · watch
+//                 forward · calibrate · twin fit|list|show|use · train CONFIG --remote · jobs · runs [show|export] · watch
 //   --version:    project and protocol version
 // Exit codes: 0 success, 1 run failed or the daemon said no, 2 bad usage, config or input,
 // 3 daemon unreachable, 130 interrupted.
@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add_local_verbs(app, remote, action);
   add_device_verbs(app, remote, action);
   add_job_verbs(app, remote, action);
+  add_twin_verbs(app, remote, action);
   add_watch_verb(app, remote, action);
   try {
     app.parse(argc, argv);

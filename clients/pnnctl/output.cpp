@@ -6,6 +6,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "errors.hpp"
 #include "pnn/drivers/device_spec.hpp"
 #include "remote.hpp"
 
@@ -94,6 +95,22 @@ std::string health_name(pnn::v1::Health h) {
 }
 
 std::string job_state_name(pnn::v1::JobState s) { return pnn::v1::JobState_Name(s); }
+
+std::uint64_t parse_id(const std::string& text, const std::string& what, const std::string& kind,
+                       const std::string& listing) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || v == 0 || text[0] == '-') {
+    throw UsageError(what + ": '" + text + "' is not a " + kind +
+                     " id (a positive integer; see " + listing + ")");
+  }
+  return v;
+}
 
 std::string format_time_ns(std::int64_t ns) {
   if (ns == 0) return "-";

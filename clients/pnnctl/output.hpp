@@ -22,6 +22,12 @@ std::string state_name(pnn::v1::Lifecycle s);
 std::string health_name(pnn::v1::Health h);
 std::string job_state_name(pnn::v1::JobState s);
 
+/// A positive integer id given on the command line (a run or twin id). Throws UsageError naming
+/// `what`, the kind of id and where to find one: "runs show: 'x' is not a run id (a positive
+/// integer; see pnnctl runs)".
+std::uint64_t parse_id(const std::string& text, const std::string& what, const std::string& kind,
+                       const std::string& listing);
+
 /// A wall-clock time in ns as local "YYYY-MM-DD HH:MM:SS" ("-" for 0).
 std::string format_time_ns(std::int64_t ns);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -296,6 +297,48 @@ std::string Remote::telemetry_endpoint() {
   }
   if (rpc) return join_tcp(rpc->host, "7701");
   throw UsageError("the daemon does not announce its telemetry endpoint: pass --telemetry");
+}
+
+LeaseScope::LeaseScope(Remote& remote, std::string device, const std::string& token_hex,
+                       std::uint32_t ttl_ms)
+    : remote_(remote), device_(std::move(device)) {
+  if (!token_hex.empty()) {
+    token_ = from_hex(token_hex, "--lease");
+    return;
+  }
+  v1::Request r;
+  r.mutable_acquire()->set_device(device_);
+  r.mutable_acquire()->set_ttl_ms(ttl_ms);
+  try {
+    token_ = remote_.call(std::move(r)).acquire().lease_token();
+  } catch (const DaemonError& e) {
+    if (e.code_name() != "LEASE_HELD") throw;
+    throw DaemonError(e.code_name(),
+                      std::string(e.what()) +
+                          " (if that lease is yours, pass its token: --lease TOKEN or "
+                          "PNN_LEASE=TOKEN)",
+                      e.origin());
+  }
+  one_shot_ = true;
+}
+
+LeaseScope::~LeaseScope() {
+  if (!one_shot_) return;
+  try {
+    v1::Request r;
+    r.set_lease_token(token_);
+    r.mutable_release()->set_device(device_);
+    remote_.call(std::move(r), Retry::kNever);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pnnctl: warning: releasing the lease on %s failed: %s\n",
+                 device_.c_str(), e.what());
+  }
+}
+
+v1::Request LeaseScope::request() const {
+  v1::Request r;
+  r.set_lease_token(token_);
+  return r;
 }
 
 }  // namespace pnnctl

@@ -2,6 +2,7 @@
 // The connection of pnnctl to a daemon: endpoint and CURVE options (shared by every remote
 // verb), request/reply with typed errors, and telemetry endpoint discovery.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -73,6 +74,27 @@ class Remote {
   std::unique_ptr<pnn::client::Client> safe_, once_;
   bool probed_ = false;
   std::unique_ptr<v1::HelloReply> hello_;
+};
+
+/// The lease a device write is sent with: the token given (--lease / PNN_LEASE), or a lease
+/// acquired for this one command (TTL `ttl_ms`) and released when it is done.
+class LeaseScope {
+ public:
+  static constexpr std::uint32_t kOneShotTtlMs = 60000;
+  LeaseScope(Remote& remote, std::string device, const std::string& token_hex,
+             std::uint32_t ttl_ms = kOneShotTtlMs);
+  ~LeaseScope();
+  LeaseScope(const LeaseScope&) = delete;
+  LeaseScope& operator=(const LeaseScope&) = delete;
+
+  /// A request carrying the lease token.
+  v1::Request request() const;
+
+ private:
+  Remote& remote_;
+  std::string device_;
+  std::string token_;
+  bool one_shot_ = false;
 };
 
 }  // namespace pnnctl

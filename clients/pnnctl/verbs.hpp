@@ -19,6 +19,8 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 /// jobs, runs [show RUN_ID].
 void add_job_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
+/// twin fit|list|show|use.
+void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 /// watch [TOPIC...].
 void add_watch_verb(CLI::App& app, RemoteOptions& remote, Action& action);
 

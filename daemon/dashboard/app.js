@@ -186,7 +186,8 @@ function renderDevices() {
   for (const d of [...state.devices.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const spec = d.spec || {};
     const lease = d.lease_holder ? d.lease_holder + (num(d.lease_expires_in_ms) ? ' (' + (num(d.lease_expires_in_ms) / 1000).toFixed(1) + ' s left)' : '') : '—';
-    const twin = num(d.calibration_id) ? 'calibrated #' + d.calibration_id : 'nominal';
+    const twin = num(d.twin_id) ? 'learned #' + d.twin_id
+      : d.no_twin ? 'none' : num(d.calibration_id) ? 'calibrated #' + d.calibration_id : 'nominal';
     const drift = d.drift || {};
     body.append(el('tr', { dataset: { device: d.name } },
       el('td', { class: 'name' }, d.name),

@@ -18,6 +18,8 @@ bool is_write(v1::Request::BodyCase body) {
     case v1::Request::kRelease:
     case v1::Request::kForward:
     case v1::Request::kCalibrate:
+    case v1::Request::kFitTwin:
+    case v1::Request::kUseTwin:
     case v1::Request::kSubmitJob:
     case v1::Request::kCancelJob:
       return true;
@@ -45,6 +47,10 @@ const char* rpc_name(v1::Request::BodyCase body) {
     case v1::Request::kListRuns: return "ListRuns";
     case v1::Request::kGetRun: return "GetRun";
     case v1::Request::kSnapshot: return "Snapshot";
+    case v1::Request::kFitTwin: return "FitTwin";
+    case v1::Request::kListTwins: return "ListTwins";
+    case v1::Request::kGetTwin: return "GetTwin";
+    case v1::Request::kUseTwin: return "UseTwin";
     case v1::Request::BODY_NOT_SET: return "(none)";
   }
   return "?";

@@ -15,7 +15,8 @@ constexpr const char* kDriftIdentity = "\\x01pnnd-drift";
 
 void Server::Impl::attach_drift_monitor(DeviceSlot& s) {
   s.drift = std::make_shared<detail::DriftMonitor>(s.config.drift);
-  if (!s.config.drift.enabled || !s.twin) return;  // a described board has no twin to compare
+  // Attached even without a twin (a described board): a learned twin may be set later.
+  if (!s.config.drift.enabled) return;
   DeviceSlot* slot = &s;  // slots live until the daemon stops (never removed at run time)
   std::weak_ptr<detail::DriftMonitor> monitor = s.drift;
   s.device->set_forward_tap([this, slot, monitor](const MatrixRef& x, const VectorRef& theta,
@@ -30,8 +31,11 @@ void Server::Impl::attach_drift_monitor(DeviceSlot& s) {
 }
 
 void Server::Impl::evaluate_drift(DeviceSlot& s, std::shared_ptr<detail::DriftSample> sample) {
-  // Never null: the tap is attached only to a device with a twin, and a twin is only replaced.
   digital_twin::ModelPtr model = s.twin;
+  if (!model) {  // a described board without a learned twin: nothing to compare with
+    s.drift->abandon();
+    return;
+  }
   const auto bytes = static_cast<std::uint64_t>(sample->x.size() + sample->y.size()) * sizeof(double);
   auto task = [this, &s, model, sample, bytes] {
     Matrix y_twin;

@@ -34,6 +34,20 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
     } catch (const std::exception& e) {
       log("warning", "device " + d.name + ": stored calibration not used: " + e.what());
     }
+    // The learned twin it was set to use (pnnctl twin use), if any.
+    try {
+      if (const std::uint64_t id = store->active_twin(s->serial()); id != 0) {
+        const auto t = store->get_twin(id);
+        if (!t) throw std::runtime_error("twin " + std::to_string(id) + " is not in the store");
+        if (auto problem = learned_twin_problem(*s, *t)) throw std::runtime_error(problem->message);
+        s->twin = load_learned_twin(*s, *t);
+        s->twin_id = id;
+        s->calibration_id = 0;
+      }
+    } catch (const std::exception& e) {
+      log("warning", "device " + d.name + ": its learned twin is not used (" + e.what() +
+                         "); it uses its datasheet twin until pnnctl twin use sets another");
+    }
   }
   attach_drift_monitor(*s);
   s->worker = std::make_unique<detail::Worker>();
@@ -123,6 +137,7 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
   out->set_twin_calibrated(s.calibration_id != 0);
   out->set_no_twin(!s.nominal_twin);
   out->set_calibration_id(s.calibration_id);
+  out->set_twin_id(s.twin_id);
   out->set_health_message(s.refusal.empty() ? st.health_message : s.refusal);
   if (s.drift) {
     const detail::DriftSnapshot d = s.drift->snapshot();

@@ -89,6 +89,36 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
     job->executors[entry.name] = [this, s](const std::function<void()>& fn) { call_on_worker(*s, fn); };
     if (unique.insert(s).second) job->devices.push_back(s);
   }
+  // twin: learned:<id>: the stored twin, checked against the device it will serve.
+  for (const auto& layer : job_config.network) {
+    if (layer.learned_twin == 0) continue;
+    DeviceSlot* s = nullptr;
+    for (const auto& entry : job_config.devices) {
+      if (entry.name != layer.device) continue;
+      s = find_device(entry.address);
+      if (!s) {
+        for (auto& [name, slot] : devices) {
+          if (slot->config.address == entry.address) s = slot.get();
+        }
+      }
+    }
+    const std::string where = source + ": network: physical " + layer.device + ": twin: learned:" +
+                              std::to_string(layer.learned_twin);
+    const auto t = s ? store->get_twin(layer.learned_twin) : std::nullopt;
+    if (!t) {
+      return send_error(call, v1::UNKNOWN_TWIN,
+                        where + ": no such twin in the run store (pnnctl twin list)", source);
+    }
+    if (auto problem = learned_twin_problem(*s, *t)) {
+      return send_error(call, problem->code, where + ": " + problem->message, source);
+    }
+    try {
+      job->twins[layer.device] = load_learned_twin(*s, *t);
+    } catch (const std::exception& e) {
+      return send_error(call, v1::TWIN_MISMATCH, where + ": " + e.what(), source);
+    }
+    job->twin_provenance[layer.device] = {"learned:" + std::to_string(t->twin_id), t->data_hash};
+  }
   std::vector<std::string> serials;
   for (auto* s : job->devices) serials.push_back(s->serial());
   std::uint64_t run_id = 0;
@@ -195,6 +225,8 @@ void Server::Impl::job_main(JobSlot& job) {
     training::JobOptions opts;
     opts.external_devices = job.external;
     opts.device_executors = job.executors;
+    opts.twins = job.twins;
+    opts.twin_provenance = job.twin_provenance;
     opts.resume_checkpoint = job.resume_checkpoint;
     auto result = training::run_job(job.config, cb, opts);
     if (result) summary = training::job_summary_json(job.config, result.value());

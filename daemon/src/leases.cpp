@@ -47,6 +47,7 @@ void Server::Impl::arm_lease(DeviceSlot& s) {
   s.lease_timer->expires_at(s.expires);
   s.lease_timer->async_wait([this, &s, generation](const boost::system::error_code& ec) {
     if (ec || generation != s.lease_generation) return;
+    if (s.lease_calls.load() > 0) return arm_lease(s);  // the holder waits for a long call
     expire_lease(s);
   });
 }

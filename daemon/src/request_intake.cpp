@@ -77,6 +77,7 @@ void Server::Impl::dispatch_body(const Call& call, v1::Request& request) {
   const auto body = request.body_case();
   const bool starts_work = body == v1::Request::kLifecycle || body == v1::Request::kAcquire ||
                            body == v1::Request::kForward || body == v1::Request::kCalibrate ||
+                           body == v1::Request::kFitTwin ||
                            body == v1::Request::kSubmitJob;
   if (starts_work && phase != Phase::kServing) {
     send_error(call, v1::SHUTTING_DOWN, "pnnd is shutting down and accepts no new work");
@@ -100,6 +101,10 @@ void Server::Impl::dispatch_body(const Call& call, v1::Request& request) {
     case v1::Request::kListRuns:
     case v1::Request::kGetRun: return runs(call, request);
     case v1::Request::kSnapshot: return snapshot(call);
+    case v1::Request::kFitTwin: return fit_twin(call, request);
+    case v1::Request::kUseTwin: return use_twin(call, request);
+    case v1::Request::kListTwins:
+    case v1::Request::kGetTwin: return twins(call, request);
     case v1::Request::BODY_NOT_SET: break;
   }
 }

@@ -106,6 +106,18 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
       Stmt(db,
            "SELECT calibration_id, device_serial, phi_size, phi, mse_before, mse_after, created_ns "
            "FROM calibrations WHERE device_serial = ?1 ORDER BY calibration_id DESC LIMIT 1");
+  insert_twin = Stmt(db, "INSERT INTO twins (device_serial, device_kind, family, data_hash, "
+                         "report_json, model, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  select_twin = Stmt(db, "SELECT twin_id, device_serial, device_kind, family, data_hash, "
+                         "report_json, created_ns, model FROM twins WHERE twin_id = ?1");
+  select_twins = Stmt(db, "SELECT twin_id, device_serial, device_kind, family, data_hash, "
+                          "report_json, created_ns FROM twins ORDER BY twin_id DESC LIMIT ?1");
+  select_device_twins =
+      Stmt(db, "SELECT twin_id, device_serial, device_kind, family, data_hash, report_json, "
+               "created_ns FROM twins WHERE device_serial = ?2 ORDER BY twin_id DESC LIMIT ?1");
+  set_active_twin = Stmt(db, "INSERT OR REPLACE INTO active_twins (device_serial, twin_id, set_ns) "
+                             "VALUES (?1, ?2, ?3)");
+  select_active_twin = Stmt(db, "SELECT twin_id FROM active_twins WHERE device_serial = ?1");
   select_oldest_forwards =
       Stmt(db, "SELECT record_id, length(x) + length(theta) + length(y) FROM forward_records "
                "ORDER BY record_id");
@@ -345,6 +357,72 @@ std::optional<CalibrationRecord> RunStore::latest_calibration(
   c.mse_after = q.real_at(5);
   c.created_ns = q.int_at(6);
   return c;
+}
+
+std::uint64_t RunStore::add_twin(const TwinRecord& record) {
+  std::lock_guard lock(impl_->mutex);
+  Query(impl_->db, impl_->insert_twin, "adding a twin")
+      .bind_text(1, record.device_serial)
+      .bind_text(2, record.device_kind)
+      .bind_text(3, record.family)
+      .bind_text(4, record.data_hash)
+      .bind_text(5, record.report_json)
+      .bind_bytes(6, record.model)
+      .bind_int(7, record.created_ns != 0 ? record.created_ns : now_ns())
+      .run();
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db.get()));
+}
+
+namespace {
+TwinRecord twin_row(const Query& q) {
+  TwinRecord t;
+  t.twin_id = static_cast<std::uint64_t>(q.int_at(0));
+  t.device_serial = q.text_at(1);
+  t.device_kind = q.text_at(2);
+  t.family = q.text_at(3);
+  t.data_hash = q.text_at(4);
+  t.report_json = q.text_at(5);
+  t.created_ns = q.int_at(6);
+  return t;
+}
+}  // namespace
+
+std::optional<TwinRecord> RunStore::get_twin(std::uint64_t twin_id) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_twin, "reading a twin");
+  q.bind_uint(1, twin_id);
+  if (!q.step()) return std::nullopt;
+  TwinRecord t = twin_row(q);
+  t.model = q.bytes_at(7);
+  return t;
+}
+
+std::vector<TwinRecord> RunStore::list_twins(const std::string& device_serial,
+                                             std::size_t limit) const {
+  std::lock_guard lock(impl_->mutex);
+  auto& stmt = device_serial.empty() ? impl_->select_twins : impl_->select_device_twins;
+  Query q(impl_->db, stmt, "listing twins");
+  q.bind_int(1, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1u << 30)));
+  if (!device_serial.empty()) q.bind_text(2, device_serial);
+  std::vector<TwinRecord> out;
+  while (q.step()) out.push_back(twin_row(q));
+  return out;
+}
+
+void RunStore::set_active_twin(const std::string& device_serial, std::uint64_t twin_id) {
+  std::lock_guard lock(impl_->mutex);
+  Query(impl_->db, impl_->set_active_twin, "setting a device's twin")
+      .bind_text(1, device_serial)
+      .bind_uint(2, twin_id)
+      .bind_int(3, now_ns())
+      .run();
+}
+
+std::uint64_t RunStore::active_twin(const std::string& device_serial) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_active_twin, "reading a device's twin");
+  q.bind_text(1, device_serial);
+  return q.step() ? static_cast<std::uint64_t>(q.int_at(0)) : 0;
 }
 
 void RunStore::set_max_page_count_for_testing(std::uint64_t pages) {

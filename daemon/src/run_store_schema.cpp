@@ -77,6 +77,30 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 )sql";
 
+// Learned twins (issue 13): the twin's bytes (training::encode_twin: versioned, CRC-protected),
+// its report card as JSON, the serial of the device it was fitted on and the hash of its data;
+// active_twins holds the twin each device uses (twin_id 0: its datasheet or calibrated twin), so
+// that a restarted daemon keeps it. New in version 4; a new file and the migration from version 3
+// both create them.
+constexpr const char* kTwinsSql = R"sql(
+CREATE TABLE twins (
+  twin_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_serial TEXT    NOT NULL,
+  device_kind   TEXT    NOT NULL,
+  family        TEXT    NOT NULL,
+  data_hash     TEXT    NOT NULL,
+  report_json   TEXT    NOT NULL,
+  model         BLOB    NOT NULL,
+  created_ns    INTEGER NOT NULL
+);
+CREATE INDEX twins_by_device ON twins (device_serial, twin_id);
+CREATE TABLE active_twins (
+  device_serial TEXT    PRIMARY KEY,
+  twin_id       INTEGER NOT NULL CHECK (twin_id >= 0),
+  set_ns        INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // The forward_records table of version 2, named `table`. x and y are little-endian IEEE-754
 // values of elem_bytes bytes each (4: float32, what this build writes; 8: float64, rows migrated
 // from version 1), theta is always float64; matrices row-major (one sample per row).
@@ -193,6 +217,7 @@ void prepare_schema(const Db& db, TxStmts& tx) {
     db.exec(kSchemaSql, "creating the schema");
     db.exec(forward_records_sql("forward_records").c_str(), "creating the schema");
     db.exec(kCountersSql, "creating the schema");
+    db.exec(kTwinsSql, "creating the schema");
     db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(),
             "setting application_id");
     db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
@@ -220,6 +245,7 @@ void prepare_schema(const Db& db, TxStmts& tx) {
   };
   if (version == 1) migrate(1, migration_1_to_2_sql());
   if (version == 1 || version == 2) migrate(2, migration_2_to_3_sql());
+  if (version >= 1 && version <= 3) migrate(3, kTwinsSql);
 }
 
 }  // namespace pnn::daemon::sqlite

@@ -109,6 +109,10 @@ class Query {
         sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC));
   }
 
+  Query& bind_bytes(int index, std::string_view bytes) {
+    return check_bind(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT));
+  }
+
   // True when a row is available, false when the statement has finished.
   bool step() {
     const int rc = sqlite3_step(stmt_);
@@ -131,6 +135,11 @@ class Query {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     const int bytes = sqlite3_column_bytes(stmt_, col);
     return text == nullptr ? std::string() : std::string(text, static_cast<std::size_t>(bytes));
+  }
+  std::string bytes_at(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(p, static_cast<std::size_t>(n));
   }
   // An array of `rows` x `cols` (row-major) from a BLOB column of little-endian float64
   // (`elem_bytes` 8) or float32 (4) values, as doubles.

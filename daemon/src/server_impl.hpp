@@ -65,6 +65,7 @@ struct DeviceSlot {
   digital_twin::ModelPtr nominal_twin;
   digital_twin::ModelPtr twin;  // nominal or calibrated; immutable, shared with compute threads
   std::uint64_t calibration_id = 0;
+  std::uint64_t twin_id = 0;  // the learned twin in use (run store), 0: datasheet or calibrated
   // The drift monitor (drift.hpp): fed by the device's forward tap on whatever thread ran the
   // forward; evaluated on the compute pool. The NMSE last published in a state event.
   std::shared_ptr<detail::DriftMonitor> drift;
@@ -81,6 +82,9 @@ struct DeviceSlot {
   std::uint64_t job_id = 0;
   std::unique_ptr<asio::steady_timer> lease_timer;
   std::uint64_t lease_generation = 0;
+  // Long calls (FitTwin, Calibrate) running under the lease on the worker: while one runs, its
+  // holder is waiting for the reply, so the lease does not expire (the timer re-arms).
+  std::atomic<int> lease_calls{0};
 
   // Supervision: background recovery of a FAULTed device (io thread).
   std::unique_ptr<asio::steady_timer> recovery_timer;
@@ -90,6 +94,18 @@ struct DeviceSlot {
   std::string refusal;     // why it is finalized (duplicate), shown as its health message
 
   std::string serial() const { return device->status().spec->serial; }
+};
+
+// On the worker, for the duration of a long call under a lease (DeviceSlot::lease_calls).
+class LongLeaseCall {
+ public:
+  explicit LongLeaseCall(DeviceSlot& s) : s_(s) { ++s_.lease_calls; }
+  ~LongLeaseCall() { --s_.lease_calls; }
+  LongLeaseCall(const LongLeaseCall&) = delete;
+  LongLeaseCall& operator=(const LongLeaseCall&) = delete;
+
+ private:
+  DeviceSlot& s_;
 };
 
 struct JobSlot {
@@ -102,6 +118,9 @@ struct JobSlot {
   std::vector<DeviceSlot*> devices;  // unique
   std::map<std::string, drivers::PhysicalSystem*> external;
   std::map<std::string, training::DeviceExecutor> executors;
+  // Learned twins the config names (twin: learned:<id>), loaded from the store, by device name.
+  std::map<std::string, digital_twin::ModelPtr> twins;
+  std::map<std::string, std::pair<std::string, std::string>> twin_provenance;
   v1::JobInfo info;  // io thread
   std::atomic<bool> stop{false};
   std::atomic<bool> stop_for_shutdown{false};
@@ -300,6 +319,18 @@ struct Server::Impl {
                                          v1::Reply& reply, std::uint64_t& forward_calls);
 
   // ---- jobs and runs (job_runner.cpp)
+  // ---- learned twins (learned_twin_rpc.cpp)
+  void fit_twin(const Call& call, const v1::Request& request);
+  void use_twin(const Call& call, const v1::Request& request);
+  void twins(const Call& call, const v1::Request& request);  // ListTwins, GetTwin
+  // Event loop: the device's twin becomes `model` (twin_id 0: back to the datasheet or
+  // calibrated twin), kept in the store for restarts. Throws StoreError.
+  void apply_learned_twin(DeviceSlot& s, std::uint64_t twin_id, digital_twin::ModelPtr model);
+  // Why the stored twin cannot serve the device (another serial), or nothing.
+  std::optional<Failure> learned_twin_problem(const DeviceSlot& s, const TwinRecord& t) const;
+  // Throws on a damaged record or one for other sizes.
+  digital_twin::ModelPtr load_learned_twin(const DeviceSlot& s, const TwinRecord& t) const;
+
   void submit_job(const Call& call, const v1::SubmitJobRequest& r);
   void job_main(JobSlot& job);
   void job_finished(JobSlot& job, RunState state, const std::string& summary,

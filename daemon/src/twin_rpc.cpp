@@ -113,6 +113,7 @@ void Server::Impl::calibrate(const Call& call, const v1::Request& request) {
   auto req = std::make_shared<v1::CalibrateRequest>(r);
   auto start_model = s->twin;
   run_on_device(*s, call, [this, s, call, req, start_model] {
+    LongLeaseCall running(*s);
     auto reply = std::make_shared<v1::Reply>();
     digital_twin::ModelPtr fitted;
     std::uint64_t forward_calls = 0;
@@ -125,6 +126,7 @@ void Server::Impl::calibrate(const Call& call, const v1::Request& request) {
     }
     return std::function<void()>([this, s, call, reply, fitted, forward_calls] {
       s->forward_calls += forward_calls;
+      if (!s->token.empty()) arm_lease(*s);  // the holder was waiting: its TTL counts from now
       if (fitted) {
         s->twin = fitted;
         s->calibration_id = reply->calibrate().calibration_id();

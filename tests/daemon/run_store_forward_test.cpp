@@ -112,7 +112,7 @@ TEST_CASE("run_store: forward BLOBs are row-major little-endian float32 for x an
   CHECK(raw.scalar("SELECT length(x) FROM forward_records") == "24");
   CHECK(raw.scalar("SELECT length(theta) FROM forward_records") == "16");
   CHECK(raw.scalar("SELECT length(y) FROM forward_records") == "8");
-  CHECK(raw.scalar("PRAGMA user_version") == "3");
+  CHECK(raw.scalar("PRAGMA user_version") == "4");
 }
 
 // ---- retention ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -191,4 +192,97 @@ TEST_CASE("job runner: JobOptions twins replace the nominal twin of the named de
   CHECK(learned.phases[0].acc_twin != plain.phases[0].acc_twin);
   options.twins["osc-a"] = pnn::drivers::make_physical_system(c.devices[1].address)->nominal_twin();
   CHECK_THROWS_AS(run_job(c, {}, options), std::invalid_argument);  // 74 oscillators for a 64 device
+}
+
+TEST_CASE("job config: twin: learned:<id> and twin: {fit: ...} parse, bad ones name the fix") {
+  const JobConfig c = parse_job_config(
+      with("- physical: osc-a\n", "- physical: {device: osc-a, twin: learned:12}\n") , "t.yaml");
+  CHECK(c.network[0].learned_twin == 12);
+  CHECK(c.network[0].twin);
+  const JobConfig f = parse_job_config(
+      with("- physical: osc-a\n",
+           "- physical: {device: osc-a, twin: {fit: residual, samples: 300, repeats: 2}}\n"),
+      "t.yaml");
+  CHECK(f.network[0].fit_family == "residual");
+  CHECK(f.network[0].fit_samples == 300);
+  CHECK(f.network[0].fit_repeats == 2);
+  const std::pair<const char*, const char*> bad[] = {
+      {"twin: 'learned:'", "learned:<id> needs a twin id"},
+      {"twin: learned:0", "learned:<id> needs a twin id"},
+      {"twin: learned:x1", "learned:<id> needs a twin id"},
+      {"twin: grey", "is not one of nominal, none, learned:<id>"},
+      {"twin: {fit: spline}", "accepted: grey-box, residual, mlp"},
+      {"twin: {samples: 10}", "needs fit: FAMILY"},
+      {"twin: {fit: mlp, samples: 2}", "must be in [16, 1000000]"},
+      {"twin: {fit: mlp, rows: 2}", "rows"},
+  };
+  for (const auto& [text, message] : bad) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(
+        parse_job_config(with("- physical: osc-a\n",
+                              std::string("- physical: {device: osc-a, ") + text + "}\n"),
+                         "t.yaml"),
+        doctest::Contains(message), ConfigError);
+  }
+}
+
+TEST_CASE("job runner: twin: {fit: ...} fits the device's twin, and the checkpoint records it") {
+  const fs::path dir = temp_dir("fit-twin");
+  JobConfig c = parse_job_config(
+      with("- physical: osc-a\n", "- physical: {device: osc-a, twin: {fit: grey-box, samples: 512}}\n"),
+      "t.yaml");
+  c.training.epochs = 1;
+  c.output_dir = (dir / "run").string();
+  std::vector<std::string> logs;
+  JobCallbacks cb;
+  cb.on_log = [&](const std::string& m) { logs.push_back(m); };
+  const auto result = run_job(c, cb).value();
+  REQUIRE(result.twins.count("osc-a") == 1);
+  CHECK(result.twins.at("osc-a").first == "fit:grey-box");
+  CHECK(result.twins.at("osc-a").second.size() == 64);
+  CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& m) {
+    return m.find("fitted a grey-box twin of osc-a from 512 samples") != std::string::npos;
+  }));
+  const Checkpoint ck = load_checkpoint(result.checkpoint_path);
+  CHECK(ck.metadata.at("pnn.twin.osc-a.source") == "fit:grey-box");
+  CHECK(ck.metadata.at("pnn.twin.osc-a.data_hash") == result.twins.at("osc-a").second);
+  // Resuming refits: the simulator is deterministic, so the same samples give the same data
+  // hash; other data (here: more samples) is noted, not refused.
+  JobOptions resume;
+  resume.resume_checkpoint = result.checkpoint_path;
+  logs.clear();
+  c.training.epochs = 2;
+  c.network[0].fit_samples = 600;
+  REQUIRE(run_job(c, cb, resume));
+  CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& m) {
+    return m.find("note: osc-a was trained with fit:grey-box") != std::string::npos;
+  }));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("job runner: twin: learned:<id> is pnnd's to resolve, and resumes only with that twin") {
+  const fs::path dir = temp_dir("learned-twin");
+  JobConfig c = parse_job_config(
+      with("- physical: osc-a\n", "- physical: {device: osc-a, twin: learned:3}\n"), "t.yaml");
+  c.training.epochs = 1;
+  c.output_dir = (dir / "run").string();
+  CHECK_THROWS_WITH_AS(run_job(c), doctest::Contains("only pnnd resolves: submit the job to pnnd"),
+                       ConfigError);
+  // As pnnd gives it: the twin and its provenance.
+  const auto nominal = pnn::drivers::make_physical_system(c.devices[0].address)->nominal_twin();
+  JobOptions options;
+  options.twins["osc-a"] = grey_box_of(nominal);
+  options.twin_provenance["osc-a"] = {"learned:3", std::string(64, 'c')};
+  const auto result = run_job(c, {}, options).value();
+  const Checkpoint ck = load_checkpoint(result.checkpoint_path);
+  CHECK(ck.metadata.at("pnn.twin.osc-a.source") == "learned:3");
+  JobOptions other = options;
+  other.resume_checkpoint = result.checkpoint_path;
+  other.twin_provenance["osc-a"] = {"learned:4", std::string(64, 'd')};
+  c.training.epochs = 2;
+  CHECK_THROWS_WITH_AS(run_job(c, {}, other), doctest::Contains("resume with the same twin (twin: learned:3)"),
+                       ConfigError);
+  other.twin_provenance = options.twin_provenance;
+  CHECK(run_job(c, {}, other));
+  fs::remove_all(dir);
 }

@@ -247,3 +247,96 @@ TEST_CASE("learned twins round-trip through their file for every family") {
   CHECK_THROWS_WITH_AS(load_twin(dir.file("plain.ckpt"), other),
                        doctest::Contains("not a learned-twin file"), CheckpointError);
 }
+
+TEST_CASE("learned twins round-trip through bytes, and a twin-free device decodes only mlp") {
+  CheckedDevice device(kOsc4, planted_oscillators(4));
+  TwinFitOptions options;
+  options.samples = 200;
+  options.batch = 50;
+  options.hidden = {5};
+  options.max_iterations = 10;
+  const TwinSizes sizes{4, device.spec().num_params(), 4};
+  for (auto family : {TwinFamily::kGreyBox, TwinFamily::kBlackBox}) {
+    CAPTURE(to_string(family));
+    options.family = family;
+    auto fit = fit_twin(device, options);
+    REQUIRE(fit);
+    const std::string bytes = encode_twin(*fit.value().model);
+    const auto back = decode_twin(bytes, "twin 7", device.nominal_twin(), sizes);
+    const Matrix x = random_matrix(5, 4, 1.0, 3);
+    const Vector theta = device.nominal_twin()->initial_params(1);
+    CHECK((back->forward(x, theta) - fit.value().model->forward(x, theta)).norm() == 0.0);
+    if (family == TwinFamily::kBlackBox) {
+      CHECK(decode_twin(bytes, "twin 7", nullptr, sizes)->num_params() == sizes.params);
+    } else {
+      CHECK_THROWS_WITH_AS(decode_twin(bytes, "twin 7", nullptr, sizes),
+                           doctest::Contains("fit the mlp (black-box) family"), CheckpointError);
+    }
+    CHECK_THROWS_WITH_AS(decode_twin(bytes, "twin 7", device.nominal_twin(), {4, 20, 5}),
+                         doctest::Contains("twin 7: the twin was fitted for sizes"), CheckpointError);
+    std::string damaged = bytes;
+    damaged[damaged.size() / 2] ^= 0x40;
+    CHECK_THROWS_AS(decode_twin(damaged, "twin 7", device.nominal_twin(), sizes), CheckpointError);
+  }
+}
+
+TEST_CASE("learned twin report: data hash, per-output NMSE and R2, scatter, Jacobian agreement") {
+  CheckedDevice device(kOsc4, planted_oscillators(4));
+  TwinFitOptions options;
+  options.samples = 400;
+  options.batch = 50;
+  options.jacobian_points = 2;
+  options.seed = 11;
+  auto a = fit_twin(device, options);
+  REQUIRE(a);
+  const auto& r = a.value().report;
+  CHECK(r.data_hash.size() == 64);
+  REQUIRE(r.nmse_per_output.size() == 4);
+  REQUIRE(r.r2_per_output.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(r.r2_per_output[i] == doctest::Approx(1.0 - r.nmse_per_output[i]));
+  CHECK(r.nmse_per_output[0] < 1e-3);  // the grey box holds the planted reality
+  CHECK(r.scatter_measured.size() == r.scatter_predicted.size());
+  CHECK(r.scatter_measured.size() > 50);
+  CHECK(r.scatter_measured.size() <= 500);
+  // The fitted twin's Jacobian agrees with the (noise-free) device's; the calls are counted.
+  CHECK(r.jacobian_cosine > 0.99);
+  CHECK(std::isfinite(r.jacobian_cosine_nominal));
+  CHECK(r.device_calls > 400 / 50);
+  // The same seed measures the same data: the same hash; another seed: another hash.
+  CheckedDevice again(kOsc4, planted_oscillators(4));
+  auto b = fit_twin(again, options);
+  REQUIRE(b);
+  CHECK(b.value().report.data_hash == r.data_hash);
+  options.seed = 12;
+  auto c = fit_twin(again, options);
+  REQUIRE(c);
+  CHECK(c.value().report.data_hash != r.data_hash);
+  // measurement_hash sees every byte: one changed reading changes it.
+  const Matrix x = random_matrix(3, 4, 1.0, 1);
+  std::vector<dt::Measurement> m{{x, Vector::Zero(20), x}};
+  const std::string h = measurement_hash(m);
+  m[0].y(2, 3) = std::nextafter(m[0].y(2, 3), 1e9);
+  CHECK(measurement_hash(m) != h);
+  // per_output_fit: a constant output predicted exactly has NMSE 0, else +inf.
+  std::vector<double> nmse, r2;
+  const auto nominal = device.nominal_twin();
+  const Matrix y = nominal->forward(x, Vector::Zero(20));
+  per_output_fit(*nominal, {{x, Vector::Zero(20), y}}, nmse, r2);
+  REQUIRE(nmse.size() == 4);
+  for (double v : nmse) CHECK(v == 0.0);
+}
+
+TEST_CASE("learned twin fit: a device fault mid-sampling is returned as the device's error") {
+  auto device = pnn::test::active_device("sim://power-law?prefactor=2&faults=unplug_after:40,unplug_ms:100000&timeout_ms=20");
+  TwinFitOptions options;
+  options.family = TwinFamily::kGreyBox;
+  options.samples = 400;
+  options.batch = 20;
+  Index measured = 0;
+  options.on_measured = [&](Index done, Index) { measured = done; };
+  auto r = fit_twin(*device, options);
+  REQUIRE_FALSE(r);
+  CHECK(measured > 0);
+  CHECK(measured < 400);
+  CHECK_FALSE(r.error().message.empty());
+}

@@ -1,4 +1,5 @@
 #include "pnn/training/job.hpp"
+#include "pnn/training/learned_twin.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -205,7 +206,8 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
     }
     const auto given = twins.find(s.device);
     const bool twin = s.twin && (devices.get(s.device).nominal_twin() != nullptr ||
-                                 (given != twins.end() && given->second != nullptr));
+                                 (given != twins.end() && given->second != nullptr) ||
+                                 !s.fit_family.empty());
     out.push_back({s.device, true, kHardwareForward | (twin ? kModelForward | kModelVjp : 0u)});
   }
   return out;
@@ -230,7 +232,8 @@ bool fits(const RuleConfig& rule_config, const std::vector<LayerSummary>& layers
   }
 }
 
-Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer& trainer) {
+Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer& trainer,
+                           const std::map<std::string, std::pair<std::string, std::string>>& twins) {
   Checkpoint c;
   c.epoch = trainer.epochs_done();
   c.seed = config.seed;
@@ -243,11 +246,76 @@ Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer&
   c.metadata = {{"job", config.name}, {"config", config.source}, {"dataset", config.dataset},
                 {"method", to_string(trainer.options().method)},
                 {"hardware_calls", std::to_string(trainer.hardware_calls())}};
+  for (const auto& [device, what] : twins) {
+    c.metadata["pnn.twin." + device + ".source"] = what.first;
+    c.metadata["pnn.twin." + device + ".data_hash"] = what.second;
+  }
   return c;
 }
 
-void restore_checkpoint(const std::string& path, Network& net, Trainer& trainer) {
+// The learned twins of the job, by device: those the caller gives (pnnd resolves learned:<id>),
+// then a fit for each `twin: {fit: ...}` layer, measured on its device now (after bring-up).
+Result<void> resolve_learned_twins(const JobConfig& config, DeviceSet& devices,
+                                   std::map<std::string, dt::ModelPtr>& twins,
+                                   std::map<std::string, std::pair<std::string, std::string>>& provenance,
+                                   const std::function<void(const std::string&)>& log) {
+  for (const LayerSpec& s : config.network) {
+    if (s.kind != LayerSpec::Kind::kPhysical) continue;
+    if (s.learned_twin != 0 && !twins.count(s.device)) {
+      throw ConfigError(config.source + ": network: physical " + s.device + ": twin: learned:" +
+                        std::to_string(s.learned_twin) +
+                        " names a twin of a pnnd run store, which only pnnd resolves: submit the "
+                        "job to pnnd (pnnctl train --remote), or let the job fit one (twin: {fit: "
+                        "residual})");
+    }
+    if (s.fit_family.empty() || twins.count(s.device)) continue;
+    TwinFitOptions o;
+    o.family = parse_twin_family(s.fit_family);
+    o.samples = s.fit_samples;
+    o.repeats = s.fit_repeats;
+    auto& device = devices.get(s.device);
+    const Index max_batch = device.spec().max_batch;
+    o.batch = std::min<Index>(256, max_batch > 0 ? max_batch : 256);
+    o.seed = config.seed;
+    auto fitted = fit_twin(device, o, devices.executor(s.device));
+    if (!fitted) return fitted.error();
+    const auto& r = fitted.value().report;
+    log("fitted a " + s.fit_family + " twin of " + s.device + " from " + std::to_string(r.samples) +
+        " samples: twin-vs-hardware NMSE " + std::to_string(r.twin_nmse) + " (datasheet twin " +
+        std::to_string(r.twin_nmse_nominal) + ")");
+    twins[s.device] = fitted.value().model;
+    provenance[s.device] = {"fit:" + s.fit_family, r.data_hash};
+  }
+  return {};
+}
+
+void restore_checkpoint(const std::string& path, Network& net, Trainer& trainer,
+                        const std::map<std::string, std::pair<std::string, std::string>>& twins,
+                        const std::function<void(const std::string&)>& log) {
   const Checkpoint c = load_checkpoint(path);
+  // A run trained with a stored twin resumes with that twin; a twin fitted by the job itself is
+  // fitted again on resume (new measurements, so a new data hash), which is only noted.
+  for (const auto& [key, value] : c.metadata) {
+    const std::string prefix = "pnn.twin.", suffix = ".source";
+    if (key.rfind(prefix, 0) != 0 || key.size() <= prefix.size() + suffix.size() ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    const std::string device = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+    const auto hash = c.metadata.find(prefix + device + ".data_hash");
+    const std::string was = value + " (data " + (hash != c.metadata.end() ? hash->second.substr(0, 12) : "?") + ")";
+    const auto now = twins.find(device);
+    const std::string is = now == twins.end() ? "its datasheet twin"
+                                              : now->second.first + " (data " + now->second.second.substr(0, 12) + ")";
+    const bool same = now != twins.end() && hash != c.metadata.end() && now->second.second == hash->second;
+    if (same) continue;
+    if (value.rfind("learned:", 0) == 0) {
+      throw ConfigError(path + ": the run was trained on " + device + " with twin " + was +
+                        ", and the job now gives it " + is + ": resume with the same twin (twin: " +
+                        value + ") or start a new run");
+    }
+    log("note: " + device + " was trained with " + was + " and resumes with " + is);
+  }
   if (c.layers.size() != net.layers().size()) {
     throw ConfigError(path + ": checkpoint has " + std::to_string(c.layers.size()) +
                       " layers, the job's network has " + std::to_string(net.layers().size()));
@@ -301,14 +369,17 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   const std::vector<LayerSummary> planned = planned_layers(config, devices, options.twins);
   check_rule(config, config.training.method, planned);
   if (auto up = devices.bring_up(); !up) return up.error();
-  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes,
-                              options.twins);
+  std::map<std::string, dt::ModelPtr> twins = options.twins;
+  std::map<std::string, std::pair<std::string, std::string>> provenance = options.twin_provenance;
+  if (auto r = resolve_learned_twins(config, devices, twins, provenance, log); !r) return r.error();
+  Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes, twins);
 
   JobResult result;
   result.name = config.name;
   result.dataset = config.dataset;
   result.split = data.split;
   result.device_serials = devices.serials();
+  result.twins = provenance;
   result.threads = dt::num_threads();
   const std::filesystem::path out_dir(config.output_dir);
   if (options.write_outputs) {
@@ -346,7 +417,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     if (on_hardware) topt.eval_mode = Mode::kHardware;  // the deployed accuracy is what matters
     Trainer trainer(network, topt);
     if (checkpoints && options.resume_checkpoint) {
-      restore_checkpoint(*options.resume_checkpoint, network, trainer);
+      restore_checkpoint(*options.resume_checkpoint, network, trainer, provenance, log);
       log("resumed from " + *options.resume_checkpoint + " at epoch " + std::to_string(trainer.epochs_done()));
     }
     PhaseResult phase{name, {}, -1.0, -1.0, 0.0};
@@ -358,7 +429,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     };
     tc.on_epoch = [&](const EpochStats& s) {
       if (checkpoints && options.write_outputs) {
-        save_checkpoint(make_checkpoint(config, network, trainer), result.checkpoint_path);
+        save_checkpoint(make_checkpoint(config, network, trainer, provenance), result.checkpoint_path);
       }
       if (callbacks.on_epoch) callbacks.on_epoch(name, s, topt.epochs);
     };

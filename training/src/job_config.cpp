@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "pnn/digital_twin/digital_layers.hpp"
+#include "pnn/training/learned_twin.hpp"
 #include "pnn/training/job.hpp"
 #include "pnn/common/yaml_reader.hpp"
 
@@ -46,14 +47,46 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     spec.kind = LayerSpec::Kind::kPhysical;
     // yaml-cpp's Node assignment writes through to the node it refers to: never reassign.
     const YAML::Node device = value.IsMap() ? value["device"] : value;
-    if (value.IsMap()) {  // {device: NAME, twin: nominal | none}
+    if (value.IsMap()) {  // {device: NAME, twin: nominal | none | learned:<id> | {fit: ...}}
       r.only_keys(value, key, {"device", "twin"});
       if (!device.IsDefined()) r.fail(value, key, "needs device: NAME (a device from 'devices')");
-      const auto twin = r.get<std::string>(value, key, "twin", "nominal", "nominal or none");
-      if (twin != "nominal" && twin != "none") {
-        r.fail(value["twin"], key + ".twin", "'" + twin + "' is not one of nominal, none");
+      const YAML::Node twin_node = value["twin"];
+      const std::string tkey = key + ".twin";
+      if (twin_node.IsDefined() && twin_node.IsMap()) {  // {fit: FAMILY, samples: N, repeats: R}
+        r.only_keys(twin_node, tkey, {"fit", "samples", "repeats"});
+        if (!twin_node["fit"].IsDefined()) {
+          r.fail(twin_node, tkey, "needs fit: FAMILY (grey-box, residual or mlp)");
+        }
+        spec.fit_family = r.scalar_as<std::string>(twin_node["fit"], tkey + ".fit", "a twin family");
+        try {
+          (void)parse_twin_family(spec.fit_family);
+        } catch (const std::invalid_argument& e) {
+          r.fail(twin_node["fit"], tkey + ".fit", e.what());
+        }
+        const auto samples = r.get<long long>(twin_node, tkey, "samples", 4096, "a whole number");
+        const auto repeats = r.get<long long>(twin_node, tkey, "repeats", 1, "a whole number");
+        if (samples < 16 || samples > 1'000'000) r.fail(twin_node["samples"], tkey + ".samples", "must be in [16, 1000000]");
+        if (repeats < 1 || repeats > 64) r.fail(twin_node["repeats"], tkey + ".repeats", "must be in [1, 64]");
+        spec.fit_samples = static_cast<Index>(samples);
+        spec.fit_repeats = static_cast<int>(repeats);
+      } else {
+        const auto twin = r.get<std::string>(value, key, "twin", "nominal",
+                                             "nominal, none, learned:<id> or {fit: FAMILY}");
+        if (twin.rfind("learned:", 0) == 0) {
+          const std::string id = twin.substr(8);
+          const bool digits = !id.empty() && id.size() < 19 &&
+                              std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+          if (!digits || std::stoull(id) == 0) {
+            r.fail(twin_node, tkey, "'" + twin + "': learned:<id> needs a twin id (a positive "
+                                    "integer; pnnctl twin list shows them)");
+          }
+          spec.learned_twin = std::stoull(id);
+        } else if (twin != "nominal" && twin != "none") {
+          r.fail(twin_node, tkey, "'" + twin + "' is not one of nominal, none, learned:<id>, "
+                                  "{fit: grey-box|residual|mlp}");
+        }
+        spec.twin = twin != "none";
       }
-      spec.twin = twin == "nominal";
     }
     spec.device = r.scalar_as<std::string>(device, key, "a device name from 'devices'");
     const bool known = std::any_of(config.devices.begin(), config.devices.end(),

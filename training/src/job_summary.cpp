@@ -30,6 +30,13 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
                    {"mse_after", c.mse_after}});
   }
   j["calibration"] = cal;
+  if (!r.twins.empty()) {
+    json twins = json::object();
+    for (const auto& [device, what] : r.twins) {
+      twins[device] = {{"source", what.first}, {"data_hash", what.second}};
+    }
+    j["twins"] = twins;
+  }
   json phases = json::array();
   for (const auto& p : r.phases) {
     json hist = json::array();

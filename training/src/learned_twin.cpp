@@ -1,11 +1,15 @@
 #include "pnn/training/learned_twin.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <tuple>
 
 #include "pnn/digital_twin/mlp_twin.hpp"
 #include "pnn/digital_twin/oscillator.hpp"
@@ -225,6 +229,7 @@ drivers::Result<std::vector<dt::Measurement>> measure_samples(drivers::PhysicalS
     }
     m.y /= static_cast<double>(options.repeats);
     data.push_back(std::move(m));
+    if (options.on_measured) options.on_measured(begin + rows, options.samples);
   }
   return data;
 }
@@ -310,6 +315,25 @@ FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, doubl
   out.report.twin_nmse = twin_nmse(*r.model, check);
   out.report.twin_nmse_nominal =
       nominal ? twin_nmse(*nominal, check) : std::numeric_limits<double>::quiet_NaN();
+  per_output_fit(*r.model, check, out.report.nmse_per_output, out.report.r2_per_output);
+  out.report.data_hash = measurement_hash(data);
+  {
+    constexpr Index kScatter = 500;
+    Index values = 0;
+    for (const auto& d : check) values += d.y.size();
+    const Index stride = std::max<Index>(1, (values + kScatter - 1) / kScatter);
+    Index k = 0;
+    for (const auto& d : check) {
+      const Matrix y_hat = r.model->forward(d.x, d.theta);
+      for (Index i = 0; i < d.y.rows(); ++i) {
+        for (Index j = 0; j < d.y.cols(); ++j, ++k) {
+          if (k % stride != 0) continue;
+          out.report.scatter_measured.push_back(d.y(i, j));
+          out.report.scatter_predicted.push_back(y_hat(i, j));
+        }
+      }
+    }
+  }
   out.report.train_mse = r.mse_after;
   out.report.iterations = r.iterations;
   out.report.num_phi = start->num_physical_params();
@@ -340,10 +364,145 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
                         "device " + spec.serial + " (" + spec.kind + ")"};
   FittedTwin out = fit_shaped(device.nominal_twin(), shape, spec.input_min, spec.input_max,
                               spec.param_min(), spec.param_max(), data.value(), options);
+  if (options.jacobian_points > 0) {
+    // At the middle of the sampled θ and over the sampled input range.
+    const Vector lo = spec.param_min(), hi = spec.param_max();
+    const Vector theta = options.theta_center.size() != 0 ? options.theta_center
+                                                          : Vector(0.5 * (lo + hi));
+    const double x_mid = 0.5 * (spec.input_min + spec.input_max);
+    const double x_half = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
+    const auto nominal = device.nominal_twin();
+    auto cos = jacobian_agreement(device, *out.model, nominal.get(), theta, x_mid - x_half,
+                                  x_mid + x_half, options.jacobian_points, options.seed + 31,
+                                  calls, executor);
+    if (!cos) return cos.error();
+    std::tie(out.report.jacobian_cosine, out.report.jacobian_cosine_nominal) = cos.value();
+  }
   out.report.device_calls = calls;
   out.report.measure_s = measure_s;
   out.report.fit_s = seconds_since(t0);
   return out;
+}
+
+void per_output_fit(const dt::DifferentiableModel& model, const std::vector<dt::Measurement>& data,
+                    std::vector<double>& nmse, std::vector<double>& r2) {
+  nmse.clear();
+  r2.clear();
+  if (data.empty()) return;
+  const dt::Normalizer stats = output_stats(data, nullptr);
+  const Index m = stats.offset.size();
+  Eigen::ArrayXd err = Eigen::ArrayXd::Zero(m), var = Eigen::ArrayXd::Zero(m);
+  for (const auto& d : data) {
+    err += (model.forward(d.x, d.theta) - d.y).array().square().colwise().sum().transpose();
+    var += (d.y.rowwise() - stats.offset.transpose()).array().square().colwise().sum().transpose();
+  }
+  for (Index i = 0; i < m; ++i) {
+    const double e = var[i] > 0.0 ? err[i] / var[i]
+                                  : (err[i] == 0.0 ? 0.0 : std::numeric_limits<double>::infinity());
+    nmse.push_back(e);
+    r2.push_back(1.0 - e);
+  }
+}
+
+std::string measurement_hash(const std::vector<dt::Measurement>& data) {
+  if (sodium_init() < 0) throw std::runtime_error("measurement_hash: libsodium failed to initialise");
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, crypto_generichash_BYTES);
+  const auto feed = [&](const void* p, std::size_t n) {
+    crypto_generichash_update(&state, static_cast<const unsigned char*>(p), n);
+  };
+  const auto feed_int = [&](std::int64_t v) {  // little-endian, whatever the host
+    unsigned char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(v) >> (8 * i));
+    feed(b, 8);
+  };
+  const auto feed_doubles = [&](const double* p, Index n) {
+    for (Index i = 0; i < n; ++i) {
+      std::uint64_t bits;
+      std::memcpy(&bits, p + i, 8);
+      feed_int(static_cast<std::int64_t>(bits));
+    }
+  };
+  feed_int(static_cast<std::int64_t>(data.size()));
+  for (const auto& d : data) {
+    // Row-major, so that the bytes do not depend on Eigen's storage order.
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> x = d.x, y = d.y;
+    feed_int(x.rows()), feed_int(x.cols()), feed_doubles(x.data(), x.size());
+    feed_int(d.theta.size()), feed_doubles(d.theta.data(), d.theta.size());
+    feed_int(y.rows()), feed_int(y.cols()), feed_doubles(y.data(), y.size());
+  }
+  unsigned char out[crypto_generichash_BYTES];
+  crypto_generichash_final(&state, out, sizeof out);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : out) hex += {kHex[c >> 4], kHex[c & 15]};
+  return hex;
+}
+
+drivers::Result<std::pair<double, double>> jacobian_agreement(
+    drivers::PhysicalSystem& device, const dt::DifferentiableModel& twin,
+    const dt::DifferentiableModel* nominal, const Vector& theta, double x_lo, double x_hi,
+    int points, std::uint64_t seed, std::int64_t& device_calls, const DeviceExecutor& executor) {
+  const auto& spec = device.spec();
+  const Index n = spec.num_inputs, m = spec.num_outputs;
+  const Index max_batch = spec.max_batch > 0 ? spec.max_batch : 4096;
+  const Index repeats = std::max<Index>(1, max_batch / (2 * n));
+  const int calls_per_point = static_cast<int>((256 + repeats - 1) / repeats);  // ≥ 256 repeats
+  const double eps = 0.05 * (spec.input_max - spec.input_min);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  double sum_twin = 0.0, sum_nominal = 0.0;
+  int count = 0;
+  constexpr int kDirections = 4;
+  for (int p = 0; p < points; ++p) {
+    Vector x(n);
+    for (Index i = 0; i < n; ++i) {
+      x[i] = std::clamp(x_lo + (x_hi - x_lo) * unit(rng), spec.input_min, spec.input_max);
+    }
+    Matrix batch(2 * n * repeats, n);
+    for (Index j = 0; j < n; ++j) {
+      Vector up = x, down = x;
+      up[j] = std::min(x[j] + eps, spec.input_max);
+      down[j] = std::max(x[j] - eps, spec.input_min);
+      for (Index r = 0; r < repeats; ++r) {
+        batch.row((2 * j) * repeats + r) = up.transpose();
+        batch.row((2 * j + 1) * repeats + r) = down.transpose();
+      }
+    }
+    Matrix y = Matrix::Zero(batch.rows(), m);
+    for (int k = 0; k < calls_per_point; ++k) {
+      auto yk = on_device(executor, [&] { return device.forward(batch, theta); });
+      ++device_calls;
+      if (!yk) return yk.error();
+      y += yk.value();
+    }
+    y /= static_cast<double>(calls_per_point);
+    Matrix jac(m, n);  // J(:, j) = ∂y/∂x_j
+    for (Index j = 0; j < n; ++j) {
+      const double h = batch((2 * j) * repeats, j) - batch((2 * j + 1) * repeats, j);
+      jac.col(j) = (y.middleRows(2 * j * repeats, repeats).colwise().mean() -
+                    y.middleRows((2 * j + 1) * repeats, repeats).colwise().mean())
+                       .transpose() / h;
+    }
+    for (int d = 0; d < kDirections; ++d) {
+      Matrix y_bar(1, m);
+      for (Index i = 0; i < m; ++i) y_bar(0, i) = normal(rng);
+      const Vector measured = jac.transpose() * y_bar.row(0).transpose();
+      auto cosine = [&](const dt::DifferentiableModel& model) {
+        const Vector g = model.vjp(x.transpose(), theta, y_bar).x_bar.row(0).transpose();
+        return g.dot(measured) / std::max(g.norm() * measured.norm(), 1e-300);
+      };
+      sum_twin += cosine(twin);
+      sum_nominal += nominal ? cosine(*nominal) : std::numeric_limits<double>::quiet_NaN();
+      ++count;
+    }
+  }
+  if (count == 0) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return std::pair{nan, nan};
+  }
+  return std::pair{sum_twin / count, sum_nominal / count};
 }
 
 }  // namespace pnn::training

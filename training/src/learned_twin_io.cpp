@@ -55,7 +55,9 @@ class Reader {
 
 }  // namespace
 
-void save_twin(const dt::DifferentiableModel& twin, const std::filesystem::path& path) {
+namespace {
+
+Checkpoint twin_checkpoint(const dt::DifferentiableModel& twin, const std::string& where) {
   Checkpoint c;
   c.metadata["pnn.twin.name"] = twin.name();
   c.metadata["pnn.twin.sizes"] = join({twin.num_inputs(), twin.num_params(), twin.num_outputs()});
@@ -81,22 +83,24 @@ void save_twin(const dt::DifferentiableModel& twin, const std::filesystem::path&
   } else if (twin.num_physical_params() > 0) {
     c.metadata["pnn.twin.family"] = to_string(TwinFamily::kGreyBox);
   } else {
-    throw CheckpointError(path.string() + ": the " + twin.name() +
-                          " twin has nothing fitted to save");
+    throw CheckpointError(where + ": the " + twin.name() + " twin has nothing fitted to save");
   }
-  save_checkpoint(c, path);
+  return c;
 }
 
-dt::ModelPtr load_twin(const std::filesystem::path& path, const dt::ModelPtr& nominal) {
-  const Checkpoint c = load_checkpoint(path);
-  const Reader in(c, path.string());
-  if (!nominal) in.fail("no nominal twin given to rebuild the learned twin on");
-  const std::string sizes = join({nominal->num_inputs(), nominal->num_params(), nominal->num_outputs()});
+dt::ModelPtr twin_from_checkpoint(const Checkpoint& c, const std::string& source,
+                                  const dt::ModelPtr& nominal, const TwinSizes& shape) {
+  const Reader in(c, source);
+  const std::string sizes = join({shape.inputs, shape.params, shape.outputs});
   if (in.meta("pnn.twin.sizes") != sizes) {
     in.fail("the twin was fitted for sizes (inputs, params, outputs) " + in.meta("pnn.twin.sizes") +
             ", the device's are " + sizes + ": fit it again for this device");
   }
   const std::string family = in.meta("pnn.twin.family");
+  if (!nominal && parse_twin_family(family) != TwinFamily::kBlackBox) {
+    in.fail("a " + family + " twin is built on the device's datasheet twin, and this device has "
+            "none: fit the mlp (black-box) family for it");
+  }
   try {
     const Vector phi = in.vec("phi");
     switch (parse_twin_family(family)) {
@@ -111,8 +115,8 @@ dt::ModelPtr load_twin(const std::filesystem::path& path, const dt::ModelPtr& no
             .y_scale = in.vec("y.scale"), .weights = phi, .seed = 0});
       case TwinFamily::kBlackBox:
         return std::make_shared<dt::MlpTwin>(dt::MlpTwinConfig{
-            .num_inputs = nominal->num_inputs(), .num_params = nominal->num_params(),
-            .num_outputs = nominal->num_outputs(), .hidden = split(in.meta("pnn.twin.hidden")),
+            .num_inputs = shape.inputs, .num_params = shape.params,
+            .num_outputs = shape.outputs, .hidden = split(in.meta("pnn.twin.hidden")),
             .x = {in.vec("x.offset"), in.vec("x.scale")},
             .theta = {in.vec("theta.offset"), in.vec("theta.scale")},
             .y = {in.vec("y.offset"), in.vec("y.scale")}, .weights = phi, .seed = 0});
@@ -121,6 +125,31 @@ dt::ModelPtr load_twin(const std::filesystem::path& path, const dt::ModelPtr& no
     in.fail(std::string("does not hold a valid ") + family + " twin: " + e.what());
   }
   in.fail("unknown twin family");
+}
+
+}  // namespace
+
+void save_twin(const dt::DifferentiableModel& twin, const std::filesystem::path& path) {
+  save_checkpoint(twin_checkpoint(twin, path.string()), path);
+}
+
+TwinSizes sizes_of(const dt::ModelPtr& nominal, const std::string& source) {
+  if (!nominal) throw CheckpointError(source + ": no nominal twin given to rebuild the learned twin on");
+  return {nominal->num_inputs(), nominal->num_params(), nominal->num_outputs()};
+}
+
+dt::ModelPtr load_twin(const std::filesystem::path& path, const dt::ModelPtr& nominal) {
+  return twin_from_checkpoint(load_checkpoint(path), path.string(), nominal,
+                              sizes_of(nominal, path.string()));
+}
+
+std::string encode_twin(const dt::DifferentiableModel& twin) {
+  return encode_checkpoint(twin_checkpoint(twin, "twin " + twin.name()));
+}
+
+dt::ModelPtr decode_twin(std::string_view bytes, const std::string& source,
+                         const dt::ModelPtr& nominal, const TwinSizes& sizes) {
+  return twin_from_checkpoint(decode_checkpoint(bytes, source), source, nominal, sizes);
 }
 
 }  // namespace pnn::training

@@ -122,11 +122,21 @@ std::string render_svg(const std::string& title, const std::string& x_label,
     for (std::size_t k = 0; k < panel.series.size(); ++k) {
       const auto& se = panel.series[k];
       const char* color = kColors[k % std::size(kColors)];
-      s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
-      for (std::size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
-        if (std::isfinite(se.y[i])) s << sx(se.x[i]) << "," << sy(se.y[i]) << " ";
+      if (se.markers) {
+        for (std::size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
+          if (std::isfinite(se.x[i]) && std::isfinite(se.y[i])) {
+            s << "<circle cx=\"" << sx(se.x[i]) << "\" cy=\"" << sy(se.y[i])
+              << "\" r=\"2\" fill=\"" << color << "\" fill-opacity=\"0.6\"/>";
+          }
+        }
+        s << "\n";
+      } else {
+        s << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
+        for (std::size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) {
+          if (std::isfinite(se.y[i])) s << sx(se.x[i]) << "," << sy(se.y[i]) << " ";
+        }
+        s << "\"/>\n";
       }
-      s << "\"/>\n";
       const double ly = ly0 + 18 + lh * static_cast<double>(k);
       legend << "<line x1=\"" << lx + 8 << "\" x2=\"" << lx + 28 << "\" y1=\"" << ly - 4
              << "\" y2=\"" << ly - 4 << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>"

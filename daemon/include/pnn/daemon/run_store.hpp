@@ -1,13 +1,13 @@
 #pragma once
 /// The daemon's run store: SQLite in WAL mode on local disk, for runs, per-epoch metrics,
-/// checkpoints, calibrations and forward-call records (ARCHITECTURE.md "Run store").
+/// checkpoints, calibrations, learned twins and forward-call records (ARCHITECTURE.md "Run store").
 ///
 /// Durability contract: a call returns only after its transaction is committed (WAL,
 /// synchronous=NORMAL is not enough for "acknowledged": FULL is used), so anything acknowledged
 /// survives kill -9. Bulk arrays are stored as little-endian BLOBs: float32 for the x and y of
 /// forward records (their precision on the wire), float64 for θ and calibrations.
 /// Opening a store marks every run left RUNNING (by a crash) as ABORTED and returns their ids.
-/// Schema versioned with PRAGMA user_version (3); an older version is migrated on open (one
+/// Schema versioned with PRAGMA user_version (4); an older version is migrated on open (one
 /// transaction per step), opening a newer version is refused.
 ///
 /// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
@@ -97,6 +97,18 @@ struct CalibrationRecord {
   std::int64_t created_ns = 0;  ///< wall clock; 0 in add_calibration means "now"
 };
 
+/// A learned twin (training/learned_twin.hpp), versioned by twin_id, never deleted.
+struct TwinRecord {
+  std::uint64_t twin_id = 0;
+  std::string device_serial;  ///< the device it was fitted on
+  std::string device_kind;
+  std::string family;         ///< "grey-box", "residual", "mlp", ...
+  std::string data_hash;      ///< training::measurement_hash of its measurements
+  std::string report_json;    ///< the report card (docs/learned-twins.md "Report card")
+  std::string model;          ///< training::encode_twin bytes; empty in list_twins rows
+  std::int64_t created_ns = 0;  ///< wall clock; 0 in add_twin means "now"
+};
+
 /// The forward records a store holds, for retention and for operators.
 struct ForwardStats {
   std::uint64_t records = 0;  ///< rows in forward_records
@@ -172,6 +184,19 @@ class RunStore {
   std::uint64_t add_calibration(const CalibrationRecord& record);
   /// The newest (last added) calibration of a device, if any.
   std::optional<CalibrationRecord> latest_calibration(const std::string& device_serial) const;
+
+  /// Returns the new twin_id (record.twin_id is ignored).
+  std::uint64_t add_twin(const TwinRecord& record);
+  /// With its model bytes; nullopt for an unknown id.
+  std::optional<TwinRecord> get_twin(std::uint64_t twin_id) const;
+  /// Newest first, at most `limit`, without the model bytes; only the device's when
+  /// `device_serial` is not empty.
+  std::vector<TwinRecord> list_twins(const std::string& device_serial = "",
+                                     std::size_t limit = 100) const;
+  /// The twin a device uses from now on (0: its datasheet or calibrated twin), kept across
+  /// restarts; active_twin returns 0 for a device never set.
+  void set_active_twin(const std::string& device_serial, std::uint64_t twin_id);
+  std::uint64_t active_twin(const std::string& device_serial) const;
 
   /// PRAGMA integrity_check == "ok".
   bool integrity_ok() const;

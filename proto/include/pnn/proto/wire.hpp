@@ -23,8 +23,8 @@ inline constexpr std::uint16_t kProtocolMajor = 1;
 /// JobInfo progress fields, RunInfo.message. Minor 2: DeviceInfo.health_message. Minor 3:
 /// LifecycleRequest.RECOVER. Minor 4: RECORD_FAILED, STORE_FULL, JOB_FINISHED, LEASE_RELEASED,
 /// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY. Minor 6: DeviceInfo.no_twin.
-/// Minor 7: DeviceInfo.drift.
-inline constexpr std::uint32_t kProtocolMinor = 7;
+/// Minor 7: DeviceInfo.drift. Minor 8: FitTwin, ListTwins, GetTwin, UseTwin, DeviceInfo.twin_id.
+inline constexpr std::uint32_t kProtocolMinor = 8;
 inline constexpr std::size_t kProtocolFrameSize = 6;
 
 /// "PNND" + major (big-endian).

@@ -31,6 +31,14 @@ struct LayerSpec {
   double gain = 1.0;       ///< slice
   std::string activation;  ///< activation: relu | tanh | sin | sigmoid
   bool twin = true;        ///< physical: false = the layer has no twin (twin-free rules only)
+  /// physical, `twin: learned:<id>`: a learned twin from a pnnd run store (pnnd resolves it
+  /// into JobOptions::twins; a local job refuses it). 0: none.
+  std::uint64_t learned_twin = 0;
+  /// physical, `twin: {fit: FAMILY, samples: N, repeats: R}`: fit a learned twin of the device
+  /// when the job starts (learned_twin.hpp), and train with it. Empty family: none.
+  std::string fit_family;
+  Index fit_samples = 4096;
+  int fit_repeats = 1;
 };
 
 struct DeviceEntry {
@@ -87,6 +95,9 @@ struct JobResult {
   std::string split;
   std::vector<std::string> device_serials;
   std::vector<CalibrationReport> calibration;
+  /// The learned twins the job trained with, by device: source ("learned:4", "fit:residual")
+  /// and data hash, as its checkpoints record them.
+  std::map<std::string, std::pair<std::string, std::string>> twins;
   std::vector<PhaseResult> phases;
   std::string checkpoint_path;
   std::string plot_path;
@@ -114,6 +125,9 @@ struct JobOptions {
   /// Twins to use in place of the datasheet's nominal twins, by device name (e.g. learned twins,
   /// learned_twin.hpp); sizes must match the device. θ still starts from the nominal recipe.
   std::map<std::string, digital_twin::ModelPtr> twins;
+  /// What each of `twins` is, for the checkpoint (metadata pnn.twin.<device>.source and
+  /// .data_hash): e.g. {"learned:4", "<hash>"}.
+  std::map<std::string, std::pair<std::string, std::string>> twin_provenance;
 };
 
 /// Runs the whole job. Config problems throw ConfigError/DatasetError, and so does a rule the

@@ -13,7 +13,10 @@
 /// refuses anything else); device calls are counted, repeats included.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pnn/digital_twin/calibration.hpp"
@@ -52,6 +55,11 @@ struct TwinFitOptions {
   int adam_calls_per_step = 16;
   double adam_learning_rate = 1e-3;
   std::uint64_t seed = 0;
+  /// fit_twin only: points at which the Jacobian agreement with the device is measured after the
+  /// fit (jacobian_agreement; 0 = not measured, the report's cosines stay NaN).
+  int jacobian_points = 0;
+  /// Called on the measuring thread after each measured call: (samples measured, samples in all).
+  std::function<void(Index, Index)> on_measured;
 };
 
 struct TwinFitReport {
@@ -66,6 +74,16 @@ struct TwinFitReport {
   double fit_s = 0.0;              ///< measuring and fitting
   int iterations = 0;
   Index num_phi = 0;               ///< fitted parameters
+  /// Per output entry, on the held-out measurements: NMSE Σ(ŷ−y)² / Σ(y−ȳ)² and R² = 1 − NMSE
+  /// (an output that does not vary has NMSE 0 when predicted exactly, else +∞).
+  std::vector<double> nmse_per_output, r2_per_output;
+  std::string data_hash;           ///< measurement_hash of every measurement (fit + validation)
+  /// Up to 500 held-out (measured, predicted) output values, evenly spread over the held-out
+  /// samples and outputs: the report card's predicted-vs-measured plot.
+  std::vector<double> scatter_measured, scatter_predicted;
+  /// jacobian_agreement of the fitted and of the nominal twin (NaN: not measured, or no nominal).
+  double jacobian_cosine = std::numeric_limits<double>::quiet_NaN();
+  double jacobian_cosine_nominal = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct FittedTwin {
@@ -102,6 +120,27 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
 double twin_nmse(const digital_twin::DifferentiableModel& model,
                  const std::vector<digital_twin::Measurement>& data);
 
+/// Per-output NMSE and R² of `model` on the measurements (see TwinFitReport).
+void per_output_fit(const digital_twin::DifferentiableModel& model,
+                    const std::vector<digital_twin::Measurement>& data, std::vector<double>& nmse,
+                    std::vector<double>& r2);
+
+/// BLAKE2b-256 (libsodium) of the measurements' shapes and IEEE-754 bytes, as 64 hex digits: the
+/// identity of a twin's data, so that a twin can be told apart from one fitted on other data.
+std::string measurement_hash(const std::vector<digital_twin::Measurement>& data);
+
+/// How well a twin's input Jacobian agrees with the device's, which is what PAT needs: at
+/// `points` random x uniform in [x_lo, x_hi] (at θ = `theta`), the device Jacobian ∂y/∂x from
+/// central differences (step 5 % of the input range), each perturbed input repeated ≥ 256 times
+/// (rows of a few batch calls, averaged: sensor and input noise are per row); then, for 4 random
+/// ȳ per point, the cosine between the twin's Jᵀȳ and the device's, averaged. Returns the cosines
+/// of `twin` and of `nominal` (NaN when null). `device_calls` counts the calls made.
+drivers::Result<std::pair<double, double>> jacobian_agreement(
+    drivers::PhysicalSystem& device, const digital_twin::DifferentiableModel& twin,
+    const digital_twin::DifferentiableModel* nominal, const Vector& theta, double x_lo,
+    double x_hi, int points, std::uint64_t seed, std::int64_t& device_calls,
+    const DeviceExecutor& executor = {});
+
 /// Saves a fitted twin's family, sizes and parameters in the checkpoint file format
 /// (checkpoint.hpp: versioned, CRC-protected, written atomically); `nominal` is not saved and
 /// must be given again to load (the device's datasheet twin). Throws CheckpointError.
@@ -110,5 +149,14 @@ void save_twin(const digital_twin::DifferentiableModel& twin, const std::filesys
 /// fit `nominal` (sizes), naming the file and the problem.
 digital_twin::ModelPtr load_twin(const std::filesystem::path& path,
                                  const digital_twin::ModelPtr& nominal);
+/// save_twin / load_twin without the file: the same bytes (what the run store keeps). `source`
+/// prefixes decode errors (e.g. "twin 4"). `sizes` are the device's; `nominal` may be null for
+/// a device without a datasheet twin (then only a black-box twin decodes).
+struct TwinSizes {
+  Index inputs = 0, params = 0, outputs = 0;
+};
+std::string encode_twin(const digital_twin::DifferentiableModel& twin);
+digital_twin::ModelPtr decode_twin(std::string_view bytes, const std::string& source,
+                                   const digital_twin::ModelPtr& nominal, const TwinSizes& sizes);
 
 }  // namespace pnn::training

@@ -9,6 +9,7 @@ struct Series {
   std::string label;
   std::vector<double> x;
   std::vector<double> y;
+  bool markers = false;  ///< points (a scatter plot) instead of a line
 };
 
 struct Panel {
