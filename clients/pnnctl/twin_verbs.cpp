@@ -216,7 +216,7 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   f->add_option("--family", a->family, "grey-box | residual | mlp")->capture_default_str();
   f->add_option("--samples", a->samples, "measured samples in all (default 4096)");
   f->add_option("--repeats", a->repeats, "repeat each call and average (default 1)");
-  f->add_option("--batch", a->batch, "samples per device call (default min(256, max batch))");
+  f->add_option("--batch", a->batch, "samples per device call (default: ≤ 256, ≥ 8 calls)");
   f->add_option("--seed", a->seed, "sampling seed");
   f->add_flag("--use", a->use, "make it the device's twin once stored");
   lease(*f);

@@ -94,7 +94,8 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
   const auto max_batch = static_cast<std::uint32_t>(s->device->spec().max_batch);
   options.samples = r.samples() ? r.samples() : 4096;
   options.repeats = static_cast<int>(r.repeats() ? r.repeats() : 1);
-  options.batch = r.batch() ? r.batch() : std::min<std::uint32_t>(256, max_batch ? max_batch : 256);
+  options.batch = r.batch() ? static_cast<Index>(r.batch())
+                            : training::default_fit_batch(options.samples, max_batch);
   options.seed = r.seed();
   options.jacobian_points = 3;
   const bool use = r.use();

@@ -185,6 +185,41 @@ output:
 """
 
 
+class Twins(DaemonCase):
+    def test_twin_fit_list_show_use(self):
+        r = self.run_fails(1, "twin", "fit", "power", "--family", "spline")
+        self.assertIn("grey-box, residual, mlp", r.stderr)
+        card = json_lines(self.run_ok("twin", "fit", "power", "--family", "grey-box",
+                                      "--samples", "256", "--json").stdout)[0]
+        twin_id = int(card["twin_id"])
+        self.assertEqual(card["family"], "grey-box")
+        self.assertEqual(len(card["data_hash"]), 64)
+        self.assertLess(card["report"]["twin_nmse"], 1.0)
+        self.assertEqual(len(card["report"]["r2_per_output"]), 1)
+        table = self.run_ok("twin", "list").stdout
+        self.assertTrue(table.startswith("TWIN"))
+        self.assertIn("grey-box", table)
+        plot = os.path.join(self.dir.name, "twin.svg")
+        text = self.run_ok("twin", "show", str(twin_id), "--plot", plot).stdout
+        self.assertIn("Jacobian", text)
+        self.assertIn("R² per output", text)
+        with open(plot) as f:
+            svg = f.read()
+        self.assertIn("<svg", svg)
+        self.assertIn("<circle", svg)  # the predicted-vs-measured points
+        self.run_fails(2, "twin", "show", "seven")
+        self.assertIn("UNKNOWN_TWIN", self.run_fails(1, "twin", "show", "99999").stderr)
+        # Another device: refused with the reason.
+        r = self.run_fails(1, "twin", "use", "osc", str(twin_id))
+        self.assertIn("TWIN_MISMATCH", r.stderr)
+        self.assertIn("pnnctl twin fit osc", r.stderr)
+        self.assertIn("uses learned twin %d" % twin_id,
+                      self.run_ok("twin", "use", "power", str(twin_id)).stdout)
+        self.assertIn("learned %d" % twin_id, self.run_ok("devices").stdout)
+        self.assertIn("datasheet twin", self.run_ok("twin", "use", "power", "nominal").stdout)
+        self.assertNotIn("learned %d" % twin_id, self.run_ok("devices").stdout)
+
+
 class Jobs(DaemonCase):
     def job_file(self, tag, epochs=2, max_train=96, device=SMALL_OSC):
         path = os.path.join(self.dir.name, tag + ".yaml")

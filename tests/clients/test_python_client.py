@@ -1,5 +1,6 @@
 """The Python client against a real pnnd on 127.0.0.1: every RPC, the error mapping, the lease
 context manager, the Subscriber, the lazy-pirate retry, the PyTorch PAT layer and the example."""
+import json
 import os
 import subprocess
 import threading
@@ -49,6 +50,24 @@ class ClientRpcs(DaemonCase):
         d = self.client.describe("osc")
         self.assertEqual(d.spec.num_params, 20)
         self.assertEqual(d.state, pb.ACTIVE)
+
+    def test_learned_twins(self):
+        with self.client.lease("power"):
+            card = self.client.fit_twin("power", family="grey-box", samples=256)
+            self.assertEqual(card.family, "grey-box")
+            report = json.loads(card.report_json)
+            self.assertIn("jacobian_cosine", report)
+            self.assertEqual(self.client.get_twin(card.twin_id).data_hash, card.data_hash)
+            self.assertIn(card.twin_id, [t.twin_id for t in self.client.list_twins("power")])
+            self.assertEqual(self.client.use_twin("power", card.twin_id).twin_id, card.twin_id)
+            self.assertEqual(self.client.use_twin("power", 0).twin_id, 0)
+        with self.client.lease("osc"):
+            with self.assertRaises(pnn_client.InvalidRequest) as e:
+                self.client.use_twin("osc", card.twin_id)
+            self.assertEqual(e.exception.code, "TWIN_MISMATCH")
+        with self.assertRaises(pnn_client.NotFound) as e:
+            self.client.get_twin(10 ** 9)
+        self.assertEqual(e.exception.code, "UNKNOWN_TWIN")
 
     def test_errors_carry_the_status_name(self):
         with self.assertRaises(pnn_client.NotFound) as e:

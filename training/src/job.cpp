@@ -274,8 +274,7 @@ Result<void> resolve_learned_twins(const JobConfig& config, DeviceSet& devices,
     o.samples = s.fit_samples;
     o.repeats = s.fit_repeats;
     auto& device = devices.get(s.device);
-    const Index max_batch = device.spec().max_batch;
-    o.batch = std::min<Index>(256, max_batch > 0 ? max_batch : 256);
+    o.batch = default_fit_batch(o.samples, device.spec().max_batch);
     o.seed = config.seed;
     auto fitted = fit_twin(device, o, devices.executor(s.device));
     if (!fitted) return fitted.error();

@@ -382,6 +382,38 @@ class Client:
             r.calibrate.theta.data[:] = np.asarray(theta, dtype=np.float64).ravel().tolist()
         return self.call(r, retry=False).calibrate
 
+    # ---- learned twins (docs/learned-twins.md "In pnnd") ----------------------------------
+
+    def fit_twin(self, device, family="grey-box", samples=0, repeats=0, batch=0, seed=0,
+                 use=False, timeout_ms=30 * 60 * 1000):
+        """Measures the device (needs a lease) and fits a twin of `family` (grey-box, residual,
+        mlp), stored in the daemon's run store; returns the pb.TwinCard (report_json: the report
+        card). A fit takes seconds to minutes: the call waits up to `timeout_ms`."""
+        r = self._request(device)
+        r.fit_twin.CopyFrom(pb.FitTwinRequest(device=device, family=family, samples=samples,
+                                              repeats=repeats, batch=batch, seed=seed, use=use))
+        saved, self.timeout_ms = self.timeout_ms, max(self.timeout_ms, timeout_ms)
+        try:
+            return self.call(r, retry=False).fit_twin.twin
+        finally:
+            self.timeout_ms = saved
+
+    def list_twins(self, device="", limit=0):
+        """The stored twins (pb.TwinCard, newest first); only the device's when named."""
+        r = pb.Request(list_twins=pb.ListTwinsRequest(device=device, limit=limit))
+        return list(self.call(r).list_twins.twins)
+
+    def get_twin(self, twin_id):
+        """One stored twin's pb.TwinCard; NotFound (UNKNOWN_TWIN) for an unknown id."""
+        return self.call(pb.Request(get_twin=pb.GetTwinRequest(twin_id=twin_id))).get_twin.twin
+
+    def use_twin(self, device, twin_id):
+        """Makes a stored twin the device's twin (0: back to its datasheet twin); needs a lease.
+        InvalidRequest (TWIN_MISMATCH) for a twin of another device. Returns pb.DeviceInfo."""
+        r = self._request(device)
+        r.use_twin.CopyFrom(pb.UseTwinRequest(device=device, twin_id=twin_id))
+        return self.call(r, retry=False).use_twin.device
+
     def submit_job(self, config_yaml="", config_name="", resume_run_id=0):
         """Starts a training job (docs/config.md); returns (job_id, run_id)."""
         r = pb.Request(submit_job=pb.SubmitJobRequest(

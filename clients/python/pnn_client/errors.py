@@ -94,6 +94,7 @@ _CLASSES = {
     "INVALID_ARGUMENT": InvalidRequest, "BATCH_TOO_LARGE": InvalidRequest,
     "PERMISSION_DENIED": InvalidRequest, "DEADLINE_EXCEEDED": InvalidRequest,
     "UNKNOWN_DEVICE": NotFound, "UNKNOWN_JOB": NotFound, "UNKNOWN_RUN": NotFound,
+    "UNKNOWN_TWIN": NotFound, "TWIN_MISMATCH": InvalidRequest,
     "UNSUPPORTED_PROTOCOL": ProtocolError, "MALFORMED": ProtocolError, "TOO_LARGE": ProtocolError,
     "RECORD_FAILED": RecordFailed, "STORE_FULL": StoreFull,
     "JOB_FINISHED": JobFinished, "BUSY": Busy,

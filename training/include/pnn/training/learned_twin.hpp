@@ -11,6 +11,7 @@
 ///
 /// Every request is inside the device's input range and hard limits and finite (the device
 /// refuses anything else); device calls are counted, repeats included.
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -95,6 +96,13 @@ struct FittedTwin {
 /// κ_i = κ and no stray coupling (same outputs as `nominal`); for another twin with physical
 /// parameters, the twin itself. Throws std::invalid_argument for a twin without any.
 digital_twin::ModelPtr grey_box_of(const digital_twin::ModelPtr& nominal);
+
+/// The batch a fit of `samples` uses when none is given: ≤ 256 and ≤ the device's max batch
+/// (0: none), and small enough for ≥ 8 calls, so that the held-out calls are whole θ draws.
+inline Index default_fit_batch(Index samples, Index max_batch) {
+  Index b = std::min<Index>(256, std::max<Index>(1, samples / 8));
+  return max_batch > 0 ? std::min(b, max_batch) : b;
+}
 
 /// Measures `device` (ACTIVE) at options.samples random (x, θ) within its limits, options.batch
 /// per call. A device error is returned as it came; `device_calls` counts the calls made.
