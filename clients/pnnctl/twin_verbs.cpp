@@ -25,7 +25,7 @@ struct TwinArgs {
   std::string device, lease, family = "grey-box", id, plot;
   std::uint32_t samples = 0, repeats = 0, batch = 0;
   std::uint64_t seed = 0;
-  bool use = false;
+  bool use = false, from_records = false;
 };
 
 
@@ -100,6 +100,7 @@ int fit(const RemoteOptions& options, const TwinArgs& a) {
   f->set_batch(a.batch);
   f->set_seed(a.seed);
   f->set_use(a.use);
+  f->set_from_records(a.from_records);
   if (!options.json) {
     std::fprintf(stderr, "pnnctl: fitting a %s twin of %s (progress: pnnctl watch log)\n",
                  a.family.c_str(), a.device.c_str());
@@ -219,6 +220,8 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   f->add_option("--batch", a->batch, "samples per device call (default: ≤ 256, ≥ 8 calls)");
   f->add_option("--seed", a->seed, "sampling seed");
   f->add_flag("--use", a->use, "make it the device's twin once stored");
+  f->add_flag("--from-records", a->from_records,
+              "fit to the device's recorded forwards in the run store instead of measuring");
   lease(*f);
   f->callback([a, &remote, &action] { action = [a, &remote] { return fit(remote, *a); }; });
 

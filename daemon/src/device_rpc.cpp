@@ -17,7 +17,7 @@ void Server::Impl::hello(const Call& call) {
   h->add_protocol_majors(kProtocolMajor);
   h->set_protocol_minor(kProtocolMinor);
   for (const char* c : {"leases", "forward", "twin", "calibrate", "jobs", "runs", "telemetry",
-                        "snapshot"}) {
+                        "snapshot", "learned-twins"}) {
     h->add_capabilities(c);
   }
   h->add_capabilities(std::string("forward-records:") + to_string(config.forward_recording));

@@ -5,6 +5,9 @@
 // twin was fitted on this device (serial) for its sizes.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <tuple>
+
 #include "pnn/training/learned_twin.hpp"
 #include "proto_fill.hpp"
 #include "server_impl.hpp"
@@ -31,8 +34,10 @@ void fill_card(const TwinRecord& t, v1::TwinCard* out) {
 }
 
 // The report card (docs/learned-twins.md "Report card"); NaN becomes null.
-std::string report_json(const training::TwinFitReport& r, const training::TwinFitOptions& o) {
+std::string report_json(const training::TwinFitReport& r, const training::TwinFitOptions& o,
+                        bool from_records) {
   nlohmann::json j = {{"family", training::to_string(r.family)},
+                      {"data", from_records ? "forward records" : "measured"},
                       {"samples", r.samples},
                       {"validation_samples", r.validation_samples},
                       {"device_calls", r.device_calls},
@@ -69,6 +74,41 @@ std::optional<Failure> Server::Impl::learned_twin_problem(const DeviceSlot& s,
   return std::nullopt;
 }
 
+// On the device's worker: a fit to the device's recorded forwards (the newest, up to
+// options.samples rows), then the Jacobian agreement measured on the device as for a fit that
+// measures. Records whose shapes do not fit the device or that hold NaN/Inf are skipped.
+drivers::Result<training::FittedTwin> Server::Impl::fit_from_records(
+    DeviceSlot& s, const training::TwinFitOptions& options) {
+  const auto& spec = s.device->spec();
+  std::vector<digital_twin::Measurement> data;
+  for (auto& r : store->device_forwards(spec.serial, static_cast<std::uint64_t>(options.samples))) {
+    if (r.x.cols() != spec.num_inputs || r.y.cols() != spec.num_outputs ||
+        r.theta.size() != static_cast<Index>(spec.num_params()) || !r.x.allFinite() ||
+        !r.y.allFinite() || !r.theta.allFinite()) {
+      continue;
+    }
+    data.push_back({std::move(r.x), std::move(r.theta), std::move(r.y)});
+  }
+  std::reverse(data.begin(), data.end());  // oldest first: the newest are held out
+  if (data.size() < 2) {
+    throw std::invalid_argument(
+        "the run store holds " + std::to_string(data.size()) + " usable forward record(s) of " +
+        s.config.name + " (recorded when store.forward_records is async or sync, docs/daemon.md): fit from "
+        "measurements instead (without from_records / --from-records)");
+  }
+  training::FittedTwin fitted = training::fit_twin_for(spec, s.nominal_twin, data, options);
+  std::int64_t calls = 0;
+  const auto nominal = s.nominal_twin;
+  const Vector theta = 0.5 * (spec.param_min() + spec.param_max());
+  auto cos = training::jacobian_agreement(*s.device, *fitted.model, nominal.get(), theta,
+                                          spec.input_min, spec.input_max, options.jacobian_points,
+                                          options.seed + 31, calls);
+  if (!cos) return cos.error();
+  std::tie(fitted.report.jacobian_cosine, fitted.report.jacobian_cosine_nominal) = cos.value();
+  fitted.report.device_calls = calls;
+  return fitted;
+}
+
 void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
   const auto& r = request.fit_twin();
   DeviceSlot* s = writable_device(call, r.device(), request.lease_token());
@@ -98,8 +138,8 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
                             : training::default_fit_batch(options.samples, max_batch);
   options.seed = r.seed();
   options.jacobian_points = 3;
-  const bool use = r.use();
-  run_on_device(*s, call, [this, s, call, options, use]() mutable {
+  const bool use = r.use(), from_records = r.from_records();
+  run_on_device(*s, call, [this, s, call, options, use, from_records]() mutable {
     LongLeaseCall running(*s);
     auto reply = std::make_shared<v1::Reply>();
     std::optional<TwinRecord> stored;
@@ -115,7 +155,8 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
                             std::to_string(total) + " samples");
     };
     try {
-      auto fitted = training::fit_twin(*s->device, options);
+      auto fitted = from_records ? fit_from_records(*s, options)
+                                 : training::fit_twin(*s->device, options);
       if (!fitted) {
         set_status(*reply, status_code(fitted.error().code),
                    "twin fit: " + fitted.error().message + "; nothing was stored", origin(*s));
@@ -126,7 +167,7 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
         t.device_kind = spec.kind;
         t.family = training::to_string(fitted.value().report.family);
         t.data_hash = fitted.value().report.data_hash;
-        t.report_json = report_json(fitted.value().report, options);
+        t.report_json = report_json(fitted.value().report, options, from_records);
         t.model = training::encode_twin(*fitted.value().model);
         t.created_ns = detail::wall_ns();
         calls = fitted.value().report.device_calls;

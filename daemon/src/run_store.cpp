@@ -99,6 +99,10 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
                         "SELECT record_id, client_id, request_id, device_serial, t_start_ns, "
                         "t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y, "
                         "elem_bytes FROM forward_records WHERE record_id = ?1");
+  select_device_forwards =
+      Stmt(db, "SELECT record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, "
+               "x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y, elem_bytes FROM "
+               "forward_records WHERE device_serial = ?1 ORDER BY record_id DESC");
   insert_calibration = Stmt(db,
                             "INSERT INTO calibrations (device_serial, phi_size, phi, mse_before, "
                             "mse_after, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");

@@ -98,11 +98,9 @@ std::vector<std::uint64_t> RunStore::Impl::write_forwards(std::span<const Forwar
   return ids;
 }
 
-std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) const {
-  std::lock_guard lock(impl_->mutex);
-  Query q(impl_->db, impl_->select_forward, "reading a forward record");
-  q.bind_uint(1, record_id);
-  if (!q.step()) return std::nullopt;
+namespace {
+// A row of select_forward / select_device_forwards (same columns).
+ForwardRecord forward_row(const Query& q) {
   ForwardRecord r;
   r.record_id = static_cast<std::uint64_t>(q.int_at(0));
   r.client_id = q.text_at(1);
@@ -115,6 +113,29 @@ std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) cons
   r.theta = q.doubles_at(10, q.int_at(9), 1);
   r.y = q.doubles_at(13, q.int_at(11), q.int_at(12), elem_bytes);
   return r;
+}
+}  // namespace
+
+std::optional<ForwardRecord> RunStore::get_forward(std::uint64_t record_id) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_forward, "reading a forward record");
+  q.bind_uint(1, record_id);
+  if (!q.step()) return std::nullopt;
+  return forward_row(q);
+}
+
+std::vector<ForwardRecord> RunStore::device_forwards(const std::string& device_serial,
+                                                     std::uint64_t max_rows) const {
+  std::lock_guard lock(impl_->mutex);
+  Query q(impl_->db, impl_->select_device_forwards, "reading a device's forward records");
+  q.bind_text(1, device_serial);
+  std::vector<ForwardRecord> out;
+  std::uint64_t rows = 0;
+  while (rows < max_rows && q.step()) {
+    out.push_back(forward_row(q));
+    rows += static_cast<std::uint64_t>(out.back().x.rows());
+  }
+  return out;
 }
 
 void RunStore::set_forward_retention(std::uint64_t max_bytes) {

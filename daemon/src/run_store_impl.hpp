@@ -61,7 +61,7 @@ struct RunStore::Impl {
   Stmt insert_run, insert_run_device, reopen_run, insert_metric, set_checkpoint, finish_run;
   Stmt next_job_id;
   Stmt select_run, select_runs, select_devices, select_metrics;
-  Stmt insert_forward, select_forward, insert_calibration, select_latest_calibration;
+  Stmt insert_forward, select_forward, select_device_forwards, insert_calibration, select_latest_calibration;
   Stmt select_oldest_forwards, delete_forwards_upto, select_oldest_forward_id;
   Stmt insert_twin, select_twin, select_twins, select_device_twins, set_active_twin,
       select_active_twin;

@@ -34,6 +34,7 @@
 #include "pnn/daemon/server.hpp"
 #include "pnn/drivers/physical_system.hpp"
 #include "pnn/training/job.hpp"
+#include "pnn/training/learned_twin.hpp"
 #include "recorder.hpp"
 #include "telemetry.hpp"
 #include "worker.hpp"
@@ -323,6 +324,8 @@ struct Server::Impl {
   void fit_twin(const Call& call, const v1::Request& request);
   void use_twin(const Call& call, const v1::Request& request);
   void twins(const Call& call, const v1::Request& request);  // ListTwins, GetTwin
+  drivers::Result<training::FittedTwin> fit_from_records(DeviceSlot& s,
+                                                         const training::TwinFitOptions& options);
   // Event loop: the device's twin becomes `model` (twin_id 0: back to the datasheet or
   // calibrated twin), kept in the store for restarts. Throws StoreError.
   void apply_learned_twin(DeviceSlot& s, std::uint64_t twin_id, digital_twin::ModelPtr model);

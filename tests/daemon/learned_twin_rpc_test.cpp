@@ -211,3 +211,39 @@ TEST_CASE("daemon twins: a job names twin: learned:<id>, and a wrong id or seria
 }
 
 }  // namespace pnn::daemon::test
+
+namespace pnn::daemon::test {
+
+TEST_CASE("daemon twins: a fit from the device's forward records, and none to fit from") {
+  TempDir dir("twins-records");
+  DaemonConfig c = test_config(dir);
+  c.forward_recording = ForwardRecording::kSync;
+  c.devices = {device("power", "sim://power-law?prefactor=2.2&serial=SIM-POW-R"),
+               device("empty", "sim://power-law?prefactor=2&serial=SIM-POW-E")};
+  RunningServer s(c);
+  auto client = make_client(s.rpc(), "recorder");
+  const std::string token = acquire_token(*client, "power");
+  for (int k = 0; k < 12; ++k) {
+    v1::Request f = forward("power", token, 16, 1, static_cast<float>(0.2 + 0.1 * k),
+                            {0.8 + 0.05 * k});
+    REQUIRE(client->call(f).status().code() == v1::OK);
+  }
+  v1::Request fit = fit_request("power", "grey-box", 160);
+  fit.mutable_fit_twin()->set_from_records(true);
+  const v1::Reply r = client->call(with_token(fit, token));
+  REQUIRE_MESSAGE(r.status().code() == v1::OK, status_text(r));
+  const auto report = nlohmann::json::parse(r.fit_twin().twin().report_json());
+  CHECK(report["data"] == "forward records");
+  CHECK(report["samples"] == 160);  // the newest 10 records of 16 rows
+  CHECK(report["twin_nmse"].get<double>() < report["twin_nmse_nominal"].get<double>());
+
+  const std::string other = acquire_token(*client, "empty");
+  v1::Request none = fit_request("empty", "grey-box", 160);
+  none.mutable_fit_twin()->set_from_records(true);
+  const v1::Reply n = client->call(with_token(none, other));
+  CHECK(n.status().code() == v1::INVALID_ARGUMENT);
+  CHECK(n.status().message().find("0 usable forward record(s) of empty") != std::string::npos);
+  CHECK(client->call(list_request()).list_twins().twins_size() == 1);
+}
+
+}  // namespace pnn::daemon::test

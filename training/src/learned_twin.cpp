@@ -352,6 +352,14 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
   return fit_shaped(nominal, shape, input_min, input_max, theta_min, theta_max, data, options);
 }
 
+FittedTwin fit_twin_for(const drivers::DeviceSpec& spec, const dt::ModelPtr& nominal,
+                        const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
+  const TwinShape shape{spec.num_inputs, spec.num_params(), spec.num_outputs,
+                        "device " + spec.serial + " (" + spec.kind + ")"};
+  return fit_shaped(nominal, shape, spec.input_min, spec.input_max, spec.param_min(),
+                    spec.param_max(), data, options);
+}
+
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
                                      const DeviceExecutor& executor) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -360,10 +368,7 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
   if (!data) return data.error();
   const double measure_s = seconds_since(t0);
   const auto& spec = device.spec();
-  const TwinShape shape{spec.num_inputs, spec.num_params(), spec.num_outputs,
-                        "device " + spec.serial + " (" + spec.kind + ")"};
-  FittedTwin out = fit_shaped(device.nominal_twin(), shape, spec.input_min, spec.input_max,
-                              spec.param_min(), spec.param_max(), data.value(), options);
+  FittedTwin out = fit_twin_for(spec, device.nominal_twin(), data.value(), options);
   if (options.jacobian_points > 0) {
     // At the middle of the sampled θ and over the sampled input range.
     const Vector lo = spec.param_min(), hi = spec.param_max();

@@ -172,6 +172,10 @@ class RunStore {
   /// nullopt for an id never written, or deleted by the retention limit (forward_stats() says
   /// which ids are still held).
   std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
+  /// The device's newest forward records, newest first, until they hold ≥ max_rows samples (or
+  /// there are no more). A scan of the table: for a twin fit, not for a hot path.
+  std::vector<ForwardRecord> device_forwards(const std::string& device_serial,
+                                             std::uint64_t max_rows) const;
   /// Forward records are a flight recorder, not results: once their BLOB bytes exceed
   /// `max_bytes` after a write, the oldest records are deleted in the same transaction until
   /// they fit in 90 % of it (the record just written always stays). SQLite reuses the freed

@@ -119,6 +119,12 @@ FittedTwin fit_twin_to(const digital_twin::ModelPtr& nominal, double input_min, 
                        const std::vector<digital_twin::Measurement>& data,
                        const TwinFitOptions& options);
 
+/// fit_twin_to for measurements of a device of `spec` (e.g. its recorded forwards): its sizes,
+/// input range and limits; `nominal` may be null (then only the mlp family fits).
+FittedTwin fit_twin_for(const drivers::DeviceSpec& spec, const digital_twin::ModelPtr& nominal,
+                        const std::vector<digital_twin::Measurement>& data,
+                        const TwinFitOptions& options);
+
 /// measure_samples, then fit_twin_to with the device's nominal twin and limits.
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
                                      const DeviceExecutor& executor = {});
