@@ -129,6 +129,16 @@ RuleConfig parse_rule(const Reader& r, const YAML::Node& node) {
     mgd->tau_x = whole("tau_x", mgd->tau_x);
     mgd->tau_theta = whole("tau_theta", mgd->tau_theta);
     mgd->tau_hp = number("tau_hp", mgd->tau_hp);
+  } else if (auto* pc = std::get_if<PcConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "variant", "iterations", "inference_rate"});
+    const auto variant = r.get<std::string>(node, key, "variant", "fixed", "fixed or strict");
+    if (variant != "fixed" && variant != "strict") {
+      r.fail(node["variant"], key + ".variant", "'" + variant + "' is not one of fixed, strict");
+    }
+    pc->variant = variant == "strict" ? PcConfig::Variant::kStrict
+                                      : PcConfig::Variant::kFixedPrediction;
+    pc->iterations = whole("iterations", pc->iterations);
+    pc->inference_rate = number("inference_rate", pc->inference_rate);
   } else {
     r.only_keys(node, key, {"name"});  // pat and in-silico have no options
   }

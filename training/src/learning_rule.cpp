@@ -1,5 +1,5 @@
 // The rule interface, the gradient rules (PAT, in-silico) and the rule factory; the zeroth-order
-// rules are in zeroth_order.cpp.
+// rules are in zeroth_order.cpp, predictive coding in predictive_coding.cpp.
 #include "pnn/training/learning_rule.hpp"
 
 #include <cmath>
@@ -127,7 +127,18 @@ void validate(const MgdConfig& c) {
           "must be ≥ 1 (time steps; 1 = the previous cost is the baseline)");
 }
 
+void validate(const PcConfig& c) {
+  require(c.iterations >= 0 && c.iterations <= 100000, "pc", "iterations",
+          "must be 0..100000 (0 = the number of layers − 1)");
+  require(std::isfinite(c.inference_rate) && c.inference_rate > 0.0 && c.inference_rate <= 1.0,
+          "pc", "inference_rate", "must be in (0, 1] (1 with variant fixed equals backprop)");
+}
+
 }  // namespace
+
+const char* to_string(PcConfig::Variant variant) {
+  return variant == PcConfig::Variant::kStrict ? "strict" : "fixed";
+}
 
 const char* to_string(MgdConfig::Code code) {
   switch (code) {
@@ -145,7 +156,7 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd"};
+  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd", "pc"};
   return names;
 }
 
@@ -154,6 +165,7 @@ RuleConfig default_rule_config(const std::string& name) {
   if (name == "in-silico") return InSilicoConfig{};
   if (name == "spsa") return SpsaConfig{};
   if (name == "mgd") return MgdConfig{};
+  if (name == "pc") return PcConfig{};
   std::string known;
   for (const auto& n : rule_names()) known += (known.empty() ? "" : ", ") + n;
   throw RuleError("unknown learning rule '" + name + "' (rules: " + known + ")");
@@ -175,6 +187,10 @@ std::unique_ptr<LearningRule> make_learning_rule(const RuleConfig& config, std::
     std::unique_ptr<LearningRule> operator()(const MgdConfig& c) const {
       validate(c);
       return detail::make_mgd(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const PcConfig& c) const {
+      validate(c);
+      return detail::make_pc(c);
     }
   };
   return std::visit(Make{seed}, config);

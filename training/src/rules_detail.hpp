@@ -1,5 +1,5 @@
 #pragma once
-// The zeroth-order rules' factories (zeroth_order.cpp), for make_learning_rule.
+// The factories of the rules outside learning_rule.cpp, for make_learning_rule.
 #include <memory>
 
 #include "pnn/training/learning_rule.hpp"
@@ -8,5 +8,7 @@ namespace pnn::training::detail {
 
 std::unique_ptr<LearningRule> make_spsa(const SpsaConfig& config, std::uint64_t seed);
 std::unique_ptr<LearningRule> make_mgd(const MgdConfig& config, std::uint64_t seed);
+/// predictive_coding.cpp
+std::unique_ptr<LearningRule> make_pc(const PcConfig& config);
 
 }  // namespace pnn::training::detail

@@ -10,6 +10,8 @@
 ///   in-silico   twin forward + vjp             model forward + vjp        0
 ///   spsa        hardware forward               model forward              2·M forwards
 ///   mgd         hardware forward               model forward              τ_θ forwards
+///   pc          hardware forward + twin vjp    model forward + vjp        1 (fixed) or
+///                                                                         1 + T·P_latent (strict)
 ///
 /// (one network forward = one device call per physical layer). Each rule declares what it needs of
 /// a layer; `check_rule_fits` refuses a network whose layers cannot provide it, before anything
@@ -160,9 +162,31 @@ struct MgdConfig {
 };
 const char* to_string(MgdConfig::Code code);
 
+/// Predictive coding (Rosenbaum, PLoS ONE 17, e0266102, 2022; Whittington & Bogacz 2017). Each
+/// layer's output is a latent value v_i (v_{-1} = x) with prediction μ_i = f_i(v_{i-1}) and error
+/// ε_i = μ_i − v_i; the output error is ε_out = ∂loss/∂μ_out. Inference runs T steps of gradient
+/// descent on the energy F = loss(μ_out) + Σ_i ½‖v_i − μ_i‖²,
+///   v_i ← v_i − η (−ε_i + J_{i+1}ᵀ ε_{i+1}),   J_{i+1} = ∂f_{i+1}/∂v_i (a layer's model or twin vjp),
+/// all latents at once from the previous step's errors (each layer needs only its neighbours).
+/// Then every layer's update is local: ∂F/∂θ_i = (∂f_i/∂θ_i)ᵀ ε_i, at its own input.
+///   fixed   (fixed-prediction assumption) μ_i and the Jacobians stay at the feed-forward pass
+///           (measured on the hardware for physical layers): with η = 1 and T ≥ layers − 1 the
+///           errors are backprop's δ_i and the update equals PAT's (in-silico's for a network
+///           without physical layers) up to rounding.
+///   strict  μ_i = f_i(v_{i-1}) recomputed from the current latents every step: a physical layer
+///           whose input is a latent runs on its device each step (its twin gives J and ∂f/∂θ at
+///           the sent input). Approximates backprop; Rosenbaum: η = 0.1, T = 20.
+struct PcConfig {
+  enum class Variant { kFixedPrediction, kStrict };
+  Variant variant = Variant::kFixedPrediction;
+  int iterations = 0;           ///< T; 0 = the number of layers − 1 (the exact minimum for fixed)
+  double inference_rate = 1.0;  ///< η, in (0, 1]
+};
+const char* to_string(PcConfig::Variant variant);
+
 /// `training.method`: one of the rules with its options.
-using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig>;
-/// "pat", "in-silico", "spsa", "mgd" (also the job's phase name).
+using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig, PcConfig>;
+/// "pat", "in-silico", "spsa", "mgd", "pc" (also the job's phase name).
 std::string to_string(const RuleConfig& rule);
 /// Every rule's name, in the order above.
 const std::vector<std::string>& rule_names();
