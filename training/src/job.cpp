@@ -159,6 +159,10 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         net.add_digital("pad", std::make_shared<dt::PadModel>(width, s.count), Vector());
         width += s.count;
         break;
+      case LayerSpec::Kind::kDuplicate:
+        net.add_digital("duplicate", std::make_shared<dt::DuplicateModel>(width), Vector());
+        width *= 2;
+        break;
       case LayerSpec::Kind::kSlice:
         if (s.first + s.count > width) {
           throw ConfigError(where + "slice [" + std::to_string(s.first) + ", " +
@@ -199,6 +203,7 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
       out.push_back({s.kind == LayerSpec::Kind::kPad     ? "pad"
                      : s.kind == LayerSpec::Kind::kSlice ? "slice"
                      : s.kind == LayerSpec::Kind::kAffine ? "affine"
+                     : s.kind == LayerSpec::Kind::kDuplicate ? "duplicate"
                                                           : s.activation,
                      false, kModelForward | kModelVjp});
       continue;

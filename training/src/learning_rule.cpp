@@ -46,6 +46,8 @@ void LearningRule::set_state(const RuleState& state) {
   }
 }
 
+void LearningRule::check_network(const Network& /*network*/) const {}
+
 void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& layers) {
   std::string problems;
   for (const auto& layer : layers) {
@@ -134,6 +136,12 @@ void validate(const PcConfig& c) {
           "pc", "inference_rate", "must be in (0, 1] (1 with variant fixed equals backprop)");
 }
 
+void validate(const ForwardForwardOptions& c, const std::string& rule) {
+  require(std::isfinite(c.threshold) && c.threshold >= 0.0, rule, "threshold",
+          "must be ≥ 0 (τ per output unit)");
+  require(c.head >= 1 && c.head <= 1000, rule, "head", "must be 1..1000 (readout layers)");
+}
+
 }  // namespace
 
 const char* to_string(PcConfig::Variant variant) {
@@ -156,7 +164,8 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd", "pc"};
+  static const std::vector<std::string> names = {"pat",  "in-silico", "spsa",  "mgd",
+                                                 "pc",   "ff",        "scff", "probe"};
   return names;
 }
 
@@ -166,6 +175,9 @@ RuleConfig default_rule_config(const std::string& name) {
   if (name == "spsa") return SpsaConfig{};
   if (name == "mgd") return MgdConfig{};
   if (name == "pc") return PcConfig{};
+  if (name == "ff") return FfConfig{};
+  if (name == "scff") return ScffConfig{};
+  if (name == "probe") return ProbeConfig{};
   std::string known;
   for (const auto& n : rule_names()) known += (known.empty() ? "" : ", ") + n;
   throw RuleError("unknown learning rule '" + name + "' (rules: " + known + ")");
@@ -191,6 +203,20 @@ std::unique_ptr<LearningRule> make_learning_rule(const RuleConfig& config, std::
     std::unique_ptr<LearningRule> operator()(const PcConfig& c) const {
       validate(c);
       return detail::make_pc(c);
+    }
+    std::unique_ptr<LearningRule> operator()(const FfConfig& c) const {
+      validate(c, "ff");
+      require(std::isfinite(c.label_scale) && c.label_scale > 0.0, "ff", "label_scale",
+              "must be > 0");
+      return detail::make_forward_forward(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const ScffConfig& c) const {
+      validate(c, "scff");
+      return detail::make_forward_forward(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const ProbeConfig& c) const {
+      require(c.head >= 1 && c.head <= 1000, "probe", "head", "must be 1..1000 (readout layers)");
+      return detail::make_forward_forward(c, seed);
     }
   };
   return std::visit(Make{seed}, config);

@@ -1,0 +1,210 @@
+// scff-digits and pc-digits: the layer-local rules of issue 14 on the 8×8 digits (split mod4, the
+// data set of the other *-digits benchmarks). docs/learning-rules.md has the table.
+//   scff-digits  unsupervised SCFF features (duplicate → affine 128→256 → relu), then a linear
+//                probe trained on the frozen features; and the optical-FF arrangement (Oguz et al.
+//                2023): a fixed simulated SHG layer in front of the same SCFF network, against the
+//                same digital network without it, both read out by a probe.
+//   pc-digits    fixed-prediction PC against backprop from the same start (max parameter
+//                difference after one epoch), and strict PC's test accuracy.
+#include <algorithm>
+
+#include "bench_common.hpp"
+#include "pnn/digital_twin/digital_layers.hpp"
+#include "pnn/digital_twin/parallel.hpp"
+#include "pnn/drivers/registry.hpp"
+#include "pnn/training/datasets.hpp"
+#include "pnn/training/trainer.hpp"
+
+namespace pnn::bench::detail {
+namespace {
+
+using nlohmann::json;
+namespace dt = digital_twin;
+using training::Mode;
+using training::Network;
+
+training::TrainOptions adam(const training::RuleConfig& rule, double learning_rate, int epochs,
+                            std::uint64_t seed) {
+  training::TrainOptions o;
+  o.method = rule;
+  o.optimizer = "adam";
+  o.learning_rate = learning_rate;
+  o.batch_size = 32;
+  o.epochs = epochs;
+  o.seed = seed;
+  o.evaluate_each_epoch = false;
+  return o;
+}
+
+void progress(const BenchOptions& options, const std::string& line) {
+  if (options.on_progress) options.on_progress(line);
+}
+
+// The feature network after `prefix` (whose output has `width` features): duplicate, affine
+// 2·width → hidden, relu, and the readout affine hidden → 10.
+void add_scff_layers(Network& net, Index width, Index hidden, std::uint64_t seed) {
+  auto a = std::make_shared<dt::AffineModel>(2 * width, hidden);
+  auto r = std::make_shared<dt::AffineModel>(hidden, 10);
+  net.add_digital("duplicate", std::make_shared<dt::DuplicateModel>(width), Vector());
+  net.add_digital("affine", a, a->initial_params(seed + 1));
+  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
+  net.add_digital("readout", r, r->initial_params(seed + 2));
+}
+
+struct ScffRun {
+  double acc_online = 0.0;  // the readout trained alongside (detached features), measured
+  double acc_probe = 0.0;   // the probe trained afterwards on the frozen features
+  std::int64_t hardware_calls = 0;
+  double seconds = 0.0;
+};
+
+// SCFF for `epochs`, then a fresh readout trained on the frozen features for `probe_epochs`.
+ScffRun scff_then_probe(Network& net, const training::DatasetSplit& data,
+                        const training::ScffConfig& rule, int epochs, int probe_epochs,
+                        std::uint64_t seed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ScffRun out;
+  training::Trainer scff(net, adam(rule, 1e-3, epochs, seed));
+  (void)unwrap(scff.fit(data.train, nullptr));
+  out.acc_online = unwrap(training::evaluate(net, data.test, Mode::kHardware));
+  auto& readout = net.layers().back();
+  readout.theta = readout.model->initial_params(seed + 7);
+  training::Trainer probe(net, adam(training::ProbeConfig{}, 3e-3, probe_epochs, seed + 1));
+  (void)unwrap(probe.fit(data.train, nullptr));
+  out.acc_probe = unwrap(training::evaluate(net, data.test, Mode::kHardware));
+  out.hardware_calls = scff.hardware_calls() + probe.hardware_calls();
+  out.seconds = seconds_since(t0);
+  return out;
+}
+
+}  // namespace
+
+std::vector<json> scff_digits(const BenchOptions& options) {
+  const auto data = training::load_digits();
+  const int epochs = options.epochs > 0 ? options.epochs : 30;
+  const int probe_epochs = 30;
+  const std::uint64_t seed = options.seed;
+  const auto t0 = std::chrono::steady_clock::now();
+  training::ScffConfig rule;
+  rule.threshold = 1.0;
+
+  // (a) Digital SCFF, 256 hidden units.
+  Network digital;
+  add_scff_layers(digital, 64, 256, seed);
+  progress(options, "scff-digits: SCFF 64→256, " + std::to_string(epochs) + " epochs");
+  const ScffRun a = scff_then_probe(digital, data, rule, epochs, probe_epochs, seed);
+
+  // (b) Optical FF: a fixed SHG layer (64 data + 64 θ channels at θ = 0.5, 128 bins, large gap)
+  // in front, scaled to order one, against the same digital network without it (narrower hidden
+  // layer, where a fixed nonlinear expansion can matter).
+  const Index hidden_b = 32;
+  const std::string address = "sim://optical-shg?seed=" + std::to_string(seed + 1) +
+                              "&inputs=64&params=64&outputs=128&gap=large";
+  auto shg = drivers::make_physical_system(address);
+  if (!shg->configure() || !shg->activate()) throw std::runtime_error(address + ": cannot start");
+  Network optical;
+  optical.add_physical("shg", *shg, shg->nominal_twin(),
+                       Vector::Constant(shg->spec().num_params(), 0.5));
+  optical.add_digital("scale", std::make_shared<dt::SliceModel>(128, 0, 128, 0.1), Vector());
+  add_scff_layers(optical, 128, hidden_b, seed);
+  training::ScffConfig fixed = rule;
+  fixed.train_physical = false;
+  progress(options, "scff-digits: optical FF, fixed SHG → SCFF 128→" + std::to_string(hidden_b));
+  const ScffRun b = scff_then_probe(optical, data, fixed, epochs, probe_epochs, seed);
+  Network plain;
+  add_scff_layers(plain, 64, hidden_b, seed);
+  progress(options, "scff-digits: the same SCFF 64→" + std::to_string(hidden_b) + " without SHG");
+  const ScffRun c = scff_then_probe(plain, data, rule, epochs, probe_epochs, seed);
+
+  json j{{"name", "scff-digits"},
+         {"dataset", "digits"},
+         {"split", data.split},
+         {"seed", seed},
+         {"acc_scff_probe", a.acc_probe},
+         {"acc_scff_online", a.acc_online},
+         {"hidden", 256},
+         {"epochs", epochs},
+         {"probe_epochs", probe_epochs},
+         {"threshold", rule.threshold},
+         {"wall_s_scff", a.seconds},
+         {"optical_device", address},
+         {"optical_hidden", hidden_b},
+         {"acc_scff_optical_probe", b.acc_probe},
+         {"acc_scff_optical_online", b.acc_online},
+         {"hardware_calls", b.hardware_calls},
+         {"acc_scff_same_digital_probe", c.acc_probe},
+         {"acc_scff_same_digital_online", c.acc_online},
+         {"wall_s_optical", b.seconds},
+         {"wall_s", seconds_since(t0)},
+         {"threads", dt::num_threads()}};
+  return {j};
+}
+
+std::vector<json> pc_digits(const BenchOptions& options) {
+  const auto data = training::load_digits();
+  const std::uint64_t seed = options.seed;
+  const auto t0 = std::chrono::steady_clock::now();
+  // 64 → 64 → tanh → 64 → relu → 10: five layers, four latents.
+  auto make = [&] {
+    Network net;
+    auto a1 = std::make_shared<dt::AffineModel>(64, 64);
+    auto a2 = std::make_shared<dt::AffineModel>(64, 64);
+    auto a3 = std::make_shared<dt::AffineModel>(64, 10);
+    net.add_digital("a1", a1, a1->initial_params(seed + 1));
+    net.add_digital("tanh", std::make_shared<dt::ActivationModel>(dt::Activation::kTanh, 64), Vector());
+    net.add_digital("a2", a2, a2->initial_params(seed + 2));
+    net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, 64), Vector());
+    net.add_digital("a3", a3, a3->initial_params(seed + 3));
+    return net;
+  };
+  auto max_diff = [](const std::vector<Vector>& a, const std::vector<Vector>& b) {
+    double m = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].size() > 0) m = std::max(m, (a[i] - b[i]).cwiseAbs().maxCoeff());
+    return m;
+  };
+  // One epoch each from the same start: backprop (the in-silico rule) and fixed-prediction PC.
+  Network bp = make(), pc = make();
+  const std::vector<Vector> start = bp.thetas();
+  (void)unwrap(training::Trainer(bp, adam(training::InSilicoConfig{}, 3e-3, 1, seed)).fit(data.train, nullptr));
+  (void)unwrap(training::Trainer(pc, adam(training::PcConfig{}, 3e-3, 1, seed)).fit(data.train, nullptr));
+  const double diff = max_diff(bp.thetas(), pc.thetas());
+  const double moved = max_diff(bp.thetas(), start);
+
+  // Accuracy after `epochs`: backprop, fixed PC, strict PC (η = 0.1, T = 20: Rosenbaum's).
+  const int epochs = options.epochs > 0 ? options.epochs : 40;
+  auto trained = [&](const training::RuleConfig& rule) {
+    Network net = make();
+    const auto t = std::chrono::steady_clock::now();
+    (void)unwrap(training::Trainer(net, adam(rule, 3e-3, epochs, seed)).fit(data.train, nullptr));
+    return std::pair{unwrap(training::evaluate(net, data.test, Mode::kTwin)), seconds_since(t)};
+  };
+  training::PcConfig strict;
+  strict.variant = training::PcConfig::Variant::kStrict;
+  strict.iterations = 20;
+  strict.inference_rate = 0.1;
+  progress(options, "pc-digits: backprop, fixed PC, strict PC, " + std::to_string(epochs) + " epochs");
+  const auto [acc_bp, s_bp] = trained(training::InSilicoConfig{});
+  const auto [acc_fixed, s_fixed] = trained(training::PcConfig{});
+  const auto [acc_strict, s_strict] = trained(strict);
+  json j{{"name", "pc-digits"},
+         {"dataset", "digits"},
+         {"split", data.split},
+         {"seed", seed},
+         {"max_param_diff_fixed_vs_backprop", diff},
+         {"max_param_change_one_epoch", moved},
+         {"acc_backprop", acc_bp},
+         {"acc_pc_fixed", acc_fixed},
+         {"acc_pc_strict", acc_strict},
+         {"strict_iterations", strict.iterations},
+         {"strict_inference_rate", strict.inference_rate},
+         {"epochs", epochs},
+         {"wall_s_backprop", s_bp},
+         {"wall_s_pc_fixed", s_fixed},
+         {"wall_s_pc_strict", s_strict},
+         {"wall_s", seconds_since(t0)},
+         {"threads", dt::num_threads()}};
+  return {j};
+}
+
+}  // namespace pnn::bench::detail
