@@ -5,7 +5,8 @@
 //                2023): a fixed simulated physical layer (large-gap oscillators) in front of the
 //                same SCFF network, against the same digital network without it.
 //   pc-digits    fixed-prediction PC against backprop from the same start (max parameter
-//                difference after one epoch), and strict PC's test accuracy.
+//                difference after one epoch), and strict PC's test accuracy; then PAT, fixed
+//                and strict PC on the large-gap oscillator network, measured on the devices.
 #include <algorithm>
 
 #include "bench_common.hpp"
@@ -244,6 +245,25 @@ std::vector<json> pc_digits(const BenchOptions& options) {
   const auto [acc_bp, s_bp] = trained(training::InSilicoConfig{});
   const auto [acc_fixed, s_fixed] = trained(training::PcConfig{});
   const auto [acc_strict, s_strict] = trained(strict);
+
+  // Physical layers: the pat-oscillator-digits network on the large-gap devices, PAT against
+  // fixed PC (40 epochs each, same start) and strict PC (T = 10, η = 0.2, 15 epochs: each
+  // inference step runs osc-b, the layer above the first, on its device).
+  auto on_oscillators = [&](const training::RuleConfig& rule, int osc_epochs) {
+    training::JobConfig c = oscillator_job("pc-digits-oscillators", "digits", "large", osc_epochs, seed, 8);
+    c.training.method = rule;
+    c.compare_in_silico = false;
+    c.digital_hidden = 0;
+    progress(options, "pc-digits: " + training::to_string(rule) + " on the large-gap oscillators");
+    return run_job_quietly(c, "large", options).phases.front();
+  };
+  training::PcConfig strict_osc;
+  strict_osc.variant = training::PcConfig::Variant::kStrict;
+  strict_osc.iterations = 10;
+  strict_osc.inference_rate = 0.2;
+  const training::PhaseResult osc_pat = on_oscillators(training::PatConfig{}, 40);
+  const training::PhaseResult osc_fixed = on_oscillators(training::PcConfig{}, 40);
+  const training::PhaseResult osc_strict = on_oscillators(strict_osc, 15);
   json j{{"name", "pc-digits"},
          {"dataset", "digits"},
          {"split", data.split},
@@ -259,6 +279,13 @@ std::vector<json> pc_digits(const BenchOptions& options) {
          {"wall_s_backprop", s_bp},
          {"wall_s_pc_fixed", s_fixed},
          {"wall_s_pc_strict", s_strict},
+         {"acc_pat_reality", osc_pat.acc_hardware},
+         {"acc_pc_fixed_reality", osc_fixed.acc_hardware},
+         {"hardware_calls_fixed", osc_fixed.hardware_calls},
+         {"acc_pc_strict_reality", osc_strict.acc_hardware},
+         {"hardware_calls", osc_strict.hardware_calls},
+         {"epochs_strict_reality", 15},
+         {"wall_s_pc_strict_reality", osc_strict.seconds},
          {"wall_s", seconds_since(t0)},
          {"threads", dt::num_threads()}};
   return {j};
