@@ -48,7 +48,8 @@ void add_scff_layers(Network& net, Index width, Index hidden, std::uint64_t seed
   auto r = std::make_shared<dt::AffineModel>(hidden, 10);
   net.add_digital("duplicate", std::make_shared<dt::DuplicateModel>(width), Vector());
   net.add_digital("affine", a, a->initial_params(seed + 1));
-  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
+  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden),
+                  Vector());
   net.add_digital("readout", r, r->initial_params(seed + 2));
 }
 
@@ -82,8 +83,8 @@ ScffRun scff_then_probe(Network& net, const training::DatasetSplit& data,
 // the image through the fixed physical layer (when `device`), then affine 74 → hidden, relu, the
 // readout. Returns the readout trained alongside and a probe trained afterwards, as ScffRun.
 ScffRun ff_labelled(drivers::PhysicalSystem* device, const Vector& theta,
-                    const training::DatasetSplit& data, Index hidden, int epochs,
-                    int probe_epochs, std::uint64_t seed) {
+                    const training::DatasetSplit& data, Index hidden, int epochs, int probe_epochs,
+                    std::uint64_t seed) {
   const auto t0 = std::chrono::steady_clock::now();
   Network net;
   net.add_digital("pad", std::make_shared<dt::PadModel>(64, 10), Vector());
@@ -91,7 +92,8 @@ ScffRun ff_labelled(drivers::PhysicalSystem* device, const Vector& theta,
   auto a = std::make_shared<dt::AffineModel>(74, hidden);
   auto r = std::make_shared<dt::AffineModel>(hidden, 10);
   net.add_digital("affine", a, a->initial_params(seed + 1));
-  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
+  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden),
+                  Vector());
   net.add_digital("readout", r, r->initial_params(seed + 2));
   training::FfConfig rule;
   rule.train_physical = false;
@@ -143,7 +145,8 @@ std::vector<json> scff_digits(const BenchOptions& options) {
     Network net;
     net.add_physical("osc", *device, nullptr, theta);
     add_scff_layers(net, 64, hidden, seed);
-    progress(options, "scff-digits: optical FF, fixed oscillators → SCFF 64→" + std::to_string(hidden));
+    progress(options,
+             "scff-digits: optical FF, fixed oscillators → SCFF 64→" + std::to_string(hidden));
     return scff_then_probe(net, data, fixed, epochs, probe_epochs, seed);
   };
   const ScffRun b = optical_run(256);
@@ -162,8 +165,9 @@ std::vector<json> scff_digits(const BenchOptions& options) {
     throw std::runtime_error(address_ff + ": the device did not start");
   }
   progress(options, "scff-digits: optical FF (supervised), fixed 74 oscillators → FF 74→256");
-  const ScffRun d = ff_labelled(device_ff.get(), device_ff->nominal_twin()->initial_params(seed + 3),
-                                data, 256, epochs, probe_epochs, seed);
+  const ScffRun d =
+      ff_labelled(device_ff.get(), device_ff->nominal_twin()->initial_params(seed + 3), data, 256,
+                  epochs, probe_epochs, seed);
   progress(options, "scff-digits: the same FF 74→256 without the physical layer");
   const ScffRun e = ff_labelled(nullptr, Vector(), data, 256, epochs, probe_epochs, seed);
 
@@ -209,9 +213,11 @@ std::vector<json> pc_digits(const BenchOptions& options) {
     auto a2 = std::make_shared<dt::AffineModel>(64, 64);
     auto a3 = std::make_shared<dt::AffineModel>(64, 10);
     net.add_digital("a1", a1, a1->initial_params(seed + 1));
-    net.add_digital("tanh", std::make_shared<dt::ActivationModel>(dt::Activation::kTanh, 64), Vector());
+    net.add_digital("tanh", std::make_shared<dt::ActivationModel>(dt::Activation::kTanh, 64),
+                    Vector());
     net.add_digital("a2", a2, a2->initial_params(seed + 2));
-    net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, 64), Vector());
+    net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, 64),
+                    Vector());
     net.add_digital("a3", a3, a3->initial_params(seed + 3));
     return net;
   };
@@ -224,8 +230,10 @@ std::vector<json> pc_digits(const BenchOptions& options) {
   // One epoch each from the same start: backprop (the in-silico rule) and fixed-prediction PC.
   Network bp = make(), pc = make();
   const std::vector<Vector> start = bp.thetas();
-  (void)unwrap(training::Trainer(bp, adam(training::InSilicoConfig{}, 3e-3, 1, seed)).fit(data.train, nullptr));
-  (void)unwrap(training::Trainer(pc, adam(training::PcConfig{}, 3e-3, 1, seed)).fit(data.train, nullptr));
+  (void)unwrap(training::Trainer(bp, adam(training::InSilicoConfig{}, 3e-3, 1, seed))
+                   .fit(data.train, nullptr));
+  (void)unwrap(
+      training::Trainer(pc, adam(training::PcConfig{}, 3e-3, 1, seed)).fit(data.train, nullptr));
   const double diff = max_diff(bp.thetas(), pc.thetas());
   const double moved = max_diff(bp.thetas(), start);
 
@@ -241,7 +249,8 @@ std::vector<json> pc_digits(const BenchOptions& options) {
   strict.variant = training::PcConfig::Variant::kStrict;
   strict.iterations = 20;
   strict.inference_rate = 0.1;
-  progress(options, "pc-digits: backprop, fixed PC, strict PC, " + std::to_string(epochs) + " epochs");
+  progress(options,
+           "pc-digits: backprop, fixed PC, strict PC, " + std::to_string(epochs) + " epochs");
   const auto [acc_bp, s_bp] = trained(training::InSilicoConfig{});
   const auto [acc_fixed, s_fixed] = trained(training::PcConfig{});
   const auto [acc_strict, s_strict] = trained(strict);
@@ -250,7 +259,8 @@ std::vector<json> pc_digits(const BenchOptions& options) {
   // fixed PC (40 epochs each, same start) and strict PC (T = 10, η = 0.2, 15 epochs: each
   // inference step runs osc-b, the layer above the first, on its device).
   auto on_oscillators = [&](const training::RuleConfig& rule, int osc_epochs) {
-    training::JobConfig c = oscillator_job("pc-digits-oscillators", "digits", "large", osc_epochs, seed, 8);
+    training::JobConfig c =
+        oscillator_job("pc-digits-oscillators", "digits", "large", osc_epochs, seed, 8);
     c.training.method = rule;
     c.compare_in_silico = false;
     c.digital_hidden = 0;

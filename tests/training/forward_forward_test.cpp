@@ -29,7 +29,8 @@ void add_top(Network& net, Index in, Index hidden, std::uint64_t seed) {
   auto a = std::make_shared<dt::AffineModel>(in, hidden);
   auto r = std::make_shared<dt::AffineModel>(hidden, 10);
   net.add_digital("affine", a, a->initial_params(seed));
-  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden), Vector());
+  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, hidden),
+                  Vector());
   net.add_digital("readout", r, r->initial_params(seed + 1));
 }
 
@@ -74,7 +75,8 @@ JobResult run_on_twin(JobConfig c, const std::filesystem::path& dir,
 
 }  // namespace
 
-TEST_CASE("scff: negatives pair each sample with another sample of the batch, positives with itself") {
+TEST_CASE(
+    "scff: negatives pair each sample with another sample of the batch, positives with itself") {
   // duplicate (3 → 6), then a trained physical layer (6 oscillators, through its twin's vjp).
   test::TwinDevice dev("sim://mechanical-oscillators?seed=3&n=6");
   test::RecordingDevice rec(dev);
@@ -178,7 +180,8 @@ TEST_CASE("scff and ff train a network measurably, the probe learns on frozen fe
   }
 }
 
-TEST_CASE("ff and scff: an arrangement or layer the rule cannot use is refused before anything runs") {
+TEST_CASE(
+    "ff and scff: an arrangement or layer the rule cannot use is refused before anything runs") {
   test::TwinDevice dev("sim://mechanical-oscillators?seed=3&n=8");
   test::RecordingDevice rec(dev);
   // No duplicate layer in front of the first trained layer.
@@ -208,7 +211,8 @@ TEST_CASE("ff and scff: an arrangement or layer the rule cannot use is refused b
   {
     Network net;
     net.add_digital("duplicate", std::make_shared<dt::DuplicateModel>(4), Vector());
-    net.add_digital("a", std::make_shared<dt::AffineModel>(8, 8), dt::AffineModel(8, 8).initial_params(1));
+    net.add_digital("a", std::make_shared<dt::AffineModel>(8, 8),
+                    dt::AffineModel(8, 8).initial_params(1));
     net.add_physical("osc", rec, dev.nominal_twin(), dev.nominal_twin()->initial_params(1));
     CHECK_THROWS_WITH_AS(Trainer(net, adam(ScffConfig{}, 1e-3, 1)),
                          doctest::Contains("the readout (the last 1 layers) must be digital, but "
@@ -216,15 +220,16 @@ TEST_CASE("ff and scff: an arrangement or layer the rule cannot use is refused b
                          RuleError);
     ScffConfig c;
     c.head = 3;
-    CHECK_THROWS_WITH_AS(Trainer(net, adam(c, 1e-3, 1)), doctest::Contains("leaves no feature layers"),
-                         RuleError);
+    CHECK_THROWS_WITH_AS(Trainer(net, adam(c, 1e-3, 1)),
+                         doctest::Contains("leaves no feature layers"), RuleError);
   }
   CHECK(rec.sent.empty());
 }
 
 TEST_CASE("ff, scff and probe: training.method options, and bad ones name the valid ones") {
   const JobConfig c = parse_job_config(
-      test::replaced(kScffJob, "METHOD", "{name: scff, threshold: 0.5, head: 1, train_physical: false}"),
+      test::replaced(kScffJob, "METHOD",
+                     "{name: scff, threshold: 0.5, head: 1, train_physical: false}"),
       "scff.yaml");
   const auto* scff = std::get_if<ScffConfig>(&c.training.method);
   REQUIRE(scff != nullptr);
@@ -237,13 +242,15 @@ TEST_CASE("ff, scff and probe: training.method options, and bad ones name the va
   CHECK(std::get<FfConfig>(f.training.method).label_scale == 2.0);
   CHECK(std::get<FfConfig>(f.training.method).train_physical);
   CHECK(std::get<ProbeConfig>(
-            parse_job_config(test::replaced(kScffJob, "METHOD", "{name: probe, head: 2}"), "scff.yaml")
+            parse_job_config(test::replaced(kScffJob, "METHOD", "{name: probe, head: 2}"),
+                             "scff.yaml")
                 .training.method)
             .head == 2);
   const std::pair<const char*, const char*> cases[] = {
       {"{name: scff, label_scale: 1}", "(allowed here: name, threshold, head, train_physical)"},
       {"{name: ff, treshold: 1}",
-       "(did you mean 'threshold'?) (allowed here: name, threshold, head, train_physical, label_scale)"},
+       "(did you mean 'threshold'?) (allowed here: name, threshold, head, train_physical, "
+       "label_scale)"},
       {"{name: probe, threshold: 1}", "(allowed here: name, head)"},
       {"{name: scff, threshold: -1}", "scff.threshold: must be ≥ 0"},
       {"{name: ff, head: 0}", "ff.head: must be 1..1000"},
@@ -254,14 +261,14 @@ TEST_CASE("ff, scff and probe: training.method options, and bad ones name the va
     CHECK_THROWS_WITH_AS(parse_job_config(test::replaced(kScffJob, "METHOD", bad), "scff.yaml"),
                          doctest::Contains(message), ConfigError);
   }
-  CHECK_THROWS_WITH_AS(
-      parse_job_config(test::replaced(test::replaced(kScffJob, "METHOD", "scff"), "duplicate: true",
-                                      "duplicate: 2"),
-                       "scff.yaml"),
-      doctest::Contains("network[1].duplicate"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_job_config(test::replaced(test::replaced(kScffJob, "METHOD", "scff"),
+                                                       "duplicate: true", "duplicate: 2"),
+                                        "scff.yaml"),
+                       doctest::Contains("network[1].duplicate"), ConfigError);
 }
 
-TEST_CASE("scff: a resumed job continues the same sequence, bit-identical to an uninterrupted one") {
+TEST_CASE(
+    "scff: a resumed job continues the same sequence, bit-identical to an uninterrupted one") {
   // The optical-FF arrangement from a job file: a fixed twin-free physical layer, then SCFF.
   const JobConfig whole = parse_job_config(
       test::replaced(kScffJob, "METHOD", "{name: scff, train_physical: false}"), "scff.yaml");

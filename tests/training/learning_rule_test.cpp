@@ -77,7 +77,8 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   const std::string rule = "{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}";
   const std::pair<const char*, const char*> cases[] = {
       {"spsaa",
-       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe) (did you mean 'spsa'?)"},
+       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe) (did "
+       "you mean 'spsa'?)"},
       {"{name: backprop}",
        "rules.yaml:13: 'training.method': unknown learning rule 'backprop' (rules: pat, in-silico, "
        "spsa, mgd, pc, ff, scff, probe)"},
@@ -105,8 +106,10 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   CHECK_THROWS_WITH_AS(
       make_learning_rule(default_rule_config("mgd"), 0)->set_state({"spsa", 3, {}}),
       doctest::Contains("not mgd's"), RuleError);
-  CHECK_THROWS_WITH_AS(default_rule_config("ep"),
-                       "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)", RuleError);
+  CHECK_THROWS_WITH_AS(
+      default_rule_config("ep"),
+      "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)",
+      RuleError);
 }
 
 TEST_CASE("learning rules: a rule a layer cannot provide is refused before anything runs") {

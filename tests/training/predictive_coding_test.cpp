@@ -23,9 +23,11 @@ Network digital_net(Index in, int classes, std::uint64_t seed) {
   auto a2 = std::make_shared<dt::AffineModel>(16, 12);
   auto a3 = std::make_shared<dt::AffineModel>(12, classes);
   net.add_digital("a1", a1, a1->initial_params(seed));
-  net.add_digital("tanh", std::make_shared<dt::ActivationModel>(dt::Activation::kTanh, 16), Vector());
+  net.add_digital("tanh", std::make_shared<dt::ActivationModel>(dt::Activation::kTanh, 16),
+                  Vector());
   net.add_digital("a2", a2, a2->initial_params(seed + 1));
-  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, 12), Vector());
+  net.add_digital("relu", std::make_shared<dt::ActivationModel>(dt::Activation::kRelu, 12),
+                  Vector());
   net.add_digital("a3", a3, a3->initial_params(seed + 2));
   return net;
 }
@@ -128,13 +130,15 @@ TEST_CASE("pc: the errors reach layer i only after enough inference steps") {
   CHECK(max_difference(grads_of(c, net, batch_of(d)), bp) > 1e-3 * max_magnitude(bp));
 }
 
-TEST_CASE("pc: fixed prediction on a physical layer is PAT, with the twin's vjp at the measured input") {
+TEST_CASE(
+    "pc: fixed prediction on a physical layer is PAT, with the twin's vjp at the measured input") {
   // A real (noisy, large-gap) simulated device: the measured outputs are not the twin's.
   auto device = test::active_device("sim://mechanical-oscillators?seed=3&n=8&gap=large");
   Network net;
   auto a = std::make_shared<dt::AffineModel>(6, 8);
   net.add_digital("a", a, a->initial_params(2));
-  net.add_physical("osc", *device, device->nominal_twin(), device->nominal_twin()->initial_params(7));
+  net.add_physical("osc", *device, device->nominal_twin(),
+                   device->nominal_twin()->initial_params(7));
   net.add_digital("slice", std::make_shared<dt::SliceModel>(8, 0, 4, 3.0), Vector());
   const Dataset d = random_set(16, 6, 4, 8);
   // The device's noise differs call to call: compare PAT's backward at PC's own measured trace.
@@ -143,7 +147,8 @@ TEST_CASE("pc: fixed prediction on a physical layer is PAT, with the twin's vjp 
   const std::vector<Vector> pat = net.backward(trace, batch.evaluate(trace.output).grad);
   // PC's step makes its own forward: replay the same measurements through a recording device.
   struct Replay final : public drivers::PhysicalSystem {
-    Replay(drivers::PhysicalSystem& inner, Matrix y) : PhysicalSystem(inner.spec()), y_(std::move(y)) {
+    Replay(drivers::PhysicalSystem& inner, Matrix y)
+        : PhysicalSystem(inner.spec()), y_(std::move(y)) {
       REQUIRE(configure());
       REQUIRE(activate());
     }
@@ -168,7 +173,8 @@ TEST_CASE("pc: strict inference approximates backprop and trains a network measu
   strict.variant = PcConfig::Variant::kStrict;
   strict.iterations = 20;
   strict.inference_rate = 0.1;
-  const double c = cosine(grads_of(strict, net, batch_of(d)), grads_of(InSilicoConfig{}, net, batch_of(d)));
+  const double c =
+      cosine(grads_of(strict, net, batch_of(d)), grads_of(InSilicoConfig{}, net, batch_of(d)));
   CAPTURE(c);
   CHECK(c > 0.9);
 
@@ -223,7 +229,8 @@ TEST_CASE("pc: training.method parses its options and refuses bad ones naming th
       {"{name: pc, steps: 3}", "(allowed here: name, variant, iterations, inference_rate)"},
       {"{name: pc, inference_rate: 1.5}", "pc.inference_rate: must be in (0, 1]"},
       {"{name: pc, iterations: -1}", "pc.iterations: must be 0..100000"},
-      {"{name: pcc}", "unknown learning rule 'pcc' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)"},
+      {"{name: pcc}",
+       "unknown learning rule 'pcc' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)"},
   };
   for (const auto& [bad, message] : cases) {
     CAPTURE(bad);

@@ -83,11 +83,13 @@ class ForwardForward final : public LearningRule {
     auto rng = stream(seed_, step_, 0);
     const Matrix& built = plain.inputs[p.make_at + 1];
     Matrix neg = built;
-    std::vector<Matrix> pos_in, neg_in;  // inputs of layers make_at+1 .. head_start (index − make_at − 1)
+    std::vector<Matrix> pos_in,
+        neg_in;  // inputs of layers make_at+1 .. head_start (index − make_at − 1)
     if (kind_ == Kind::kScff) {
       const Index half = built.cols() / 2;
       const Index shift = 1 + static_cast<Index>(rng() % static_cast<std::uint64_t>(rows - 1));
-      for (Index r = 0; r < rows; ++r) neg.row(r).tail(half) = built.row((r + shift) % rows).head(half);
+      for (Index r = 0; r < rows; ++r)
+        neg.row(r).tail(half) = built.row((r + shift) % rows).head(half);
       for (std::size_t i = p.make_at + 1; i <= p.head_start; ++i) pos_in.push_back(plain.inputs[i]);
     } else {
       const Index first = net.layers()[p.make_at].model->num_inputs();
@@ -101,7 +103,8 @@ class ForwardForward final : public LearningRule {
       Matrix pos = built;
       for (Index r = 0; r < rows; ++r) {
         const int wrong = static_cast<int>(
-            (batch.labels[r] + 1 + static_cast<int>(rng() % static_cast<std::uint64_t>(batch.num_classes - 1))) %
+            (batch.labels[r] + 1 +
+             static_cast<int>(rng() % static_cast<std::uint64_t>(batch.num_classes - 1))) %
             batch.num_classes);
         pos(r, first + batch.labels[r]) = label_scale_;
         neg(r, first + wrong) = label_scale_;
@@ -175,9 +178,10 @@ class ForwardForward final : public LearningRule {
     const bool found = [&] {
       for (std::size_t i = first; i-- > 0;) {
         const auto* model = layers[i].model.get();
-        const bool builds = kind_ == Kind::kScff
-                                ? dynamic_cast<const digital_twin::DuplicateModel*>(model) != nullptr
-                                : dynamic_cast<const digital_twin::PadModel*>(model) != nullptr;
+        const bool builds =
+            kind_ == Kind::kScff
+                ? dynamic_cast<const digital_twin::DuplicateModel*>(model) != nullptr
+                : dynamic_cast<const digital_twin::PadModel*>(model) != nullptr;
         if (builds && !layers[i].is_physical()) {
           p.make_at = i;
           return true;

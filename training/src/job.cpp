@@ -200,11 +200,11 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
   std::vector<LayerSummary> out;
   for (const LayerSpec& s : config.network) {
     if (s.kind != LayerSpec::Kind::kPhysical) {
-      out.push_back({s.kind == LayerSpec::Kind::kPad     ? "pad"
-                     : s.kind == LayerSpec::Kind::kSlice ? "slice"
-                     : s.kind == LayerSpec::Kind::kAffine ? "affine"
+      out.push_back({s.kind == LayerSpec::Kind::kPad         ? "pad"
+                     : s.kind == LayerSpec::Kind::kSlice     ? "slice"
+                     : s.kind == LayerSpec::Kind::kAffine    ? "affine"
                      : s.kind == LayerSpec::Kind::kDuplicate ? "duplicate"
-                                                          : s.activation,
+                                                             : s.activation,
                      false, kModelForward | kModelVjp});
       continue;
     }

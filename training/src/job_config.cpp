@@ -30,9 +30,10 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
                             "relu|tanh|sin|sigmoid");
   }
   if (!node.IsMap() || node.size() != 1) {
-    r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
-                        "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid, "
-                        "duplicate: true");
+    r.fail(node, where,
+           "each network entry is one of: physical: DEVICE, pad: N, "
+           "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid, "
+           "duplicate: true");
   }
   const auto kind = r.key_text(node.begin()->first, where);
   const YAML::Node value = node.begin()->second;
@@ -139,8 +140,8 @@ RuleConfig parse_rule(const Reader& r, const YAML::Node& node) {
     if (variant != "fixed" && variant != "strict") {
       r.fail(node["variant"], key + ".variant", "'" + variant + "' is not one of fixed, strict");
     }
-    pc->variant = variant == "strict" ? PcConfig::Variant::kStrict
-                                      : PcConfig::Variant::kFixedPrediction;
+    pc->variant =
+        variant == "strict" ? PcConfig::Variant::kStrict : PcConfig::Variant::kFixedPrediction;
     pc->iterations = whole("iterations", pc->iterations);
     pc->inference_rate = number("inference_rate", pc->inference_rate);
   } else if (auto* ff = std::get_if<FfConfig>(&rule)) {

@@ -164,8 +164,8 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat",  "in-silico", "spsa",  "mgd",
-                                                 "pc",   "ff",        "scff", "probe"};
+  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd",
+                                                 "pc",  "ff",        "scff", "probe"};
   return names;
 }
 

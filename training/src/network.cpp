@@ -128,7 +128,8 @@ digital_twin::Cotangents Network::vjp_layer(std::size_t i, const MatrixRef& raw,
   auto cot = layer.model->vjp(layer_input(layer, raw), layer.theta, y_bar);
   if (layer.is_physical()) {
     const auto& spec = layer.device->spec();
-    cot.x_bar = (raw.array() < spec.input_min || raw.array() > spec.input_max).select(0.0, cot.x_bar);
+    cot.x_bar =
+        (raw.array() < spec.input_min || raw.array() > spec.input_max).select(0.0, cot.x_bar);
   }
   return cot;
 }

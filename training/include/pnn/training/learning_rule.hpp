@@ -13,7 +13,8 @@
 ///   pc          hardware forward + twin vjp    model forward + vjp        1 (fixed) or
 ///                                                                         1 + T·P_latent (strict)
 ///   ff, scff    hardware forward (+ twin vjp   model forward + vjp        1 + 2 (ff) or 1 (scff)
-///               if trained)                                               per physical feature layer
+///               if trained)                                               per physical feature
+///               layer
 ///   probe       hardware forward               model forward + vjp        1
 ///
 /// (one network forward = one device call per physical layer). Each rule declares what it needs of
@@ -173,7 +174,8 @@ const char* to_string(MgdConfig::Code code);
 /// layer's output is a latent value v_i (v_{-1} = x) with prediction μ_i = f_i(v_{i-1}) and error
 /// ε_i = μ_i − v_i; the output error is ε_out = ∂loss/∂μ_out. Inference runs T steps of gradient
 /// descent on the energy F = loss(μ_out) + Σ_i ½‖v_i − μ_i‖²,
-///   v_i ← v_i − η (−ε_i + J_{i+1}ᵀ ε_{i+1}),   J_{i+1} = ∂f_{i+1}/∂v_i (a layer's model or twin vjp),
+///   v_i ← v_i − η (−ε_i + J_{i+1}ᵀ ε_{i+1}),   J_{i+1} = ∂f_{i+1}/∂v_i (a layer's model or twin
+///   vjp),
 /// all latents at once from the previous step's errors (each layer needs only its neighbours).
 /// Then every layer's update is local: ∂F/∂θ_i = (∂f_i/∂θ_i)ᵀ ε_i, at its own input.
 ///   fixed   (fixed-prediction assumption) μ_i and the Jacobians stay at the feed-forward pass
@@ -213,8 +215,8 @@ const char* to_string(PcConfig::Variant variant);
 /// detached (no gradient into the features). The draws come from a stream that is a pure function
 /// of (seed, update index): the rule's state is that index.
 struct ForwardForwardOptions {
-  double threshold = 1.0;     ///< τ, per output unit of a block (G is compared with τ·U)
-  int head = 1;               ///< the readout: the last `head` layers (digital), ≥ 1
+  double threshold = 1.0;      ///< τ, per output unit of a block (G is compared with τ·U)
+  int head = 1;                ///< the readout: the last `head` layers (digital), ≥ 1
   bool train_physical = true;  ///< false: physical layers stay fixed (no twin needed)
 };
 struct FfConfig : ForwardForwardOptions {
