@@ -72,6 +72,13 @@ std::vector<nlohmann::json> spsa_oscillator_digits(const BenchOptions& options);
 /// mgd-oscillator-digits (zeroth_order_bench.cpp): the same with MGD (CDMA code).
 std::vector<nlohmann::json> mgd_oscillator_digits(const BenchOptions& options);
 
+/// scff-digits (local_rules_bench.cpp): SCFF features + linear probe on digits; the optical-FF
+/// arrangement (fixed simulated SHG layer) against the same digital network without it.
+std::vector<nlohmann::json> scff_digits(const BenchOptions& options);
+/// pc-digits (local_rules_bench.cpp): fixed-prediction PC vs backprop after one epoch, and the
+/// accuracy of strict PC.
+std::vector<nlohmann::json> pc_digits(const BenchOptions& options);
+
 /// learned-twin-oscillator (learned_twin_bench.cpp): large-gap oscillators with a twin fitted
 /// from measured samples (grey box by default): NMSE, Jacobian cosine, PAT and in silico.
 std::vector<nlohmann::json> learned_twin_oscillator(const BenchOptions& options);

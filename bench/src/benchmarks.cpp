@@ -194,6 +194,8 @@ const std::vector<Entry>& entries() {
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 10, {"large"}, 10, o); }},
       {{"spsa-oscillator-digits", "oscillator PNN on digits, large gap, no twin: SPSA; accuracy on the hardware vs device calls"}, detail::spsa_oscillator_digits},
       {{"mgd-oscillator-digits", "oscillator PNN on digits, large gap, no twin: multiplexed gradient descent (CDMA); accuracy vs device calls"}, detail::mgd_oscillator_digits},
+      {{"scff-digits", "digits: unsupervised SCFF features + linear probe; optical FF (fixed simulated SHG layer, trained digital layers) vs the same digital network"}, detail::scff_digits},
+      {{"pc-digits", "digits: fixed-prediction predictive coding vs backprop (max parameter difference after one epoch), strict PC's accuracy"}, detail::pc_digits},
       // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
       {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
       {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},

@@ -116,6 +116,22 @@ Cotangents PadModel::do_vjp(const MatrixRef& /*x*/, const VectorRef& /*theta*/,
   return {y_bar.leftCols(in_), Vector()};
 }
 
+// ---- duplicate ----------------------------------------------------------------------------
+DuplicateModel::DuplicateModel(Index num_inputs) : in_(num_inputs) {
+  require(in_ >= 1, "duplicate: inputs must be ≥ 1");
+}
+
+Matrix DuplicateModel::do_forward(const MatrixRef& x, const VectorRef& /*theta*/) const {
+  Matrix y(x.rows(), 2 * in_);
+  y << x, x;
+  return y;
+}
+
+Cotangents DuplicateModel::do_vjp(const MatrixRef& /*x*/, const VectorRef& /*theta*/,
+                                  const MatrixRef& y_bar) const {
+  return {y_bar.leftCols(in_) + y_bar.rightCols(in_), Vector()};
+}
+
 // ---- slice --------------------------------------------------------------------------------
 SliceModel::SliceModel(Index num_inputs, Index first, Index count, double gain)
     : in_(num_inputs), first_(first), count_(count), gain_(gain) {

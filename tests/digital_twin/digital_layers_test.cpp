@@ -29,6 +29,7 @@ TEST_CASE("digital layers: vjp matches central differences") {
   check_model(ActivationModel(Activation::kTanh, 6), random_matrix(4, 6, 1.0, 3), Vector());
   check_model(ActivationModel(Activation::kSin, 6), random_matrix(4, 6, 1.0, 3), Vector());
   check_model(PadModel(4, 3), random_matrix(4, 4, 1.0, 5), Vector());
+  check_model(DuplicateModel(4), random_matrix(4, 4, 1.0, 8), Vector());
   check_model(SliceModel(7, 4, 3, 2.5), random_matrix(4, 7, 1.0, 6), Vector());
   check_model(PowerLawModel(2.01, 2), (random_matrix(4, 2, 1.0, 7).array().abs() + 0.5).matrix(),
               Vector::Constant(1, 1.1));

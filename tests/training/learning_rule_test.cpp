@@ -77,17 +77,18 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   const std::string rule = "{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}";
   const std::pair<const char*, const char*> cases[] = {
       {"spsaa",
-       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd) (did you mean 'spsa'?)"},
+       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe) (did "
+       "you mean 'spsa'?)"},
       {"{name: backprop}",
        "rules.yaml:13: 'training.method': unknown learning rule 'backprop' (rules: pat, in-silico, "
-       "spsa, mgd)"},
+       "spsa, mgd, pc, ff, scff, probe)"},
       {"{name: spsa, alfa: 0.6}",
        "'training.method.alfa': unknown key (did you mean 'alpha'?) (allowed here: name, a, c, A, "
        "alpha, gamma, perturbations)"},
       {"{name: mgd, code: wdma}", "'wdma' is not one of cdma, fdma, tdma"},
       {"{name: mgd, tau: 2}", "(allowed here: name, code, amplitude, tau_x, tau_theta, tau_hp)"},
       {"{name: pat, a: 1}", "(allowed here: name)"},
-      {"{a: 1}", "needs name: RULE (one of pat, in-silico, spsa, mgd)"},
+      {"{a: 1}", "needs name: RULE (one of pat, in-silico, spsa, mgd, pc, ff, scff, probe)"},
       // Options out of range name the option and the range.
       {"{name: spsa, c: 0}", "spsa.c: must be > 0"},
       {"{name: spsa, alpha: 1.5}", "spsa.alpha: must be in (0, 1]"},
@@ -105,8 +106,10 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   CHECK_THROWS_WITH_AS(
       make_learning_rule(default_rule_config("mgd"), 0)->set_state({"spsa", 3, {}}),
       doctest::Contains("not mgd's"), RuleError);
-  CHECK_THROWS_WITH_AS(default_rule_config("ep"),
-                       "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd)", RuleError);
+  CHECK_THROWS_WITH_AS(
+      default_rule_config("ep"),
+      "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)",
+      RuleError);
 }
 
 TEST_CASE("learning rules: a rule a layer cannot provide is refused before anything runs") {
@@ -123,7 +126,7 @@ TEST_CASE("learning rules: a rule a layer cannot provide is refused before anyth
       run_job(c, {}, options),
       doctest::Contains("rules.yaml: training.method: layer 'osc-a' (physical, no twin) cannot "
                         "provide twin vjp, which rule 'pat' needs (give those layers a twin, or "
-                        "use a rule these layers support: spsa, mgd)"),
+                        "use a rule these layers support: spsa, mgd, probe)"),
       ConfigError);
   CHECK(ra.sent.empty());
   CHECK(rb.sent.empty());

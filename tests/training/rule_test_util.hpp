@@ -1,7 +1,7 @@
 #pragma once
 // Devices for the learning-rule tests: a noise-free "device" that is its own twin (exact
 // gradients to compare estimates with, deterministic runs to compare resumes with), and a
-// wrapper that records every θ sent and counts the calls.
+// wrapper that records every θ and input sent.
 #include <vector>
 
 #include "pnn/drivers/physical_system.hpp"
@@ -28,7 +28,7 @@ class TwinDevice final : public drivers::PhysicalSystem {
   digital_twin::ModelPtr twin_;
 };
 
-/// Forwards to `inner` and records each θ it was asked to send.
+/// Forwards to `inner` and records each θ it was asked to send, and each input batch.
 class RecordingDevice final : public drivers::PhysicalSystem {
  public:
   explicit RecordingDevice(drivers::PhysicalSystem& inner)
@@ -38,10 +38,12 @@ class RecordingDevice final : public drivers::PhysicalSystem {
   }
   digital_twin::ModelPtr nominal_twin() const override { return inner_.nominal_twin(); }
   std::vector<Vector> sent;
+  std::vector<Matrix> inputs;
 
  private:
   drivers::Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
     sent.push_back(theta);
+    inputs.push_back(x);
     return inner_.forward(x, theta);
   }
   drivers::PhysicalSystem& inner_;

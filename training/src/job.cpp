@@ -160,6 +160,10 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         net.add_digital("pad", std::make_shared<dt::PadModel>(width, s.count), Vector());
         width += s.count;
         break;
+      case LayerSpec::Kind::kDuplicate:
+        net.add_digital("duplicate", std::make_shared<dt::DuplicateModel>(width), Vector());
+        width *= 2;
+        break;
       case LayerSpec::Kind::kSlice:
         if (s.first + s.count > width) {
           throw ConfigError(where + "slice [" + std::to_string(s.first) + ", " +
@@ -197,10 +201,11 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
   std::vector<LayerSummary> out;
   for (const LayerSpec& s : config.network) {
     if (s.kind != LayerSpec::Kind::kPhysical) {
-      out.push_back({s.kind == LayerSpec::Kind::kPad     ? "pad"
-                     : s.kind == LayerSpec::Kind::kSlice ? "slice"
-                     : s.kind == LayerSpec::Kind::kAffine ? "affine"
-                                                          : s.activation,
+      out.push_back({s.kind == LayerSpec::Kind::kPad         ? "pad"
+                     : s.kind == LayerSpec::Kind::kSlice     ? "slice"
+                     : s.kind == LayerSpec::Kind::kAffine    ? "affine"
+                     : s.kind == LayerSpec::Kind::kDuplicate ? "duplicate"
+                                                             : s.activation,
                      false, kModelForward | kModelVjp});
       continue;
     }

@@ -31,8 +31,10 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
                             "relu|tanh|sin|sigmoid");
   }
   if (!node.IsMap() || node.size() != 1) {
-    r.fail(node, where, "each network entry is one of: physical: DEVICE, pad: N, "
-                        "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid");
+    r.fail(node, where,
+           "each network entry is one of: physical: DEVICE, pad: N, "
+           "slice: {first, count, gain}, affine: OUTPUTS, activation: relu|tanh|sin|sigmoid, "
+           "duplicate: true");
   }
   const auto kind = r.key_text(node.begin()->first, where);
   const YAML::Node value = node.begin()->second;
@@ -106,6 +108,9 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     } catch (const std::invalid_argument& e) {
       r.fail(value, key, e.what());
     }
+  } else if (kind == "duplicate") {  // [x, x]: the positive pair of scff
+    spec.kind = LayerSpec::Kind::kDuplicate;
+    if (!r.scalar_as<bool>(value, key, "true")) r.fail(value, key, "must be true");
   } else if (kind == "slice") {
     spec.kind = LayerSpec::Kind::kSlice;
     r.only_keys(value, key, {"first", "count", "gain"});
@@ -115,7 +120,7 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     if (spec.count < 1 || spec.first < 0) r.fail(value, key, "needs first ≥ 0 and count ≥ 1");
   } else {
     r.fail(node.begin()->first, key,
-           "unknown layer kind (use physical, pad, slice, affine or activation)");
+           "unknown layer kind (use physical, pad, slice, affine, activation or duplicate)");
   }
   return spec;
 }
@@ -162,6 +167,30 @@ RuleConfig parse_rule(const Reader& r, const YAML::Node& node) {
     mgd->tau_x = whole("tau_x", mgd->tau_x);
     mgd->tau_theta = whole("tau_theta", mgd->tau_theta);
     mgd->tau_hp = number("tau_hp", mgd->tau_hp);
+  } else if (auto* pc = std::get_if<PcConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "variant", "iterations", "inference_rate"});
+    const auto variant = r.get<std::string>(node, key, "variant", "fixed", "fixed or strict");
+    if (variant != "fixed" && variant != "strict") {
+      r.fail(node["variant"], key + ".variant", "'" + variant + "' is not one of fixed, strict");
+    }
+    pc->variant =
+        variant == "strict" ? PcConfig::Variant::kStrict : PcConfig::Variant::kFixedPrediction;
+    pc->iterations = whole("iterations", pc->iterations);
+    pc->inference_rate = number("inference_rate", pc->inference_rate);
+  } else if (auto* ff = std::get_if<FfConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "threshold", "head", "train_physical", "label_scale"});
+    ff->threshold = number("threshold", ff->threshold);
+    ff->head = whole("head", ff->head);
+    ff->train_physical = r.get<bool>(node, key, "train_physical", true, "true or false");
+    ff->label_scale = number("label_scale", ff->label_scale);
+  } else if (auto* scff = std::get_if<ScffConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "threshold", "head", "train_physical"});
+    scff->threshold = number("threshold", scff->threshold);
+    scff->head = whole("head", scff->head);
+    scff->train_physical = r.get<bool>(node, key, "train_physical", true, "true or false");
+  } else if (auto* probe = std::get_if<ProbeConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "head"});
+    probe->head = whole("head", probe->head);
   } else {
     r.only_keys(node, key, {"name"});  // pat and in-silico have no options
   }

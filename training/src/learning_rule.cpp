@@ -1,5 +1,5 @@
 // The rule interface, the gradient rules (PAT, in-silico) and the rule factory; the zeroth-order
-// rules are in zeroth_order.cpp.
+// rules are in zeroth_order.cpp, predictive coding in predictive_coding.cpp.
 #include "pnn/training/learning_rule.hpp"
 
 #include <cmath>
@@ -45,6 +45,8 @@ void LearningRule::set_state(const RuleState& state) {
                     "' keeps none (resume with the rule the checkpoint was trained with)");
   }
 }
+
+void LearningRule::check_network(const Network& /*network*/) const {}
 
 void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& layers) {
   std::string problems;
@@ -127,7 +129,24 @@ void validate(const MgdConfig& c) {
           "must be ≥ 1 (time steps; 1 = the previous cost is the baseline)");
 }
 
+void validate(const PcConfig& c) {
+  require(c.iterations >= 0 && c.iterations <= 100000, "pc", "iterations",
+          "must be 0..100000 (0 = the number of layers − 1)");
+  require(std::isfinite(c.inference_rate) && c.inference_rate > 0.0 && c.inference_rate <= 1.0,
+          "pc", "inference_rate", "must be in (0, 1] (1 with variant fixed equals backprop)");
+}
+
+void validate(const ForwardForwardOptions& c, const std::string& rule) {
+  require(std::isfinite(c.threshold) && c.threshold >= 0.0, rule, "threshold",
+          "must be ≥ 0 (τ per output unit)");
+  require(c.head >= 1 && c.head <= 1000, rule, "head", "must be 1..1000 (readout layers)");
+}
+
 }  // namespace
+
+const char* to_string(PcConfig::Variant variant) {
+  return variant == PcConfig::Variant::kStrict ? "strict" : "fixed";
+}
 
 const char* to_string(MgdConfig::Code code) {
   switch (code) {
@@ -145,7 +164,8 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd"};
+  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd",
+                                                 "pc",  "ff",        "scff", "probe"};
   return names;
 }
 
@@ -154,6 +174,10 @@ RuleConfig default_rule_config(const std::string& name) {
   if (name == "in-silico") return InSilicoConfig{};
   if (name == "spsa") return SpsaConfig{};
   if (name == "mgd") return MgdConfig{};
+  if (name == "pc") return PcConfig{};
+  if (name == "ff") return FfConfig{};
+  if (name == "scff") return ScffConfig{};
+  if (name == "probe") return ProbeConfig{};
   std::string known;
   for (const auto& n : rule_names()) known += (known.empty() ? "" : ", ") + n;
   throw RuleError("unknown learning rule '" + name + "' (rules: " + known + ")");
@@ -175,6 +199,24 @@ std::unique_ptr<LearningRule> make_learning_rule(const RuleConfig& config, std::
     std::unique_ptr<LearningRule> operator()(const MgdConfig& c) const {
       validate(c);
       return detail::make_mgd(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const PcConfig& c) const {
+      validate(c);
+      return detail::make_pc(c);
+    }
+    std::unique_ptr<LearningRule> operator()(const FfConfig& c) const {
+      validate(c, "ff");
+      require(std::isfinite(c.label_scale) && c.label_scale > 0.0, "ff", "label_scale",
+              "must be > 0");
+      return detail::make_forward_forward(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const ScffConfig& c) const {
+      validate(c, "scff");
+      return detail::make_forward_forward(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const ProbeConfig& c) const {
+      require(c.head >= 1 && c.head <= 1000, "probe", "head", "must be 1..1000 (readout layers)");
+      return detail::make_forward_forward(c, seed);
     }
   };
   return std::visit(Make{seed}, config);

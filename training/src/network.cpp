@@ -86,31 +86,52 @@ Result<Trace> Network::forward(const MatrixRef& x, Mode mode,
   trace.inputs.reserve(layers_.size());
   Matrix h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& layer = layers_[i];
-    const Vector& theta = thetas.empty() ? layer.theta : thetas[i];
-    if (theta.size() != layer.theta.size()) {
-      throw std::logic_error("Network::forward: θ of layer '" + layer.name + "' has the wrong size");
-    }
     // The recorded input is the unclipped one; clipping is re-applied (and differentiated) in
     // backward, so the saturation has zero gradient.
     trace.inputs.push_back(h);
-    const Matrix in = layer_input(layer, h);
-    if (layer.is_physical() && mode == Mode::kHardware) {
-      ++hardware_calls_;
-      auto y = on_device(layer.executor, [&] { return layer.device->forward(in, theta); });
-      if (!y) {
-        return drivers::Error{y.error().code, "layer '" + layer.name + "': " + y.error().message};
-      }
-      h = std::move(y).value();
-    } else {
-      if (!layer.model) {
-        throw std::logic_error("layer '" + layer.name + "' has no twin to run in twin mode");
-      }
-      h = layer.model->forward(in, theta);
-    }
+    auto y = forward_layer(i, h, mode, thetas.empty() ? nullptr : &thetas[i]);
+    if (!y) return y.error();
+    h = std::move(y).value();
   }
   trace.output = std::move(h);
   return trace;
+}
+
+Result<Matrix> Network::forward_layer(std::size_t i, const MatrixRef& h, Mode mode,
+                                      const Vector* theta_in) const {
+  const Layer& layer = layers_.at(i);
+  const Vector& theta = theta_in ? *theta_in : layer.theta;
+  if (theta.size() != layer.theta.size()) {
+    throw std::logic_error("Network::forward: θ of layer '" + layer.name + "' has the wrong size");
+  }
+  const Matrix in = layer_input(layer, h);
+  if (layer.is_physical() && mode == Mode::kHardware) {
+    ++hardware_calls_;
+    auto y = on_device(layer.executor, [&] { return layer.device->forward(in, theta); });
+    if (!y) {
+      return drivers::Error{y.error().code, "layer '" + layer.name + "': " + y.error().message};
+    }
+    return std::move(y).value();
+  }
+  if (!layer.model) {
+    throw std::logic_error("layer '" + layer.name + "' has no twin to run in twin mode");
+  }
+  return layer.model->forward(in, theta);
+}
+
+digital_twin::Cotangents Network::vjp_layer(std::size_t i, const MatrixRef& raw,
+                                            const MatrixRef& y_bar) const {
+  const Layer& layer = layers_.at(i);
+  if (!layer.model) {
+    throw std::logic_error("Network::backward: layer '" + layer.name + "' has no twin");
+  }
+  auto cot = layer.model->vjp(layer_input(layer, raw), layer.theta, y_bar);
+  if (layer.is_physical()) {
+    const auto& spec = layer.device->spec();
+    cot.x_bar =
+        (raw.array() < spec.input_min || raw.array() > spec.input_max).select(0.0, cot.x_bar);
+  }
+  return cot;
 }
 
 std::vector<Vector> Network::backward(const Trace& trace, const MatrixRef& y_bar) const {
@@ -120,19 +141,10 @@ std::vector<Vector> Network::backward(const Trace& trace, const MatrixRef& y_bar
   std::vector<Vector> grads(layers_.size());
   Matrix g = y_bar;
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    const Layer& layer = layers_[i];
-    const Matrix& raw = trace.inputs[i];
-    if (!layer.model) {
-      throw std::logic_error("Network::backward: layer '" + layer.name + "' has no twin");
-    }
-    auto cot = layer.model->vjp(layer_input(layer, raw), layer.theta, g);
+    auto cot = vjp_layer(i, trace.inputs[i], g);
     grads[i] = std::move(cot.theta_bar);
     if (i == 0) break;
     g = std::move(cot.x_bar);
-    if (layer.is_physical()) {
-      const auto& spec = layer.device->spec();
-      g = (raw.array() < spec.input_min || raw.array() > spec.input_max).select(0.0, g);
-    }
   }
   return grads;
 }

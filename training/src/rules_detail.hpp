@@ -1,12 +1,21 @@
 #pragma once
-// The zeroth-order rules' factories (zeroth_order.cpp), for make_learning_rule.
+// The factories of the rules outside learning_rule.cpp, for make_learning_rule.
 #include <memory>
+#include <random>
 
 #include "pnn/training/learning_rule.hpp"
 
 namespace pnn::training::detail {
 
+/// The random stream of one step: a pure function of (seed, step, salt), so a rule's "RNG state"
+/// is its step counter and a resumed run draws the same values (zeroth_order.cpp).
+std::mt19937_64 stream(std::uint64_t seed, std::int64_t step, std::uint32_t salt);
+
 std::unique_ptr<LearningRule> make_spsa(const SpsaConfig& config, std::uint64_t seed);
 std::unique_ptr<LearningRule> make_mgd(const MgdConfig& config, std::uint64_t seed);
+/// forward_forward.cpp: ff, scff and probe.
+std::unique_ptr<LearningRule> make_forward_forward(const RuleConfig& config, std::uint64_t seed);
+/// predictive_coding.cpp
+std::unique_ptr<LearningRule> make_pc(const PcConfig& config);
 
 }  // namespace pnn::training::detail

@@ -14,6 +14,7 @@ Trainer::Trainer(Network& network, TrainOptions options)
   if (options_.epochs < 0) throw std::invalid_argument("epochs must be ≥ 0");
   rule_ = make_learning_rule(options_.method, options_.seed);
   check_rule_fits(*rule_, summarize(network_));
+  rule_->check_network(network_);
   optimizer_ = make_optimizer(options_.optimizer, options_.learning_rate, options_.momentum);
 }
 

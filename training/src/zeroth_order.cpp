@@ -8,17 +8,17 @@
 #include "rules_detail.hpp"
 
 namespace pnn::training::detail {
-namespace {
 
-// The random stream of one step: a pure function of (seed, step, salt), so a rule's "RNG state"
-// is its step counter and a resumed run draws the same perturbations. Signs come from raw
-// generator bits (mt19937_64 and seed_seq are specified exactly; distributions are not).
+// Signs come from raw generator bits (mt19937_64 and seed_seq are specified exactly;
+// distributions are not).
 std::mt19937_64 stream(std::uint64_t seed, std::int64_t step, std::uint32_t salt) {
   const auto k = static_cast<std::uint64_t>(step);
   std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
                     static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32), salt};
   return std::mt19937_64(seq);
 }
+
+namespace {
 
 double rademacher(std::mt19937_64& rng) { return (rng() >> 63) != 0 ? 1.0 : -1.0; }
 

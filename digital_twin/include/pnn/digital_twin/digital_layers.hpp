@@ -64,6 +64,24 @@ class PadModel final : public DifferentiableModel {
   Index in_, zeros_;
 };
 
+/// y = [x, x]: the sample next to itself, the positive pair of self-contrastive forward-forward
+/// (SCFF builds its negatives [x, x'] at this layer's output).
+class DuplicateModel final : public DifferentiableModel {
+ public:
+  explicit DuplicateModel(Index num_inputs);
+  std::string name() const override { return "duplicate"; }
+  Index num_inputs() const override { return in_; }
+  Index num_outputs() const override { return 2 * in_; }
+  Index num_params() const override { return 0; }
+
+ private:
+  Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
+  Cotangents do_vjp(const MatrixRef& x, const VectorRef& theta,
+                    const MatrixRef& y_bar) const override;
+  Index min_rows_per_shard() const override { return 1 << 20; }
+  Index in_;
+};
+
 /// y = gain · x[:, first : first + count]: e.g. logits = fac · q of the last 10 oscillators.
 class SliceModel final : public DifferentiableModel {
  public:

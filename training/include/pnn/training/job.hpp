@@ -23,7 +23,7 @@ class ConfigError : public std::runtime_error {
 };
 
 struct LayerSpec {
-  enum class Kind { kPhysical, kPad, kSlice, kAffine, kActivation };
+  enum class Kind { kPhysical, kPad, kSlice, kAffine, kActivation, kDuplicate };
   Kind kind = Kind::kPhysical;
   std::string device;      ///< physical: device name from `devices`
   Index count = 0;         ///< pad: zeros; slice: count; affine: outputs

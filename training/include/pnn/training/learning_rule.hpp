@@ -10,6 +10,12 @@
 ///   in-silico   twin forward + vjp             model forward + vjp        0
 ///   spsa        hardware forward               model forward              2·M forwards
 ///   mgd         hardware forward               model forward              τ_θ forwards
+///   pc          hardware forward + twin vjp    model forward + vjp        1 (fixed) or
+///                                                                         1 + T·P_latent (strict)
+///   ff, scff    hardware forward (+ twin vjp   model forward + vjp        1 + 2 (ff) or 1 (scff)
+///               if trained)                                               per physical feature
+///               layer
+///   probe       hardware forward               model forward + vjp        1
 ///
 /// (one network forward = one device call per physical layer). Each rule declares what it needs of
 /// a layer; `check_rule_fits` refuses a network whose layers cannot provide it, before anything
@@ -103,6 +109,10 @@ class LearningRule {
   /// Device faults come back as the error; a failed step changes neither θ nor the rule's
   /// state, so nothing is counted twice.
   virtual Result<RuleStep> step(const Network& network, const Batch& batch) = 0;
+  /// Throws RuleError if the network's arrangement does not suit the rule (forward-forward: a
+  /// readout at the end, the layer that builds its samples); called by `Trainer` before any
+  /// call reaches a device. Default: every arrangement suits.
+  virtual void check_network(const Network& network) const;
   virtual RuleState state() const { return {}; }
   /// Restores `state()`. Throws RuleError if it belongs to another rule or does not fit.
   virtual void set_state(const RuleState& state);
@@ -160,9 +170,69 @@ struct MgdConfig {
 };
 const char* to_string(MgdConfig::Code code);
 
+/// Predictive coding (Rosenbaum, PLoS ONE 17, e0266102, 2022; Whittington & Bogacz 2017). Each
+/// layer's output is a latent value v_i (v_{-1} = x) with prediction μ_i = f_i(v_{i-1}) and error
+/// ε_i = μ_i − v_i; the output error is ε_out = ∂loss/∂μ_out. Inference runs T steps of gradient
+/// descent on the energy F = loss(μ_out) + Σ_i ½‖v_i − μ_i‖²,
+///   v_i ← v_i − η (−ε_i + J_{i+1}ᵀ ε_{i+1}),   J_{i+1} = ∂f_{i+1}/∂v_i (a layer's model or twin
+///   vjp),
+/// all latents at once from the previous step's errors (each layer needs only its neighbours).
+/// Then every layer's update is local: ∂F/∂θ_i = (∂f_i/∂θ_i)ᵀ ε_i, at its own input.
+///   fixed   (fixed-prediction assumption) μ_i and the Jacobians stay at the feed-forward pass
+///           (measured on the hardware for physical layers): with η = 1 and T ≥ layers − 1 the
+///           errors are backprop's δ_i and the update equals PAT's (in-silico's for a network
+///           without physical layers) up to rounding.
+///   strict  μ_i = f_i(v_{i-1}) recomputed from the current latents every step: a physical layer
+///           whose input is a latent runs on its device each step (its twin gives J and ∂f/∂θ at
+///           the sent input). Approximates backprop; Rosenbaum: η = 0.1, T = 20.
+struct PcConfig {
+  enum class Variant { kFixedPrediction, kStrict };
+  Variant variant = Variant::kFixedPrediction;
+  int iterations = 0;           ///< T; 0 = the number of layers − 1 (the exact minimum for fixed)
+  double inference_rate = 1.0;  ///< η, in (0, 1]
+};
+const char* to_string(PcConfig::Variant variant);
+
+/// Forward-forward training (Hinton 2022) and self-contrastive forward-forward (SCFF; Chen et
+/// al., Nature Communications 16, 5978, 2025): layer-local and forward-only.
+/// The network is: a prefix of layers that are not trained (data wiring, a fixed physical layer:
+/// the optical-FF arrangement of Oguz et al., Optica 10, 1, 2023), the layer that builds the
+/// samples, the feature blocks, and a readout of the last `head` layers (digital).
+/// Each feature block is one trained layer (digital, or physical with `train_physical`, through
+/// its twin's vjp at its measured input) with the parameter-free layers after it; its goodness is
+/// G = Σ_units a² of its output a, and its local loss, with U the block's output units,
+///   softplus(−(G⁺ − τU)) + softplus(G⁻ − τU),   averaged over the batch,
+/// pushes positive samples above the threshold and negative ones below; no gradient crosses a
+/// block boundary (each block's input is a constant to it).
+///   ff     supervised: the label is written (× label_scale) into the zeros a `pad` layer in front
+///          of the first trained layer appends (its first num_classes); positives carry the true
+///          label, negatives a wrong one drawn at random; the plain forward (no label, all zero)
+///          is what the readout and evaluation see.
+///   scff   unsupervised: a `duplicate` layer in front of the first trained layer makes [h, h]
+///          (the positive); a negative is [h_i, h_j], h_j another sample of the batch (j = i + s
+///          mod batch, s drawn each step in 1..batch−1).
+/// The readout is trained every step by cross-entropy on the features of the plain forward,
+/// detached (no gradient into the features). The draws come from a stream that is a pure function
+/// of (seed, update index): the rule's state is that index.
+struct ForwardForwardOptions {
+  double threshold = 1.0;      ///< τ, per output unit of a block (G is compared with τ·U)
+  int head = 1;                ///< the readout: the last `head` layers (digital), ≥ 1
+  bool train_physical = true;  ///< false: physical layers stay fixed (no twin needed)
+};
+struct FfConfig : ForwardForwardOptions {
+  double label_scale = 1.0;  ///< the value written at the label's position
+};
+struct ScffConfig : ForwardForwardOptions {};
+/// A readout trained on frozen features: only the last `head` layers (digital) learn, by
+/// cross-entropy through them; every other layer keeps its θ. The linear probe of SCFF features.
+struct ProbeConfig {
+  int head = 1;
+};
+
 /// `training.method`: one of the rules with its options.
-using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig>;
-/// "pat", "in-silico", "spsa", "mgd" (also the job's phase name).
+using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig, PcConfig,
+                                FfConfig, ScffConfig, ProbeConfig>;
+/// "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe" (also the job's phase name).
 std::string to_string(const RuleConfig& rule);
 /// Every rule's name, in the order above.
 const std::vector<std::string>& rule_names();

@@ -69,6 +69,18 @@ class Network {
   /// recorded inputs (PAT when the trace came from the hardware). Every layer needs a model.
   std::vector<Vector> backward(const Trace& trace, const MatrixRef& y_bar) const;
 
+  /// Layer `i` alone on the input `h` (batch × its inputs), with θ = `theta` (the layer's own
+  /// if null): on its device in hardware mode (counted in `hardware_calls`; a fault is returned
+  /// naming the layer), on its model otherwise. A physical layer's input is clipped to the
+  /// actuator range as in `forward`. For layer-local rules (predictive coding, forward-forward).
+  Result<Matrix> forward_layer(std::size_t i, const MatrixRef& h, Mode mode,
+                               const Vector* theta = nullptr) const;
+  /// The cotangents of layer `i`'s model (the twin of a physical layer) at the unclipped input
+  /// `h` with the layer's θ: x̄ is zero where a physical layer's input was clipped. The layer
+  /// needs a model (std::logic_error otherwise).
+  digital_twin::Cotangents vjp_layer(std::size_t i, const MatrixRef& h,
+                                     const MatrixRef& y_bar) const;
+
   /// The layers' θ, in order.
   std::vector<Vector> thetas() const;
   /// Device forward calls made through this network so far (one per physical layer per
