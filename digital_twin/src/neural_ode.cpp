@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "mlp.hpp"
+#include "stno_drive.hpp"
 #include "pnn/digital_twin/mlp_twin.hpp"
 
 namespace pnn::digital_twin {
@@ -74,7 +75,15 @@ std::shared_ptr<const NeuralOdeTwin> NeuralOdeTwin::with_trajectory(bool traject
   return std::make_shared<NeuralOdeTwin>(std::move(c));
 }
 
-/// One evaluation of the vector field at a stage input q (B×N), with what its reverse needs.
+/// One evaluation of the vector field at an RK4 stage, with what its reverse needs.
+struct NeuralOdeTwin::FieldStage {
+  Matrix q, pc, zeta, f, k;  // input (B×N), clamped to [0, 1], clamped ζ, F + Γ h, s∘f + o
+  Eigen::ArrayXXd inside;    // 1 where the clamp of ζ is inactive
+  Eigen::ArrayXXd p_inside;  // 1 where the clamp of p is inactive
+  std::vector<Matrix> acts;  // the MLP's activations
+};
+
+/// The vector field of one (θ, ψ): evaluates a stage and reverses it.
 struct NeuralOdeTwin::Field {
   const NeuralOdeTwin& twin;
   const Mlp& mlp;
@@ -82,11 +91,7 @@ struct NeuralOdeTwin::Field {
   Eigen::Map<const Vector> scale, offset;
   double inv_ith, zeta_mid, zeta_half, gamma, q_nl, eps;
 
-  struct Stage {
-    Matrix q, zeta, f, k;            // input, clamped ζ, F + Γ h, s∘f + o
-    Eigen::ArrayXXd inside;          // 1 where the clamp is inactive
-    std::vector<Matrix> acts;        // the MLP's activations
-  };
+  using Stage = FieldStage;
 
   Field(const NeuralOdeTwin& t, const Mlp& m, const ConstMap& rec)
       : twin(t),
@@ -111,13 +116,18 @@ struct NeuralOdeTwin::Field {
     z *= inv_ith;
     if (keep) st.inside = (z.array() >= c.zeta_min && z.array() <= c.zeta_max).cast<double>();
     st.zeta = z.cwiseMax(c.zeta_min).cwiseMin(c.zeta_max);
+    // The field sees p clamped to its physical range [0, 1]: it is bounded there, so the
+    // integration stays bounded wherever a fitted field would push p outside (for p < 0 the
+    // power equation itself diverges in finite time).
+    if (keep) st.p_inside = (q.array() >= 0.0 && q.array() <= 1.0).cast<double>();
+    st.pc = q.cwiseMax(0.0).cwiseMin(1.0);
     Matrix in(b * n, 2);
-    in.col(0) = 2.0 * flat(q).array() - 1.0;
+    in.col(0) = 2.0 * flat(st.pc).array() - 1.0;
     in.col(1) = (flat(st.zeta).array() - zeta_mid) / zeta_half;
     const Vector h = mlp.forward(in, Vector(), keep ? &st.acts : nullptr).col(0);
     st.f = gamma * shaped(h, b, n);
     if (twin.c_.physics_prior) {
-      const auto p = q.array();
+      const auto p = st.pc.array();
       st.f.array() += -2.0 * gamma * (1.0 + q_nl * p - st.zeta.array() * (1.0 - p)) * p + eps;
     }
     st.k = ((st.f.array().rowwise() * scale.transpose().array()).rowwise() +
@@ -146,11 +156,12 @@ struct NeuralOdeTwin::Field {
     Matrix q_bar = 2.0 * shaped(in_bar.col(0), b, n);
     Matrix z_bar = shaped(in_bar.col(1), b, n) / zeta_half;  // copies: in_bar's columns
     if (twin.c_.physics_prior) {
-      const auto p = st.q.array();
+      const auto p = st.pc.array();
       const auto z = st.zeta.array();
       q_bar.array() += u.array() * (-2.0 * gamma * (1.0 + 2.0 * q_nl * p - z + 2.0 * z * p));
       z_bar.array() += u.array() * (2.0 * gamma * (1.0 - p) * p);
     }
+    q_bar.array() *= st.p_inside;
     z_bar.array() *= st.inside * inv_ith;
     drive_bar += z_bar;
     q_bar.noalias() += z_bar * r;
@@ -159,28 +170,26 @@ struct NeuralOdeTwin::Field {
   }
 };
 
-Matrix NeuralOdeTwin::run(const MatrixRef& x, const VectorRef& theta,
-                          std::vector<Matrix>* states) const {
+Matrix NeuralOdeTwin::run(const MatrixRef& x, const VectorRef& theta, const Field& field,
+                          std::vector<FieldStage>* stages) const {
   const StnoConfig& c = c_.stno;
   const Index n = c.num_neurons, m = c.inputs_per_step, b = x.rows();
-  const ConstMap w(theta.data() + n, n, m);
-  const ConstMap r(theta.data() + n + n * m, n, n);
-  const Mlp mlp(sizes_, mlp_weights_, 2);
-  const Field field(*this, mlp, r);
   const double h = step_ns();
+  const bool keep = stages != nullptr;
   Matrix p = Matrix::Constant(b, n, c.p_initial);
   Matrix y(b, num_outputs());
   Matrix drive(b, n);
   for (Index t = 0; t < c.num_steps; ++t) {
-    drive.noalias() = x.middleCols(t * m, m) * w.transpose();
-    drive.rowwise() += theta.head(n).transpose();
+    detail::stno_drive(x, theta, n, m, t, drive);
     for (Index s = 0; s < c_.rk4_steps; ++s) {
-      if (states != nullptr) states->push_back(p);
-      const Matrix k1 = field.eval(p, drive, false).k;
-      const Matrix k2 = field.eval(p + 0.5 * h * k1, drive, false).k;
-      const Matrix k3 = field.eval(p + 0.5 * h * k2, drive, false).k;
-      const Matrix k4 = field.eval(p + h * k3, drive, false).k;
-      p += (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
+      auto s1 = field.eval(p, drive, keep);
+      auto s2 = field.eval(p + 0.5 * h * s1.k, drive, keep);
+      auto s3 = field.eval(p + 0.5 * h * s2.k, drive, keep);
+      auto s4 = field.eval(p + h * s3.k, drive, keep);
+      p += (h / 6.0) * (s1.k + 2.0 * s2.k + 2.0 * s3.k + s4.k);
+      if (keep) {
+        for (auto* st : {&s1, &s2, &s3, &s4}) stages->push_back(std::move(*st));
+      }
     }
     if (c_.trajectory) y.middleCols(t * n, n) = p;
   }
@@ -189,21 +198,25 @@ Matrix NeuralOdeTwin::run(const MatrixRef& x, const VectorRef& theta,
 }
 
 Matrix NeuralOdeTwin::do_forward(const MatrixRef& x, const VectorRef& theta) const {
-  return run(x, theta, nullptr);
+  const StnoConfig& c = c_.stno;
+  const ConstMap r(theta.data() + c.num_neurons * (1 + c.inputs_per_step), c.num_neurons,
+                   c.num_neurons);
+  const Mlp mlp(sizes_, mlp_weights_, 2);
+  return run(x, theta, Field(*this, mlp, r), nullptr);
 }
 
 void NeuralOdeTwin::reverse(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar,
                             Cotangents* out, Vector* psi_bar) const {
   const StnoConfig& c = c_.stno;
   const Index n = c.num_neurons, m = c.inputs_per_step, b = x.rows();
-  const ConstMap w(theta.data() + n, n, m);
   const ConstMap r(theta.data() + n + n * m, n, n);
   const Mlp mlp(sizes_, mlp_weights_, 2);
   const Field field(*this, mlp, r);
   const double h = step_ns();
-  std::vector<Matrix> states;
-  states.reserve(static_cast<std::size_t>(c.num_steps * c_.rk4_steps));
-  run(x, theta, &states);
+  // Every stage of the forward pass, kept for the reverse sweep (4 per RK4 step).
+  std::vector<FieldStage> stages;
+  stages.reserve(static_cast<std::size_t>(4 * c.num_steps * c_.rk4_steps));
+  run(x, theta, field, &stages);
 
   if (out != nullptr) {
     out->x_bar = Matrix::Zero(b, num_inputs());
@@ -213,19 +226,14 @@ void NeuralOdeTwin::reverse(const MatrixRef& x, const VectorRef& theta, const Ma
   RowMajor r_bar = RowMajor::Zero(n, n);
   RowMajor* r_bar_ptr = out != nullptr ? &r_bar : nullptr;
   Matrix lambda = c_.trajectory ? Matrix::Zero(b, n) : Matrix(y_bar);  // ∂L/∂p
-  Matrix drive(b, n), drive_bar(b, n);
+  Matrix drive_bar(b, n);
   for (Index t = c.num_steps - 1; t >= 0; --t) {
     if (c_.trajectory) lambda += y_bar.middleCols(t * n, n);
-    drive.noalias() = x.middleCols(t * m, m) * w.transpose();
-    drive.rowwise() += theta.head(n).transpose();
     drive_bar.setZero();
     for (Index s = c_.rk4_steps - 1; s >= 0; --s) {
-      const Matrix& p = states[static_cast<std::size_t>(t * c_.rk4_steps + s)];
-      // The stages again, keeping what their reverse needs.
-      const auto s1 = field.eval(p, drive, true);
-      const auto s2 = field.eval(p + 0.5 * h * s1.k, drive, true);
-      const auto s3 = field.eval(p + 0.5 * h * s2.k, drive, true);
-      const auto s4 = field.eval(p + h * s3.k, drive, true);
+      const std::size_t at = static_cast<std::size_t>(4 * (t * c_.rk4_steps + s));
+      const FieldStage &s1 = stages[at], &s2 = stages[at + 1], &s3 = stages[at + 2],
+                       &s4 = stages[at + 3];
       // p' = p + h/6 (k1 + 2 k2 + 2 k3 + k4); q2 = p + h/2 k1, q3 = p + h/2 k2, q4 = p + h k3.
       Matrix k_bar1 = (h / 6.0) * lambda, k_bar2 = (h / 3.0) * lambda;
       Matrix k_bar3 = (h / 3.0) * lambda;
@@ -243,12 +251,7 @@ void NeuralOdeTwin::reverse(const MatrixRef& x, const VectorRef& theta, const Ma
       p_bar += field.reverse(s1, k_bar1, drive_bar, r_bar_ptr, psi_bar);
       lambda = std::move(p_bar);
     }
-    if (out != nullptr) {
-      out->theta_bar.head(n) += drive_bar.colwise().sum().transpose();
-      MutMap(out->theta_bar.data() + n, n, m).noalias() +=
-          drive_bar.transpose() * x.middleCols(t * m, m);
-      out->x_bar.middleCols(t * m, m).noalias() = drive_bar * w;
-    }
+    if (out != nullptr) detail::stno_drive_reverse(x, theta, n, m, t, drive_bar, *out);
   }
   if (out != nullptr) MutMap(out->theta_bar.data() + n + n * m, n, n) = r_bar;
 }

@@ -14,6 +14,10 @@
 ///   (then the field is learned entirely);
 /// - s_i (1) and o_i (1/ns): a per-neuron scale and offset (device-to-device spread of Γ_G, ε).
 ///
+/// F and h see p clamped to its physical range [0, 1] (no gradient outside): the field is then
+/// bounded, so the integration stays finite wherever a fitted field extrapolates (for p < 0 the
+/// power equation itself diverges in finite time). The drive's R p uses p itself.
+///
 /// θ is the device's own θ, with the physics twin's layout [ b (N) | W (N×M) | R (N×N) ] in µA,
 /// so PAT trains the device's parameters through this twin. The fitted parameters ψ are the
 /// model's physical parameters φ: [ MLP weights (mlp_twin.hpp layout) | s (N) | o (N) ];
@@ -71,7 +75,10 @@ class NeuralOdeTwin final : public DifferentiableModel {
 
  private:
   struct Field;
-  Matrix run(const MatrixRef& x, const VectorRef& theta, std::vector<Matrix>* states) const;
+  struct FieldStage;
+  /// Integrates the sequence; keeps every stage in `stages` if given (for the reverse sweep).
+  Matrix run(const MatrixRef& x, const VectorRef& theta, const Field& field,
+             std::vector<FieldStage>* stages) const;
   Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
   Cotangents do_vjp(const MatrixRef& x, const VectorRef& theta,
                     const MatrixRef& y_bar) const override;
