@@ -1,6 +1,8 @@
-// learned-twin-oscillator and learned-twin-shg (issue 13, docs/learned-twins.md): fit a learned
-// twin of every device from measured samples (training::fit_twin), then train the benchmark's
-// network with it in place of the nominal twin: PAT, and in silico deployed on the hardware.
+// learned-twin-oscillator, learned-twin-shg, own-device-digits and spin-node-stno (issue 13,
+// docs/learned-twins.md): fit a learned twin of every device from measured samples
+// (training::fit_twin; for spin-node-stno from measured trajectories, fit_trajectory_twin), then
+// train the benchmark's network with it in place of the nominal twin: PAT, and in silico
+// deployed on the hardware where the benchmark compares it.
 // The devices are opened here and handed to the job (external devices), so the job trains on
 // exactly the devices the twins were fitted on.
 #include "bench_common.hpp"
@@ -114,7 +116,8 @@ training::FittedTwin fit_from_samples(const std::string&, drivers::PhysicalSyste
 // Fits every device's twin, runs the job on them, and reports (one JSON object).
 json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_options,
                  double probe_lo, double probe_hi, const std::string& gap,
-                 const BenchOptions& options, const Fitter& fitter = fit_from_samples) {
+                 const BenchOptions& options, const Fitter& fitter = fit_from_samples,
+                 bool control_nominal = false) {
   auto devices = open_devices(config);
   training::JobOptions job_options{.write_outputs = false};
   json fits = json::array();
@@ -170,6 +173,13 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
   j["samples"] = samples;
   j["fit_device_calls"] = calls;
   j["fits"] = fits;
+  if (control_nominal) {
+    // The same job on the same devices (after the same measurements) with the nominal twins:
+    // what PAT reaches here without the learned twin, with other noise draws of the device.
+    job_options.twins.clear();
+    const auto control = unwrap(training::run_job(config, cb, job_options));
+    j["acc_pat_reality_nominal_twin"] = job_record(config, control, gap)["acc_pat_reality"];
+  }
   return j;
 }
 
@@ -282,7 +292,8 @@ std::vector<json> spin_node_stno(const BenchOptions& options) {
   const int epochs = options.epochs > 0 ? options.epochs : 40;
   JobConfig c = stno_job(epochs, options.seed);
   c.name = "spin-node-stno";
-  c.compare_in_silico = false;  // PAT only: in-silico training through the RK4 twin doubles the time
+  // PAT only: in-silico training through the RK4 twin would double the time.
+  c.compare_in_silico = false;
   training::TwinFitOptions fit;
   fit.family = family_or(options, training::TwinFamily::kNeuralOde);
   fit.samples = options.samples > 0 ? options.samples : 200;  // trajectories
@@ -312,7 +323,7 @@ std::vector<json> spin_node_stno(const BenchOptions& options) {
     prefixes.push_back(&device);
     return unwrap(training::fit_trajectory_twin(prefixes, o));
   };
-  json j = run_learned(c, fit, 0.0, 1.0, "", options, trajectories);
+  json j = run_learned(c, fit, 0.0, 1.0, "", options, trajectories, true);
   j["trajectories"] = fit.samples;
   j["repeats"] = fit.repeats;
   return {j};

@@ -145,7 +145,8 @@ struct NeuralOdeTwin::Field {
     const Matrix u = (k_bar.array().rowwise() * scale.transpose().array()).matrix();
     Vector w_bar;
     if (psi_bar != nullptr) {
-      psi_bar->segment(nw, n) += (k_bar.array() * st.f.array()).colwise().sum().transpose().matrix();
+      psi_bar->segment(nw, n) +=
+          (k_bar.array() * st.f.array()).colwise().sum().transpose().matrix();
       psi_bar->tail(n) += k_bar.colwise().sum().transpose();
       w_bar = Vector::Zero(nw);
     }

@@ -117,3 +117,26 @@ TEST_CASE("neural-ODE twin refuses a wrong psi, bad sizes and wrong shapes, nami
   CHECK_THROWS_AS(model.forward(Matrix::Zero(2, 5), model.initial_params(0)),
                   std::invalid_argument);
 }
+
+TEST_CASE("neural-ODE twin stays finite where a fitted field pushes p below zero") {
+  // Offsets of −2/ns drive p below 0 within a period; the power equation there would diverge
+  // in finite time (dp/dt ≈ −2Γ(Q + 1)p² at ζ = 1), but the field sees p clamped to [0, 1].
+  NeuralOdeConfig c = small_config(true, true);
+  c.stno.num_steps = 20;
+  c.stno.inputs_per_step = 1;
+  const NeuralOdeTwin start(c);
+  Vector psi = start.physical_params();
+  psi.tail(c.stno.num_neurons).setConstant(-2.0);
+  c.psi = psi;
+  const NeuralOdeTwin model(c);
+  Vector theta = Vector::Zero(model.num_params());
+  theta.head(c.stno.num_neurons).setConstant(10.0);  // ζ = 1: at threshold
+  const Matrix x = Matrix::Zero(2, model.num_inputs());
+  const Matrix y = model.forward(x, theta);
+  CHECK(y.allFinite());
+  CHECK(y.maxCoeff() < 0.0);  // p did go below 0, and fell linearly (bounded field)
+  CHECK(y.minCoeff() > -2.0 * 20 * 0.5 - 1.0);
+  const Cotangents g = model.vjp(x, theta, Matrix::Ones(2, model.num_outputs()));
+  CHECK(g.x_bar.allFinite());
+  CHECK(g.theta_bar.allFinite());
+}

@@ -67,9 +67,9 @@ const dt::StnoModel& stno_twin_of(const dt::ModelPtr& nominal) {
 dt::ModelPtr neural_ode_of(const dt::ModelPtr& nominal, const TwinFitOptions& options,
                            bool trajectory) {
   return std::make_shared<dt::NeuralOdeTwin>(dt::NeuralOdeConfig{
-      .stno = stno_twin_of(nominal).config(), .rk4_steps = options.ode_rk4_steps, .hidden = options.hidden,
-      .physics_prior = options.ode_physics_prior, .trajectory = trajectory, .psi = {},
-      .seed = options.seed});
+      .stno = stno_twin_of(nominal).config(), .rk4_steps = options.ode_rk4_steps,
+      .hidden = options.hidden, .physics_prior = options.ode_physics_prior,
+      .trajectory = trajectory, .psi = {}, .seed = options.seed});
 }
 
 namespace {
@@ -220,7 +220,8 @@ Matrix stno_trajectory(const dt::StnoModel& twin, const Matrix& x, const Vector&
 }  // namespace
 
 double twin_nmse(const dt::DifferentiableModel& model, const std::vector<dt::Measurement>& data) {
-  return nmse_of(data, [&](const Matrix& x, const Vector& theta) { return model.forward(x, theta); });
+  return nmse_of(data,
+                 [&](const Matrix& x, const Vector& theta) { return model.forward(x, theta); });
 }
 
 namespace {

@@ -32,7 +32,8 @@ TwinFamily parse_twin_family(const std::string& name);
 
 struct TwinFitOptions {
   TwinFamily family = TwinFamily::kGreyBox;
-  Index samples = 4096;   ///< measured samples in all (fit + validation), repeats not counted
+  /// Measured samples in all (fit + validation; neural-ode: trajectories), repeats not counted.
+  Index samples = 4096;
   Index batch = 256;      ///< samples per device call; one θ per call (≤ the device's max batch)
   int repeats = 1;        ///< each call made this many times and the readings averaged
   double validation_fraction = 0.2;  ///< of the calls, held out to measure the NMSE
@@ -127,9 +128,9 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
 
 /// measure_trajectories, then fit_twin_to with family kNeuralOde, the full-length device's
 /// nominal twin and limits (prefixes.back()).
-drivers::Result<FittedTwin> fit_trajectory_twin(const std::vector<drivers::PhysicalSystem*>& prefixes,
-                                                const TwinFitOptions& options,
-                                                const DeviceExecutor& executor = {});
+drivers::Result<FittedTwin> fit_trajectory_twin(
+    const std::vector<drivers::PhysicalSystem*>& prefixes, const TwinFitOptions& options,
+    const DeviceExecutor& executor = {});
 
 /// Normalised mean squared error Σ‖f(x;θ) − y‖² / Σ‖y − ȳ‖² over the measurements, ȳ the mean
 /// output per entry.
