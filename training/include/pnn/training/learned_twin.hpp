@@ -122,7 +122,9 @@ FittedTwin fit_twin_to(const digital_twin::ModelPtr& nominal, double input_min, 
                        const std::vector<digital_twin::Measurement>& data,
                        const TwinFitOptions& options);
 
-/// measure_samples, then fit_twin_to with the device's nominal twin and limits.
+/// measure_samples, then fit_twin_to with the device's nominal twin and limits. Throws
+/// std::invalid_argument for kNeuralOde (one device run reads only the end of the sequence: use
+/// fit_trajectory_twin).
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
                                      const DeviceExecutor& executor = {});
 
