@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", options.epochs, "override the benchmark's epochs (steps for pat-toy)");
   app.add_option("--seed", options.seed, "seed (initialisation, shuffling, device seeds)");
   app.add_option("--gap", options.gap, "only this gap level")->check(CLI::IsMember({"small", "large"}));
-  app.add_option("--family", options.family, "learned-twin-*: twin family")
-      ->check(CLI::IsMember({"grey-box", "residual", "mlp"}));
-  app.add_option("--samples", options.samples, "learned-twin-*: measured samples per device");
+  app.add_option("--family", options.family, "learned-twin-*, spin-node-stno: twin family")
+      ->check(CLI::IsMember({"grey-box", "residual", "mlp", "neural-ode"}));
+  app.add_option("--samples", options.samples,
+                 "learned-twin-*: measured samples per device (spin-node-stno: trajectories)");
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
   CLI11_PARSE(app, argc, argv);
   if (list) {

@@ -57,6 +57,9 @@ training::JobConfig hybrid_digits_job(const std::string& name, const std::string
 std::vector<nlohmann::json> shg_digits(const BenchOptions& options);
 /// spdnn-digits (spdnn_bench.cpp): 64-100-10 with the single-photon layer, one shot per inference.
 std::vector<nlohmann::json> spdnn_digits(const BenchOptions& options);
+/// The stno-seqdigits job (stno_bench.cpp): 64 STNOs, 8 periods of 8 inputs, affine →10, PAT
+/// with Adam 0.1 for `epochs`, the in-silico comparison, device seeded from `seed`.
+training::JobConfig stno_job(int epochs, std::uint64_t seed);
 /// stno-seqdigits (stno_bench.cpp): STNO recurrent network on sequential digits, PAT on reality.
 std::vector<nlohmann::json> stno_seqdigits(const BenchOptions& options);
 /// mtj-rf-digits (mtj_rf_bench.cpp): MTJ RF synapse chains + STNO neurons as a hidden layer.
@@ -84,6 +87,9 @@ std::vector<nlohmann::json> pc_digits(const BenchOptions& options);
 std::vector<nlohmann::json> learned_twin_oscillator(const BenchOptions& options);
 /// learned-twin-shg: the shg-digits network with a black-box MLP twin of the SHG device.
 std::vector<nlohmann::json> learned_twin_shg(const BenchOptions& options);
+/// spin-node-stno: the stno-seqdigits job with a neural-ODE twin fitted from measured
+/// trajectories: trajectory NMSE, Jacobian cosine, PAT and in silico on the device.
+std::vector<nlohmann::json> spin_node_stno(const BenchOptions& options);
 /// own-device-digits: a Python instrument served by pnn_device (no C++ twin), a black-box MLP
 /// twin fitted from measurements, then PAT and in silico on it, measured on that device.
 std::vector<nlohmann::json> own_device_digits(const BenchOptions& options);

@@ -200,6 +200,7 @@ const std::vector<Entry>& entries() {
       {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
       {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},
       {{"stno-seqdigits", "64-STNO recurrent network on sequential digits (8 rows, one per period), PAT"}, detail::stno_seqdigits},
+      {{"spin-node-stno", "stno-seqdigits with a neural-ODE twin (learned vector field, RK4) fitted from <= 200 measured trajectories: trajectory NMSE, PAT"}, detail::spin_node_stno},
       {{"mtj-rf-digits", "MTJ spin-diode RF synapse chains with STNO neurons as a hidden layer on digits"}, detail::mtj_rf_digits},
       {{"circuit-digits", "RLC-junction circuit (time-multiplexed drive) as a hidden layer on digits"}, detail::circuit_digits},
       {{"plate-digits", "speaker-driven plate (modal, time-multiplexed drive) as a hidden layer on digits"}, detail::plate_digits},

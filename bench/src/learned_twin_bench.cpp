@@ -1,6 +1,8 @@
-// learned-twin-oscillator and learned-twin-shg (issue 13, docs/learned-twins.md): fit a learned
-// twin of every device from measured samples (training::fit_twin), then train the benchmark's
-// network with it in place of the nominal twin: PAT, and in silico deployed on the hardware.
+// learned-twin-oscillator, learned-twin-shg, own-device-digits and spin-node-stno (issue 13,
+// docs/learned-twins.md): fit a learned twin of every device from measured samples
+// (training::fit_twin; for spin-node-stno from measured trajectories, fit_trajectory_twin), then
+// train the benchmark's network with it in place of the nominal twin: PAT, and in silico
+// deployed on the hardware where the benchmark compares it.
 // The devices are opened here and handed to the job (external devices), so the job trains on
 // exactly the devices the twins were fitted on.
 #include "bench_common.hpp"
@@ -10,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -40,10 +43,21 @@ std::vector<OpenDevice> open_devices(const JobConfig& c) {
   return out;
 }
 
+// Fits a twin of one opened device (the job's device `name` at `address`).
+using Fitter = std::function<training::FittedTwin(const std::string& address,
+                                                  drivers::PhysicalSystem& device,
+                                                  const training::TwinFitOptions& options)>;
+
+training::FittedTwin fit_from_samples(const std::string&, drivers::PhysicalSystem& device,
+                                      const training::TwinFitOptions& options) {
+  return unwrap(training::fit_twin(device, options));
+}
+
 // Fits every device's twin, runs the job on them, and reports (one JSON object).
 json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_options,
                  double probe_lo, double probe_hi, const std::string& gap,
-                 const BenchOptions& options) {
+                 const BenchOptions& options, const Fitter& fitter = fit_from_samples,
+                 bool control_nominal = false) {
   auto devices = open_devices(config);
   training::JobOptions job_options{.write_outputs = false};
   json fits = json::array();
@@ -53,12 +67,12 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
     auto& dev = *devices[i].device;
     training::TwinFitOptions o = fit_options;
     o.seed = fit_options.seed + 97 * i;
-    const auto fit = unwrap(training::fit_twin(dev, o));
-    const auto& r = fit.report;
     const auto nominal = dev.nominal_twin();
     // θ as the job starts it: the datasheet's recipe, or 0 for a device without a twin.
     const Vector theta0 = nominal ? nominal->initial_params(config.seed * 7919 + i)
                                   : Vector::Zero(dev.spec().num_params());
+    const auto fit = fitter(config.devices[i].address, dev, o);
+    const auto& r = fit.report;
     // The second layer's inputs include outputs of the first: probe it over its own range.
     std::int64_t jacobian_calls = 0;
     const auto [c, c_nom] = unwrap(training::jacobian_agreement(
@@ -69,7 +83,8 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
                     {"jacobian_cosine_nominal", c_nom}, {"samples", r.samples},
                     {"device_calls", r.device_calls}, {"fit_s", r.fit_s},
                     {"iterations", r.iterations}, {"num_phi", r.num_phi},
-                    {"train_mse", r.train_mse}});
+                    {"train_mse", r.train_mse}, {"measure_s", r.measure_s},
+                    {"repeats", o.repeats}});
     if (options.on_progress) options.on_progress(fits.back().dump());
     nmse += r.twin_nmse / static_cast<double>(devices.size());
     nmse_nominal += r.twin_nmse_nominal / static_cast<double>(devices.size());
@@ -99,6 +114,13 @@ json run_learned(const JobConfig& config, const training::TwinFitOptions& fit_op
   j["samples"] = samples;
   j["fit_device_calls"] = calls;
   j["fits"] = fits;
+  if (control_nominal) {
+    // The same job on the same devices (after the same measurements) with the nominal twins:
+    // what PAT reaches here without the learned twin, with other noise draws of the device.
+    job_options.twins.clear();
+    const auto control = unwrap(training::run_job(config, cb, job_options));
+    j["acc_pat_reality_nominal_twin"] = job_record(config, control, gap)["acc_pat_reality"];
+  }
   return j;
 }
 
@@ -195,6 +217,57 @@ std::vector<json> learned_twin_shg(const BenchOptions& options) {
   // full-batch L-BFGS iterations (docs/benchmarks.md, "Learned twins").
   const training::TwinFitOptions fit = black_box_fit(options, {128, 128}, 150);
   return {run_learned(c, fit, 0.0, 1.0, gap, options)};
+}
+
+// The address of the same STNO device run for `steps` input periods (its serial, hence its
+// oscillators, comes from seed=, not from the sequence length).
+std::string with_steps(const std::string& address, Index steps) {
+  const auto at = address.find("steps=");
+  if (at == std::string::npos) throw std::logic_error(address + ": no steps= to change");
+  const auto end = address.find('&', at);
+  return address.substr(0, at) + "steps=" + std::to_string(steps) +
+         (end == std::string::npos ? "" : address.substr(end));
+}
+
+std::vector<json> spin_node_stno(const BenchOptions& options) {
+  const int epochs = options.epochs > 0 ? options.epochs : 40;
+  JobConfig c = stno_job(epochs, options.seed);
+  c.name = "spin-node-stno";
+  // PAT only: in-silico training through the RK4 twin would double the time.
+  c.compare_in_silico = false;
+  training::TwinFitOptions fit;
+  fit.family = family_or(options, training::TwinFamily::kNeuralOde);
+  fit.samples = options.samples > 0 ? options.samples : 200;  // trajectories
+  fit.batch = 20;            // 10 θ, 8 for the fit and 2 held out
+  fit.repeats = 16;          // thermal noise 0.035 RMS per reading, averaged to ≈ 0.009
+  fit.theta_fraction = 0.1;  // around the job's starting θ (set by the fitter below)
+  fit.hidden = {8};
+  fit.l2 = 1e-6;
+  fit.max_iterations = 80;
+  fit.seed = options.seed;
+  // The device reads p only at the end of the sequence: the trajectory's point k is the same
+  // device (same serial) run for the first k periods.
+  const Fitter trajectories = [&c](const std::string& address, drivers::PhysicalSystem& device,
+                                   const training::TwinFitOptions& options_in) {
+    training::TwinFitOptions o = options_in;
+    o.theta_center = device.nominal_twin()->initial_params(c.seed * 7919);  // the job's start
+    const Index periods = device.spec().num_inputs / 8;
+    std::vector<drivers::PhysicalSystemPtr> shorter;
+    std::vector<drivers::PhysicalSystem*> prefixes;
+    for (Index k = 1; k < periods; ++k) {
+      shorter.push_back(drivers::make_physical_system(with_steps(address, k)));
+      for (auto step : {&drivers::PhysicalSystem::configure, &drivers::PhysicalSystem::activate}) {
+        if (auto r = ((*shorter.back()).*step)(); !r) throw std::runtime_error(r.error().message);
+      }
+      prefixes.push_back(shorter.back().get());
+    }
+    prefixes.push_back(&device);
+    return unwrap(training::fit_trajectory_twin(prefixes, o));
+  };
+  json j = run_learned(c, fit, 0.0, 1.0, "", options, trajectories, true);
+  j["trajectories"] = fit.samples;
+  j["repeats"] = fit.repeats;
+  return {j};
 }
 
 }  // namespace pnn::bench::detail

@@ -8,7 +8,6 @@
 #include "bench_common.hpp"
 
 namespace pnn::bench::detail {
-namespace {
 
 using training::JobConfig;
 using training::LayerSpec;
@@ -29,8 +28,6 @@ JobConfig stno_job(int epochs, std::uint64_t seed) {
   c.digital_hidden = 64;
   return c;
 }
-
-}  // namespace
 
 std::vector<nlohmann::json> stno_seqdigits(const BenchOptions& options) {
   const int epochs = options.epochs > 0 ? options.epochs : 40;

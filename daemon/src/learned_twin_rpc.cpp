@@ -119,6 +119,13 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
   } catch (const std::invalid_argument& e) {
     return send_error(call, v1::INVALID_ARGUMENT, e.what(), origin(*s));
   }
+  if (options.family == training::TwinFamily::kNeuralOde) {
+    return send_error(call, v1::INVALID_ARGUMENT,
+                      "a neural-ode twin is fitted from measured trajectories (one device run "
+                      "per sequence length), which FitTwin cannot do yet: fit grey-box, residual "
+                      "or mlp, or see docs/learned-twins.md \"Neural ODE\"",
+                      origin(*s));
+  }
   if (r.samples() > kMaxFitSamples || r.repeats() > kMaxFitRepeats) {
     return send_error(call, v1::INVALID_ARGUMENT,
                       "samples must be ≤ " + std::to_string(kMaxFitSamples) + " and repeats ≤ " +

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "stno_drive.hpp"
+
 namespace pnn::digital_twin {
 namespace {
 
@@ -80,9 +82,7 @@ struct StnoModel::Trajectory {
 
 StnoModel::Trajectory StnoModel::run(const MatrixRef& x, const VectorRef& theta, bool keep) const {
   const Index n = config_.num_neurons, m = config_.inputs_per_step, b = x.rows();
-  const ConstMap w(theta.data() + n, n, m);
   const ConstMap r(theta.data() + n + n * m, n, n);
-  const auto bias = theta.head(n).transpose();
   const double dt = dt_ns(), g = config_.damping_per_ns, q = config_.nonlinearity;
   const double eps = config_.floor_per_ns, inv_ith = 1.0 / config_.threshold_ua;
   Trajectory f;
@@ -95,8 +95,7 @@ StnoModel::Trajectory StnoModel::run(const MatrixRef& x, const VectorRef& theta,
     f.inside.reserve(total);
   }
   for (Index t = 0; t < config_.num_steps; ++t) {
-    drive.noalias() = x.middleCols(t * m, m) * w.transpose();
-    drive.rowwise() += bias;
+    detail::stno_drive(x, theta, n, m, t, drive);
     for (Index s = 0; s < config_.substeps; ++s) {
       zeta = drive;
       zeta.noalias() += p * r.transpose();
@@ -127,7 +126,6 @@ Matrix StnoModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
 void StnoModel::reverse(const Trajectory& f, const MatrixRef& x, const VectorRef& theta,
                         const MatrixRef& y_bar, Cotangents* out, Vector* phi_bar) const {
   const Index n = config_.num_neurons, m = config_.inputs_per_step, b = x.rows();
-  const ConstMap w(theta.data() + n, n, m);
   const ConstMap r(theta.data() + n + n * m, n, n);
   const double dt = dt_ns(), g = config_.damping_per_ns, q = config_.nonlinearity;
   const double inv_ith = 1.0 / config_.threshold_ua;
@@ -161,12 +159,7 @@ void StnoModel::reverse(const Trajectory& f, const MatrixRef& x, const VectorRef
         drive_bar += z_bar;
       }
     }
-    if (out != nullptr) {
-      out->theta_bar.head(n) += drive_bar.colwise().sum().transpose();
-      MutMap(out->theta_bar.data() + n, n, m).noalias() +=
-          drive_bar.transpose() * x.middleCols(t * m, m);
-      out->x_bar.middleCols(t * m, m).noalias() = drive_bar * w;
-    }
+    if (out != nullptr) detail::stno_drive_reverse(x, theta, n, m, t, drive_bar, *out);
   }
   if (out != nullptr) MutMap(out->theta_bar.data() + n + n * m, n, n) = r_bar;
   if (phi_bar != nullptr) {

@@ -61,7 +61,12 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
         }
         spec.fit_family = r.scalar_as<std::string>(twin_node["fit"], tkey + ".fit", "a twin family");
         try {
-          (void)parse_twin_family(spec.fit_family);
+          if (parse_twin_family(spec.fit_family) == TwinFamily::kNeuralOde) {
+            r.fail(twin_node["fit"], tkey + ".fit",
+                   "a neural-ode twin is fitted from measured trajectories (one device run per "
+                   "sequence length, fit_trajectory_twin), which a job cannot do yet: choose "
+                   "grey-box, residual or mlp");
+          }
         } catch (const std::invalid_argument& e) {
           r.fail(twin_node["fit"], tkey + ".fit", e.what());
         }

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "pnn/digital_twin/mlp_twin.hpp"
+#include "pnn/digital_twin/neural_ode.hpp"
 #include "pnn/digital_twin/oscillator.hpp"
 
 namespace pnn::training {
@@ -23,16 +24,18 @@ std::string to_string(TwinFamily family) {
     case TwinFamily::kGreyBox: return "grey-box";
     case TwinFamily::kResidual: return "residual";
     case TwinFamily::kBlackBox: return "mlp";
+    case TwinFamily::kNeuralOde: return "neural-ode";
   }
   return "?";
 }
 
 TwinFamily parse_twin_family(const std::string& name) {
-  for (auto f : {TwinFamily::kGreyBox, TwinFamily::kResidual, TwinFamily::kBlackBox}) {
+  for (auto f : {TwinFamily::kGreyBox, TwinFamily::kResidual, TwinFamily::kBlackBox,
+                 TwinFamily::kNeuralOde}) {
     if (name == to_string(f)) return f;
   }
   throw std::invalid_argument("unknown twin family '" + name +
-                              "' (accepted: grey-box, residual, mlp)");
+                              "' (accepted: grey-box, residual, mlp, neural-ode)");
 }
 
 dt::ModelPtr grey_box_of(const dt::ModelPtr& nominal) {
@@ -48,6 +51,29 @@ dt::ModelPtr grey_box_of(const dt::ModelPtr& nominal) {
                                 " twin has no physical parameters to fit; use family residual or mlp");
   }
   return nominal;
+}
+
+namespace {
+
+const dt::StnoModel& stno_twin_of(const dt::ModelPtr& nominal) {
+  const auto* stno = dynamic_cast<const dt::StnoModel*>(nominal.get());
+  if (stno == nullptr) {
+    throw std::invalid_argument(
+        "neural-ode twin: built on the STNO network's twin (stno-rnn), not on the " +
+        (nominal ? nominal->name() : std::string("missing")) +
+        " twin: fit the grey-box, residual or mlp family instead");
+  }
+  return *stno;
+}
+
+}  // namespace
+
+dt::ModelPtr neural_ode_of(const dt::ModelPtr& nominal, const TwinFitOptions& options,
+                           bool trajectory) {
+  return std::make_shared<dt::NeuralOdeTwin>(dt::NeuralOdeConfig{
+      .stno = stno_twin_of(nominal).config(), .rk4_steps = options.ode_rk4_steps,
+      .hidden = options.hidden, .physics_prior = options.ode_physics_prior,
+      .trajectory = trajectory, .psi = {}, .seed = options.seed});
 }
 
 namespace {
@@ -169,67 +195,166 @@ Index count_rows(const std::vector<dt::Measurement>& data) {
   return rows;
 }
 
-}  // namespace
-
-double twin_nmse(const dt::DifferentiableModel& model, const std::vector<dt::Measurement>& data) {
+// Σ‖predict(x, θ) − y‖² / Σ‖y − ȳ‖² over the measurements.
+template <class Predict>
+double nmse_of(const std::vector<dt::Measurement>& data, Predict predict) {
   if (data.empty()) return 0.0;
   const dt::Normalizer stats = output_stats(data, nullptr);
   double err = 0.0, var = 0.0;
   for (const auto& d : data) {
-    err += (model.forward(d.x, d.theta) - d.y).squaredNorm();
+    err += (predict(d.x, d.theta) - d.y).squaredNorm();
     var += (d.y.rowwise() - stats.offset.transpose()).squaredNorm();
   }
   return var > 0.0 ? err / var : 0.0;
 }
+
+// The STNO twin's trajectory (batch × T·N, period-major): its runs of 1 … T periods on the
+// prefixes of x, as measure_trajectories measures the device.
+Matrix stno_trajectory(const dt::StnoModel& twin, const Matrix& x, const Vector& theta) {
+  dt::StnoConfig c = twin.config();
+  const Index periods = c.num_steps, n = c.num_neurons, m = c.inputs_per_step;
+  Matrix y(x.rows(), periods * n);
+  for (Index k = 1; k <= periods; ++k) {
+    c.num_steps = k;
+    y.middleCols((k - 1) * n, n) = dt::StnoModel(c).forward(x.leftCols(k * m), theta);
+  }
+  return y;
+}
+
+}  // namespace
+
+double twin_nmse(const dt::DifferentiableModel& model, const std::vector<dt::Measurement>& data) {
+  return nmse_of(data,
+                 [&](const Matrix& x, const Vector& theta) { return model.forward(x, theta); });
+}
+
+namespace {
+
+// Draws the (x, θ) of one call as measure_samples documents: x uniform in the middle
+// input_fraction of the input range, one θ uniform in theta_center ± theta_fraction · half-span,
+// both clipped to the limits again after the arithmetic so rounding can never step outside.
+class CallSampler {
+ public:
+  CallSampler(const drivers::DeviceSpec& spec, const TwinFitOptions& options)
+      : spec_(spec), lo_limit_(spec.param_min()), hi_limit_(spec.param_max()),
+        rng_(options.seed ^ 0x7E4A1ull) {
+    if (spec.max_batch > 0 && options.batch > spec.max_batch) {
+      throw std::invalid_argument("fit_twin: batch " + std::to_string(options.batch) +
+                                  " exceeds the device's max batch " +
+                                  std::to_string(spec.max_batch));
+    }
+    const Vector center = options.theta_center.size() != 0
+                              ? options.theta_center
+                              : Vector(0.5 * (lo_limit_ + hi_limit_));
+    if (center.size() != lo_limit_.size()) {
+      throw std::invalid_argument("fit_twin: theta_center has " + std::to_string(center.size()) +
+                                  " entries, the device has " + std::to_string(lo_limit_.size()) +
+                                  " parameters");
+    }
+    const Vector half = 0.5 * options.theta_fraction * (hi_limit_ - lo_limit_);
+    lo_ = (center - half).cwiseMax(lo_limit_).cwiseMin(hi_limit_);
+    hi_ = (center + half).cwiseMax(lo_limit_).cwiseMin(hi_limit_);
+    x_mid_ = 0.5 * (spec.input_min + spec.input_max);
+    x_half_ = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
+  }
+
+  dt::Measurement draw(Index rows) {
+    dt::Measurement m{Matrix(rows, spec_.num_inputs), Vector(lo_.size()), Matrix()};
+    for (Index i = 0; i < m.x.size(); ++i) {
+      m.x.data()[i] = std::clamp(x_mid_ + x_half_ * (2.0 * unit_(rng_) - 1.0), spec_.input_min,
+                                 spec_.input_max);
+    }
+    for (Index i = 0; i < m.theta.size(); ++i) {
+      m.theta[i] = std::clamp(lo_[i] + (hi_[i] - lo_[i]) * unit_(rng_), lo_limit_[i], hi_limit_[i]);
+    }
+    return m;
+  }
+
+ private:
+  const drivers::DeviceSpec& spec_;
+  Vector lo_limit_, hi_limit_, lo_, hi_;
+  double x_mid_ = 0.0, x_half_ = 0.0;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> unit_{0.0, 1.0};
+};
+
+// The average of `repeats` readings of device at (x, θ); device_calls counts each call.
+drivers::Result<Matrix> read_averaged(drivers::PhysicalSystem& device, const Matrix& x,
+                                      const Vector& theta, int repeats, std::int64_t& device_calls,
+                                      const DeviceExecutor& executor) {
+  Matrix sum;
+  for (int r = 0; r < repeats; ++r) {
+    auto y = on_device(executor, [&] { return device.forward(x, theta); });
+    ++device_calls;
+    if (!y) return y.error();
+    if (r == 0) sum = std::move(y).value();
+    else sum += y.value();
+  }
+  return Matrix(sum / static_cast<double>(repeats));
+}
+
+}  // namespace
 
 drivers::Result<std::vector<dt::Measurement>> measure_samples(drivers::PhysicalSystem& device,
                                                               const TwinFitOptions& options,
                                                               std::int64_t& device_calls,
                                                               const DeviceExecutor& executor) {
   check_options(options);
-  const auto& spec = device.spec();
-  if (spec.max_batch > 0 && options.batch > spec.max_batch) {
-    throw std::invalid_argument("fit_twin: batch " + std::to_string(options.batch) +
-                                " exceeds the device's max batch " + std::to_string(spec.max_batch));
-  }
-  const Vector lo_limit = spec.param_min(), hi_limit = spec.param_max();
-  const Vector center = options.theta_center.size() != 0 ? options.theta_center
-                                                         : Vector(0.5 * (lo_limit + hi_limit));
-  if (center.size() != lo_limit.size()) {
-    throw std::invalid_argument("fit_twin: theta_center has " + std::to_string(center.size()) +
-                                " entries, the device has " + std::to_string(lo_limit.size()) +
-                                " parameters");
-  }
-  const Vector half = 0.5 * options.theta_fraction * (hi_limit - lo_limit);
-  const Vector lo = (center - half).cwiseMax(lo_limit).cwiseMin(hi_limit);
-  const Vector hi = (center + half).cwiseMax(lo_limit).cwiseMin(hi_limit);
-  const double x_mid = 0.5 * (spec.input_min + spec.input_max);
-  const double x_half = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
-
-  std::mt19937_64 rng(options.seed ^ 0x7E4A1ull);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  CallSampler sampler(device.spec(), options);
   std::vector<dt::Measurement> data;
   for (Index begin = 0; begin < options.samples; begin += options.batch) {
-    const Index rows = std::min(options.batch, options.samples - begin);
-    dt::Measurement m{Matrix(rows, spec.num_inputs), Vector(lo.size()), Matrix()};
-    // Clipped again after the arithmetic so rounding can never step outside the limits.
-    for (Index i = 0; i < m.x.size(); ++i) {
-      m.x.data()[i] = std::clamp(x_mid + x_half * (2.0 * unit(rng) - 1.0), spec.input_min,
-                                 spec.input_max);
-    }
-    for (Index i = 0; i < m.theta.size(); ++i) {
-      m.theta[i] = std::clamp(lo[i] + (hi[i] - lo[i]) * unit(rng), lo_limit[i], hi_limit[i]);
-    }
-    for (int r = 0; r < options.repeats; ++r) {
-      auto y = on_device(executor, [&] { return device.forward(m.x, m.theta); });
-      ++device_calls;
-      if (!y) return y.error();
-      if (r == 0) m.y = std::move(y).value();
-      else m.y += y.value();
-    }
-    m.y /= static_cast<double>(options.repeats);
+    dt::Measurement m = sampler.draw(std::min(options.batch, options.samples - begin));
+    auto y = read_averaged(device, m.x, m.theta, options.repeats, device_calls, executor);
+    if (!y) return y.error();
+    m.y = std::move(y).value();
     data.push_back(std::move(m));
-    if (options.on_measured) options.on_measured(begin + rows, options.samples);
+    if (options.on_measured) options.on_measured(begin + data.back().x.rows(), options.samples);
+  }
+  return data;
+}
+
+drivers::Result<std::vector<dt::Measurement>> measure_trajectories(
+    const std::vector<drivers::PhysicalSystem*>& prefixes, const TwinFitOptions& options,
+    std::int64_t& device_calls, const DeviceExecutor& executor) {
+  check_options(options);
+  if (prefixes.empty() || std::find(prefixes.begin(), prefixes.end(), nullptr) != prefixes.end()) {
+    throw std::invalid_argument("measure_trajectories: give the device run for 1 … T input "
+                                "periods, one PhysicalSystem per length (none null)");
+  }
+  const auto& full = prefixes.back()->spec();
+  const auto periods = static_cast<Index>(prefixes.size());
+  const Index per_period = full.num_inputs / periods, n = full.num_outputs;
+  for (Index k = 0; k < periods; ++k) {
+    const auto& s = prefixes[static_cast<std::size_t>(k)]->spec();
+    if (s.kind != full.kind || s.serial != full.serial || s.num_outputs != n ||
+        s.num_inputs != (k + 1) * per_period || full.num_inputs != periods * per_period ||
+        s.param_min() != full.param_min() || s.param_max() != full.param_max()) {
+      throw std::invalid_argument(
+          "measure_trajectories: device " + std::to_string(k) + " (" + s.kind + " " + s.serial +
+          ", " + std::to_string(s.num_inputs) + " inputs) is not the " + full.kind + " " +
+          full.serial + " run for " + std::to_string(k + 1) + " of " + std::to_string(periods) +
+          " periods (" + std::to_string((k + 1) * per_period) + " inputs, the same outputs and "
+          "limits): open the same device once per sequence length, shortest first");
+    }
+    if (s.max_batch > 0 && options.batch > s.max_batch) {
+      throw std::invalid_argument("fit_twin: batch " + std::to_string(options.batch) +
+                                  " exceeds the device's max batch " + std::to_string(s.max_batch));
+    }
+  }
+  CallSampler sampler(full, options);
+  std::vector<dt::Measurement> data;
+  for (Index begin = 0; begin < options.samples; begin += options.batch) {
+    dt::Measurement m = sampler.draw(std::min(options.batch, options.samples - begin));
+    m.y.resize(m.x.rows(), periods * n);
+    for (Index k = 0; k < periods; ++k) {
+      const Matrix prefix = m.x.leftCols((k + 1) * per_period);
+      auto y = read_averaged(*prefixes[static_cast<std::size_t>(k)], prefix, m.theta,
+                             options.repeats, device_calls, executor);
+      if (!y) return y.error();
+      m.y.middleCols(k * n, n) = y.value();
+    }
+    data.push_back(std::move(m));
+    if (options.on_measured) options.on_measured(begin + data.back().x.rows(), options.samples);
   }
   return data;
 }
@@ -243,6 +368,7 @@ FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, doubl
                       const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_options(options);
+  const bool ode = options.family == TwinFamily::kNeuralOde;
   if (!nominal && options.family != TwinFamily::kBlackBox) {
     throw std::invalid_argument("fit_twin: the device has no nominal twin, which the " +
                                 to_string(options.family) + " family builds on: fit the mlp "
@@ -261,6 +387,13 @@ FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, doubl
   }
   const std::vector<dt::Measurement> fit(data.begin(), data.end() - held_out);
   const std::vector<dt::Measurement> val(data.end() - held_out, data.end());
+  constexpr Index kMinTrajectories = 4;
+  if (ode && count_rows(fit) < kMinTrajectories) {
+    throw std::invalid_argument(
+        "fit_twin: too few trajectories: " + std::to_string(count_rows(fit)) + " left to fit "
+        "after holding out " + std::to_string(count_rows(val)) + " (the neural-ode family needs "
+        "at least " + std::to_string(kMinTrajectories) + "): measure more trajectories");
+  }
 
   dt::ModelPtr start;
   dt::CalibrationOptions calib;
@@ -289,6 +422,14 @@ FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, doubl
           .seed = options.seed});
       calib.phi_prior = Vector::Zero(start->num_physical_params());
       break;
+    case TwinFamily::kNeuralOde: {
+      start = neural_ode_of(nominal, options, true);
+      // Weight decay on the MLP, the per-neuron scales pulled toward 1 and offsets toward 0.
+      calib.phi_prior = start->physical_params();
+      calib.phi_prior.head(static_cast<const dt::NeuralOdeTwin&>(*start).num_mlp_weights())
+          .setZero();
+      break;
+    }
   }
   const Index equations = count_rows(fit) * shape.outputs;
   if (equations < 2 * start->num_physical_params()) {
@@ -313,8 +454,18 @@ FittedTwin fit_shaped(const dt::ModelPtr& nominal, const TwinShape& shape, doubl
   out.report.validation_samples = count_rows(val);
   const auto& check = val.empty() ? fit : val;
   out.report.twin_nmse = twin_nmse(*r.model, check);
-  out.report.twin_nmse_nominal =
-      nominal ? twin_nmse(*nominal, check) : std::numeric_limits<double>::quiet_NaN();
+  if (ode) {
+    const dt::StnoModel& stno = stno_twin_of(nominal);
+    out.report.twin_nmse_nominal = nmse_of(check, [&](const Matrix& x, const Vector& theta) {
+      return stno_trajectory(stno, x, theta);
+    });
+    // The device reads p at the end of the sequence: so does the twin a job uses.
+    out.model = static_cast<const dt::NeuralOdeTwin&>(*r.model).with_trajectory(false);
+  } else {
+    out.report.twin_nmse_nominal =
+        nominal ? twin_nmse(*nominal, check) : std::numeric_limits<double>::quiet_NaN();
+  }
+  // On what was measured (for a neural ODE: the trajectories).
   per_output_fit(*r.model, check, out.report.nmse_per_output, out.report.r2_per_output);
   out.report.data_hash = measurement_hash(data);
   {
@@ -347,8 +498,13 @@ FittedTwin fit_twin_to(const dt::ModelPtr& nominal, double input_min, double inp
                        const Vector& theta_min, const Vector& theta_max,
                        const std::vector<dt::Measurement>& data, const TwinFitOptions& options) {
   if (!nominal) throw std::invalid_argument("fit_twin: the device has no nominal twin");
-  const TwinShape shape{nominal->num_inputs(), nominal->num_params(), nominal->num_outputs(),
-                        nominal->name() + " twin"};
+  TwinShape shape{nominal->num_inputs(), nominal->num_params(), nominal->num_outputs(),
+                  nominal->name() + " twin"};
+  if (options.family == TwinFamily::kNeuralOde) {
+    const Index periods = stno_twin_of(nominal).config().num_steps;
+    shape.outputs *= periods;
+    shape.name += "'s trajectories (p after each of the " + std::to_string(periods) + " periods)";
+  }
   return fit_shaped(nominal, shape, input_min, input_max, theta_min, theta_max, data, options);
 }
 
@@ -363,6 +519,12 @@ FittedTwin fit_twin_for(const drivers::DeviceSpec& spec, const dt::ModelPtr& nom
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
                                      const DeviceExecutor& executor) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (options.family == TwinFamily::kNeuralOde) {
+    throw std::invalid_argument("fit_twin: the neural-ode family fits trajectories, and one run "
+                                "of " + device.spec().serial + " reads only the end of the "
+                                "sequence: use fit_trajectory_twin with the device opened once "
+                                "per sequence length 1 … T");
+  }
   std::int64_t calls = 0;
   auto data = measure_samples(device, options, calls, executor);
   if (!data) return data.error();
@@ -508,6 +670,28 @@ drivers::Result<std::pair<double, double>> jacobian_agreement(
     return std::pair{nan, nan};
   }
   return std::pair{sum_twin / count, sum_nominal / count};
+}
+
+drivers::Result<FittedTwin> fit_trajectory_twin(
+    const std::vector<drivers::PhysicalSystem*>& prefixes, const TwinFitOptions& options,
+    const DeviceExecutor& executor) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (options.family != TwinFamily::kNeuralOde) {
+    throw std::invalid_argument("fit_trajectory_twin: fits the neural-ode family, not " +
+                                to_string(options.family) + ": use fit_twin for that");
+  }
+  std::int64_t calls = 0;
+  auto data = measure_trajectories(prefixes, options, calls, executor);
+  if (!data) return data.error();
+  const double measure_s = seconds_since(t0);
+  const auto& device = *prefixes.back();
+  const auto& spec = device.spec();
+  FittedTwin out = fit_twin_to(device.nominal_twin(), spec.input_min, spec.input_max,
+                               spec.param_min(), spec.param_max(), data.value(), options);
+  out.report.device_calls = calls;
+  out.report.measure_s = measure_s;
+  out.report.fit_s = seconds_since(t0);
+  return out;
 }
 
 }  // namespace pnn::training

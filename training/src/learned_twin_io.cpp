@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "pnn/digital_twin/mlp_twin.hpp"
+#include "pnn/digital_twin/neural_ode.hpp"
 #include "pnn/training/checkpoint.hpp"
 #include "pnn/training/learned_twin.hpp"
 
@@ -62,7 +63,15 @@ Checkpoint twin_checkpoint(const dt::DifferentiableModel& twin, const std::strin
   c.metadata["pnn.twin.name"] = twin.name();
   c.metadata["pnn.twin.sizes"] = join({twin.num_inputs(), twin.num_params(), twin.num_outputs()});
   put(c, "phi", twin.physical_params());
-  if (const auto* mlp = dynamic_cast<const dt::MlpTwin*>(&twin)) {
+  if (const auto* ode = dynamic_cast<const dt::NeuralOdeTwin*>(&twin)) {
+    const auto& o = ode->config();
+    // Stored as the device reads it (end of sequence), whichever readout `twin` has.
+    c.metadata["pnn.twin.sizes"] = join({twin.num_inputs(), twin.num_params(), o.stno.num_neurons});
+    c.metadata["pnn.twin.family"] = to_string(TwinFamily::kNeuralOde);
+    c.metadata["pnn.twin.hidden"] = join(o.hidden);
+    c.metadata["pnn.twin.rk4_steps"] = std::to_string(o.rk4_steps);
+    c.metadata["pnn.twin.physics_prior"] = std::to_string(o.physics_prior ? 1 : 0);
+  } else if (const auto* mlp = dynamic_cast<const dt::MlpTwin*>(&twin)) {
     const auto& m = mlp->config();
     c.metadata["pnn.twin.family"] = to_string(TwinFamily::kBlackBox);
     c.metadata["pnn.twin.hidden"] = join(m.hidden);
@@ -120,6 +129,13 @@ dt::ModelPtr twin_from_checkpoint(const Checkpoint& c, const std::string& source
             .x = {in.vec("x.offset"), in.vec("x.scale")},
             .theta = {in.vec("theta.offset"), in.vec("theta.scale")},
             .y = {in.vec("y.offset"), in.vec("y.scale")}, .weights = phi, .seed = 0});
+      case TwinFamily::kNeuralOde: {
+        TwinFitOptions o;
+        o.hidden = split(in.meta("pnn.twin.hidden"));
+        o.ode_rk4_steps = std::stoll(in.meta("pnn.twin.rk4_steps"));
+        o.ode_physics_prior = in.meta("pnn.twin.physics_prior") == "1";
+        return neural_ode_of(nominal, o, false)->with_physical_params(phi);
+      }
     }
   } catch (const std::invalid_argument& e) {
     in.fail(std::string("does not hold a valid ") + family + " twin: " + e.what());

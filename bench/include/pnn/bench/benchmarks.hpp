@@ -13,8 +13,9 @@ struct BenchOptions {
   int epochs = -1;            ///< -1: the benchmark's own default
   std::string gap = "";       ///< "" = the benchmark's default gap levels; "small" or "large"
   std::uint64_t seed = 0;
-  /// learned-twin-*: the twin family ("grey-box", "residual", "mlp"; "" = the benchmark's own)
-  /// and the measured samples per device (-1 = the benchmark's own).
+  /// learned-twin-*, spin-node-stno: the twin family ("grey-box", "residual", "mlp",
+  /// "neural-ode"; "" = the benchmark's own) and the measured samples (trajectories for
+  /// spin-node-stno) per device (-1 = the benchmark's own).
   std::string family = "";
   long samples = -1;
   /// Progress lines for humans (to stderr in the CLI); may be empty.
