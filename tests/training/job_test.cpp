@@ -13,6 +13,7 @@
 
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/checkpoint.hpp"
+#include "pnn/training/job_summary.hpp"
 #include "pnn/training/learned_twin.hpp"
 #include "test_util.hpp"
 
@@ -284,5 +285,44 @@ TEST_CASE("job runner: twin: learned:<id> is pnnd's to resolve, and resumes only
                        ConfigError);
   other.twin_provenance = options.twin_provenance;
   CHECK(run_job(c, {}, other));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("job runner: twin: {refit_on_drift} refits a drifting device's twin, not a steady one's") {
+  const fs::path dir = temp_dir("refit");
+  auto job = [&](const std::string& address_suffix) {
+    JobConfig c = parse_job_config(
+        with("- physical: osc-a\n",
+             "- physical: {device: osc-a, twin: {fit: grey-box, samples: 512, refit_on_drift: 0.01}}\n"),
+        "t.yaml");
+    c.devices[0].address += address_suffix;
+    c.training.epochs = 3;
+    c.output_dir = (dir / "run").string();
+    std::vector<std::string> logs;
+    JobCallbacks cb;
+    cb.on_log = [&](const std::string& m) { logs.push_back(m); };
+    auto r = run_job(c, cb);
+    REQUIRE(r);
+    return std::pair{r.value(), logs};
+  };
+  // Drift 0.5 per 1,000 samples: an epoch runs thousands of samples, so the gain moves by more
+  // than the bound allows and every epoch's check refits.
+  const auto [drifting, logs] = job("&drift=0.5");
+  CHECK_FALSE(drifting.refits.empty());
+  CHECK(drifting.refits[0].find("osc-a after epoch 1") != std::string::npos);
+  CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& m) {
+    return m.find("refit on drift: osc-a") != std::string::npos;
+  }));
+  const Checkpoint ck = load_checkpoint(drifting.checkpoint_path);
+  CHECK(ck.metadata.at("pnn.twin.osc-a.data_hash") == drifting.twins.at("osc-a").second);
+  const auto [steady, steady_logs] = job("");
+  CHECK(steady.refits.empty());
+  CHECK(std::string(job_summary_json(parse_job_config(kGood, "t.yaml"), drifting)).find("\"refits\"") !=
+        std::string::npos);
+  CHECK_THROWS_WITH_AS(
+      parse_job_config(with("- physical: osc-a\n",
+                            "- physical: {device: osc-a, twin: {fit: mlp, refit_on_drift: -1}}\n"),
+                       "t.yaml"),
+      doctest::Contains("must be a finite NMSE bound"), ConfigError);
   fs::remove_all(dir);
 }

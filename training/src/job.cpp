@@ -258,6 +258,53 @@ Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer&
   return c;
 }
 
+TwinFitOptions layer_fit_options(const LayerSpec& s, const drivers::PhysicalSystem& device,
+                                 std::uint64_t seed) {
+  TwinFitOptions o;
+  o.family = parse_twin_family(s.fit_family);
+  o.samples = s.fit_samples;
+  o.repeats = s.fit_repeats;
+  o.batch = default_fit_batch(o.samples, device.spec().max_batch);
+  o.seed = seed;
+  return o;
+}
+
+// twin: {refit_on_drift: B}, after an epoch: each such layer's twin against 256 fresh
+// measurements at its current θ (one or a few device calls); past B, a new fit (new samples)
+// replaces it. Returns the refits made, or the device's error.
+Result<std::vector<std::string>> refit_drifted_twins(
+    const JobConfig& config, Network& net, int epoch,
+    std::map<std::string, std::pair<std::string, std::string>>& provenance) {
+  std::vector<std::string> refits;
+  for (const LayerSpec& s : config.network) {
+    if (s.kind != LayerSpec::Kind::kPhysical || s.refit_on_drift <= 0.0) continue;
+    for (Layer& layer : net.layers()) {
+      if (layer.name != s.device || !layer.is_physical() || !layer.has_model()) continue;
+      TwinFitOptions probe = layer_fit_options(s, *layer.device, config.seed + 7919 * epoch);
+      probe.samples = 256;
+      probe.batch = default_fit_batch(256, layer.device->spec().max_batch);
+      probe.theta_center = layer.theta;
+      probe.theta_fraction = 0.0;
+      std::int64_t calls = 0;
+      auto data = measure_samples(*layer.device, probe, calls, layer.executor);
+      if (!data) return data.error();
+      const double nmse = twin_nmse(*layer.model, data.value());
+      if (nmse <= s.refit_on_drift) break;
+      auto fitted = fit_twin(*layer.device, layer_fit_options(s, *layer.device, config.seed + epoch),
+                             layer.executor);
+      if (!fitted) return fitted.error();
+      layer.model = fitted.value().model;
+      provenance[s.device] = {"fit:" + s.fit_family, fitted.value().report.data_hash};
+      refits.push_back(s.device + " after epoch " + std::to_string(epoch) + ": twin NMSE " +
+                       std::to_string(nmse) + " > " + std::to_string(s.refit_on_drift) +
+                       ", refitted (held-out NMSE " +
+                       std::to_string(fitted.value().report.twin_nmse) + ")");
+      break;
+    }
+  }
+  return refits;
+}
+
 // The learned twins of the job, by device: those the caller gives (pnnd resolves learned:<id>),
 // then a fit for each `twin: {fit: ...}` layer, measured on its device now (after bring-up).
 Result<void> resolve_learned_twins(const JobConfig& config, DeviceSet& devices,
@@ -274,14 +321,8 @@ Result<void> resolve_learned_twins(const JobConfig& config, DeviceSet& devices,
                         "residual})");
     }
     if (s.fit_family.empty() || twins.count(s.device)) continue;
-    TwinFitOptions o;
-    o.family = parse_twin_family(s.fit_family);
-    o.samples = s.fit_samples;
-    o.repeats = s.fit_repeats;
     auto& device = devices.get(s.device);
-    o.batch = default_fit_batch(o.samples, device.spec().max_batch);
-    o.seed = config.seed;
-    auto fitted = fit_twin(device, o, devices.executor(s.device));
+    auto fitted = fit_twin(device, layer_fit_options(s, device, config.seed), devices.executor(s.device));
     if (!fitted) return fitted.error();
     const auto& r = fitted.value().report;
     log("fitted a " + s.fit_family + " twin of " + s.device + " from " + std::to_string(r.samples) +
@@ -427,11 +468,22 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     PhaseResult phase{name, {}, -1.0, -1.0, 0.0};
     const auto t0 = std::chrono::steady_clock::now();
     TrainCallbacks tc;
-    tc.stop_requested = callbacks.stop_requested;
     tc.on_batch = [&](int epoch, Index b, Index nb, double loss) {
       if (callbacks.on_batch) callbacks.on_batch(name, epoch, topt.epochs, b, nb, loss);
     };
+    std::optional<drivers::Error> refit_error;
+    auto stop = callbacks.stop_requested;
+    tc.stop_requested = [&refit_error, stop] { return refit_error.has_value() || (stop && stop()); };
     tc.on_epoch = [&](const EpochStats& s) {
+      if (checkpoints && on_hardware) {  // the main phase on the devices: refit drifted twins
+        auto refits = refit_drifted_twins(config, network, s.epoch, provenance);
+        if (!refits) {
+          refit_error = refits.error();
+        } else {
+          for (const auto& r : refits.value()) log("refit on drift: " + r);
+          result.refits.insert(result.refits.end(), refits.value().begin(), refits.value().end());
+        }
+      }
       if (checkpoints && options.write_outputs) {
         save_checkpoint(make_checkpoint(config, network, trainer, provenance), result.checkpoint_path);
       }
@@ -439,6 +491,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     };
     auto history = trainer.fit(data.train, &data.test, tc);
     if (!history) return history.error();
+    if (refit_error) return *refit_error;
     phase.history = history.value();
     phase.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     phase.hardware_calls = trainer.hardware_calls();
@@ -459,6 +512,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   auto main = train_phase(net, main_method, to_string(main_method), true);
   if (!main) return main.error();
   result.phases.push_back(main.value());
+  result.twins = provenance;  // refits on drift may have replaced twins
   const std::vector<Vector> trained = net.thetas();
 
   // The in-silico baseline, for a rule that trains on the hardware, where every layer has a twin.

@@ -1,6 +1,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -55,7 +56,7 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
       const YAML::Node twin_node = value["twin"];
       const std::string tkey = key + ".twin";
       if (twin_node.IsDefined() && twin_node.IsMap()) {  // {fit: FAMILY, samples: N, repeats: R}
-        r.only_keys(twin_node, tkey, {"fit", "samples", "repeats"});
+        r.only_keys(twin_node, tkey, {"fit", "samples", "repeats", "refit_on_drift"});
         if (!twin_node["fit"].IsDefined()) {
           r.fail(twin_node, tkey, "needs fit: FAMILY (grey-box, residual or mlp)");
         }
@@ -76,6 +77,11 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
         if (repeats < 1 || repeats > 64) r.fail(twin_node["repeats"], tkey + ".repeats", "must be in [1, 64]");
         spec.fit_samples = static_cast<Index>(samples);
         spec.fit_repeats = static_cast<int>(repeats);
+        spec.refit_on_drift = r.get<double>(twin_node, tkey, "refit_on_drift", 0.0, "a number");
+        if (!(spec.refit_on_drift >= 0.0) || !std::isfinite(spec.refit_on_drift)) {
+          r.fail(twin_node["refit_on_drift"], tkey + ".refit_on_drift",
+                 "must be a finite NMSE bound ≥ 0 (0: never refit), e.g. 0.05");
+        }
       } else {
         const auto twin = r.get<std::string>(value, key, "twin", "nominal",
                                              "nominal, none, learned:<id> or {fit: FAMILY}");

@@ -37,6 +37,7 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
     }
     j["twins"] = twins;
   }
+  if (!r.refits.empty()) j["refits"] = r.refits;
   json phases = json::array();
   for (const auto& p : r.phases) {
     json hist = json::array();

@@ -39,6 +39,10 @@ struct LayerSpec {
   std::string fit_family;
   Index fit_samples = 4096;
   int fit_repeats = 1;
+  /// `twin: {fit: ..., refit_on_drift: B}`: after every epoch of the main phase, the twin is
+  /// checked against 256 fresh measurements at the layer's current θ, and refitted (as at the
+  /// start, new samples) when its NMSE exceeds B. 0: never.
+  double refit_on_drift = 0.0;
 };
 
 struct DeviceEntry {
@@ -98,6 +102,8 @@ struct JobResult {
   /// The learned twins the job trained with, by device: source ("learned:4", "fit:residual")
   /// and data hash, as its checkpoints record them.
   std::map<std::string, std::pair<std::string, std::string>> twins;
+  /// Refits on drift (twin: {refit_on_drift}): "osc-a after epoch 3: NMSE 0.08 > 0.05".
+  std::vector<std::string> refits;
   std::vector<PhaseResult> phases;
   std::string checkpoint_path;
   std::string plot_path;
