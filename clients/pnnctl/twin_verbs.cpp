@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
@@ -26,6 +27,9 @@ struct TwinArgs {
   std::uint32_t samples = 0, repeats = 0, batch = 0;
   std::uint64_t seed = 0;
   bool use = false, from_records = false;
+  std::vector<std::uint32_t> hidden;
+  double l2 = 0.0, theta_fraction = 0.0;
+  std::uint32_t max_iterations = 0, adam_epochs = 0;
 };
 
 
@@ -81,6 +85,11 @@ void print_card(const v1::TwinCard& t) {
     }
     std::printf("  R² per output %s (worst %s)\n", line.c_str(), fmt(worst, "%.3f").c_str());
   }
+  if (const double nmse = number(r, "twin_nmse"); std::isfinite(nmse) && nmse > 0.5) {
+    std::printf("  warning       held-out NMSE %.3g: this twin does not predict the device (1 is "
+                "no better than the mean); more samples, another family, or a twin-free rule "
+                "(spsa, mgd)\n", nmse);
+  }
   std::printf("  fit           %s s measuring, %s s in all, %s parameters\n",
               fmt(number(r, "measure_s"), "%.1f").c_str(), fmt(number(r, "fit_s"), "%.1f").c_str(),
               fmt(number(r, "num_phi"), "%.0f").c_str());
@@ -101,6 +110,11 @@ int fit(const RemoteOptions& options, const TwinArgs& a) {
   f->set_seed(a.seed);
   f->set_use(a.use);
   f->set_from_records(a.from_records);
+  for (auto h : a.hidden) f->add_hidden(h);
+  f->set_l2(a.l2);
+  f->set_theta_fraction(a.theta_fraction);
+  f->set_max_iterations(a.max_iterations);
+  f->set_adam_epochs(a.adam_epochs);
   if (!options.json) {
     std::fprintf(stderr, "pnnctl: fitting a %s twin of %s (progress: pnnctl watch log)\n",
                  a.family.c_str(), a.device.c_str());
@@ -220,6 +234,13 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   f->add_option("--batch", a->batch, "samples per device call (default: ≤ 256, ≥ 8 calls)");
   f->add_option("--seed", a->seed, "sampling seed");
   f->add_flag("--use", a->use, "make it the device's twin once stored");
+  f->add_option("--hidden", a->hidden, "MLP hidden sizes, e.g. --hidden 64,64 (residual, mlp)")
+      ->delimiter(',');
+  f->add_option("--l2", a->l2, "L2 weight (default per family)");
+  f->add_option("--max-iterations", a->max_iterations, "L-BFGS iterations (default 300)");
+  f->add_option("--adam-epochs", a->adam_epochs, "mini-batch Adam passes instead of L-BFGS");
+  f->add_option("--theta-fraction", a->theta_fraction,
+                "θ sampled in the middle ± this fraction of the limits' half-span (default 1)");
   f->add_flag("--from-records", a->from_records,
               "fit to the device's recorded forwards in the run store instead of measuring");
   lease(*f);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "pnn/training/learned_twin.hpp"
@@ -55,7 +56,10 @@ std::string report_json(const training::TwinFitReport& r, const training::TwinFi
                       {"scatter", {{"measured", r.scatter_measured},
                                    {"predicted", r.scatter_predicted}}},
                       {"options", {{"samples", o.samples}, {"repeats", o.repeats},
-                                   {"batch", o.batch}, {"seed", o.seed}}}};
+                                   {"batch", o.batch}, {"seed", o.seed}, {"hidden", o.hidden},
+                                   {"l2", o.l2}, {"max_iterations", o.max_iterations},
+                                   {"adam_epochs", o.adam_epochs},
+                                   {"theta_fraction", o.theta_fraction}}}};
   return j.dump();
 }
 
@@ -113,12 +117,15 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
   const auto& r = request.fit_twin();
   DeviceSlot* s = writable_device(call, r.device(), request.lease_token());
   if (!s) return;
-  training::TwinFitOptions options;
+  training::TwinFamily family{};
   try {
-    options.family = training::parse_twin_family(r.family().empty() ? "grey-box" : r.family());
+    family = training::parse_twin_family(r.family().empty() ? "grey-box" : r.family());
   } catch (const std::invalid_argument& e) {
     return send_error(call, v1::INVALID_ARGUMENT, e.what(), origin(*s));
   }
+  const auto max_batch = static_cast<Index>(s->device->spec().max_batch);
+  training::TwinFitOptions options =
+      training::default_fit_options(family, r.samples() ? r.samples() : 4096, max_batch);
   if (options.family == training::TwinFamily::kNeuralOde) {
     return send_error(call, v1::INVALID_ARGUMENT,
                       "a neural-ode twin is fitted from measured trajectories (one device run "
@@ -138,11 +145,22 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
                       "pnnd has no run store to keep the twin in; configure store.path",
                       origin(*s));
   }
-  const auto max_batch = static_cast<std::uint32_t>(s->device->spec().max_batch);
-  options.samples = r.samples() ? r.samples() : 4096;
   options.repeats = static_cast<int>(r.repeats() ? r.repeats() : 1);
-  options.batch = r.batch() ? static_cast<Index>(r.batch())
-                            : training::default_fit_batch(options.samples, max_batch);
+  if (r.batch()) options.batch = r.batch();
+  if (r.hidden_size() > 0) options.hidden.assign(r.hidden().begin(), r.hidden().end());
+  if (r.l2() > 0.0) options.l2 = r.l2();
+  if (r.max_iterations() > 0) options.max_iterations = static_cast<int>(r.max_iterations());
+  if (r.adam_epochs() > 0) options.adam_epochs = static_cast<int>(r.adam_epochs());
+  if (r.theta_fraction() > 0.0) options.theta_fraction = r.theta_fraction();
+  if (options.hidden.size() > 8 || std::any_of(options.hidden.begin(), options.hidden.end(),
+                                               [](Index h) { return h < 1 || h > 4096; }) ||
+      !std::isfinite(options.l2) || options.max_iterations > 100000 ||
+      options.adam_epochs > 100000 || !(options.theta_fraction <= 1.0)) {
+    return send_error(call, v1::INVALID_ARGUMENT,
+                      "fit options out of range: hidden ≤ 8 layers of 1..4096 units, finite l2, "
+                      "max_iterations and adam_epochs ≤ 100000, theta_fraction in (0, 1]",
+                      origin(*s));
+  }
   options.seed = r.seed();
   options.jacobian_points = 3;
   const bool use = r.use(), from_records = r.from_records();

@@ -522,3 +522,16 @@ TEST_CASE("a fitted neural-ode twin round-trips through its file") {
   const auto osc = pnn::test::active_device(kOsc4)->nominal_twin();
   CHECK_THROWS_AS(load_twin(path, osc), CheckpointError);
 }
+
+TEST_CASE("learned twin fit: an mlp too large for the samples is refused before any device call") {
+  CheckedDevice shg(kShg, nullptr);
+  TwinFitOptions options = default_fit_options(TwinFamily::kBlackBox, 100, shg.spec().max_batch);
+  CHECK(options.batch <= 20);
+  CHECK(options.adam_epochs > 0);
+  CHECK_THROWS_WITH_AS((void)fit_twin(shg, options),
+                       doctest::Contains("nothing was measured"), std::invalid_argument);
+  CHECK(shg.calls == 0);
+  const auto residual = default_fit_options(TwinFamily::kResidual, 4096, 0);
+  CHECK(residual.hidden == std::vector<Index>{32});
+  CHECK(default_fit_options(TwinFamily::kGreyBox, 4096, 100).batch == 100);
+}

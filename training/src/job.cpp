@@ -260,11 +260,9 @@ Checkpoint make_checkpoint(const JobConfig& config, const Network& net, Trainer&
 
 TwinFitOptions layer_fit_options(const LayerSpec& s, const drivers::PhysicalSystem& device,
                                  std::uint64_t seed) {
-  TwinFitOptions o;
-  o.family = parse_twin_family(s.fit_family);
-  o.samples = s.fit_samples;
+  TwinFitOptions o = default_fit_options(parse_twin_family(s.fit_family), s.fit_samples,
+                                         device.spec().max_batch);
   o.repeats = s.fit_repeats;
-  o.batch = default_fit_batch(o.samples, device.spec().max_batch);
   o.seed = seed;
   return o;
 }

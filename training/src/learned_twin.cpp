@@ -516,9 +516,62 @@ FittedTwin fit_twin_for(const drivers::DeviceSpec& spec, const dt::ModelPtr& nom
                     spec.param_max(), data, options);
 }
 
+TwinFitOptions default_fit_options(TwinFamily family, Index samples, Index max_batch) {
+  TwinFitOptions o;
+  o.family = family;
+  o.samples = samples;
+  o.batch = default_fit_batch(samples, max_batch);
+  switch (family) {
+    case TwinFamily::kGreyBox:
+    case TwinFamily::kNeuralOde:
+      break;
+    case TwinFamily::kResidual:  // learned-twin-oscillator --family residual
+      o.hidden = {32};
+      o.l2 = 1e-5;
+      o.max_iterations = 200;
+      break;
+    case TwinFamily::kBlackBox:  // learned-twin-shg, own-device-digits: many θ draws, Adam
+      o.batch = std::min<Index>(o.batch, 20);
+      o.hidden = {64, 64};
+      o.l2 = 1e-7;
+      o.adam_epochs = 100;
+      o.adam_calls_per_step = 16;
+      o.adam_learning_rate = 1e-3;
+      break;
+  }
+  return o;
+}
+
 drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const TwinFitOptions& options,
                                      const DeviceExecutor& executor) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (options.family == TwinFamily::kBlackBox || options.family == TwinFamily::kResidual) {
+    // The MLP's size against the values measured, before the device is used (fit_shaped checks
+    // the exact count again).
+    const auto& spec = device.spec();
+    Index fan_in = spec.num_inputs + (options.family == TwinFamily::kBlackBox ||
+                                              options.residual_uses_theta
+                                          ? static_cast<Index>(spec.num_params()) : 0);
+    Index weights = 0;
+    for (Index h : options.hidden) {
+      weights += (fan_in + 1) * h;
+      fan_in = h;
+    }
+    weights += (fan_in + 1) * spec.num_outputs;
+    const auto fit_rows = static_cast<Index>(static_cast<double>(options.samples) *
+                                             (1.0 - options.validation_fraction));
+    if (fit_rows * spec.num_outputs < 2 * weights) {
+      throw std::invalid_argument(
+          "fit_twin: too few samples for the " + to_string(options.family) + " twin of " +
+          spec.serial + ": about " + std::to_string(fit_rows) + " fit samples × " +
+          std::to_string(spec.num_outputs) + " outputs for its " + std::to_string(weights) +
+          " weights (at least 2 values per weight): raise samples to ≥ " +
+          std::to_string(static_cast<Index>(2.0 * static_cast<double>(weights) /
+                                            static_cast<double>(spec.num_outputs) /
+                                            (1.0 - options.validation_fraction)) + 1) +
+          " or use smaller hidden layers; nothing was measured");
+    }
+  }
   if (options.family == TwinFamily::kNeuralOde) {
     throw std::invalid_argument("fit_twin: the neural-ode family fits trajectories, and one run "
                                 "of " + device.spec().serial + " reads only the end of the "

@@ -385,13 +385,16 @@ class Client:
     # ---- learned twins (docs/learned-twins.md "In pnnd") ----------------------------------
 
     def fit_twin(self, device, family="grey-box", samples=0, repeats=0, batch=0, seed=0,
-                 use=False, timeout_ms=30 * 60 * 1000):
+                 use=False, from_records=False, timeout_ms=30 * 60 * 1000, **options):
         """Measures the device (needs a lease) and fits a twin of `family` (grey-box, residual,
         mlp), stored in the daemon's run store; returns the pb.TwinCard (report_json: the report
-        card). A fit takes seconds to minutes: the call waits up to `timeout_ms`."""
+        card). `options`: hidden=[64, 64], l2, max_iterations, adam_epochs, theta_fraction (0 or
+        absent: the family's default). A fit takes seconds to minutes: the call waits up to
+        `timeout_ms`."""
         r = self._request(device)
         r.fit_twin.CopyFrom(pb.FitTwinRequest(device=device, family=family, samples=samples,
-                                              repeats=repeats, batch=batch, seed=seed, use=use))
+                                              repeats=repeats, batch=batch, seed=seed, use=use,
+                                              from_records=from_records, **options))
         saved, self.timeout_ms = self.timeout_ms, max(self.timeout_ms, timeout_ms)
         try:
             return self.call(r, retry=False).fit_twin.twin

@@ -116,6 +116,12 @@ inline Index default_fit_batch(Index samples, Index max_batch) {
 digital_twin::ModelPtr neural_ode_of(const digital_twin::ModelPtr& nominal,
                                      const TwinFitOptions& options, bool trajectory);
 
+/// The options pnnd and job configs start from for `family`: the recipes the benchmarks measured
+/// (docs/learned-twins.md "In pnnd"). Grey box: L-BFGS, batch default_fit_batch; residual: one
+/// hidden layer of 32, l2 1e-5; mlp: batch ≤ 20 (many θ draws), hidden {64, 64}, Adam for 100
+/// passes.
+TwinFitOptions default_fit_options(TwinFamily family, Index samples, Index max_batch);
+
 /// Measures `device` (ACTIVE) at options.samples random (x, θ) within its limits, options.batch
 /// per call. A device error is returned as it came; `device_calls` counts the calls made.
 drivers::Result<std::vector<digital_twin::Measurement>> measure_samples(
