@@ -273,11 +273,6 @@ int calibrate(const RemoteOptions& options, const std::string& device, const std
   return kExitOk;
 }
 
-void add_lease_option(CLI::App& cmd, std::string& lease) {
-  cmd.add_option("--lease", lease,
-                 "lease token from pnnctl acquire (default: lease the device for this command)")
-      ->envname("PNN_LEASE");
-}
 
 }  // namespace
 

@@ -299,6 +299,12 @@ std::string Remote::telemetry_endpoint() {
   throw UsageError("the daemon does not announce its telemetry endpoint: pass --telemetry");
 }
 
+void add_lease_option(CLI::App& cmd, std::string& lease) {
+  cmd.add_option("--lease", lease,
+                 "lease token from pnnctl acquire (default: lease the device for this command)")
+      ->envname("PNN_LEASE");
+}
+
 LeaseScope::LeaseScope(Remote& remote, std::string device, const std::string& token_hex,
                        std::uint32_t ttl_ms)
     : remote_(remote), device_(std::move(device)) {

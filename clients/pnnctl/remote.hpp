@@ -76,6 +76,9 @@ class Remote {
   std::unique_ptr<v1::HelloReply> hello_;
 };
 
+/// Adds --lease TOKEN (environment PNN_LEASE) to a device write's sub-command.
+void add_lease_option(CLI::App& cmd, std::string& lease);
+
 /// The lease a device write is sent with: the token given (--lease / PNN_LEASE), or a lease
 /// acquired for this one command (TTL `ttl_ms`) and released when it is done.
 class LeaseScope {

@@ -220,11 +220,6 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   auto* twin = app.add_subcommand("twin", "learned twins: fit, list, show, use");
   twin->require_subcommand(1);
   auto a = std::make_shared<TwinArgs>();
-  auto lease = [a](CLI::App& cmd) {
-    cmd.add_option("--lease", a->lease,
-                   "lease token from pnnctl acquire (default: lease the device for this command)")
-        ->envname("PNN_LEASE");
-  };
 
   auto* f = twin->add_subcommand("fit", "measure a device and fit a twin (stored in the run store)");
   f->add_option("device", a->device, "device name")->required();
@@ -243,7 +238,7 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
                 "θ sampled in the middle ± this fraction of the limits' half-span (default 1)");
   f->add_flag("--from-records", a->from_records,
               "fit to the device's recorded forwards in the run store instead of measuring");
-  lease(*f);
+  add_lease_option(*f, a->lease);
   f->callback([a, &remote, &action] { action = [a, &remote] { return fit(remote, *a); }; });
 
   auto* l = twin->add_subcommand("list", "the stored twins, newest first");
@@ -259,7 +254,7 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   u->add_option("device", a->device, "device name")->required();
   u->add_option("id", a->id, "twin id, or 'nominal' for the datasheet (or calibrated) twin")
       ->required();
-  lease(*u);
+  add_lease_option(*u, a->lease);
   u->callback([a, &remote, &action] { action = [a, &remote] { return use(remote, *a); }; });
 }
 

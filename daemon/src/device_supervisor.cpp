@@ -26,21 +26,16 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
   s->recovery_timer = std::make_unique<asio::steady_timer>(io);
   if (store) {
     try {
-      if (auto cal = store->latest_calibration(s->serial());
-          cal && s->nominal_twin && s->nominal_twin->num_physical_params() == cal->phi.size()) {
-        s->twin = s->nominal_twin->with_physical_params(cal->phi);
-        s->calibration_id = cal->calibration_id;
-      }
+      use_calibrated_twin(*s);
     } catch (const std::exception& e) {
       log("warning", "device " + d.name + ": stored calibration not used: " + e.what());
     }
     // The learned twin it was set to use (pnnctl twin use), if any.
     try {
       if (const std::uint64_t id = store->active_twin(s->serial()); id != 0) {
-        const auto t = store->get_twin(id);
-        if (!t) throw std::runtime_error("twin " + std::to_string(id) + " is not in the store");
-        if (auto problem = learned_twin_problem(*s, *t)) throw std::runtime_error(problem->message);
-        s->twin = load_learned_twin(*s, *t);
+        digital_twin::ModelPtr model;
+        if (auto problem = stored_twin(*s, id, model)) throw std::runtime_error(problem->message);
+        s->twin = std::move(model);
         s->twin_id = id;
         s->calibration_id = 0;
       }

@@ -2,6 +2,7 @@
 // whole run), its thread, whose device calls all run on the devices' workers, the run store's
 // record of it; JobStatus, CancelJob, ListRuns/GetRun and Snapshot.
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "pnn/training/job_summary.hpp"
@@ -66,6 +67,7 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
   auto job = std::make_unique<JobSlot>();
   job->owner = call.identity;
   std::set<DeviceSlot*> unique;
+  std::map<std::string, DeviceSlot*> slot_of;  // by the config's device name
   for (const auto& entry : job_config.devices) {
     DeviceSlot* s = find_device(entry.address);
     if (!s) {
@@ -84,6 +86,7 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
       send_error(call, f->code, f->message + "; release it before submitting the job", origin(*s));
       return;
     }
+    slot_of[entry.name] = s;
     job->external[entry.name] = s->device.get();
     // The job's calls on the device run on its worker, like every RPC's.
     job->executors[entry.name] = [this, s](const std::function<void()>& fn) { call_on_worker(*s, fn); };
@@ -92,32 +95,14 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
   // twin: learned:<id>: the stored twin, checked against the device it will serve.
   for (const auto& layer : job_config.network) {
     if (layer.learned_twin == 0) continue;
-    DeviceSlot* s = nullptr;
-    for (const auto& entry : job_config.devices) {
-      if (entry.name != layer.device) continue;
-      s = find_device(entry.address);
-      if (!s) {
-        for (auto& [name, slot] : devices) {
-          if (slot->config.address == entry.address) s = slot.get();
-        }
-      }
-    }
     const std::string where = source + ": network: physical " + layer.device + ": twin: learned:" +
                               std::to_string(layer.learned_twin);
-    const auto t = s ? store->get_twin(layer.learned_twin) : std::nullopt;
-    if (!t) {
-      return send_error(call, v1::UNKNOWN_TWIN,
-                        where + ": no such twin in the run store (pnnctl twin list)", source);
-    }
-    if (auto problem = learned_twin_problem(*s, *t)) {
+    std::string data_hash;
+    if (auto problem = stored_twin(*slot_of.at(layer.device), layer.learned_twin,
+                                   job->twins[layer.device], &data_hash)) {
       return send_error(call, problem->code, where + ": " + problem->message, source);
     }
-    try {
-      job->twins[layer.device] = load_learned_twin(*s, *t);
-    } catch (const std::exception& e) {
-      return send_error(call, v1::TWIN_MISMATCH, where + ": " + e.what(), source);
-    }
-    job->twin_provenance[layer.device] = {"learned:" + std::to_string(t->twin_id), t->data_hash};
+    job->twin_provenance[layer.device] = {"learned:" + std::to_string(layer.learned_twin), data_hash};
   }
   std::vector<std::string> serials;
   for (auto* s : job->devices) serials.push_back(s->serial());

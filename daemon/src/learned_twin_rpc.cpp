@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 
 #include "pnn/training/learned_twin.hpp"
 #include "proto_fill.hpp"
@@ -20,8 +19,6 @@ using detail::set_status;
 namespace {
 
 // Bounds on one FitTwin request: a request beyond them is refused before the device is touched.
-constexpr std::uint32_t kMaxFitSamples = 1'000'000;
-constexpr std::uint32_t kMaxFitRepeats = 64;
 constexpr std::uint32_t kMaxListedTwins = 1000;
 
 void fill_card(const TwinRecord& t, v1::TwinCard* out) {
@@ -65,17 +62,42 @@ std::string report_json(const training::TwinFitReport& r, const training::TwinFi
 
 }  // namespace
 
-std::optional<Failure> Server::Impl::learned_twin_problem(const DeviceSlot& s,
-                                                          const TwinRecord& t) const {
-  const std::string id = "twin " + std::to_string(t.twin_id);
-  if (t.device_serial != s.serial()) {
+std::optional<Failure> Server::Impl::stored_twin(const DeviceSlot& s, std::uint64_t twin_id,
+                                                 digital_twin::ModelPtr& model,
+                                                 std::string* data_hash) const {
+  const std::string id = "twin " + std::to_string(twin_id);
+  const auto t = store->get_twin(twin_id);
+  if (!t) {
+    return Failure{v1::UNKNOWN_TWIN,
+                   "no " + id + " in the run store; pnnctl twin list shows the stored twins"};
+  }
+  if (t->device_serial != s.serial()) {
     return Failure{v1::TWIN_MISMATCH,
-                   id + " was fitted on the device with serial " + t.device_serial + ", and " +
+                   id + " was fitted on the device with serial " + t->device_serial + ", and " +
                        s.config.name + " is serial " + s.serial() +
                        ": a twin describes one instrument; fit one for this device (pnnctl twin "
-                       "fit " + s.config.name + " --family " + t.family + ")"};
+                       "fit " + s.config.name + " --family " + t->family + ")"};
   }
+  try {
+    const auto& spec = s.device->spec();
+    model = training::decode_twin(t->model, id, s.nominal_twin,
+                                  {spec.num_inputs, static_cast<Index>(spec.num_params()),
+                                   spec.num_outputs});
+  } catch (const std::exception& e) {
+    return Failure{v1::TWIN_MISMATCH, e.what()};
+  }
+  if (data_hash) *data_hash = t->data_hash;
   return std::nullopt;
+}
+
+void Server::Impl::use_calibrated_twin(DeviceSlot& s) {
+  s.twin = s.nominal_twin;
+  s.calibration_id = 0;
+  if (auto cal = store->latest_calibration(s.serial());
+      cal && s.nominal_twin && s.nominal_twin->num_physical_params() == cal->phi.size()) {
+    s.twin = s.nominal_twin->with_physical_params(cal->phi);
+    s.calibration_id = cal->calibration_id;
+  }
 }
 
 // On the device's worker: a fit to the device's recorded forwards (the newest, up to
@@ -101,15 +123,7 @@ drivers::Result<training::FittedTwin> Server::Impl::fit_from_records(
         "measurements instead (without from_records / --from-records)");
   }
   training::FittedTwin fitted = training::fit_twin_for(spec, s.nominal_twin, data, options);
-  std::int64_t calls = 0;
-  const auto nominal = s.nominal_twin;
-  const Vector theta = 0.5 * (spec.param_min() + spec.param_max());
-  auto cos = training::jacobian_agreement(*s.device, *fitted.model, nominal.get(), theta,
-                                          spec.input_min, spec.input_max, options.jacobian_points,
-                                          options.seed + 31, calls);
-  if (!cos) return cos.error();
-  std::tie(fitted.report.jacobian_cosine, fitted.report.jacobian_cosine_nominal) = cos.value();
-  fitted.report.device_calls = calls;
+  if (auto r = training::measure_jacobian_agreement(*s.device, fitted, options); !r) return r.error();
   return fitted;
 }
 
@@ -133,10 +147,10 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
                       "or mlp, or see docs/learned-twins.md \"Neural ODE\"",
                       origin(*s));
   }
-  if (r.samples() > kMaxFitSamples || r.repeats() > kMaxFitRepeats) {
+  if (r.samples() > training::kMaxFitSamples || r.repeats() > training::kMaxFitRepeats) {
     return send_error(call, v1::INVALID_ARGUMENT,
-                      "samples must be ≤ " + std::to_string(kMaxFitSamples) + " and repeats ≤ " +
-                          std::to_string(kMaxFitRepeats) + " (got " + std::to_string(r.samples()) +
+                      "samples must be ≤ " + std::to_string(training::kMaxFitSamples) + " and repeats ≤ " +
+                          std::to_string(training::kMaxFitRepeats) + " (got " + std::to_string(r.samples()) +
                           " and " + std::to_string(r.repeats()) + "); ask for fewer",
                       origin(*s));
   }
@@ -237,26 +251,15 @@ void Server::Impl::fit_twin(const Call& call, const v1::Request& request) {
 void Server::Impl::apply_learned_twin(DeviceSlot& s, std::uint64_t twin_id,
                                       digital_twin::ModelPtr model) {
   store->set_active_twin(s.serial(), twin_id);
-  s.twin = model ? std::move(model) : s.nominal_twin;
   s.twin_id = twin_id;
-  s.calibration_id = 0;
   if (twin_id == 0) {
-    // Back to the datasheet twin, or its latest calibration.
-    if (auto cal = store->latest_calibration(s.serial());
-        cal && s.nominal_twin && s.nominal_twin->num_physical_params() == cal->phi.size()) {
-      s.twin = s.nominal_twin->with_physical_params(cal->phi);
-      s.calibration_id = cal->calibration_id;
-    }
+    use_calibrated_twin(s);  // back to the datasheet twin, or its latest calibration
+  } else {
+    s.twin = std::move(model);
+    s.calibration_id = 0;
   }
   twin_changed(s);
   publish_device(s);
-}
-
-digital_twin::ModelPtr Server::Impl::load_learned_twin(const DeviceSlot& s, const TwinRecord& t) const {
-  const auto& spec = s.device->spec();
-  return training::decode_twin(t.model, "twin " + std::to_string(t.twin_id), s.nominal_twin,
-                               {spec.num_inputs, static_cast<Index>(spec.num_params()),
-                                spec.num_outputs});
 }
 
 void Server::Impl::use_twin(const Call& call, const v1::Request& request) {
@@ -268,20 +271,8 @@ void Server::Impl::use_twin(const Call& call, const v1::Request& request) {
   }
   digital_twin::ModelPtr model;
   if (r.twin_id() != 0) {
-    const auto t = store->get_twin(r.twin_id());
-    if (!t) {
-      return send_error(call, v1::UNKNOWN_TWIN,
-                        "no twin " + std::to_string(r.twin_id()) +
-                            " in the run store; pnnctl twin list shows the stored twins",
-                        origin(*s));
-    }
-    if (auto problem = learned_twin_problem(*s, *t)) {
+    if (auto problem = stored_twin(*s, r.twin_id(), model)) {
       return send_error(call, problem->code, problem->message, origin(*s));
-    }
-    try {
-      model = load_learned_twin(*s, *t);
-    } catch (const std::exception& e) {
-      return send_error(call, v1::TWIN_MISMATCH, e.what(), origin(*s));
     }
   }
   apply_learned_twin(*s, r.twin_id(), model);

@@ -329,10 +329,13 @@ struct Server::Impl {
   // Event loop: the device's twin becomes `model` (twin_id 0: back to the datasheet or
   // calibrated twin), kept in the store for restarts. Throws StoreError.
   void apply_learned_twin(DeviceSlot& s, std::uint64_t twin_id, digital_twin::ModelPtr model);
-  // Why the stored twin cannot serve the device (another serial), or nothing.
-  std::optional<Failure> learned_twin_problem(const DeviceSlot& s, const TwinRecord& t) const;
-  // Throws on a damaged record or one for other sizes.
-  digital_twin::ModelPtr load_learned_twin(const DeviceSlot& s, const TwinRecord& t) const;
+  // The stored twin `twin_id` as the device's model (and its data hash), or why it cannot serve
+  // the device: UNKNOWN_TWIN, TWIN_MISMATCH (another serial, other sizes, a damaged record).
+  std::optional<Failure> stored_twin(const DeviceSlot& s, std::uint64_t twin_id,
+                                     digital_twin::ModelPtr& model,
+                                     std::string* data_hash = nullptr) const;
+  // The device's datasheet twin, or its latest stored calibration (store reads; throws StoreError).
+  void use_calibrated_twin(DeviceSlot& s);
 
   void submit_job(const Call& call, const v1::SubmitJobRequest& r);
   void job_main(JobSlot& job);

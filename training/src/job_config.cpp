@@ -73,8 +73,14 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
         }
         const auto samples = r.get<long long>(twin_node, tkey, "samples", 4096, "a whole number");
         const auto repeats = r.get<long long>(twin_node, tkey, "repeats", 1, "a whole number");
-        if (samples < 16 || samples > 1'000'000) r.fail(twin_node["samples"], tkey + ".samples", "must be in [16, 1000000]");
-        if (repeats < 1 || repeats > 64) r.fail(twin_node["repeats"], tkey + ".repeats", "must be in [1, 64]");
+        if (samples < 16 || samples > kMaxFitSamples) {
+          r.fail(twin_node["samples"], tkey + ".samples",
+                 "must be in [16, " + std::to_string(kMaxFitSamples) + "]");
+        }
+        if (repeats < 1 || repeats > kMaxFitRepeats) {
+          r.fail(twin_node["repeats"], tkey + ".repeats",
+                 "must be in [1, " + std::to_string(kMaxFitRepeats) + "]");
+        }
         spec.fit_samples = static_cast<Index>(samples);
         spec.fit_repeats = static_cast<int>(repeats);
         spec.refit_on_drift = r.get<double>(twin_node, tkey, "refit_on_drift", 0.0, "a number");

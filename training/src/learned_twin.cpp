@@ -549,15 +549,12 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
     // The MLP's size against the values measured, before the device is used (fit_shaped checks
     // the exact count again).
     const auto& spec = device.spec();
-    Index fan_in = spec.num_inputs + (options.family == TwinFamily::kBlackBox ||
-                                              options.residual_uses_theta
-                                          ? static_cast<Index>(spec.num_params()) : 0);
-    Index weights = 0;
-    for (Index h : options.hidden) {
-      weights += (fan_in + 1) * h;
-      fan_in = h;
-    }
-    weights += (fan_in + 1) * spec.num_outputs;
+    std::vector<Index> sizes{spec.num_inputs + (options.family == TwinFamily::kBlackBox ||
+                                                        options.residual_uses_theta
+                                                    ? static_cast<Index>(spec.num_params()) : 0)};
+    sizes.insert(sizes.end(), options.hidden.begin(), options.hidden.end());
+    sizes.push_back(spec.num_outputs);
+    const Index weights = dt::mlp_num_weights(sizes);
     const auto fit_rows = static_cast<Index>(static_cast<double>(options.samples) *
                                              (1.0 - options.validation_fraction));
     if (fit_rows * spec.num_outputs < 2 * weights) {
@@ -585,20 +582,9 @@ drivers::Result<FittedTwin> fit_twin(drivers::PhysicalSystem& device, const Twin
   const auto& spec = device.spec();
   FittedTwin out = fit_twin_for(spec, device.nominal_twin(), data.value(), options);
   if (options.jacobian_points > 0) {
-    // At the middle of the sampled θ and over the sampled input range.
-    const Vector lo = spec.param_min(), hi = spec.param_max();
-    const Vector theta = options.theta_center.size() != 0 ? options.theta_center
-                                                          : Vector(0.5 * (lo + hi));
-    const double x_mid = 0.5 * (spec.input_min + spec.input_max);
-    const double x_half = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
-    const auto nominal = device.nominal_twin();
-    auto cos = jacobian_agreement(device, *out.model, nominal.get(), theta, x_mid - x_half,
-                                  x_mid + x_half, options.jacobian_points, options.seed + 31,
-                                  calls, executor);
-    if (!cos) return cos.error();
-    std::tie(out.report.jacobian_cosine, out.report.jacobian_cosine_nominal) = cos.value();
+    if (auto r = measure_jacobian_agreement(device, out, options, executor); !r) return r.error();
   }
-  out.report.device_calls = calls;
+  out.report.device_calls += calls;
   out.report.measure_s = measure_s;
   out.report.fit_s = seconds_since(t0);
   return out;
@@ -657,6 +643,26 @@ std::string measurement_hash(const std::vector<dt::Measurement>& data) {
   std::string hex;
   for (unsigned char c : out) hex += {kHex[c >> 4], kHex[c & 15]};
   return hex;
+}
+
+drivers::Result<void> measure_jacobian_agreement(drivers::PhysicalSystem& device,
+                                                 FittedTwin& fitted,
+                                                 const TwinFitOptions& options,
+                                                 const DeviceExecutor& executor) {
+  // At the middle of the sampled θ and over the sampled input range.
+  const auto& spec = device.spec();
+  const Vector theta = options.theta_center.size() != 0
+                           ? options.theta_center
+                           : Vector(0.5 * (spec.param_min() + spec.param_max()));
+  const double x_mid = 0.5 * (spec.input_min + spec.input_max);
+  const double x_half = 0.5 * options.input_fraction * (spec.input_max - spec.input_min);
+  const auto nominal = device.nominal_twin();
+  auto cos = jacobian_agreement(device, *fitted.model, nominal.get(), theta, x_mid - x_half,
+                                x_mid + x_half, options.jacobian_points, options.seed + 31,
+                                fitted.report.device_calls, executor);
+  if (!cos) return cos.error();
+  std::tie(fitted.report.jacobian_cosine, fitted.report.jacobian_cosine_nominal) = cos.value();
+  return {};
 }
 
 drivers::Result<std::pair<double, double>> jacobian_agreement(

@@ -104,6 +104,10 @@ struct FittedTwin {
 /// parameters, the twin itself. Throws std::invalid_argument for a twin without any.
 digital_twin::ModelPtr grey_box_of(const digital_twin::ModelPtr& nominal);
 
+/// Bounds on one fit asked by a user (pnnd's FitTwin, a job's twin: {fit: ...}).
+inline constexpr Index kMaxFitSamples = 1'000'000;
+inline constexpr int kMaxFitRepeats = 64;
+
 /// The batch a fit of `samples` uses when none is given: ≤ 256 and ≤ the device's max batch
 /// (0: none), and small enough for ≥ 8 calls, so that the held-out calls are whole θ draws.
 inline Index default_fit_batch(Index samples, Index max_batch) {
@@ -196,6 +200,14 @@ drivers::Result<std::pair<double, double>> jacobian_agreement(
     const digital_twin::DifferentiableModel* nominal, const Vector& theta, double x_lo,
     double x_hi, int points, std::uint64_t seed, std::int64_t& device_calls,
     const DeviceExecutor& executor = {});
+
+/// jacobian_agreement of `fitted` (and of the device's nominal twin) at options.jacobian_points
+/// points: θ at the middle of the range the fit samples (options.theta_center, else the middle of
+/// the limits), x over its input range; fills the report's cosines and adds the device calls.
+drivers::Result<void> measure_jacobian_agreement(drivers::PhysicalSystem& device,
+                                                 FittedTwin& fitted,
+                                                 const TwinFitOptions& options,
+                                                 const DeviceExecutor& executor = {});
 
 /// Saves a fitted twin's family, sizes and parameters in the checkpoint file format
 /// (checkpoint.hpp: versioned, CRC-protected, written atomically); `nominal` is not saved and
