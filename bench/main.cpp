@@ -1,5 +1,5 @@
 // pnn-bench [NAME...] [--list] [--epochs N] [--seed S] [--gap small|large] [--family F]
-//           [--samples N] [--pretty]
+//           [--samples N] [--sizes N,...] [--batches B,...] [--pretty]
 // Runs the named benchmarks (all by default) and prints one JSON object per configuration: a
 // line each (default, for scripts), or indented with progress lines on stderr (--pretty, what
 // `pnnctl bench` shows). `pnnctl bench` runs this program, so pnnctl never links the daemon.
@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"grey-box", "residual", "mlp", "neural-ode"}));
   app.add_option("--samples", options.samples,
                  "learned-twin-*: measured samples per device (spin-node-stno: trajectories)");
+  app.add_option("--sizes", options.sizes, "scaling: only these N (each 64..1024: the 64 pixels, padded)")
+      ->delimiter(',')->check(CLI::Range(64, 1024));
+  app.add_option("--batches", options.batches, "scaling: only these batch sizes")
+      ->delimiter(',')->check(CLI::Range(1, 4096));
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
   CLI11_PARSE(app, argc, argv);
   if (list) {

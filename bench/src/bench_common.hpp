@@ -99,6 +99,10 @@ std::vector<nlohmann::json> frame_codec(const BenchOptions& options);
 /// wire-overhead (wire_bench.cpp): a job over the frame protocol vs link=direct.
 std::vector<nlohmann::json> wire_overhead(const BenchOptions& options);
 
+/// scaling (scaling_bench.cpp): one PAT and one in-silico epoch of the oscillator setup for N = 64
+/// … 1024 at batch 32 and 256: GFLOP/s against an Eigen GEMM probe, and the exponent in N.
+std::vector<nlohmann::json> scaling(const BenchOptions& options);
+
 // ---- the daemon (daemon_rpc_bench.cpp, daemon_job_bench.cpp) ---------------------------------
 
 /// rpc-overhead: Forward round trip of one 784-float sample on sim://null vs a bare echo.

@@ -207,6 +207,7 @@ const std::vector<Entry>& entries() {
       {{"learned-twin-oscillator", "large-gap oscillator PNN with twins fitted from measured samples (grey box; --family residual|mlp): NMSE, PAT, in silico deployed"}, detail::learned_twin_oscillator},
       {{"learned-twin-shg", "shg-digits network with a black-box MLP twin of the SHG device fitted from measured samples"}, detail::learned_twin_shg},
       {{"own-device-digits", "a Python instrument served by pnn_device over tcp:// (no C++ twin): MLP twin fitted from measurements, then PAT and in silico"}, detail::own_device_digits},
+      {{"scaling", "one PAT and one in-silico oscillator epoch for N = 64..1024, batch 32 and 256: GFLOP/s vs an Eigen GEMM probe, exponent in N"}, detail::scaling},
       {{"frame-codec", "binary frame protocol: encode + stream decode throughput, one core"}, detail::frame_codec},
       {{"wire-overhead", "oscillator job through simulated boards over the frame protocol vs in-process"}, detail::wire_overhead},
       // The daemon (docs/daemon.md); --epochs sets round trips, batches or job epochs.

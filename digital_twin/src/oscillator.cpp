@@ -1,6 +1,8 @@
 #include "pnn/digital_twin/oscillator.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "pnn/digital_twin/fast_math.hpp"
@@ -110,13 +112,47 @@ ModelPtr OscillatorModel::with_physical_params(const VectorRef& phi) const {
   return std::make_shared<OscillatorModel>(std::move(config));
 }
 
-Matrix OscillatorModel::stiffness(const VectorRef& theta) const {
-  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> c(
-      theta.data(), n(), n());
-  Matrix a = coupling_to_q(c);
+namespace {
+
+/// Calls f(i, j) for every i, j in [0, n) in 32×32 tiles, so that reading a matrix and its
+/// transpose together stays in cache.
+template <class F>
+void for_each_tile(Index n, F&& f) {
+  constexpr Index kTile = 32;
+  for (Index jb = 0; jb < n; jb += kTile) {
+    for (Index ib = 0; ib < n; ib += kTile) {
+      const Index j_end = std::min(n, jb + kTile), i_end = std::min(n, ib + kTile);
+      for (Index j = jb; j < j_end; ++j) {
+        for (Index i = ib; i < i_end; ++i) f(i, j);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const Matrix> OscillatorModel::stiffness(const VectorRef& theta) const {
+  std::lock_guard lock(stiffness_cache_.mutex);
+  auto& cache = stiffness_cache_;
+  if (cache.a && cache.theta.size() == theta.size() &&
+      std::memcmp(cache.theta.data(), theta.data(), sizeof(double) * static_cast<std::size_t>(theta.size())) == 0) {
+    return cache.a;
+  }
+  // A = C2Q(C) + Q_extra − I straight from θ's row-major C, tile by tile (C and Cᵀ are both read,
+  // so a plain loop would stride through one of them): off-diagonal (C_ij + C_ji)/2, then the
+  // diagonal −Σ_{j≠i} J_ij (J symmetric: column sums, contiguous in column-major A) − 1.
+  const Index size = n();
+  const double* c = theta.data();
+  Matrix a(size, size);
+  for_each_tile(size, [&](Index i, Index j) { a(i, j) = 0.5 * (c[i * size + j] + c[j * size + i]); });
+  for (Index i = 0; i < size; ++i) {
+    a(i, i) = 0.0;
+    a(i, i) = -a.col(i).sum() - 1.0;
+  }
   if (config_.q_extra.size() != 0) a += config_.q_extra;
-  a.diagonal().array() -= 1.0;
-  return a;
+  cache.theta = theta;
+  cache.a = std::make_shared<const Matrix>(std::move(a));
+  return cache.a;
 }
 
 namespace {
@@ -137,7 +173,8 @@ struct Force {
 }  // namespace
 
 Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
-  const Matrix a = stiffness(theta);
+  const auto a_ptr = stiffness(theta);
+  const Matrix& a = *a_ptr;
   const Force force{a, kappa_row_, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
   const double h = config_.dt;
   Matrix q = x, p = Matrix::Zero(x.rows(), n());
@@ -162,7 +199,8 @@ Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) c
 OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const VectorRef& theta,
                                                     const MatrixRef& y_bar) const {
   const Index b = x.rows();
-  const Matrix a = stiffness(theta);
+  const auto a_ptr = stiffness(theta);
+  const Matrix& a = *a_ptr;
   const Eigen::RowVectorXd& kappa = kappa_row_;
   const Force force{a, kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
   const double h = config_.dt;
@@ -241,13 +279,15 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
 Cotangents OscillatorModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
                                    const MatrixRef& y_bar) const {
   Backward bw = backward(x, theta, y_bar);
-  // A = C2Q(C) + Q_extra − I  ⇒  J̄_ij = Ā_ij − Ā_ii (i ≠ j), then C̄ = (J̄ + J̄ᵀ)/2.
-  Matrix j_bar = bw.a_bar.colwise() - bw.a_bar.diagonal();
-  j_bar.diagonal().setZero();
-  const Matrix c_bar = 0.5 * (j_bar + j_bar.transpose());
+  // A = C2Q(C) + Q_extra − I  ⇒  J̄_ij = Ā_ij − Ā_ii (i ≠ j), then C̄ = (J̄ + J̄ᵀ)/2, written
+  // row-major into θ̄ in one tiled pass.
+  const Index size = n();
+  const Matrix& ab = bw.a_bar;
   Cotangents out{std::move(bw.x_bar), Vector(num_params())};
-  Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-      out.theta_bar.data(), n(), n()) = c_bar;
+  double* c_bar = out.theta_bar.data();
+  for_each_tile(size, [&](Index j, Index i) {  // j fastest: c_bar row-major, Ā(j, i) contiguous
+    c_bar[i * size + j] = i == j ? 0.0 : 0.5 * ((ab(i, j) - ab(i, i)) + (ab(j, i) - ab(j, j)));
+  });
   out.theta_bar.tail(n()) = bw.e_bar;
   return out;
 }

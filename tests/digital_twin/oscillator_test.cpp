@@ -57,6 +57,26 @@ TEST_CASE("oscillator batch rows are independent and sharding does not change re
   CHECK((full.theta_bar - theta_bar).norm() < 1e-9 * (1.0 + theta_bar.norm()));
 }
 
+TEST_CASE("oscillator stiffness cache follows theta: alternating theta matches fresh models") {
+  // The model keeps the last θ's stiffness; a changed θ (even in one entry, or of C's diagonal,
+  // which Q ignores) must never reuse a stale one, and a copy must not share it.
+  const OscillatorConfig config{.num_oscillators = 6};
+  OscillatorModel model(config);
+  const Matrix x = random_matrix(32, 6, 0.5, 21);
+  const Matrix y_bar = random_matrix(32, 6, 1.0, 22);
+  const Vector a = model.initial_params(4);
+  Vector b = a;
+  b[1] += 0.25;  // C_01: changes Q
+  for (const Vector* theta : std::initializer_list<const Vector*>{&a, &b, &a, &b}) {
+    const OscillatorModel fresh(config);
+    CHECK((model.forward(x, *theta) - fresh.forward(x, *theta)).norm() == 0.0);
+    CHECK((model.vjp(x, *theta, y_bar).theta_bar - fresh.vjp(x, *theta, y_bar).theta_bar).norm() == 0.0);
+  }
+  CHECK((model.forward(x, a) - model.forward(x, b)).norm() > 1e-6);
+  const OscillatorModel copy = model;
+  CHECK((copy.forward(x, b) - model.forward(x, b)).norm() == 0.0);
+}
+
 TEST_CASE("oscillator with no coupling and no drive follows the pendulum equation") {
   // Small-angle pendulum: q(t) ≈ q0 cos t.
   OscillatorModel model({.num_oscillators = 1, .dt = 0.01, .num_steps = 100});

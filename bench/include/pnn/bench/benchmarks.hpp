@@ -18,6 +18,9 @@ struct BenchOptions {
   /// spin-node-stno) per device (-1 = the benchmark's own).
   std::string family = "";
   long samples = -1;
+  /// scaling: the oscillator counts N and batch sizes to time (empty = 64 … 1024 and 32, 256).
+  std::vector<long> sizes;
+  std::vector<long> batches;
   /// Progress lines for humans (to stderr in the CLI); may be empty.
   std::function<void(const std::string&)> on_progress;
 };

@@ -17,6 +17,7 @@
 ///   per-oscillator scales and a symmetric stray coupling with Q_extra = C2Q(J); n + n(n−1)/2
 ///   entries. Fitted on samples spread over the input range, with an L2 pull toward nominal.
 #include <memory>
+#include <mutex>
 
 #include "pnn/digital_twin/model.hpp"
 
@@ -64,8 +65,9 @@ class OscillatorModel final : public DifferentiableModel {
  private:
   struct Backward;
   Index n() const { return config_.num_oscillators; }
-  /// A = C2Q(C) + Q_extra − I, so that ṗ = sin(κ∘q)·A + e for a row batch.
-  Matrix stiffness(const VectorRef& theta) const;
+  /// A = C2Q(C) + Q_extra − I, so that ṗ = sin(κ∘q)·A + e for a row batch. Computed once per θ:
+  /// the batch shards of one call, and the forward and vjp of one training step, share it.
+  std::shared_ptr<const Matrix> stiffness(const VectorRef& theta) const;
   Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
   Cotangents do_vjp(const MatrixRef& x, const VectorRef& theta,
                     const MatrixRef& y_bar) const override;
@@ -73,8 +75,20 @@ class OscillatorModel final : public DifferentiableModel {
                          const MatrixRef& y_bar) const override;
   Backward backward(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar) const;
 
+  /// The last θ's stiffness (O(n²) to build, as much memory traffic as a small batch's GEMMs).
+  /// Copies start empty; shared by the threads of the batch shards under its mutex.
+  struct StiffnessCache {
+    StiffnessCache() = default;
+    StiffnessCache(const StiffnessCache&) {}
+    StiffnessCache& operator=(const StiffnessCache&) { return *this; }
+    std::mutex mutex;
+    Vector theta;
+    std::shared_ptr<const Matrix> a;
+  };
+
   OscillatorConfig config_;
   Eigen::RowVectorXd kappa_row_;  // κ_i as a row, multiplied into each batch row
+  mutable StiffnessCache stiffness_cache_;
 };
 
 }  // namespace pnn::digital_twin
