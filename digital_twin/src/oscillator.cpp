@@ -228,13 +228,22 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
     }
   }
 
-  Backward out{Matrix(), Matrix::Zero(n(), n()), Vector::Zero(n()), Eigen::RowVectorXd::Zero(n())};
-  // Reverse of g(q) = sin(κ q)·A + e for one stage: returns q̄ and accumulates Ā, ē, κ̄.
+  Backward out{Matrix(), Matrix(), Vector::Zero(n()), Eigen::RowVectorXd::Zero(n())};
+  // Ā = Σ over the 4·steps stages of sᵀ·ḡ. Each stage's s and ḡ go into one stacked row block
+  // and Ā comes from one GEMM at the end (inner dimension 4·steps·b instead of 4·steps
+  // rank-b updates, each of which would read and write all of Ā).
+  const Index stages = 4 * static_cast<Index>(steps);
+  Matrix s_stack(stages * b, n()), g_bar_stack(stages * b, n());
+  Index stage = 0;
+  // Reverse of g(q) = sin(κ q)·A + e for one stage: returns q̄, stacks s and ḡ for Ā and
+  // accumulates ē, κ̄.
   auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
     const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.array();
     Eigen::ArrayXXd s, c;
     sincos(kq, &s, &c);
-    out.a_bar.noalias() += s.matrix().transpose() * g_bar;
+    s_stack.middleRows(stage * b, b) = s.matrix();
+    g_bar_stack.middleRows(stage * b, b) = g_bar;
+    ++stage;
     out.e_bar += g_bar.colwise().sum().transpose();
     const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * c;
     out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix();
@@ -272,6 +281,7 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
     // g1 = g(q)
     q_bar += force_vjp(st[0], g1_bar);
   }
+  out.a_bar.noalias() = s_stack.transpose() * g_bar_stack;
   out.x_bar = std::move(q_bar);
   return out;
 }
