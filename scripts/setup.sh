@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages pnn-hil needs to build and train; with --test also what the
 # test suite needs (clang-14 + libFuzzer runtime for the fuzz targets; python3-torch for the
-# Python client's PyTorch layer; umockdev for the emulated-USB tests; python3-yaml for the export
-# tests). Idempotent; run as root.
+# Python client's PyTorch layer; umockdev for the emulated-USB tests).
+# Idempotent; run as root.
 # docs/dependencies.md says why each package is here.
 #   usage: bash scripts/setup.sh [--test]
 set -euo pipefail
@@ -15,6 +15,8 @@ packages=(
   # daemon and clients: RPC, API messages, run store
   libzmq3-dev cppzmq-dev libsodium-dev libprotobuf-dev protobuf-compiler libsqlite3-dev libboost-dev
   python3-zmq python3-protobuf python3-numpy
+  # the Python client's lab registry (pnn_client.Lab); also the export test's YAML reader
+  python3-yaml
   # installing the Python client as a package (pip with Debian's setuptools; docs/install.md)
   python3-pip python3-setuptools python3-wheel
   # USB instruments (usb:// raw bulk boards, usbtmc:// SCPI instruments)
@@ -31,8 +33,6 @@ if [[ ${1:-} == --test ]]; then
   packages+=(libumockdev-dev umockdev)
   # the PyVISA test of the simulated SCPI instrument served over TCP (pnn-siminst)
   packages+=(python3-pyvisa python3-pyvisa-py)
-  # the MLflow export's meta.yaml files read back field by field (tests/clients/test_export.py)
-  packages+=(python3-yaml)
   # the dashboard's browser test (tests/clients/test_dashboard.py): headless Chromium + WebDriver
   packages+=(chromium chromium-driver python3-selenium)
 fi

@@ -1,6 +1,8 @@
 // Verbs on the daemon's devices: hello, devices, describe NAME, lifecycle, acquire, renew,
 // release, forward, calibrate.
 #include <cstdio>
+#include <future>
+#include <optional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -64,38 +66,111 @@ int hello(const RemoteOptions& options) {
   return kExitOk;
 }
 
-int devices(const RemoteOptions& options) {
+constexpr const char* kDeviceRowFormat = "%-16s %-12s %-8s %-14s %-22s %9s %7s %-10s %-8s %s\n";
+
+void print_device_header() {
+  std::printf("%-16s %-12s %-8s %-14s %-22s %7s %7s %-10s %-8s %s\n", "NAME", "STATE", "HEALTH",
+              "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "DRIFT", "LEASE");
+}
+
+/// One row of the devices table; a health message goes to `notes`, printed under the table.
+void print_device_row(const std::string& name, const v1::DeviceInfo& d, std::string& notes) {
+  const std::string io =
+      std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
+  // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
+  char drift[32] = "off";
+  if (d.drift().enabled()) {
+    if (d.drift().samples() == 0) {
+      std::snprintf(drift, sizeof drift, "-");
+    } else {
+      std::snprintf(drift, sizeof drift, "%.3g%s", d.drift().nmse(), d.drift().over_bound() ? "!" : "");
+    }
+  }
+  std::printf(kDeviceRowFormat, name.c_str(), state_name(d.state()).c_str(),
+              health_name(d.health()).c_str(), d.spec().serial().c_str(), d.spec().kind().c_str(),
+              io.c_str(), std::to_string(d.spec().num_params()).c_str(),
+              twin_label(d, true).c_str(), drift, lease_text(d).c_str());
+  if (!d.health_message().empty()) notes += "  " + name + ": " + d.health_message() + "\n";
+}
+
+v1::ListDevicesReply list_devices(const RemoteOptions& options) {
   Remote remote(options);
   v1::Request r;
   r.mutable_list_devices();
-  const auto reply = remote.call(std::move(r));
-  if (options.json) {
-    for (const auto& d : reply.list_devices().devices()) print_json_line(to_json(d));
-    return kExitOk;
+  return remote.call(std::move(r)).list_devices();
+}
+
+/// Every daemon of the lab registry, asked at once: a daemon that does not answer within
+/// --timeout-ms (no retries) is a row saying so, never a hang.
+int lab_devices(const RemoteOptions& options) {
+  const pnn::client::Lab lab = load_lab(options);
+  struct Answer {
+    std::optional<v1::ListDevicesReply> reply;
+    std::string error;
+  };
+  std::vector<std::future<Answer>> asked;
+  for (const auto& daemon : lab.daemons()) {
+    RemoteOptions o = options_for(options, lab, daemon);
+    o.retries = 0;
+    asked.push_back(std::async(std::launch::async, [o] {
+      try {
+        return Answer{list_devices(o), ""};
+      } catch (const std::exception& e) {
+        return Answer{std::nullopt, e.what()};
+      }
+    }));
   }
-  std::printf("%-10s %-12s %-8s %-14s %-22s %7s %7s %-10s %-8s %s\n", "NAME", "STATE", "HEALTH",
-              "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "DRIFT", "LEASE");
   std::string notes;
-  for (const auto& d : reply.list_devices().devices()) {
-    const std::string io =
-        std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
-    const std::string twin = twin_label(d, true);
-    // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
-    char drift[32] = "off";
-    if (d.drift().enabled()) {
-      if (d.drift().samples() == 0) {
-        std::snprintf(drift, sizeof drift, "-");
+  if (!options.json) print_device_header();
+  int unreachable = 0;
+  for (std::size_t i = 0; i < asked.size(); ++i) {
+    const auto& daemon = lab.daemons()[i];
+    const Answer answer = asked[i].get();
+    if (!answer.reply) {
+      ++unreachable;
+      if (options.json) {
+        print_json_line(json{{"daemon", daemon.name}, {"endpoint", daemon.rpc}, {"reachable", false},
+                             {"error", answer.error}});
       } else {
-        std::snprintf(drift, sizeof drift, "%.3g%s", d.drift().nmse(), d.drift().over_bound() ? "!" : "");
+        std::printf("%-16s %s\n", (daemon.name + "/*").c_str(),
+                    ("UNREACHABLE at " + daemon.rpc).c_str());
+        notes += "  " + daemon.name + ": " + answer.error + "\n";
+      }
+      continue;
+    }
+    for (const auto& d : answer.reply->devices()) {
+      if (options.json) {
+        json j = to_json(d);
+        j["daemon"] = daemon.name;
+        j["reachable"] = true;
+        print_json_line(j);
+      } else {
+        print_device_row(daemon.name + "/" + d.name(), d, notes);
       }
     }
-    std::printf("%-10s %-12s %-8s %-14s %-22s %9s %7u %-10s %-8s %s\n", d.name().c_str(),
-                state_name(d.state()).c_str(), health_name(d.health()).c_str(),
-                d.spec().serial().c_str(), d.spec().kind().c_str(), io.c_str(),
-                d.spec().num_params(), twin.c_str(), drift, lease_text(d).c_str());
-    if (!d.health_message().empty()) notes += "  " + d.name() + ": " + d.health_message() + "\n";
+    if (answer.reply->devices_size() == 0 && !options.json) {
+      std::printf("%-16s %s\n", (daemon.name + "/*").c_str(), "(serves no devices)");
+    }
   }
-  if (reply.list_devices().devices_size() == 0) std::printf("(the daemon serves no devices)\n");
+  std::fputs(notes.c_str(), stdout);
+  if (!options.json && unreachable > 0) {
+    std::printf("%d of %zu daemons in %s did not answer\n", unreachable, lab.daemons().size(),
+                lab.source().c_str());
+  }
+  return kExitOk;
+}
+
+int devices(const RemoteOptions& options) {
+  if (!options.lab.empty()) return lab_devices(options);
+  const auto reply = list_devices(options);
+  if (options.json) {
+    for (const auto& d : reply.devices()) print_json_line(to_json(d));
+    return kExitOk;
+  }
+  print_device_header();
+  std::string notes;
+  for (const auto& d : reply.devices()) print_device_row(d.name(), d, notes);
+  if (reply.devices_size() == 0) std::printf("(the daemon serves no devices)\n");
   std::fputs(notes.c_str(), stdout);
   return kExitOk;
 }
@@ -277,9 +352,10 @@ int calibrate(const RemoteOptions& options, const std::string& device, const std
 }  // namespace
 
 int describe_remote(const RemoteOptions& options, const std::vector<std::string>& names) {
-  Remote remote(options);
   for (const auto& name : names) {
-    const auto d = describe_device(remote, name);
+    const auto t = resolve_device(options, name);  // each name may be on another daemon
+    Remote remote(t.options);
+    const auto d = describe_device(remote, t.device);
     if (options.json) {
       print_json_line(to_json(d));
       continue;
@@ -298,7 +374,9 @@ int describe_remote(const RemoteOptions& options, const std::vector<std::string>
 void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   app.add_subcommand("hello", "the daemon's version, protocol, instance id and your role")
       ->callback([&] { action = [&] { return hello(remote); }; });
-  app.add_subcommand("devices", "the daemon's devices: state, health, serial, twin, lease")
+  app.add_subcommand("devices",
+                     "the daemon's devices: state, health, serial, twin, lease (with --lab: "
+                     "every daemon's in the lab registry)")
       ->callback([&] { action = [&] { return devices(remote); }; });
 
   struct Args {
@@ -315,14 +393,20 @@ void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
       ->check(CLI::IsMember({"configure", "activate", "deactivate", "cleanup", "recover"}));
   add_lease_option(*lc, a->lease);
   lc->callback([a, &remote, &action] {
-    action = [a, &remote] { return lifecycle(remote, a->device, a->transition, a->lease); };
+    action = [a, &remote] {
+      const auto t = resolve_device(remote, a->device);
+      return lifecycle(t.options, t.device, a->transition, a->lease);
+    };
   });
 
   auto* acq = app.add_subcommand("acquire", "lease a device; prints the lease token");
   acq->add_option("name", a->device, "device name")->required();
   acq->add_option("--ttl-ms", a->ttl_ms, "lease time (0 = the daemon's default)");
   acq->callback([a, &remote, &action] {
-    action = [a, &remote] { return acquire(remote, a->device, a->ttl_ms); };
+    action = [a, &remote] {
+      const auto t = resolve_device(remote, a->device);
+      return acquire(t.options, t.device, a->ttl_ms);
+    };
   });
 
   for (const bool renew : {true, false}) {
@@ -331,7 +415,10 @@ void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
     cmd->add_option("name", a->device, "device name")->required();
     add_lease_option(*cmd, a->lease);
     cmd->callback([a, renew, &remote, &action] {
-      action = [a, renew, &remote] { return renew_or_release(remote, a->device, a->lease, renew); };
+      action = [a, renew, &remote] {
+        const auto t = resolve_device(remote, a->device);
+        return renew_or_release(t.options, t.device, a->lease, renew);
+      };
     });
   }
 
@@ -346,13 +433,23 @@ void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
       ->each([f](const std::string&) { f->theta_fill_set = true; });
   fw->add_option("--settle-ms", f->settle_ms, "wait after setting θ before measuring");
   add_lease_option(*fw, f->lease);
-  fw->callback([f, &remote, &action] { action = [f, &remote] { return forward(remote, *f); }; });
+  fw->callback([f, &remote, &action] {
+    action = [f, &remote] {
+      const auto t = resolve_device(remote, f->device);
+      ForwardArgs args = *f;
+      args.device = t.device;
+      return forward(t.options, args);
+    };
+  });
 
   auto* cal = app.add_subcommand("calibrate", "fit the device's twin to measurements (stored)");
   cal->add_option("name", a->device, "device name")->required();
   add_lease_option(*cal, a->lease);
   cal->callback([a, &remote, &action] {
-    action = [a, &remote] { return calibrate(remote, a->device, a->lease); };
+    action = [a, &remote] {
+      const auto t = resolve_device(remote, a->device);
+      return calibrate(t.options, t.device, a->lease);
+    };
   });
 }
 

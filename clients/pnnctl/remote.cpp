@@ -180,7 +180,46 @@ void add_remote_options(CLI::App& app, RemoteOptions& o) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber)
       ->group(group);
+  app.add_option("--lab", o.lab,
+                 "the lab registry (YAML, docs/lab.md): devices as DAEMON/DEVICE; `devices` "
+                 "lists every daemon's")
+      ->envname("PNN_LAB")
+      ->group(group);
   app.add_flag("--json", o.json, "machine-readable output: one JSON object per line");
+}
+
+pnn::client::Lab load_lab(const RemoteOptions& options) {
+  try {
+    return pnn::client::Lab::load(options.lab);
+  } catch (const pnn::client::LabError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+RemoteOptions options_for(const RemoteOptions& options, const pnn::client::Lab& lab,
+                          const pnn::client::LabDaemon& daemon) {
+  RemoteOptions o = options;
+  o.endpoint = daemon.rpc;
+  o.telemetry = daemon.telemetry;
+  o.server_key = daemon.server_key;
+  if (o.server_key.empty()) o.key_file.clear();  // a plain daemon: no CURVE, whatever is set
+  o.lab_entry = daemon.name + " (" + lab.source() + " line " + std::to_string(daemon.line) + ")";
+  return o;
+}
+
+DeviceTarget resolve_device(const RemoteOptions& options, const std::string& name) {
+  if (!pnn::client::is_lab_name(name)) return {options, name};
+  if (options.lab.empty()) {
+    throw UsageError("device '" + name + "': a name DAEMON/DEVICE needs the lab registry that "
+                     "says where DAEMON is (--lab FILE or PNN_LAB=FILE, docs/lab.md)");
+  }
+  const pnn::client::Lab lab = load_lab(options);
+  try {
+    const auto target = lab.resolve(name);
+    return {options_for(options, lab, *target.daemon), target.device};
+  } catch (const pnn::client::LabError& e) {
+    throw UsageError(std::string("device '") + name + "': " + e.what());
+  }
 }
 
 
@@ -229,7 +268,10 @@ void Remote::check_reachable() {
   std::string why;
   if (probe_tcp(*hp, why) == Probe::kRefused) {
     throw Unreachable("cannot connect to pnnd at " + options_.endpoint + ": " + why + "; " +
-                      kStartHint);
+                      (options_.lab_entry.empty()
+                           ? std::string(kStartHint)
+                           : "the lab registry's daemon " + options_.lab_entry +
+                                 " is down or its rpc endpoint there is wrong"));
   }
 }
 
@@ -262,6 +304,10 @@ v1::Reply Remote::call(v1::Request request, Retry retry) {
     if (!curve_.server_public_key.empty()) {
       text += " (with CURVE, also check --server-key and that this client's public key " +
               curve_.public_key + " is in the daemon's security.clients)";
+    }
+    if (!options_.lab_entry.empty()) {
+      throw Unreachable(text + "; the lab registry's daemon " + options_.lab_entry +
+                        " is down, or its rpc endpoint or server_key there is wrong");
     }
     throw Unreachable(text + "; " + kStartHint);
   } catch (const pnn::client::ClientError& e) {

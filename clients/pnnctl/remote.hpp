@@ -7,6 +7,7 @@
 #include <string>
 
 #include "pnn/client/client.hpp"
+#include "pnn/client/lab.hpp"
 #include "pnn/common/hex.hpp"
 
 namespace pnnctl {
@@ -27,12 +28,34 @@ struct RemoteOptions {
   int timeout_ms = 5000;   ///< per attempt
   int retries = 1;         ///< extra attempts for calls that are safe to repeat
   bool json = false;       ///< one JSON object per line / per result
+  std::string lab;         ///< the lab registry (--lab / PNN_LAB; "" = none), docs/lab.md
+  /// Set by resolve_device for a daemon of the lab: "optics (lab.yaml line 4)", named in
+  /// unreachable errors so the user knows which registry entry to check.
+  std::string lab_entry;
 };
 
-/// Adds --endpoint, --telemetry, --server-key, --key-file, --client-id, --timeout-ms, --retries
-/// and --json to `app` (the environment variables PNN_ENDPOINT, PNN_TELEMETRY, PNN_SERVER_KEY,
-/// PNN_KEY_FILE, PNN_CLIENT_ID give defaults).
+/// Adds --endpoint, --telemetry, --server-key, --key-file, --client-id, --timeout-ms, --retries,
+/// --lab and --json to `app` (the environment variables PNN_ENDPOINT, PNN_TELEMETRY,
+/// PNN_SERVER_KEY, PNN_KEY_FILE, PNN_CLIENT_ID, PNN_LAB give defaults).
 void add_remote_options(CLI::App& app, RemoteOptions& options);
+
+/// The lab registry of `options.lab`; UsageError (exit 2) for one that cannot be read or is
+/// malformed, naming the file and line.
+pnn::client::Lab load_lab(const RemoteOptions& options);
+
+/// The options that reach `daemon` of the lab: its rpc and telemetry endpoints and CURVE key
+/// (this client's key pair stays --key-file's; without a key in the registry, plain).
+RemoteOptions options_for(const RemoteOptions& options, const pnn::client::Lab& lab,
+                          const pnn::client::LabDaemon& daemon);
+
+/// Where a device verb sends its request: a name DAEMON/DEVICE resolves through the lab
+/// registry (UsageError without one, or for an unknown daemon); any other name goes to
+/// --endpoint as given.
+struct DeviceTarget {
+  RemoteOptions options;
+  std::string device;
+};
+DeviceTarget resolve_device(const RemoteOptions& options, const std::string& name);
 
 /// Whether a failed attempt may be sent again with the same request_id. Reads, Forward (the
 /// daemon de-duplicates it), Acquire and Renew are safe; SubmitJob, Lifecycle, Calibrate and

@@ -214,6 +214,15 @@ int use(const RemoteOptions& options, const TwinArgs& a) {
   return kExitOk;
 }
 
+/// Runs `verb` on the daemon that serves a.device (DAEMON/DEVICE through the lab registry).
+int on_device(const RemoteOptions& options, const TwinArgs& a,
+              int (*verb)(const RemoteOptions&, const TwinArgs&)) {
+  const auto t = resolve_device(options, a.device);
+  TwinArgs args = a;
+  args.device = t.device;
+  return verb(t.options, args);
+}
+
 }  // namespace
 
 void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
@@ -239,7 +248,7 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   f->add_flag("--from-records", a->from_records,
               "fit to the device's recorded forwards in the run store instead of measuring");
   add_lease_option(*f, a->lease);
-  f->callback([a, &remote, &action] { action = [a, &remote] { return fit(remote, *a); }; });
+  f->callback([a, &remote, &action] { action = [a, &remote] { return on_device(remote, *a, fit); }; });
 
   auto* l = twin->add_subcommand("list", "the stored twins, newest first");
   l->add_option("--device", a->device, "only this device's (by its serial)");
@@ -255,7 +264,7 @@ void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   u->add_option("id", a->id, "twin id, or 'nominal' for the datasheet (or calibrated) twin")
       ->required();
   add_lease_option(*u, a->lease);
-  u->callback([a, &remote, &action] { action = [a, &remote] { return use(remote, *a); }; });
+  u->callback([a, &remote, &action] { action = [a, &remote] { return on_device(remote, *a, use); }; });
 }
 
 }  // namespace pnnctl

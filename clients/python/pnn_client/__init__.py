@@ -20,9 +20,10 @@ from .client import (DEFAULT_ENDPOINT, PROTOCOL_MAJOR, Client, ForwardResult, Le
 from .errors import (Busy, DeviceError, InvalidRequest, JobFinished, LeaseError, LeaseReleased,
                      NotFound, PnnError, ProtocolError, RecordFailed, StoreError, StoreFull,
                      Unreachable)
+from .lab import Lab, LabDaemon, LabError
 from .limits import clamp_inputs, clamp_theta, float32_inside, input_limits, param_limits
 
-__all__ = ["__version__", "pb", "Client", "ForwardResult", "Lease", "Subscriber", "TelemetryEvent", "PnnError",
+__all__ = ["__version__", "pb", "Client", "Lab", "LabDaemon", "LabError", "ForwardResult", "Lease", "Subscriber", "TelemetryEvent", "PnnError",
            "Unreachable", "LeaseError", "LeaseReleased", "DeviceError", "InvalidRequest",
            "NotFound", "ProtocolError", "StoreError", "RecordFailed", "StoreFull", "JobFinished", "Busy",
            "DEFAULT_ENDPOINT", "PROTOCOL_MAJOR", "to_tensor", "from_tensor", "read_key_file",
