@@ -14,10 +14,12 @@
 
 #include "errors.hpp"
 #include "output.hpp"
+#include "pnn/client/remote_device.hpp"
 #include "pnn/training/job_summary.hpp"
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/job.hpp"
 #include "progress.hpp"
+#include "remote.hpp"
 #include "verbs.hpp"
 
 namespace pnnctl {
@@ -30,7 +32,40 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
-int train_local(const std::string& path, bool as_json, const std::string& resume) {
+// A job device at pnnd://DAEMON/DEVICE: that daemon's device through the lab registry, leased
+// for the job (docs/lab.md, "Jobs across daemons"). Other addresses: nullptr (the registry).
+pnn::drivers::PhysicalSystemPtr open_lab_device(const RemoteOptions& remote,
+                                               const std::string& address) {
+  constexpr std::string_view kScheme = "pnnd://";
+  if (address.rfind(kScheme, 0) != 0) return nullptr;
+  const std::string name = address.substr(kScheme.size());
+  try {
+    if (!pnn::client::is_lab_name(name)) {
+      throw UsageError("'" + address + "' is not pnnd://DAEMON/DEVICE (a daemon of the lab registry)");
+    }
+    const DeviceTarget t = resolve_device(remote, name);
+    const Remote connection(t.options);  // reads and checks the key file
+    pnn::client::RemoteDeviceOptions o;
+    o.label = name;
+    o.device = t.device;
+    o.client.endpoint = t.options.endpoint;
+    o.client.client_id = t.options.client_id;
+    o.client.timeout = std::chrono::milliseconds(t.options.timeout_ms);
+    o.client.retries = t.options.retries;
+    o.client.curve = connection.curve();
+    o.hint = "; the lab registry's daemon " + t.options.lab_entry +
+             " is down, or its rpc endpoint or server_key there is wrong";
+    o.twin_for = [](const std::string& a) {
+      return pnn::drivers::make_physical_system(a)->nominal_twin();
+    };
+    return pnn::client::RemoteDevice::open(std::move(o));
+  } catch (const UsageError& e) {
+    throw std::invalid_argument(e.what());
+  }
+}
+
+int train_local(const std::string& path, bool as_json, const std::string& resume,
+                const RemoteOptions& remote) {
   const tr::JobConfig config = tr::load_job_config(path);
   Progress progress(stderr);
   tr::JobCallbacks cb;
@@ -47,6 +82,9 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   std::signal(SIGTERM, on_signal);
   tr::JobOptions options;
   if (!resume.empty()) options.resume_checkpoint = resume;
+  options.open_device = [&remote](const std::string& address) {
+    return open_lab_device(remote, address);
+  };
   progress.line("training " + config.name + " (" + config.source + ") in this process");
   auto result = tr::run_job(config, cb, options);
   if (!result) {
@@ -180,7 +218,7 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
             "train: give the job config (e.g. pnnctl train configs/jobs/"
             "oscillator-digits.yaml); only --remote --resume RUN_ID needs none");
       }
-      return train_local(t->config, remote.json, t->resume);
+      return train_local(t->config, remote.json, t->resume, remote);
     };
   });
 

@@ -75,6 +75,14 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
         if (slot->config.address == entry.address) s = slot.get();
       }
     }
+    if (!s && entry.address.rfind("pnnd://", 0) == 0) {
+      send_error(call, v1::UNKNOWN_DEVICE,
+                 source + ": devices." + entry.name + ": '" + entry.address +
+                     "' is a device of another daemon: pnnd runs jobs on its own devices (" +
+                     device_names() + "); run a job across daemons with pnnctl train in your "
+                     "own process (docs/lab.md, \"Jobs across daemons\")");
+      return;
+    }
     if (!s) {
       send_error(call, v1::UNKNOWN_DEVICE,
                  source + ": devices." + entry.name + ": '" + entry.address +

@@ -5,37 +5,62 @@ and marks the one that does not answer, and each registry mistake is a clear err
 file and line."""
 import json
 import os
+import subprocess
 import time
 import unittest
 
 import numpy as np
 
 import pnn_client
-from pnnd_fixture import POWER, SMALL_OSC, Pnnd, free_port, keygen, pnnctl, scratch_dir
+from pnnd_fixture import (PNNCTL, POWER, SMALL_OSC, Pnnd, free_port, keygen, pnnctl,
+                          scratch_dir)
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("PNN_")}
+
+
+def without_times(value):
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items() if k not in ("seconds", "wall_s")}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
 
 
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-class Lab(unittest.TestCase):
+class LabCase(unittest.TestCase):
+    """A scratch directory for the class and daemons started in it, each stopped at the end."""
+    tag = "lab"
+
     @classmethod
     def setUpClass(cls):
-        cls.dir = scratch_dir("lab")
+        cls.dir = scratch_dir(cls.tag)
         cls.addClassCleanup(cls.dir.cleanup)
-        d = cls.dir.name
-        os.makedirs(os.path.join(d, "optics"))
-        os.makedirs(os.path.join(d, "bench"))
+
+    @classmethod
+    def daemon(cls, name, devices, **kw):
+        os.makedirs(os.path.join(cls.dir.name, name))
+        p = Pnnd(os.path.join(cls.dir.name, name), devices=devices, **kw).start()
+        cls.addClassCleanup(p.stop)
+        return p
+
+
+class Lab(LabCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.server_pub, server_sec = keygen()
         client_pub, client_sec = keygen()
-        cls.key_file = os.path.join(d, "me.key")
+        cls.key_file = os.path.join(cls.dir.name, "me.key")
         with open(cls.key_file, "w") as f:
             f.write('public_key: "%s"\nsecret_key: "%s"\n' % (client_pub, client_sec))
-        cls.optics = Pnnd(os.path.join(d, "optics"), devices={"power": (POWER, True)}).start()
-        cls.addClassCleanup(cls.optics.stop)
-        cls.bench = Pnnd(os.path.join(d, "bench"), devices={"osc": (SMALL_OSC, True)},
-                         security=(server_sec, [(client_pub, "operator")])).start()
-        cls.addClassCleanup(cls.bench.stop)
+        cls.optics = cls.daemon("optics", {"power": (POWER, True)})
+        cls.bench = cls.daemon("bench", {"osc": (SMALL_OSC, True)},
+                               security=(server_sec, [(client_pub, "operator")]))
         cls.down = "tcp://127.0.0.1:%d" % free_port()
         cls.lab = cls.write("lab.yaml", (
             "daemons:\n"
@@ -141,6 +166,118 @@ class Lab(unittest.TestCase):
             pnn_client.Lab(text="daemons:\n  - {name: a, rpc: 'tcp://h:1', server_key: short}\n")
         with self.assertRaisesRegex(pnn_client.LabError, "cannot open"):
             pnn_client.Lab(os.path.join(self.dir.name, "missing.yaml"))
+
+
+OSC_A = "sim://mechanical-oscillators?seed=1&n=64&gap=large"
+OSC_B = "sim://mechanical-oscillators?seed=2&n=74&gap=large"
+JOB = """name: cross-daemon
+seed: 0
+data: {name: digits}
+devices:
+  osc-a: pnnd://%s/osc-a
+  osc-b: pnnd://%s/osc-b
+network:
+  - physical: osc-a
+  - pad: 10
+  - physical: osc-b
+  - slice: {first: 64, count: 10, gain: 3.0}
+training: {method: pat, learning_rate: 0.003, batch_size: 32, epochs: %d}
+calibration: {enabled: false}
+compare: {in_silico: false, digital_hidden: 0}
+output: {dir: %s}
+"""
+
+
+class CrossDaemonJobs(LabCase):
+    """A job run by pnnctl train whose network uses osc-a of one daemon and osc-b of another."""
+    tag = "cross"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Fresh devices for each run that is compared (a simulated device's noise stream goes on
+        # from call to call): "one" + "two" for the split run, "solo" with both for the single.
+        cls.one = cls.daemon("one", {"osc-a": (OSC_A, True)})
+        cls.two = cls.daemon("two", {"osc-b": (OSC_B, True)})
+        cls.solo = cls.daemon("solo", {"osc-a": (OSC_A, True), "osc-b": (OSC_B, True)})
+        cls.lab = cls.registry("lab.yaml", {"one": cls.one, "two": cls.two, "solo": cls.solo})
+
+    @classmethod
+    def registry(cls, name, daemons):
+        path = os.path.join(cls.dir.name, name)
+        with open(path, "w") as f:
+            f.write("daemons:\n" + "".join("  - name: %s\n    rpc: '%s'\n" % (n, p.rpc)
+                                            for n, p in daemons.items()))
+        return path
+
+    def job(self, tag, a, b, epochs):
+        path = os.path.join(self.dir.name, tag + ".yaml")
+        with open(path, "w") as f:
+            f.write(JOB % (a, b, epochs, os.path.join(self.dir.name, "runs-" + tag)))
+        return path
+
+    def train(self, path, *extra, lab=None):
+        return pnnctl("train", path, "--json", *extra, env={"PNN_LAB": lab or self.lab},
+                      timeout=600)
+
+    def lease_holders(self, pnnd):
+        r = pnnctl("devices", "--json", endpoint=pnnd.rpc)
+        return {d["name"]: d.get("lease_holder", "") for d in json_lines(r.stdout)}
+
+    def test_split_over_two_daemons_trains_as_on_one(self):
+        split = self.train(self.job("split", "one", "two", 2))
+        self.assertEqual(split.returncode, 0, split.stderr)
+        single = self.train(self.job("single", "solo", "solo", 2))
+        self.assertEqual(single.returncode, 0, single.stderr)
+        a, b = json_lines(split.stdout)[-1], json_lines(single.stdout)[-1]
+        self.assertEqual([p["phase"] for p in a["phases"]], ["pat"])
+        # Same devices, same calls: the same numbers (all but the wall-clock times).
+        self.assertEqual(without_times(a["phases"]), without_times(b["phases"]))
+        self.assertGreater(a["phases"][0]["acc_hardware"], 0.3)
+        # Every lease was released when the job ended.
+        self.assertEqual(set(self.lease_holders(self.one).values()), {""})
+        self.assertEqual(set(self.lease_holders(self.two).values()), {""})
+        self.assertEqual(set(self.lease_holders(self.solo).values()), {""})
+
+    def test_an_unknown_daemon_or_device_is_a_config_error_before_training(self):
+        r = self.train(self.job("attic", "one", "attic", 2))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("no daemon 'attic'", r.stderr)
+        self.assertIn("devices.osc-b", r.stderr)
+        r = self.train(self.job("nodev", "two", "two", 2))  # two has no osc-a
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("two/osc-a", r.stderr)
+        self.assertIn("UNKNOWN_DEVICE", r.stderr)
+        # pnnd runs jobs on its own devices: a pnnd:// device there is refused with the reason.
+        r = pnnctl("train", self.job("inside", "one", "two", 2), "--remote", endpoint=self.one.rpc)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("a device of another daemon", r.stderr)
+
+    def test_a_daemon_killed_mid_job_ends_it_naming_the_device_and_releases_the_rest(self):
+        four = self.daemon("four", {"osc-a": (OSC_A, True)})
+        three = self.daemon("three", {"osc-b": (OSC_B, True)})
+        try:
+            lab = self.registry("lab3.yaml", {"four": four, "three": three})
+            path = self.job("killed", "four", "three", 200)
+            proc = subprocess.Popen([PNNCTL, "train", path, "--json", "--timeout-ms", "1000",
+                                     "--retries", "0"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    env=dict(clean_env(), PNN_LAB=lab))
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # until the job has run on the doomed daemon
+                r = pnnctl("describe", "osc-b", "--json", endpoint=three.rpc)
+                if r.returncode == 0 and int(json.loads(r.stdout).get("forward_calls", 0)) > 20:
+                    break
+                time.sleep(0.1)
+            three.proc.kill()  # kill -9: no goodbye, its leases die with it
+            out, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 1, err)
+            self.assertIn("three/osc-b", err)
+            self.assertIn("lab3.yaml line 4", err)  # which registry entry to check
+            # The job's other device was released on the way out.
+            self.assertEqual(self.lease_holders(four).get("osc-a", ""), "")
+        finally:
+            three.stop()
 
 
 if __name__ == "__main__":

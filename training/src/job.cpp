@@ -1,6 +1,7 @@
 #include "pnn/training/job.hpp"
 #include "pnn/training/learned_twin.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -64,13 +65,15 @@ class DeviceSet {
         if (auto e = options.device_executors.find(entry.name); e != options.device_executors.end()) {
           executor = e->second;
         }
-        devices_.push_back({entry.name, it->second, nullptr, std::move(executor)});
+        devices_.push_back({entry.name, "", it->second, nullptr, std::move(executor)});
         continue;
       }
       try {
-        auto owned = drivers::make_physical_system(entry.address);
+        drivers::PhysicalSystemPtr owned;
+        if (options.open_device) owned = options.open_device(entry.address);
+        if (!owned) owned = drivers::make_physical_system(entry.address);
         auto* raw = owned.get();
-        devices_.push_back({entry.name, raw, std::move(owned), {}});
+        devices_.push_back({entry.name, entry.address, raw, std::move(owned), {}});
       } catch (const std::invalid_argument& e) {
         throw ConfigError(config.source + ": devices." + entry.name + ": " + e.what());
       }
@@ -86,8 +89,17 @@ class DeviceSet {
   DeviceSet(const DeviceSet&) = delete;
   DeviceSet& operator=(const DeviceSet&) = delete;
 
+  // Owned devices are configured (which, for a device of another daemon, takes its lease) in the
+  // order of their addresses: one global order, so two jobs that share devices never each hold
+  // one and wait for the other's.
   Result<void> bring_up() {
-    for (auto& d : devices_) {
+    std::vector<Slot*> order;
+    for (auto& d : devices_) order.push_back(&d);
+    std::stable_sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) {
+      return a->address < b->address;
+    });
+    for (Slot* entry : order) {
+      auto& d = *entry;
       if (!d.owned) {
         if (d.device->state() != drivers::Lifecycle::kActive) {
           return drivers::make_error(drivers::Errc::kWrongState,
@@ -113,6 +125,7 @@ class DeviceSet {
  private:
   struct Slot {
     std::string name;
+    std::string address;  // of an owned device ("" for a borrowed one: the owner brings it up)
     drivers::PhysicalSystem* device;
     drivers::PhysicalSystemPtr owned;
     DeviceExecutor executor;  // where its calls run (empty: this thread)

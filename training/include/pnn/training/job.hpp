@@ -128,6 +128,11 @@ struct JobOptions {
   std::map<std::string, drivers::PhysicalSystem*> external_devices;
   /// Where each external device's calls run (by the same names; missing: the job's thread).
   std::map<std::string, DeviceExecutor> device_executors;
+  /// Opens the device at an address in place of drivers::make_physical_system, e.g. pnnctl's
+  /// pnnd://DAEMON/DEVICE (a device of another daemon, through the lab registry). Returns nullptr
+  /// for an address it leaves to make_physical_system; throws std::invalid_argument (a config
+  /// error naming the device) for one it cannot open.
+  std::function<drivers::PhysicalSystemPtr(const std::string& address)> open_device;
   /// Twins to use in place of the datasheet's nominal twins, by device name (e.g. learned twins,
   /// learned_twin.hpp); sizes must match the device. θ still starts from the nominal recipe.
   std::map<std::string, digital_twin::ModelPtr> twins;
