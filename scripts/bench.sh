@@ -2,7 +2,7 @@
 # Runs benchmarks (Release build) and appends their JSON lines to runs/bench/results.jsonl, one
 # line per configuration, each with the date and the machine load when it started. These are
 # the numbers docs/benchmarks.md records. Benchmarks are not tests: nothing is asserted.
-#   usage: bash scripts/bench.sh [NAME ...]     (default: every benchmark but the slow fmnist)
+#   usage: bash scripts/bench.sh [NAME ...]     (default: every benchmark but the slow fmnist ones)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh" >/dev/null
@@ -10,7 +10,7 @@ bash "$root/scripts/build.sh" "$root/build/release" >/dev/null
 pnnctl=$root/build/release/clients/pnnctl/pnnctl
 names=("$@")
 if ((${#names[@]} == 0)); then
-  mapfile -t names < <("$pnnctl" bench --list | awk '{print $1}' | grep -v '^pat-oscillator-fmnist$')
+  mapfile -t names < <("$pnnctl" bench --list | awk '{print $1}' | grep -v '^pat-oscillator-fmnist\(-14\)\?$')
 fi
 mkdir -p "$root/runs/bench"
 out=$root/runs/bench/results.jsonl

@@ -192,6 +192,8 @@ const std::vector<Entry>& entries() {
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-digits", "digits", 40, {"small", "large"}, 8, o); }},
       {{"pat-oscillator-fmnist", "coupled-oscillator PNN on Fashion-MNIST (10×10 area-averaged), large gap"},
        [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist", "fashion-mnist", 10, {"large"}, 10, o); }},
+      {{"pat-oscillator-fmnist-14", "coupled-oscillator PNN on Fashion-MNIST at 14×14 (196 then 206 oscillators, the PAT reference's size), large gap"},
+       [](const BenchOptions& o) { return oscillator_bench("pat-oscillator-fmnist-14", "fashion-mnist", 10, {"large"}, 14, o); }},
       {{"spsa-oscillator-digits", "oscillator PNN on digits, large gap, no twin: SPSA; accuracy on the hardware vs device calls"}, detail::spsa_oscillator_digits},
       {{"mgd-oscillator-digits", "oscillator PNN on digits, large gap, no twin: multiplexed gradient descent (CDMA); accuracy vs device calls"}, detail::mgd_oscillator_digits},
       {{"scff-digits", "digits: unsupervised SCFF features + linear probe; optical FF (fixed simulated SHG layer, trained digital layers) vs the same digital network"}, detail::scff_digits},
