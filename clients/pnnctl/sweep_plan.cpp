@@ -400,13 +400,21 @@ SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir)
     t.config_yaml = "# trial " + std::to_string(k) + " of sweep " + plan.name + ": " + label +
                     "\n# base: " + plan.base_path + "\n" + out.c_str() + "\n";
     try {
-      const auto parsed = tr::parse_job_config(t.config_yaml, "trial " + std::to_string(k));
+      const auto parsed = tr::parse_job_config(t.config_yaml, "the trial's config");
       for (const auto& d : parsed.devices) {
         if (d.address.rfind("sim://", 0) == 0) continue;
         const auto it = licenses.find(d.name);
         t.licenses.push_back(it == licenses.end() ? d.name : it->second);
       }
     } catch (const tr::ConfigError& e) {
+      // Point at the plan's value the parser objects to, where the message names its key.
+      const std::string what = e.what();
+      for (const auto& [axis, value] : raws[k].set) {
+        if (what.find("'" + axis->path + "'") != std::string::npos) {
+          r.fail(value, "trial " + std::to_string(k) + " (" + label +
+                            ") is not a valid job config: " + what);
+        }
+      }
       r.fail(raws[k].where, "trial " + std::to_string(k) + " (" + label +
                                 ") is not a valid job config: " + e.what());
     }
