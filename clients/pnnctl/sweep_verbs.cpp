@@ -628,10 +628,8 @@ int show(const std::string& dir, const std::string& plot, bool as_json) {
   if (as_json) {
     for (const auto& r : rows) print_json_line(r);
   } else {
-    std::string key;
-    for (const auto& r : rows) key = r.value("accuracy_key", key);
-    std::printf("%-6s %-10s %-9s %-8s %s\n", "TRIAL", "STATE", key.empty() ? "ACCURACY" : key.substr(4, key.size() - 12).c_str(),
-                "WALL_S", "PARAMS");
+    // ACCURACY: acc_<rule>_reality, the main rule's accuracy measured on the hardware.
+    std::printf("%-6s %-10s %-9s %-8s %s\n", "TRIAL", "STATE", "ACCURACY", "WALL_S", "PARAMS");
     for (const auto& r : rows) {
       char acc[32] = "-", wall[32] = "-";
       if (r.contains("accuracy") && r["accuracy"].is_number()) std::snprintf(acc, sizeof acc, "%.4f", r["accuracy"].get<double>());
