@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -253,6 +254,8 @@ Running start_trial(const Sweep& s, int k) {
   r.start = std::chrono::steady_clock::now();
   r.pid = spawn({self_path(), "train", (td / "config.yaml").string(), "--json"},
                 (td / "result.json.part").string(), (td / "train.log").string());
+  // While it runs: who runs it, so that status tells a running trial from one that was killed.
+  write_json(td / "running.json", {{"host", host_name()}, {"pid", r.pid}, {"started_ns", r.started_ns}});
   return r;
 }
 
@@ -286,6 +289,7 @@ int finish_trial(const Sweep& s, const Running& r, int exit_code) {
     status["slurm_job"] = std::string(job) + "_" + (task ? task : "");
   }
   write_json(td / "status.json", status);
+  fs::remove(td / "running.json");
   const auto rec = run_captured({runs_program_path(), "record", td.string()});
   if (rec.exit_code != 0) {
     std::fprintf(stderr, "pnnctl sweep: trial %d: its store could not be written (pnn-runs exit %d)\n",
@@ -490,6 +494,18 @@ std::map<int, std::string> slurm_states(const Sweep& s) {
   return states;
 }
 
+// Whether `pid` is still this trial's pnnctl train (not a zombie, not a reused pid).
+bool trial_process_alive(long pid, const fs::path& config) {
+  if (pid <= 0) return false;
+  const fs::path proc = fs::path("/proc") / std::to_string(pid);
+  const std::string stat = read_text(proc / "stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z') return false;
+  std::string cmdline = read_text(proc / "cmdline");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  return cmdline.find(config.string()) != std::string::npos;
+}
+
 // One row per trial: its state from its status.json, else from Slurm, else NOT RUN / MISSING.
 std::vector<json> trial_rows(const Sweep& s) {
   const auto slurm = slurm_states(s);
@@ -524,6 +540,15 @@ std::vector<json> trial_rows(const Sweep& s) {
           row["accuracy_key"] = key;
         }
       }
+    } else if (const json run = read_json_or_null(td / "running.json");
+               run.is_object() && !row.contains("slurm_state")) {
+      // Started and not finished: running, if its process is alive (checked on its host only).
+      const bool here = run.value("host", "") == host_name();
+      const bool alive = here && trial_process_alive(run.value("pid", 0), td / "config.yaml");
+      row["state"] = !here ? "RUNNING?" : alive ? "RUNNING" : "INTERRUPTED";
+      row["host"] = run.value("host", "");
+      row["log"] = (td / "train.log").string();
+      if (here && !alive) row["error"] = "started, never finished (killed?): pnnctl sweep run DIR --trial K";
     } else if (row.contains("slurm_state")) {
       const std::string state = row["slurm_state"];
       row["state"] = state == "PENDING" || state == "RUNNING" || state == "CONFIGURING" ? state : "FAILED";

@@ -5,9 +5,11 @@ Slurm run is sweep_slurm_test.py)."""
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import tempfile
+import time
 import unittest
 
 from sweep_fixture import FAILING_DEVICE, PNNCTL, json_lines, write_sweep
@@ -125,6 +127,38 @@ class LocalSweep(unittest.TestCase):
         again = pnnctl("sweep", self.plan, "--dir", self.dir, "--jobs", "2")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertIn("0 to run", again.stderr)
+
+
+class Interrupted(unittest.TestCase):
+    def test_a_killed_sweep_shows_its_trial_interrupted_with_its_log(self):
+        tmp = tempfile.TemporaryDirectory(prefix="pnn-sweep-")
+        self.addCleanup(tmp.cleanup)
+        plan, sweep_dir = write_sweep(tmp.name, 1, False)
+        with open(plan, "a") as f:  # long enough to be caught running
+            f.write("trials:\n  - {training.epochs: 100000}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PNN_")}
+        proc = subprocess.Popen([PNNCTL, "sweep", plan, "--dir", sweep_dir], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            states = []
+            for _ in range(600):
+                r = pnnctl("sweep", "status", sweep_dir, "--json")
+                states = [x["state"] for x in json_lines(r.stdout)[:-1]] if r.returncode == 0 else []
+                if states and states[-1] == "RUNNING":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(states, ["SUCCEEDED", "RUNNING"])
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its trial, as a node crash would
+            proc.wait()
+        row = json_lines(pnnctl("sweep", "status", sweep_dir, "--json").stdout)[1]
+        self.assertEqual(row["state"], "INTERRUPTED")
+        self.assertIn("never finished", row["error"])
+        self.assertTrue(row["log"].endswith("trials/001/train.log"))
+        m = json_lines(pnnctl("sweep", "merge", sweep_dir, "--json").stdout)[-1]
+        self.assertEqual((m["added"], m["succeeded"], m["failed"]), (1, 1, 0), m)
+        self.assertEqual(m["not_finished"][0]["state"], "INTERRUPTED")
 
 
 class Scratch(unittest.TestCase):
