@@ -28,7 +28,7 @@
 #include "output.hpp"
 #include "pnn/common/atomic_write.hpp"
 #include "pnn/training/plot.hpp"
-#include "sweep_plan.hpp"
+#include "pnn/training/sweep_plan.hpp"
 #include "verbs.hpp"
 
 extern char** environ;
@@ -38,6 +38,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using pnn::training::load_sweep_plan;
+using pnn::training::SweepPlan;
+using pnn::training::trial_dir_name;
+using pnn::training::trial_dir_width;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }

@@ -1,27 +1,13 @@
-"""Sweeps for the sweep tests: a tiny simulated job (96 digits, 2 epochs: well under a second)
-and a plan over it, optionally with one trial that fails on purpose (its device unplugs after
+"""Sweeps for the sweep tests: the tiny simulated job of tests/data/sweep-tiny.yaml (96 digits,
+2 epochs: well under a second) and a plan over it, optionally with one trial that fails on purpose (its device unplugs after
 three transfers, so the job fails at run time with the device named)."""
 import json
 import os
 
 PNNCTL = os.environ.get("PNN_PNNCTL", "pnnctl")
 
-TINY_JOB = """name: sweep-tiny
-seed: 0
-data: {name: digits, max_train: 96, max_test: 64}
-devices:
-  osc: sim://mechanical-oscillators?seed=1&n=4
-network:
-  - affine: 4
-  - physical: osc
-  - affine: 10
-training:
-  epochs: 2
-  batch_size: 32
-  learning_rate: 0.003
-compare:
-  in_silico: false
-"""
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sweep-tiny.yaml")) as _f:
+    TINY_JOB = _f.read()
 
 FAILING_DEVICE = "sim://mechanical-oscillators?seed=1&n=4&faults=unplug_after:3"
 

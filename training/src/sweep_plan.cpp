@@ -1,4 +1,4 @@
-#include "sweep_plan.hpp"
+#include "pnn/training/sweep_plan.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -10,14 +10,12 @@
 #include <random>
 #include <sstream>
 
-#include "errors.hpp"
 #include "pnn/training/job.hpp"
 
-namespace pnnctl {
+namespace pnn::training {
 namespace {
 
 namespace fs = std::filesystem;
-namespace tr = pnn::training;
 
 // One step of a key path: a mapping key, or a list index (network[1]).
 struct Step {
@@ -31,10 +29,10 @@ class PlanReader {
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& what) const {
     const auto mark = node.Mark();
-    throw UsageError(source_ + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : "") +
+    throw ConfigError(source_ + (mark.line >= 0 ? ":" + std::to_string(mark.line + 1) : "") +
                      ": " + what);
   }
-  [[noreturn]] void fail(const std::string& what) const { throw UsageError(source_ + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const { throw ConfigError(source_ + ": " + what); }
   const std::string& source() const { return source_; }
 
  private:
@@ -256,9 +254,9 @@ int trial_dir_width(int num_trials) {
   return std::max<int>(3, static_cast<int>(std::to_string(std::max(0, num_trials - 1)).size()));
 }
 
-SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir) {
+static SweepPlan load_sweep_plan_checked(const std::string& path, const std::string& sweep_dir) {
   std::ifstream in(path);
-  if (!in) throw UsageError(path + ": cannot read the sweep plan (check the path)");
+  if (!in) throw ConfigError(path + ": cannot read the sweep plan (check the path)");
   std::stringstream text;
   text << in.rdbuf();
   const PlanReader r(path);
@@ -266,7 +264,7 @@ SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir)
   try {
     root = YAML::Load(text.str());
   } catch (const YAML::ParserException& e) {
-    throw UsageError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }
   if (!root.IsMap()) r.fail("expected a mapping with base: and grid:, random: or trials: (docs/sweeps.md)");
   only_keys(r, root, "", {"name", "base", "grid", "random", "trials", "licenses", "slurm"});
@@ -289,9 +287,9 @@ SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir)
   base_text << base_in.rdbuf();
   YAML::Node base_root;
   try {
-    (void)tr::parse_job_config(base_text.str(), plan.base_path);
+    (void)parse_job_config(base_text.str(), plan.base_path);
     base_root = YAML::Load(base_text.str());
-  } catch (const tr::ConfigError& e) {
+  } catch (const ConfigError& e) {
     r.fail(root["base"], std::string("base: the base job config is invalid: ") + e.what());
   }
 
@@ -400,13 +398,13 @@ SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir)
     t.config_yaml = "# trial " + std::to_string(k) + " of sweep " + plan.name + ": " + label +
                     "\n# base: " + plan.base_path + "\n" + out.c_str() + "\n";
     try {
-      const auto parsed = tr::parse_job_config(t.config_yaml, "the trial's config");
+      const auto parsed = parse_job_config(t.config_yaml, "the trial's config");
       for (const auto& d : parsed.devices) {
         if (d.address.rfind("sim://", 0) == 0) continue;
         const auto it = licenses.find(d.name);
         t.licenses.push_back(it == licenses.end() ? d.name : it->second);
       }
-    } catch (const tr::ConfigError& e) {
+    } catch (const ConfigError& e) {
       // Point at the plan's value the parser objects to, where the message names its key.
       const std::string what = e.what();
       for (const auto& [axis, value] : raws[k].set) {
@@ -429,4 +427,13 @@ SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir)
   return plan;
 }
 
-}  // namespace pnnctl
+SweepPlan load_sweep_plan(const std::string& path, const std::string& sweep_dir) {
+  try {
+    return load_sweep_plan_checked(path, sweep_dir);
+  } catch (const YAML::Exception& e) {  // a value of the wrong kind (a list where a number goes)
+    throw ConfigError(path + (e.mark.line >= 0 ? ":" + std::to_string(e.mark.line + 1) : "") +
+                      ": " + e.msg + " (docs/sweeps.md shows each key of a plan)");
+  }
+}
+
+}  // namespace pnn::training
