@@ -376,7 +376,11 @@ std::string shell_quote(const std::string& s) {
 // job for the trials on simulated devices, one per set of physical setups, each of those with
 // its Slurm licences, -L SETUP:1, so hardware trials queue for their setup). Submits them
 // unless --dry-run; records the job ids in sweep.json.
-int submit_slurm(Sweep& s, const SlurmOptions& o, bool as_json) {
+int submit_slurm(Sweep& s, const std::vector<int>& todo, const SlurmOptions& o, bool as_json) {
+  if (todo.empty()) {
+    std::printf("%s: nothing to submit: every trial has succeeded or is in the Slurm queue\n", s.dir.c_str());
+    return kExitOk;
+  }
   const json& d = s.doc["slurm"];
   const int k = o.max_parallel >= 0 ? o.max_parallel : d.value("max_parallel", 0);
   const std::string partition = o.partition.empty() ? d.value("partition", "") : o.partition;
@@ -385,9 +389,7 @@ int submit_slurm(Sweep& s, const SlurmOptions& o, bool as_json) {
   const int width = s.doc.value("width", 3);
   const int n = s.num_trials();
   std::map<std::vector<std::string>, std::vector<int>> groups;  // licences → trials
-  for (int i = 0; i < n; ++i) {
-    groups[s.trial(i)["licenses"].get<std::vector<std::string>>()].push_back(i);
-  }
+  for (int i : todo) groups[s.trial(i)["licenses"].get<std::vector<std::string>>()].push_back(i);
   const std::string limit = k > 0 ? "%" + std::to_string(k) : "";
   std::ostringstream script;
   script << "#!/bin/bash\n"
@@ -414,7 +416,8 @@ int submit_slurm(Sweep& s, const SlurmOptions& o, bool as_json) {
   std::vector<json> jobs;
   for (const auto& [licenses, trials] : groups) {
     std::vector<std::string> cmd = {"sbatch", "--parsable"};
-    if (groups.size() > 1) cmd.push_back("--array=" + ranges(trials) + limit);
+    // The script's own --array covers every trial; a part of them is given on the command line.
+    if (static_cast<int>(trials.size()) != n) cmd.push_back("--array=" + ranges(trials) + limit);
     if (!licenses.empty()) {
       std::string l;
       for (const auto& name : licenses) l += (l.empty() ? "" : ",") + name + ":1";
@@ -445,7 +448,8 @@ int submit_slurm(Sweep& s, const SlurmOptions& o, bool as_json) {
     jobs[i]["job_id"] = id;
   }
   if (!o.dry_run) {
-    s.doc["slurm_jobs"] = jobs;
+    if (!s.doc.contains("slurm_jobs")) s.doc["slurm_jobs"] = json::array();
+    for (const auto& j : jobs) s.doc["slurm_jobs"].push_back(j);
     write_json(s.dir / "sweep.json", s.doc);
   }
   if (as_json) {
@@ -471,7 +475,7 @@ std::map<int, std::string> slurm_states(const Sweep& s) {
   std::string ids;
   for (const auto& j : s.doc["slurm_jobs"]) ids += (ids.empty() ? "" : ",") + j.value("job_id", "");
   if (ids.empty()) return states;
-  auto parse = [&](const std::string& out, bool squeue) {
+  auto parse = [&](const std::string& out) {
     std::stringstream ss(out);
     std::string line;
     while (std::getline(ss, line)) {
@@ -482,17 +486,17 @@ std::map<int, std::string> slurm_states(const Sweep& s) {
       if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) continue;
       std::string state = line.substr(bar + 1);
       state = state.substr(0, state.find_first_of(" |"));
-      if (squeue || !states.count(std::stoi(index))) states[std::stoi(index)] = state;
+      states[std::stoi(index)] = state;  // later lines win: newer jobs, then the queue's view
     }
   };
   try {
     const auto acct = run_captured({"sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State"});
-    if (acct.exit_code == 0) parse(acct.out, false);
+    if (acct.exit_code == 0) parse(acct.out);
   } catch (const std::exception&) {
   }
   try {
     const auto queue = run_captured({"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"});
-    if (queue.exit_code == 0) parse(queue.out, true);
+    if (queue.exit_code == 0) parse(queue.out);
   } catch (const std::exception&) {
   }
   return states;
@@ -528,7 +532,10 @@ std::vector<json> trial_rows(const Sweep& s) {
       }
     }
     if (!slurm_log.empty()) row["slurm_log"] = slurm_log;
-    if (st.is_object()) {
+    const std::string queued = row.value("slurm_state", "");
+    if (queued == "PENDING" || queued == "RUNNING" || queued == "CONFIGURING") {
+      row["state"] = queued;  // queued again after an earlier attempt: the queue is the news
+    } else if (st.is_object()) {
       const int code = st.value("exit_code", -1);
       row["state"] = code == 0 ? "SUCCEEDED" : "FAILED";
       row["exit_code"] = code;
@@ -739,12 +746,16 @@ void add_sweep_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
                          "merge, show with the sweep directory");
       }
       Sweep s = expand(a->plan, a->dir);
-      if (a->slurm) return submit_slurm(s, a->slurm_options, remote.json);
+      // Only what has not succeeded (a resume; on Slurm also not what is queued or running).
       std::vector<int> todo;
-      for (int k = 0; k < s.num_trials(); ++k) {
-        const json st = read_json_or_null(s.trial_dir(k) / "status.json");
-        if (!(st.is_object() && st.value("exit_code", -1) == 0)) todo.push_back(k);
+      for (const auto& row : trial_rows(s)) {
+        const std::string state = row.value("state", "");
+        if (state != "SUCCEEDED" && state != "PENDING" && state != "RUNNING" &&
+            state != "CONFIGURING" && state != "RUNNING?") {
+          todo.push_back(row.value("trial", 0));
+        }
       }
+      if (a->slurm) return submit_slurm(s, todo, a->slurm_options, remote.json);
       std::fprintf(stderr, "sweep %s: %d trials in %s, %zu to run, %d at a time\n",
                    s.doc.value("name", "").c_str(), s.num_trials(), s.dir.c_str(), todo.size(), a->jobs);
       const int failed = run_trials(s, todo, a->jobs, false);

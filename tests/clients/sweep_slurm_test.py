@@ -174,6 +174,16 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
             self.munged_pid = None
 
 
+def wait_for_queue(cluster, job_id, timeout_s=300):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        q = cluster.run("squeue", "-h", "-j", job_id)
+        if q.returncode == 0 and not q.stdout.strip():
+            return
+        time.sleep(0.5)
+    raise AssertionError("job %s did not finish in %d s:\n%s" % (job_id, timeout_s, cluster.run("squeue").stdout))
+
+
 def check(condition, message):
     if not condition:
         raise AssertionError(message)
@@ -245,6 +255,24 @@ def main():
         check(again["added"] == 0 and again["unchanged"] == 8 and again["runs"] == 8, "merge again: %s" % again)
         print("merge: %d results, %d failure (log %s); merging again added %d" % (
             m["succeeded"], m["failed"], m["failures"][0]["log"], again["added"]))
+        # The plan submitted again: only the failed trial goes to Slurm (its fault is in its
+        # config, so it fails again, as a new attempt that replaces the old in the merge).
+        with open(os.path.join(sweep_dir, "trials", "000", "status.json")) as f:
+            first_status = f.read()
+        r = subprocess.run([PNNCTL, "sweep", plan, "--dir", sweep_dir, "--slurm", "--json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        check(r.returncode == 0, "resubmission failed:\n%s\n%s" % (r.stdout, r.stderr))
+        resubmitted = json_lines(r.stdout)[-1]["jobs"]
+        check([j["array"] for j in resubmitted] == ["7"], "only trial 7 again: %s" % resubmitted)
+        wait_for_queue(cluster, resubmitted[0]["job_id"])
+        with open(os.path.join(sweep_dir, "trials", "000", "status.json")) as f:
+            check(f.read() == first_status, "trial 0 was not run again")
+        m = json_lines(subprocess.run([PNNCTL, "sweep", "merge", sweep_dir, "--json"], capture_output=True,
+                                      text=True, env=env, timeout=120).stdout)[-1]
+        check((m["added"], m["updated"], m["unchanged"], m["runs"], m["failed"]) == (0, 1, 7, 8, 1),
+              "merge after the re-run: %s" % m)
+        print("resubmitted: array %s (job %s); merge: 1 updated, 7 unchanged" % (
+            resubmitted[0]["array"], resubmitted[0]["job_id"]))
         print("OK")
         return 0
     except AssertionError as e:
