@@ -123,13 +123,14 @@ struct Captured {
   std::string out;
 };
 
-// Runs `argv` to completion, its stdout captured, its stderr ours.
-Captured run_captured(const std::vector<std::string>& argv) {
+// Runs `argv` to completion, its stdout captured, its stderr ours (or discarded: a probe whose
+// complaint, e.g. sacct's "accounting storage is disabled", is not the user's business).
+Captured run_captured(const std::vector<std::string>& argv, bool discard_stderr = false) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   pid_t pid = 0;
   try {
-    pid = spawn(argv, "", "", fds[1]);
+    pid = spawn(argv, "", discard_stderr ? "/dev/null" : "", fds[1]);
   } catch (...) {
     ::close(fds[0]);
     ::close(fds[1]);
@@ -490,12 +491,12 @@ std::map<int, std::string> slurm_states(const Sweep& s) {
     }
   };
   try {
-    const auto acct = run_captured({"sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State"});
+    const auto acct = run_captured({"sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State"}, true);
     if (acct.exit_code == 0) parse(acct.out);
   } catch (const std::exception&) {
   }
   try {
-    const auto queue = run_captured({"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"});
+    const auto queue = run_captured({"squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"}, true);
     if (queue.exit_code == 0) parse(queue.out);
   } catch (const std::exception&) {
   }
@@ -556,10 +557,16 @@ std::vector<json> trial_rows(const Sweep& s) {
       // Started and not finished: running, if its process is alive (checked on its host only).
       const bool here = run.value("host", "") == host_name();
       const bool alive = here && trial_process_alive(run.value("pid", 0), td / "config.yaml");
-      row["state"] = !here ? "RUNNING?" : alive ? "RUNNING" : "INTERRUPTED";
+      // Elsewhere: unknowable, unless it ran under Slurm, which no longer has it queued.
+      const bool gone = here ? !alive : submitted;
+      row["state"] = gone ? "INTERRUPTED" : here ? "RUNNING" : "RUNNING?";
       row["host"] = run.value("host", "");
       row["log"] = (td / "train.log").string();
-      if (here && !alive) row["error"] = "started, never finished (killed?): pnnctl sweep run DIR --trial K";
+      if (gone) {
+        row["error"] = std::string("started on ") + run.value("host", "?") +
+                       ", never finished (killed, or past its time limit?); run it again: "
+                       "pnnctl sweep run DIR --trial K, or submit the plan again";
+      }
     } else if (row.contains("slurm_state")) {
       const std::string state = row["slurm_state"];
       row["state"] = state == "PENDING" || state == "RUNNING" || state == "CONFIGURING" ? state : "FAILED";
