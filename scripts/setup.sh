@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages pnn-hil needs to build and train; with --test also what the
 # test suite needs (clang-14 + libFuzzer runtime for the fuzz targets; python3-torch for the
 # Python client's PyTorch layer; umockdev for the emulated-USB tests; python3-yaml for the export
-# tests; slurm-wlm, munge and python3-optuna for the sweep tests). Idempotent; run as root.
+# tests). Idempotent; run as root.
 # docs/dependencies.md says why each package is here.
 #   usage: bash scripts/setup.sh [--test]
 set -euo pipefail
@@ -35,8 +35,8 @@ if [[ ${1:-} == --test ]]; then
   packages+=(python3-yaml)
   # the dashboard's browser test (tests/clients/test_dashboard.py): headless Chromium + WebDriver
   packages+=(chromium chromium-driver python3-selenium)
-  # a real single-node Slurm for the sweep test (tests/clients/test_sweep.py: slurmctld, slurmd,
-  # munged started by the test), and Optuna driving a sweep (examples: optuna_sweep.py)
+  # the sweep tests: a real single-node Slurm (tests/clients/sweep_slurm_test.py starts slurmctld,
+  # slurmd and munged) and Optuna driving a sweep (clients/python/examples/optuna_sweep.py)
   packages+=(slurm-wlm munge python3-optuna)
 fi
 
