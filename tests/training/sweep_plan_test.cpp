@@ -108,7 +108,7 @@ TEST_CASE("a seeded random plan is the same for the same seed and within its bou
   CHECK(optimizers == std::set<std::string>{"adam", "sgd"});
 }
 
-TEST_CASE("trials on a physical setup carry its licence; simulated ones none") {
+TEST_CASE("trials on a physical setup carry its licence, simulated ones none") {
   const PlanFiles f;
   const std::vector<SweepTrial> trials =
       f.load("base: base.yaml\ngrid:\n  devices.osc: [\"sim://mechanical-oscillators?seed=1&n=4\", "
