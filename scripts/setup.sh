@@ -35,6 +35,9 @@ if [[ ${1:-} == --test ]]; then
   packages+=(python3-pyvisa python3-pyvisa-py)
   # the dashboard's browser test (tests/clients/test_dashboard.py): headless Chromium + WebDriver
   packages+=(chromium chromium-driver python3-selenium)
+  # the sweep tests: a real single-node Slurm (tests/clients/sweep_slurm_test.py starts slurmctld,
+  # slurmd and munged) and Optuna driving a sweep (clients/python/examples/optuna_sweep.py)
+  packages+=(slurm-wlm munge python3-optuna)
 fi
 
 missing=()

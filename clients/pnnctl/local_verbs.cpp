@@ -103,21 +103,29 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   return g_stop ? kExitInterrupted : kExitOk;
 }
 
-// The benchmarks run in pnn-bench (pnnctl links neither the daemon nor the benchmarks): the
-// same options, found as PNN_BENCH, next to this program, in the build tree, or on PATH.
-std::string pnn_bench_path() {
-  if (const char* env = std::getenv("PNN_BENCH"); env && *env) return env;
+// A program of the project that pnnctl runs rather than links: the environment variable `env`,
+// `name` next to this program, `build_path` (the build tree), or `name` on PATH.
+std::string project_program(const char* env, const std::string& name, const char* build_path) {
+  if (const char* value = std::getenv(env); value && *value) return value;
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const auto sibling = self.parent_path() / "pnn-bench";
+    const auto sibling = self.parent_path() / name;
     if (std::filesystem::exists(sibling)) return sibling.string();
   }
-#ifdef PNNCTL_BENCH_PATH
-  if (std::filesystem::exists(PNNCTL_BENCH_PATH)) return PNNCTL_BENCH_PATH;
-#endif
-  return "pnn-bench";
+  if (build_path && std::filesystem::exists(build_path)) return build_path;
+  return name;
 }
+
+#ifndef PNNCTL_BENCH_PATH
+#define PNNCTL_BENCH_PATH nullptr
+#endif
+#ifndef PNNCTL_RUNS_PATH
+#define PNNCTL_RUNS_PATH nullptr
+#endif
+
+// The benchmarks run in pnn-bench (pnnctl links neither the daemon nor the benchmarks).
+std::string pnn_bench_path() { return project_program("PNN_BENCH", "pnn-bench", PNNCTL_BENCH_PATH); }
 
 int bench(const std::string& name, bool as_json, bool list, int epochs, const std::string& gap,
           std::uint64_t seed) {
@@ -196,6 +204,8 @@ int describe(const RemoteOptions& remote, const std::vector<std::string>& target
 }
 
 }  // namespace
+
+std::string runs_program_path() { return project_program("PNN_RUNS", "pnn-runs", PNNCTL_RUNS_PATH); }
 
 void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   struct Train {

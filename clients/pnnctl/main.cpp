@@ -2,6 +2,7 @@
 //   daemon-free:  train CONFIG [--resume CKPT] · bench NAME · describe [sim://ADDRESS ...]
 //   with pnnd:    hello · devices · describe NAME · lifecycle · acquire · renew · release ·
 //                 forward · calibrate · twin fit|list|show|use · train CONFIG --remote · jobs · runs [show|export] · watch
+//   sweeps:       sweep PLAN [--jobs N | --slurm] · sweep run|status|merge|show DIR
 //   --version:    project and protocol version
 // Exit codes: 0 success, 1 run failed or the daemon said no, 2 bad usage, config or input,
 // 3 daemon unreachable, 130 interrupted.
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   add_job_verbs(app, remote, action);
   add_twin_verbs(app, remote, action);
   add_watch_verb(app, remote, action);
+  add_sweep_verbs(app, remote, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

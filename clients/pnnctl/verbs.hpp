@@ -21,9 +21,14 @@ void add_device_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 void add_job_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 /// twin fit|list|show|use.
 void add_twin_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
+/// sweep PLAN [--jobs N | --slurm], sweep run|status|merge|show DIR (docs/sweeps.md).
+void add_sweep_verbs(CLI::App& app, RemoteOptions& remote, Action& action);
 /// watch [TOPIC...].
 void add_watch_verb(CLI::App& app, RemoteOptions& remote, Action& action);
 
+/// pnn-runs, the run-store program of sweeps (it links the daemon's RunStore; pnnctl does not):
+/// PNN_RUNS, next to pnnctl, in the build tree, or on PATH.
+std::string runs_program_path();
 /// `describe NAME...` against the daemon.
 int describe_remote(const RemoteOptions& options, const std::vector<std::string>& names);
 /// `train CONFIG --remote [--resume RUN_ID]`: SubmitJob, stream progress, print the result.
