@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <vector>
 #include <csignal>
 #include <cstdio>
@@ -64,8 +66,38 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(const RemoteOptions& remote,
   }
 }
 
+// Whether a failed job may be resumed once its devices' daemons answer again: the link to a
+// device was lost (no reply, a broken connection, a lease that lapsed while its daemon was away).
+bool link_lost(const pnn::drivers::Error& e) {
+  using pnn::drivers::Errc;
+  return e.code == make_error_code(Errc::kTimeout) || e.code == make_error_code(Errc::kIo);
+}
+
+// Waits until every pnnd:// daemon of the job answers Hello, or `wait_s` passes.
+bool wait_for_daemons(const tr::JobConfig& config, const RemoteOptions& remote, double wait_s) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<long long>(wait_s * 1000));
+  for (const auto& d : config.devices) {
+    if (d.address.rfind("pnnd://", 0) != 0) continue;
+    DeviceTarget t = resolve_device(remote, d.address.substr(7));
+    t.options.timeout_ms = 1000;
+    t.options.retries = 0;
+    for (;;) {
+      if (g_stop) return false;
+      try {
+        Remote(t.options).hello();
+        break;
+      } catch (const std::exception&) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+  }
+  return true;
+}
+
 int train_local(const std::string& path, bool as_json, const std::string& resume,
-                const RemoteOptions& remote) {
+                const RemoteOptions& remote, int retries, double retry_wait_s) {
   const tr::JobConfig config = tr::load_job_config(path);
   Progress progress(stderr);
   tr::JobCallbacks cb;
@@ -86,7 +118,21 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
     return open_lab_device(remote, address);
   };
   progress.line("training " + config.name + " (" + config.source + ") in this process");
+  const auto checkpoint = std::filesystem::path(config.output_dir) / "checkpoint.pnnckpt";
   auto result = tr::run_job(config, cb, options);
+  for (int attempt = 1; !result && attempt <= retries && link_lost(result.error()) && !g_stop;
+       ++attempt) {
+    progress.line("  " + result.error().message);
+    progress.line("  --retry: waiting up to " + std::to_string(static_cast<int>(retry_wait_s)) +
+                  " s for the devices' daemons (attempt " + std::to_string(attempt) + " of " +
+                  std::to_string(retries) + ")");
+    if (!wait_for_daemons(config, remote, retry_wait_s)) break;
+    // The checkpoint of the last finished epoch of this run (or the one resumed from).
+    if (std::filesystem::exists(checkpoint)) options.resume_checkpoint = checkpoint.string();
+    progress.line("  resuming from " + (options.resume_checkpoint ? *options.resume_checkpoint
+                                                                 : std::string("the start")));
+    result = tr::run_job(config, cb, options);
+  }
   if (!result) {
     std::fprintf(stderr, "pnnctl train: %s\n", result.error().message.c_str());
     return kExitFailed;
@@ -211,6 +257,8 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
   struct Train {
     std::string config, resume;
     bool remote = false;
+    int retry = 0;
+    double retry_wait_s = 120.0;
   };
   auto t = std::make_shared<Train>();
   auto* train = app.add_subcommand(
@@ -220,15 +268,25 @@ void add_local_verbs(CLI::App& app, RemoteOptions& remote, Action& action) {
                   "submit the job to pnnd (SubmitJob), stream its progress; Ctrl-C cancels it");
   train->add_option("--resume", t->resume,
                     "in-process: a checkpoint file; --remote: a RUN_ID of the daemon's run store");
+  train->add_option("--retry", t->retry,
+                    "in-process: when a pnnd:// device's daemon stops answering, wait for it and "
+                    "resume from the last checkpoint, up to N times")
+      ->check(CLI::Range(0, 1000));
+  train->add_option("--retry-wait-s", t->retry_wait_s, "how long each --retry waits")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
   train->callback([t, &remote, &action] {
     action = [t, &remote] {
+      if (t->remote && t->retry > 0) {
+        throw UsageError("train: --retry is for jobs run in this process (pnnd runs its own jobs)");
+      }
       if (t->remote) return train_remote(remote, t->config, t->resume);
       if (t->config.empty()) {
         throw UsageError(
             "train: give the job config (e.g. pnnctl train configs/jobs/"
             "oscillator-digits.yaml); only --remote --resume RUN_ID needs none");
       }
-      return train_local(t->config, remote.json, t->resume, remote);
+      return train_local(t->config, remote.json, t->resume, remote, t->retry, t->retry_wait_s);
     };
   });
 

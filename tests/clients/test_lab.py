@@ -279,6 +279,45 @@ class CrossDaemonJobs(LabCase):
         finally:
             three.stop()
 
+    def test_with_retry_a_restarted_daemon_is_waited_for_and_the_job_resumes(self):
+        five = self.daemon("five", {"osc-a": (OSC_A, True)})
+        six = self.daemon("six", {"osc-b": (OSC_B, True)})
+        port = six.rpc.rsplit(":", 1)[1]
+        lab = self.registry("lab6.yaml", {"five": five, "six": six})
+        path = self.job("retried", "five", "six", 6)
+        proc = subprocess.Popen([PNNCTL, "train", path, "--json", "--timeout-ms", "1000",
+                                 "--retries", "0", "--retry", "2", "--retry-wait-s", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(clean_env(), PNN_LAB=lab))
+        checkpoint = os.path.join(self.dir.name, "runs-retried", "checkpoint.pnnckpt")
+        deadline = time.monotonic() + 120
+        while not os.path.exists(checkpoint) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the first epoch is checkpointed
+        self.assertTrue(os.path.exists(checkpoint))
+        six.proc.kill()
+        six.proc.wait()
+        time.sleep(1.0)  # the job notices, and waits
+        again = Pnnd(six.workdir, devices={"osc-b": (OSC_B, True)}, rpc_port=port).start()
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            again.stop()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn("--retry: waiting", err)
+        self.assertIn("resuming from " + checkpoint, err)
+        summary = json_lines(out)[-1]
+        # The resumed run goes on from the checkpoint's epoch to the last, none twice.
+        epochs = [h["epoch"] for h in summary["phases"][0]["history"]]
+        self.assertEqual(epochs, list(range(7 - len(epochs), 7)))
+        self.assertGreaterEqual(len(epochs), 1)
+        self.assertLess(len(epochs), 6)
+        self.assertEqual(self.lease_holders(five).get("osc-a", ""), "")
+
+    def test_retry_does_not_retry_a_config_mistake(self):
+        r = self.train(self.job("noretry", "one", "attic", 2), "--retry", "3")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertNotIn("--retry: waiting", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

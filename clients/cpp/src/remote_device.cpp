@@ -208,7 +208,8 @@ drivers::Result<void> RemoteDevice::do_cleanup() {
 drivers::Result<Matrix> RemoteDevice::do_forward(const MatrixRef& x, const VectorRef& theta) {
   if (keep_alive_) {
     if (const std::string why = keep_alive_->failure(); !why.empty()) {
-      return drivers::make_error(drivers::Errc::kDeviceFault, options_.label + ": " + why);
+      // The lease lapsed or its daemon went away: the link to the device is lost.
+      return drivers::make_error(drivers::Errc::kIo, options_.label + ": " + why);
     }
   }
   v1::Request r;
