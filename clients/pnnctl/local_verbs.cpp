@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 #include <csignal>
@@ -34,10 +36,56 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
+// The telemetry of a job's device on another daemon, into the job's progress lines: each change
+// of its state, health or health message ("three/osc-b: ACTIVE health FAULT: ..."), as the
+// daemon publishes it on state/DEVICE. Runs until destroyed.
+class TelemetryRelay {
+ public:
+  TelemetryRelay(std::string label, std::string endpoint, std::string device,
+                 pnn::client::CurveClientKeys curve, std::function<void(const std::string&)> print)
+      : thread_([this, label = std::move(label), endpoint = std::move(endpoint),
+                 device = std::move(device), curve = std::move(curve), print = std::move(print)] {
+          run(label, endpoint, device, curve, print);
+        }) {}
+  ~TelemetryRelay() {
+    stop_ = true;
+    thread_.join();
+  }
+  TelemetryRelay(const TelemetryRelay&) = delete;
+  TelemetryRelay& operator=(const TelemetryRelay&) = delete;
+
+ private:
+  void run(const std::string& label, const std::string& endpoint, const std::string& device,
+           const pnn::client::CurveClientKeys& curve,
+           const std::function<void(const std::string&)>& print) {
+    try {
+      pnn::client::Subscriber sub(endpoint, {"state/" + device}, curve);
+      std::string last;
+      while (!stop_) {
+        const auto e = sub.next(std::chrono::milliseconds(100));
+        if (!e || e->second.body_case() != v1::Event::kDeviceState) continue;
+        const auto& d = e->second.device_state();
+        std::string now = state_name(d.state()) + " health " + health_name(d.health());
+        if (!d.health_message().empty()) now += ": " + d.health_message();
+        if (now != last && !last.empty()) print(label + " (its daemon): " + now);
+        last = now;
+      }
+    } catch (const std::exception& e) {
+      print(label + ": no telemetry (" + e.what() + ")");
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // A job device at pnnd://DAEMON/DEVICE: that daemon's device through the lab registry, leased
-// for the job (docs/lab.md, "Jobs across daemons"). Other addresses: nullptr (the registry).
-pnn::drivers::PhysicalSystemPtr open_lab_device(const RemoteOptions& remote,
-                                               const std::string& address) {
+// for the job (docs/lab.md, "Jobs across daemons"), its telemetry relayed by a TelemetryRelay
+// appended to `relays`. Other addresses: nullptr (the registry).
+pnn::drivers::PhysicalSystemPtr open_lab_device(
+    const RemoteOptions& remote, const std::string& address,
+    std::vector<std::unique_ptr<TelemetryRelay>>& relays,
+    const std::function<void(const std::string&)>& print) {
   constexpr std::string_view kScheme = "pnnd://";
   if (address.rfind(kScheme, 0) != 0) return nullptr;
   const std::string name = address.substr(kScheme.size());
@@ -46,7 +94,7 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(const RemoteOptions& remote,
       throw UsageError("'" + address + "' is not pnnd://DAEMON/DEVICE (a daemon of the lab registry)");
     }
     const DeviceTarget t = resolve_device(remote, name);
-    const Remote connection(t.options);  // reads and checks the key file
+    Remote connection(t.options);  // reads and checks the key file
     pnn::client::RemoteDeviceOptions o;
     o.label = name;
     o.device = t.device;
@@ -60,7 +108,10 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(const RemoteOptions& remote,
     o.twin_for = [](const std::string& a) {
       return pnn::drivers::make_physical_system(a)->nominal_twin();
     };
-    return pnn::client::RemoteDevice::open(std::move(o));
+    auto device = pnn::client::RemoteDevice::open(std::move(o));
+    relays.push_back(std::make_unique<TelemetryRelay>(name, connection.telemetry_endpoint(),
+                                                      t.device, connection.curve(), print));
+    return device;
   } catch (const UsageError& e) {
     throw std::invalid_argument(e.what());
   }
@@ -100,13 +151,20 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
                 const RemoteOptions& remote, int retries, double retry_wait_s) {
   const tr::JobConfig config = tr::load_job_config(path);
   Progress progress(stderr);
+  // The job's thread and the telemetry relays of its remote devices both write progress lines.
+  std::mutex progress_mutex;
   tr::JobCallbacks cb;
-  cb.on_log = [&](const std::string& m) { progress.line("  " + m); };
+  cb.on_log = [&](const std::string& m) {
+    std::lock_guard lock(progress_mutex);
+    progress.line("  " + m);
+  };
   cb.on_batch = [&](const std::string& phase, int epoch, int epochs, pnn::Index b, pnn::Index nb,
                     double loss) {
+    std::lock_guard lock(progress_mutex);
     progress.batch(phase, epoch, epochs, static_cast<long>(b), static_cast<long>(nb), loss);
   };
   cb.on_epoch = [&](const std::string& phase, const tr::EpochStats& s, int epochs) {
+    std::lock_guard lock(progress_mutex);
     progress.epoch(phase, s, epochs);
   };
   cb.stop_requested = [] { return g_stop.load(); };
@@ -114,32 +172,39 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   std::signal(SIGTERM, on_signal);
   tr::JobOptions options;
   if (!resume.empty()) options.resume_checkpoint = resume;
-  options.open_device = [&remote](const std::string& address) {
-    return open_lab_device(remote, address);
+  // Relays of the job's devices on other daemons, one per device of the current attempt.
+  std::vector<std::unique_ptr<TelemetryRelay>> relays;
+  const std::function<void(const std::string&)> print = cb.on_log;
+  options.open_device = [&](const std::string& address) {
+    return open_lab_device(remote, address, relays, print);
   };
   progress.line("training " + config.name + " (" + config.source + ") in this process");
   const auto checkpoint = std::filesystem::path(config.output_dir) / "checkpoint.pnnckpt";
   auto result = tr::run_job(config, cb, options);
   for (int attempt = 1; !result && attempt <= retries && link_lost(result.error()) && !g_stop;
        ++attempt) {
-    progress.line("  " + result.error().message);
-    progress.line("  --retry: waiting up to " + std::to_string(static_cast<int>(retry_wait_s)) +
-                  " s for the devices' daemons (attempt " + std::to_string(attempt) + " of " +
-                  std::to_string(retries) + ")");
+    cb.on_log(result.error().message);
+    cb.on_log("--retry: waiting up to " + std::to_string(static_cast<int>(retry_wait_s)) +
+              " s for the devices' daemons (attempt " + std::to_string(attempt) + " of " +
+              std::to_string(retries) + ")");
+    relays.clear();  // the next attempt opens its devices, and their relays, again
     if (!wait_for_daemons(config, remote, retry_wait_s)) break;
     // The checkpoint of the last finished epoch of this run (or the one resumed from).
     if (std::filesystem::exists(checkpoint)) options.resume_checkpoint = checkpoint.string();
-    progress.line("  resuming from " + (options.resume_checkpoint ? *options.resume_checkpoint
-                                                                 : std::string("the start")));
+    cb.on_log("resuming from " + (options.resume_checkpoint ? *options.resume_checkpoint
+                                                           : std::string("the start")));
     result = tr::run_job(config, cb, options);
   }
   if (!result) {
+    // A remote device's daemon often says more about its fault than the job saw (its health
+    // message): let its telemetry, already on the way, reach the progress lines first.
+    if (!relays.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    relays.clear();
     std::fprintf(stderr, "pnnctl train: %s\n", result.error().message.c_str());
     return kExitFailed;
   }
-  if (g_stop) {
-    progress.line("  interrupted: stopped after the current batch; the last checkpoint is intact");
-  }
+  if (g_stop) cb.on_log("interrupted: stopped after the current batch; the last checkpoint is intact");
+  relays.clear();
   const auto summary = nlohmann::json::parse(pnn::training::job_summary_json(config, result.value()));
   if (as_json) {
     print_json_line(summary);

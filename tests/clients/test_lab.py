@@ -313,6 +313,18 @@ class CrossDaemonJobs(LabCase):
         self.assertLess(len(epochs), 6)
         self.assertEqual(self.lease_holders(five).get("osc-a", ""), "")
 
+    def test_the_remote_devices_telemetry_reaches_the_job(self):
+        # osc-b unplugs on its 40th command and stays away: its daemon marks it FAULT and says
+        # so on state/osc-b; the job fails on the device error and prints the daemon's account.
+        eight = self.daemon("eight", {"osc-a": (OSC_A, True)})
+        nine = self.daemon("nine", {"osc-b": (OSC_B + "&faults=unplug_after:40,unplug_ms:60000"
+                                               "&timeout_ms=100&retries=0", True)})
+        lab = self.registry("lab9.yaml", {"eight": eight, "nine": nine})
+        r = self.train(self.job("unplugged", "eight", "nine", 5), lab=lab)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("nine/osc-b (its daemon): ", r.stderr)
+        self.assertIn("health FAULT", r.stderr)
+
     def test_retry_does_not_retry_a_config_mistake(self):
         r = self.train(self.job("noretry", "one", "attic", 2), "--retry", "3")
         self.assertEqual(r.returncode, 2, r.stderr)
