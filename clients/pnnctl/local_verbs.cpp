@@ -36,6 +36,15 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
+// The lab name of a job device's address: pnnd://DAEMON/DEVICE, or DAEMON/DEVICE as every other
+// client names it; "" for any other address.
+std::string lab_device_name(const std::string& address) {
+  constexpr std::string_view kScheme = "pnnd://";
+  if (address.rfind(kScheme, 0) == 0) return address.substr(kScheme.size());
+  if (address.find("://") == std::string::npos && pnn::client::is_lab_name(address)) return address;
+  return "";
+}
+
 // The telemetry of a job's device on another daemon, into the job's progress lines: each change
 // of its state, health or health message ("three/osc-b: ACTIVE health FAULT: ..."), as the
 // daemon publishes it on state/DEVICE. Runs until destroyed.
@@ -86,9 +95,8 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(
     const RemoteOptions& remote, const std::string& address,
     std::vector<std::unique_ptr<TelemetryRelay>>& relays,
     const std::function<void(const std::string&)>& print) {
-  constexpr std::string_view kScheme = "pnnd://";
-  if (address.rfind(kScheme, 0) != 0) return nullptr;
-  const std::string name = address.substr(kScheme.size());
+  const std::string name = lab_device_name(address);
+  if (name.empty()) return nullptr;
   try {
     if (!pnn::client::is_lab_name(name)) {
       throw UsageError("'" + address + "' is not pnnd://DAEMON/DEVICE (a daemon of the lab registry)");
@@ -129,8 +137,9 @@ bool wait_for_daemons(const tr::JobConfig& config, const RemoteOptions& remote, 
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<long long>(wait_s * 1000));
   for (const auto& d : config.devices) {
-    if (d.address.rfind("pnnd://", 0) != 0) continue;
-    DeviceTarget t = resolve_device(remote, d.address.substr(7));
+    const std::string name = lab_device_name(d.address);
+    if (name.empty()) continue;
+    DeviceTarget t = resolve_device(remote, name);
     t.options.timeout_ms = 1000;
     t.options.retries = 0;
     for (;;) {

@@ -75,7 +75,9 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
         if (slot->config.address == entry.address) s = slot.get();
       }
     }
-    if (!s && entry.address.rfind("pnnd://", 0) == 0) {
+    if (!s && (entry.address.rfind("pnnd://", 0) == 0 ||
+               (entry.address.find("://") == std::string::npos &&
+                entry.address.find('/') != std::string::npos))) {
       send_error(call, v1::UNKNOWN_DEVICE,
                  source + ": devices." + entry.name + ": '" + entry.address +
                      "' is a device of another daemon: pnnd runs jobs on its own devices (" +

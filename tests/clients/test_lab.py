@@ -175,7 +175,7 @@ seed: 0
 data: {name: digits}
 devices:
   osc-a: pnnd://%s/osc-a
-  osc-b: pnnd://%s/osc-b
+  osc-b: %s/osc-b          # the same: DAEMON/DEVICE, as every client names it
 network:
   - physical: osc-a
   - pad: 10
