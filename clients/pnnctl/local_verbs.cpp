@@ -45,55 +45,11 @@ std::string lab_device_name(const std::string& address) {
   return "";
 }
 
-// The telemetry of a job's device on another daemon, into the job's progress lines: each change
-// of its state, health or health message ("three/osc-b: ACTIVE health FAULT: ..."), as the
-// daemon publishes it on state/DEVICE. Runs until destroyed.
-class TelemetryRelay {
- public:
-  TelemetryRelay(std::string label, std::string endpoint, std::string device,
-                 pnn::client::CurveClientKeys curve, std::function<void(const std::string&)> print)
-      : thread_([this, label = std::move(label), endpoint = std::move(endpoint),
-                 device = std::move(device), curve = std::move(curve), print = std::move(print)] {
-          run(label, endpoint, device, curve, print);
-        }) {}
-  ~TelemetryRelay() {
-    stop_ = true;
-    thread_.join();
-  }
-  TelemetryRelay(const TelemetryRelay&) = delete;
-  TelemetryRelay& operator=(const TelemetryRelay&) = delete;
-
- private:
-  void run(const std::string& label, const std::string& endpoint, const std::string& device,
-           const pnn::client::CurveClientKeys& curve,
-           const std::function<void(const std::string&)>& print) {
-    try {
-      pnn::client::Subscriber sub(endpoint, {"state/" + device}, curve);
-      std::string last;
-      while (!stop_) {
-        const auto e = sub.next(std::chrono::milliseconds(100));
-        if (!e || e->second.body_case() != v1::Event::kDeviceState) continue;
-        const auto& d = e->second.device_state();
-        std::string now = state_name(d.state()) + " health " + health_name(d.health());
-        if (!d.health_message().empty()) now += ": " + d.health_message();
-        if (now != last && !last.empty()) print(label + " (its daemon): " + now);
-        last = now;
-      }
-    } catch (const std::exception& e) {
-      print(label + ": no telemetry (" + e.what() + ")");
-    }
-  }
-
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 // A job device at pnnd://DAEMON/DEVICE: that daemon's device through the lab registry, leased
-// for the job (docs/lab.md, "Jobs across daemons"), its telemetry relayed by a TelemetryRelay
-// appended to `relays`. Other addresses: nullptr (the registry).
+// for the job (docs/lab.md, "Jobs across daemons"); each change of its state, health or health
+// message on its daemon's telemetry goes to `print`. Other addresses: nullptr (the registry).
 pnn::drivers::PhysicalSystemPtr open_lab_device(
     const RemoteOptions& remote, const std::string& address,
-    std::vector<std::unique_ptr<TelemetryRelay>>& relays,
     const std::function<void(const std::string&)>& print) {
   const std::string name = lab_device_name(address);
   if (name.empty()) return nullptr;
@@ -116,10 +72,12 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(
     o.twin_for = [](const std::string& a) {
       return pnn::drivers::make_physical_system(a)->nominal_twin();
     };
-    auto device = pnn::client::RemoteDevice::open(std::move(o));
-    relays.push_back(std::make_unique<TelemetryRelay>(name, connection.telemetry_endpoint(),
-                                                      t.device, connection.curve(), print));
-    return device;
+    o.telemetry = connection.telemetry_endpoint();
+    o.on_state = [name, print](const pnn::v1::DeviceInfo& d) {
+      print(name + " (its daemon): " + state_name(d.state()) + " health " + health_name(d.health()) +
+            (d.health_message().empty() ? "" : ": " + d.health_message()));
+    };
+    return pnn::client::RemoteDevice::open(std::move(o));
   } catch (const UsageError& e) {
     throw std::invalid_argument(e.what());
   }
@@ -181,11 +139,11 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   std::signal(SIGTERM, on_signal);
   tr::JobOptions options;
   if (!resume.empty()) options.resume_checkpoint = resume;
-  // Relays of the job's devices on other daemons, one per device of the current attempt.
-  std::vector<std::unique_ptr<TelemetryRelay>> relays;
+  // The job's devices on other daemons report their state from their own threads, through the
+  // same (locked) progress lines.
   const std::function<void(const std::string&)> print = cb.on_log;
   options.open_device = [&](const std::string& address) {
-    return open_lab_device(remote, address, relays, print);
+    return open_lab_device(remote, address, print);
   };
   progress.line("training " + config.name + " (" + config.source + ") in this process");
   const auto checkpoint = std::filesystem::path(config.output_dir) / "checkpoint.pnnckpt";
@@ -196,7 +154,6 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
     cb.on_log("--retry: waiting up to " + std::to_string(static_cast<int>(retry_wait_s)) +
               " s for the devices' daemons (attempt " + std::to_string(attempt) + " of " +
               std::to_string(retries) + ")");
-    relays.clear();  // the next attempt opens its devices, and their relays, again
     if (!wait_for_daemons(config, remote, retry_wait_s)) break;
     // The checkpoint of the last finished epoch of this run (or the one resumed from).
     if (std::filesystem::exists(checkpoint)) options.resume_checkpoint = checkpoint.string();
@@ -207,13 +164,10 @@ int train_local(const std::string& path, bool as_json, const std::string& resume
   if (!result) {
     // A remote device's daemon often says more about its fault than the job saw (its health
     // message): let its telemetry, already on the way, reach the progress lines first.
-    if (!relays.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    relays.clear();
     std::fprintf(stderr, "pnnctl train: %s\n", result.error().message.c_str());
     return kExitFailed;
   }
   if (g_stop) cb.on_log("interrupted: stopped after the current batch; the last checkpoint is intact");
-  relays.clear();
   const auto summary = nlohmann::json::parse(pnn::training::job_summary_json(config, result.value()));
   if (as_json) {
     print_json_line(summary);

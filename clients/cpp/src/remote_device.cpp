@@ -1,5 +1,6 @@
 #include "pnn/client/remote_device.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -88,6 +89,62 @@ struct RemoteDevice::KeepAlive {
   std::thread thread;
 };
 
+// Follows state/DEVICE on the daemon's telemetry and reports each change of state, health or
+// health message.
+struct RemoteDevice::StateWatch {
+  StateWatch(std::string endpoint, std::string device, CurveClientKeys curve,
+             std::function<void(const v1::DeviceInfo&)> on_state)
+      : thread([this, endpoint = std::move(endpoint), device = std::move(device),
+                curve = std::move(curve), on_state = std::move(on_state)] {
+          try {
+            Subscriber sub(endpoint, {"state/" + device}, curve);
+            std::string last;
+            while (!stop) {
+              const auto e = sub.next(std::chrono::milliseconds(100));
+              if (!e || e->second.body_case() != v1::Event::kDeviceState) continue;
+              const auto& d = e->second.device_state();
+              const std::string now = std::to_string(d.state()) + "/" + std::to_string(d.health()) +
+                                      "/" + d.health_message();
+              if (now != last) on_state(d);
+              last = now;
+            }
+          } catch (const std::exception&) {
+            // No telemetry (a bad event, a socket error): the device works without it.
+          }
+        }) {}
+  ~StateWatch() {
+    // After a failed call the daemon's account of the fault (its health message) is on its
+    // way: give it a moment to arrive before the subscription closes.
+    if (drain) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+    thread.join();
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<bool> drain{false};
+  std::thread thread;
+};
+
+std::string announced_telemetry(const v1::HelloReply& hello, const std::string& rpc) {
+  for (const auto& c : hello.capabilities()) {
+    if (c.rfind("telemetry=", 0) != 0) continue;
+    std::string announced = c.substr(10);
+    const auto colon = announced.rfind(':');
+    const auto scheme = announced.find("://");
+    if (colon == std::string::npos || scheme == std::string::npos) return announced;
+    const std::string host = announced.substr(scheme + 3, colon - scheme - 3);
+    if (host == "0.0.0.0" || host == "*" || host == "::" || host == "[::]") {
+      const auto rpc_colon = rpc.rfind(':');
+      const auto rpc_scheme = rpc.find("://");
+      if (rpc_colon != std::string::npos && rpc_scheme != std::string::npos) {
+        announced = announced.substr(0, scheme + 3) +
+                    rpc.substr(rpc_scheme + 3, rpc_colon - rpc_scheme - 3) + announced.substr(colon);
+      }
+    }
+    return announced;
+  }
+  return "";
+}
+
 namespace {
 
 drivers::Errc errc_of(v1::StatusCode code) {
@@ -135,8 +192,24 @@ std::unique_ptr<RemoteDevice> RemoteDevice::open(RemoteDeviceOptions options) {
     }
   }
   if (options.client.client_id.empty()) options.client.client_id = client.client_id();
-  return std::unique_ptr<RemoteDevice>(
+  std::string telemetry = options.telemetry;
+  if (options.on_state && telemetry.empty()) {
+    v1::Request r;
+    r.mutable_hello();
+    try {
+      telemetry = announced_telemetry(client.call(std::move(r)).hello(), options.client.endpoint);
+    } catch (const std::exception&) {
+      // It answered Describe a moment ago; without telemetry the device still works.
+    }
+  }
+  std::unique_ptr<RemoteDevice> device(
       new RemoteDevice(std::move(options), std::move(spec), info.address(), std::move(twin)));
+  if (device->options_.on_state && !telemetry.empty()) {
+    device->state_watch_ = std::make_unique<StateWatch>(telemetry, device->options_.device,
+                                                        device->options_.client.curve,
+                                                        device->options_.on_state);
+  }
+  return device;
 }
 
 RemoteDevice::RemoteDevice(RemoteDeviceOptions options, drivers::DeviceSpec spec,
@@ -144,7 +217,10 @@ RemoteDevice::RemoteDevice(RemoteDeviceOptions options, drivers::DeviceSpec spec
     : PhysicalSystem(std::move(spec)), options_(std::move(options)), address_(std::move(address)),
       twin_(std::move(twin)) {}
 
-RemoteDevice::~RemoteDevice() { shutdown(); }
+RemoteDevice::~RemoteDevice() {
+  shutdown();
+  state_watch_.reset();
+}
 
 drivers::Result<v1::Reply> RemoteDevice::call(v1::Request request) {
   if (!client_) client_ = std::make_unique<Client>(options_.client);
@@ -219,7 +295,10 @@ drivers::Result<Matrix> RemoteDevice::do_forward(const MatrixRef& x, const Vecto
   wire::to_tensor(x, f->mutable_x());
   wire::to_vec(theta, f->mutable_theta());
   auto reply = call(std::move(r));
-  if (!reply) return reply.error();
+  if (!reply) {
+    if (state_watch_) state_watch_->drain = true;
+    return reply.error();
+  }
   auto y = wire::from_tensor(reply.value().forward().y(), options_.label + " reply");
   if (!y) return drivers::make_error(drivers::Errc::kIo, y.error().message);
   return std::move(y).value();

@@ -32,7 +32,16 @@ struct RemoteDeviceOptions {
   /// datasheet: the caller's device registry). Throws std::invalid_argument when it has none.
   /// Not called for a device the daemon describes as having no twin.
   std::function<digital_twin::ModelPtr(const std::string& address)> twin_for;
+  /// Called, on a thread of its own, with the device's state as its daemon publishes it
+  /// (telemetry state/DEVICE) each time its state, health or health message changes; empty: no
+  /// subscription. `telemetry`: that daemon's PUB endpoint ("" = the one it announces in Hello).
+  std::function<void(const v1::DeviceInfo&)> on_state;
+  std::string telemetry;
 };
+
+/// The PUB endpoint a daemon announces in its Hello capabilities (telemetry=...), a wildcard host
+/// replaced by the host of `rpc`; "" if it announces none.
+std::string announced_telemetry(const v1::HelloReply& hello, const std::string& rpc);
 
 class RemoteDevice final : public drivers::PhysicalSystem {
  public:
@@ -48,6 +57,7 @@ class RemoteDevice final : public drivers::PhysicalSystem {
 
  private:
   struct KeepAlive;
+  struct StateWatch;
   RemoteDevice(RemoteDeviceOptions options, drivers::DeviceSpec spec, std::string address,
                digital_twin::ModelPtr twin);
   drivers::Result<void> do_configure() override;
@@ -64,6 +74,7 @@ class RemoteDevice final : public drivers::PhysicalSystem {
   std::unique_ptr<Client> client_;
   std::string lease_token_;
   std::unique_ptr<KeepAlive> keep_alive_;
+  std::unique_ptr<StateWatch> state_watch_;
 };
 
 /// The spec of a device as the daemon describes it. The input range is the float32 one inside
