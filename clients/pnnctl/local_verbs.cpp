@@ -36,14 +36,6 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
-// The lab name of a job device's address: pnnd://DAEMON/DEVICE, or DAEMON/DEVICE as every other
-// client names it; "" for any other address.
-std::string lab_device_name(const std::string& address) {
-  constexpr std::string_view kScheme = "pnnd://";
-  if (address.rfind(kScheme, 0) == 0) return address.substr(kScheme.size());
-  if (address.find("://") == std::string::npos && pnn::client::is_lab_name(address)) return address;
-  return "";
-}
 
 // A job device at pnnd://DAEMON/DEVICE: that daemon's device through the lab registry, leased
 // for the job (docs/lab.md, "Jobs across daemons"); each change of its state, health or health
@@ -51,7 +43,7 @@ std::string lab_device_name(const std::string& address) {
 pnn::drivers::PhysicalSystemPtr open_lab_device(
     const RemoteOptions& remote, const std::string& address,
     const std::function<void(const std::string&)>& print) {
-  const std::string name = lab_device_name(address);
+  const std::string name = pnn::client::lab_device_name(address);
   if (name.empty()) return nullptr;
   try {
     if (!pnn::client::is_lab_name(name)) {
@@ -95,7 +87,7 @@ bool wait_for_daemons(const tr::JobConfig& config, const RemoteOptions& remote, 
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(static_cast<long long>(wait_s * 1000));
   for (const auto& d : config.devices) {
-    const std::string name = lab_device_name(d.address);
+    const std::string name = pnn::client::lab_device_name(d.address);
     if (name.empty()) continue;
     DeviceTarget t = resolve_device(remote, name);
     t.options.timeout_ms = 1000;

@@ -1,5 +1,7 @@
 #include "pnn/daemon/config.hpp"
 
+#include "pnn/client/lab.hpp"
+
 #include <yaml-cpp/yaml.h>
 #include <zmq.h>
 
@@ -171,7 +173,7 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
   }
   if (!root.IsMap()) throw ConfigError(source_name + ": expected a YAML mapping at the top level");
   r.only_keys(root, "", {"version", "rpc", "telemetry", "leases", "store", "jobs", "supervision",
-                         "twin", "forward", "devices", "security", "http"});
+                         "twin", "forward", "devices", "security", "http", "lab"});
   DaemonConfig c;
   c.source = source_name;
   if (r.get<int>(root, "", "version", 1, "a whole number") != 1) {
@@ -410,6 +412,26 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
   if (c.rpc_bind == c.telemetry_bind && !ephemeral) {
     r.fail(root["telemetry"], "telemetry.bind",
            "must differ from rpc.bind (use another port, e.g. 7701 beside 7700)");
+  }
+  if (const auto lab = root["lab"]; lab.IsDefined() && !lab.IsNull()) {
+    c.lab = r.scalar_as<std::string>(lab, "lab", "a path");
+    if (std::filesystem::path(c.lab).is_relative()) {
+      c.lab = (std::filesystem::path(source_name).parent_path() / c.lab).string();
+    }
+    try {
+      const auto registry = client::Lab::load(c.lab);
+      for (const auto& d : registry.daemons()) {
+        if (!d.server_key.empty() && !c.security.curve_enabled()) {
+          r.fail(lab, "lab",
+                 "the registry's daemon '" + d.name + "' (" + registry.source() + " line " +
+                     std::to_string(d.line) + ") needs CURVE, and this daemon has no key pair to "
+                     "present: set security.server_secret_key (and list its public key in that "
+                     "daemon's security.clients)");
+        }
+      }
+    } catch (const client::LabError& e) {
+      r.fail(lab, "lab", e.what());
+    }
   }
   // Runtime output lives in the state directory, never where pnnd happens to be started (e.g. a
   // source tree): relative store paths are relative to store.dir.

@@ -5,6 +5,9 @@
 #include <map>
 #include <set>
 
+#include "pnn/client/lab.hpp"
+#include "pnn/client/remote_device.hpp"
+#include "pnn/drivers/registry.hpp"
 #include "pnn/training/job_summary.hpp"
 #include "proto_fill.hpp"
 #include "server_impl.hpp"
@@ -75,15 +78,25 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
         if (slot->config.address == entry.address) s = slot.get();
       }
     }
-    if (!s && (entry.address.rfind("pnnd://", 0) == 0 ||
-               (entry.address.find("://") == std::string::npos &&
-                entry.address.find('/') != std::string::npos))) {
-      send_error(call, v1::UNKNOWN_DEVICE,
-                 source + ": devices." + entry.name + ": '" + entry.address +
-                     "' is a device of another daemon: pnnd runs jobs on its own devices (" +
-                     device_names() + "); run a job across daemons with pnnctl train in your "
-                     "own process (docs/lab.md, \"Jobs across daemons\")");
-      return;
+    if (const std::string lab_name = client::lab_device_name(entry.address); !s && !lab_name.empty()) {
+      if (config.lab.empty()) {
+        send_error(call, v1::UNKNOWN_DEVICE,
+                   source + ": devices." + entry.name + ": '" + entry.address +
+                       "' is a device of another daemon, and this daemon has no lab registry "
+                       "(lab: in its config, docs/lab.md); its own devices: " + device_names());
+        return;
+      }
+      // Checked now, so that a wrong name fails the submission rather than the run; the device
+      // itself is leased when the job starts.
+      try {
+        (void)client::Lab::load(config.lab).resolve(lab_name);
+      } catch (const client::LabError& e) {
+        send_error(call, v1::INVALID_ARGUMENT,
+                   source + ": devices." + entry.name + ": " + e.what(), source);
+        return;
+      }
+      job->remote[entry.name] = lab_name;
+      continue;
     }
     if (!s) {
       send_error(call, v1::UNKNOWN_DEVICE,
@@ -105,6 +118,13 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
   // twin: learned:<id>: the stored twin, checked against the device it will serve.
   for (const auto& layer : job_config.network) {
     if (layer.learned_twin == 0) continue;
+    if (job->remote.count(layer.device)) {
+      return send_error(call, v1::INVALID_ARGUMENT,
+                        source + ": network: physical " + layer.device +
+                            ": twin: learned:N names a twin of this daemon's store, and " +
+                            layer.device + " is a device of another daemon",
+                        source);
+    }
     const std::string where = source + ": network: physical " + layer.device + ": twin: learned:" +
                               std::to_string(layer.learned_twin);
     std::string data_hash;
@@ -157,6 +177,46 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
   reply.mutable_submit_job()->set_job_id(j.id);
   reply.mutable_submit_job()->set_run_id(run_id);
   send_reply(call, reply);
+}
+
+// Opens a job's device of another daemon (JobSlot::remote) as a client of that daemon, with this
+// daemon's key pair where the registry gives a server key, under a client id of this job; its
+// state changes on that daemon go to the job's log. Other addresses: nullptr.
+std::function<drivers::PhysicalSystemPtr(const std::string&)> Server::Impl::remote_device_opener(
+    JobSlot& job) {
+  return [this, &job](const std::string& address) -> drivers::PhysicalSystemPtr {
+    const std::string name = client::lab_device_name(address);
+    if (name.empty()) return nullptr;
+    try {
+      const client::Lab lab = client::Lab::load(config.lab);
+      const client::LabTarget target = lab.resolve(name);
+      const client::LabDaemon& d = *target.daemon;
+      client::RemoteDeviceOptions o;
+      o.label = name;
+      o.device = target.device;
+      o.client.endpoint = d.rpc;
+      o.client.client_id = "pnnd-" + telemetry.instance_id() + "-job" + std::to_string(job.id);
+      o.client.timeout = std::chrono::milliseconds(5000);
+      o.client.retries = 1;
+      if (!d.server_key.empty()) {
+        const std::string& secret = config.security.server_secret_key;
+        o.client.curve = {d.server_key, client::curve_public_key(secret), secret};
+      }
+      o.hint = "; the lab registry's daemon " + d.name + " (" + lab.source() + " line " +
+               std::to_string(d.line) + ") is down, or its rpc endpoint or server_key there is wrong";
+      o.telemetry = d.telemetry;
+      o.twin_for = [](const std::string& a) { return drivers::make_physical_system(a)->nominal_twin(); };
+      o.on_state = [this, &job, name](const v1::DeviceInfo& info) {
+        log_async("info", "job " + std::to_string(job.id) + ": " + name + " (its daemon): " +
+                              v1::Lifecycle_Name(info.state()) + " " +
+                              v1::Health_Name(info.health()) +
+                              (info.health_message().empty() ? "" : ": " + info.health_message()));
+      };
+      return client::RemoteDevice::open(std::move(o));
+    } catch (const client::LabError& e) {
+      throw std::invalid_argument(e.what());
+    }
+  };
 }
 
 // The job thread. Owns its devices by lease for the whole run; every call on them runs on their
@@ -218,6 +278,7 @@ void Server::Impl::job_main(JobSlot& job) {
       });
     };
     training::JobOptions opts;
+    if (!job.remote.empty()) opts.open_device = remote_device_opener(job);
     opts.external_devices = job.external;
     opts.device_executors = job.executors;
     opts.twins = job.twins;

@@ -118,6 +118,8 @@ struct JobSlot {
   std::optional<std::string> resume_checkpoint;
   std::vector<DeviceSlot*> devices;  // unique
   std::map<std::string, drivers::PhysicalSystem*> external;
+  // Devices of other daemons (DAEMON/DEVICE through config.lab), by the config's device name.
+  std::map<std::string, std::string> remote;
   std::map<std::string, training::DeviceExecutor> executors;
   // Learned twins the config names (twin: learned:<id>), loaded from the store, by device name.
   std::map<std::string, digital_twin::ModelPtr> twins;
@@ -339,6 +341,7 @@ struct Server::Impl {
 
   void submit_job(const Call& call, const v1::SubmitJobRequest& r);
   void job_main(JobSlot& job);
+  std::function<drivers::PhysicalSystemPtr(const std::string&)> remote_device_opener(JobSlot& job);
   void job_finished(JobSlot& job, RunState state, const std::string& summary,
                     const std::string& message);
   void arm_finish_retry();

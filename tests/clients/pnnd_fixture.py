@@ -75,9 +75,15 @@ class Pnnd:
                       "runs_dir": "%s/runs" % self.workdir},
         }
         for section, values in self.extra_config.items():
-            sections.setdefault(section, {}).update(values)
+            if isinstance(values, str):
+                sections[section] = values
+            else:
+                sections.setdefault(section, {}).update(values)
         lines = ["version: 1"]
         for section, values in sections.items():
+            if isinstance(values, str):  # a top-level scalar, e.g. {"lab": "/path/lab.yaml"}
+                lines.append("%s: %s" % (section, values))
+                continue
             lines.append("%s:" % section)
             lines += ["  %s: %s" % (k, v) for k, v in values.items()]
         lines.append("devices:")

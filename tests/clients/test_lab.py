@@ -325,6 +325,31 @@ class CrossDaemonJobs(LabCase):
         self.assertIn("nine/osc-b (its daemon): ", r.stderr)
         self.assertIn("health FAULT", r.stderr)
 
+    def test_a_job_in_pnnd_uses_its_own_device_and_another_daemons(self):
+        far = self.daemon("far", {"osc-b": (OSC_B, True)})
+        registry = self.registry("hub-lab.yaml", {"far": far})
+        hub = self.daemon("hub", {"osc-a": (OSC_A, True)}, extra_config={"lab": registry})
+        path = os.path.join(self.dir.name, "hub-job.yaml")
+        with open(path, "w") as f:
+            f.write((JOB % ("x", "far", 2, "unused")).replace("pnnd://x/osc-a", "osc-a"))
+        r = pnnctl("train", path, "--remote", "--json", endpoint=hub.rpc, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        summary = json_lines(r.stdout)[-1]
+        self.assertEqual(summary["state"], "SUCCEEDED")
+        self.assertGreater(summary["phases"][0]["acc_hardware"], 0.3)
+        self.assertEqual(self.lease_holders(far).get("osc-b", ""), "")
+        self.assertEqual(self.lease_holders(hub).get("osc-a", ""), "")
+        # The far device's state reached the job's log on the hub.
+        with open(hub.stderr_path) as f:
+            self.assertIn("far/osc-b (its daemon): ACTIVE HEALTH_OK", f.read())
+        # An unknown daemon fails the submission, naming the registry.
+        with open(path, "w") as f:
+            f.write((JOB % ("x", "attic", 2, "unused")).replace("pnnd://x/osc-a", "osc-a"))
+        r = pnnctl("train", path, "--remote", endpoint=hub.rpc)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("no daemon 'attic'", r.stderr)
+        self.assertIn("hub-lab.yaml", r.stderr)
+
     def test_retry_does_not_retry_a_config_mistake(self):
         r = self.train(self.job("noretry", "one", "attic", 2), "--retry", "3")
         self.assertEqual(r.returncode, 2, r.stderr)

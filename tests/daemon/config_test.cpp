@@ -4,7 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "../../daemon/src/instrument_key.hpp"
@@ -398,4 +402,41 @@ TEST_CASE("daemon config: devices.NAME.drift is off, on or a mapping with checke
   CHECK(contains(error_of(head + "    drift: {warn_nmse: .nan}\n"), "warn_nmse"));
   CHECK(contains(error_of(head + "    drift: {windw: 4}\n"), "did you mean 'window'"));
   CHECK(contains(error_of(head + "    drift: [1, 2]\n"), "drift"));
+}
+
+TEST_CASE("daemon config: lab names the registry for jobs across daemons, checked at load") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("pnn-lab-config-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string plain = write("plain.yaml", "daemons:\n  - {name: far, rpc: 'tcp://127.0.0.1:7800'}\n");
+  const std::string curve = write(
+      "curve.yaml", "daemons:\n  - name: far\n    rpc: tcp://127.0.0.1:7800\n"
+                    "    server_key: \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n");
+  const std::string source = (dir / "pnnd.yaml").string();
+  // A relative path is relative to the config file.
+  const auto c = parse_daemon_config("version: 1\nlab: plain.yaml\n", source);
+  CHECK(c.lab == (dir / "plain.yaml").string());
+  CHECK(parse_daemon_config("version: 1\nlab: " + plain + "\n", source).lab == plain);
+  std::string m;
+  try {
+    (void)parse_daemon_config("version: 1\nlab: missing.yaml\n", source);
+  } catch (const ConfigError& e) {
+    m = e.what();
+  }
+  CHECK(contains(m, "'lab'"));
+  CHECK(contains(m, "missing.yaml: cannot open the lab registry"));
+  // A daemon that needs CURVE, and no key pair of this daemon's to present.
+  m.clear();
+  try {
+    (void)parse_daemon_config("version: 1\nlab: " + curve + "\n", source);
+  } catch (const ConfigError& e) {
+    m = e.what();
+  }
+  CHECK(contains(m, "needs CURVE"));
+  CHECK(contains(m, "security.server_secret_key"));
+  fs::remove_all(dir);
 }

@@ -56,11 +56,22 @@ class DeviceSet {
   DeviceSet(const JobConfig& config, const JobOptions& options) {
     const auto& external = options.external_devices;
     for (const auto& entry : config.devices) {
-      if (!external.empty()) {
-        auto it = external.find(entry.name);
-        if (it == external.end() || it->second == nullptr) {
-          throw ConfigError(config.source + ": devices." + entry.name + ": no such device here");
+      // A device the owner lends (the daemon's own), else one opened here (open_device: a device
+      // of another daemon, or any address when the owner lends none).
+      auto it = external.find(entry.name);
+      if (!external.empty() && (it == external.end() || it->second == nullptr)) {
+        drivers::PhysicalSystemPtr opened;
+        try {
+          if (options.open_device) opened = options.open_device(entry.address);
+        } catch (const std::invalid_argument& e) {
+          throw ConfigError(config.source + ": devices." + entry.name + ": " + e.what());
         }
+        if (!opened) throw ConfigError(config.source + ": devices." + entry.name + ": no such device here");
+        auto* raw = opened.get();
+        devices_.push_back({entry.name, entry.address, raw, std::move(opened), {}});
+        continue;
+      }
+      if (!external.empty()) {
         DeviceExecutor executor;
         if (auto e = options.device_executors.find(entry.name); e != options.device_executors.end()) {
           executor = e->second;

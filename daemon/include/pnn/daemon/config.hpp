@@ -144,6 +144,11 @@ struct DaemonConfig {
   std::uint32_t reconnect_max_ms = 30000;
 
   std::vector<DeviceConfig> devices;
+  /// The lab registry (docs/lab.md) through which a job's DAEMON/DEVICE devices reach other
+  /// daemons; "" = jobs use this daemon's devices only. Absolute once parsed (a relative path is
+  /// relative to the config file). This daemon presents its own key pair
+  /// (security.server_secret_key) to a daemon the registry gives a server_key for.
+  std::string lab;
   SecurityConfig security;
   HttpConfig http;
 };

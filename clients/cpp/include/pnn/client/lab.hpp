@@ -63,4 +63,13 @@ class Lab {
 /// Whether `name` is of the form DAEMON/DEVICE (device names themselves contain no '/').
 inline bool is_lab_name(const std::string& name) { return name.find('/') != std::string::npos; }
 
+/// The DAEMON/DEVICE a job config's device address names: `pnnd://DAEMON/DEVICE`, or
+/// `DAEMON/DEVICE` without a scheme; "" for any other address (sim://, usb://, ...).
+inline std::string lab_device_name(const std::string& address) {
+  constexpr const char* kScheme = "pnnd://";
+  if (address.rfind(kScheme, 0) == 0) return address.substr(7);
+  if (address.find("://") == std::string::npos && is_lab_name(address)) return address;
+  return "";
+}
+
 }  // namespace pnn::client
