@@ -324,6 +324,59 @@ class FramedDevice final : public PhysicalSystem {
                                                           "(repeated firmware resets); stopped");
   }
 
+  // ---- settle (energy-based boards) -------------------------------------------------------
+
+  // θ (if changed) and the batch, then Settle. A settle changes neither θ nor the batch, so after
+  // a lost or damaged reply it is asked again (the retry budget of command()); a board that
+  // lost its state in a reset ("not loaded") gets θ and the batch again. "Not settled" is the
+  // board's timeout: the equilibrium was not reached within its settle time.
+  Result<Matrix> do_settle(const MatrixRef& x, const VectorRef& theta,
+                           const digital_twin::SettleBoundary& boundary, bool warm_start) override {
+    const RowMatrix rows = x;
+    const fw::LoadInputBatch load{static_cast<std::uint32_t>(x.rows()),
+                                  static_cast<std::uint32_t>(x.cols()),
+                                  std::vector<double>(rows.data(), rows.data() + rows.size())};
+    const RowMatrix values = boundary.values;
+    const fw::SettleRequest request{static_cast<std::uint8_t>(boundary.kind), boundary.beta,
+                                    warm_start, static_cast<std::uint32_t>(values.rows()),
+                                    static_cast<std::uint32_t>(values.cols()),
+                                    std::vector<double>(values.data(), values.data() + values.size())};
+    for (int pass = 0; pass <= options_.retries; ++pass) {
+      if (!board_theta_ || *board_theta_ != theta) {
+        board_theta_.reset();
+        fw::SetParameters set;
+        set.theta.assign(theta.data(), theta.data() + theta.size());
+        if (auto r = ack(set); !r) return r.error();
+        board_theta_ = theta;
+      }
+      if (auto r = ack(load); !r) return r.error();
+      Outcome out = command(request, options_.run_timeout);
+      if (!out) return link_error(request, out.error(), options_.retries + 1);
+      if (const auto* e = std::get_if<fw::ErrorReply>(&*out)) {
+        const auto code = static_cast<fw::DeviceError>(e->code);
+        if (code == fw::DeviceError::kNotLoaded) {
+          note_reset();
+          continue;
+        }
+        if (code == fw::DeviceError::kNotSettled) {
+          return make_error(Errc::kTimeout, spec().serial + ": settle (" +
+                                                digital_twin::to_string(boundary.kind) +
+                                                ") did not converge within the board's settle "
+                                                "time: " + e->message);
+        }
+        return device_error(request, *e);
+      }
+      const auto* reply = std::get_if<fw::SettleReply>(&*out);
+      if (!reply) {
+        return make_error(Errc::kIo, spec().serial + ": settle was answered by " +
+                                         command_name(*out) + " (protocol mismatch?)");
+      }
+      return Matrix(Eigen::Map<const RowMatrix>(reply->data.data(), reply->rows, reply->cols));
+    }
+    return make_error(Errc::kDeviceFault, spec().serial + ": the board kept losing its state "
+                                                          "(repeated firmware resets); stopped");
+  }
+
   // Runs the loaded batch once. true: it ran (outputs are on the board); false: the board had
   // lost the batch (reset), send it again. Never sends Run twice for a run that happened.
   Result<bool> run_once() {
