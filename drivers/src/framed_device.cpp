@@ -262,6 +262,17 @@ class FramedDevice final : public PhysicalSystem {
 
   // ---- forward ---------------------------------------------------------------------------
 
+  // SetParameters unless the board confirmed this θ already.
+  Result<void> send_theta(const VectorRef& theta) {
+    if (board_theta_ && *board_theta_ == theta) return {};
+    board_theta_.reset();
+    fw::SetParameters set;
+    set.theta.assign(theta.data(), theta.data() + theta.size());
+    if (auto r = ack(set); !r) return r.error();
+    board_theta_ = theta;
+    return {};
+  }
+
   Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
     const RowMatrix rows = x;
     fw::LoadInputBatch load{static_cast<std::uint32_t>(x.rows()), static_cast<std::uint32_t>(x.cols()),
@@ -270,13 +281,7 @@ class FramedDevice final : public PhysicalSystem {
     // Each pass sends what the board needs and runs the batch once. A pass repeats only when a
     // firmware reset lost the board's state before the outputs were delivered.
     for (int pass = 0; pass <= options_.retries; ++pass) {
-      if (!board_theta_ || *board_theta_ != theta) {
-        board_theta_.reset();
-        fw::SetParameters set;
-        set.theta.assign(theta.data(), theta.data() + theta.size());
-        if (auto r = ack(set); !r) return r.error();
-        board_theta_ = theta;
-      }
+      if (auto r = send_theta(theta); !r) return r.error();
       if (auto r = ack(load); !r) return r.error();
       // A reset since θ was acknowledged (before or on this LoadInputBatch) leaves the board
       // with its safe θ and nothing tells so at Run: check before running, never after.
@@ -342,13 +347,7 @@ class FramedDevice final : public PhysicalSystem {
                                     static_cast<std::uint32_t>(values.cols()),
                                     std::vector<double>(values.data(), values.data() + values.size())};
     for (int pass = 0; pass <= options_.retries; ++pass) {
-      if (!board_theta_ || *board_theta_ != theta) {
-        board_theta_.reset();
-        fw::SetParameters set;
-        set.theta.assign(theta.data(), theta.data() + theta.size());
-        if (auto r = ack(set); !r) return r.error();
-        board_theta_ = theta;
-      }
+      if (auto r = send_theta(theta); !r) return r.error();
       if (auto r = ack(load); !r) return r.error();
       Outcome out = command(request, options_.run_timeout);
       if (!out) return link_error(request, out.error(), options_.retries + 1);

@@ -213,7 +213,9 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
     const bool twin = s.twin && (devices.get(s.device).nominal_twin() != nullptr ||
                                  (given != twins.end() && given->second != nullptr) ||
                                  !s.fit_family.empty());
-    out.push_back({s.device, true, kHardwareForward | (twin ? kModelForward | kModelVjp : 0u)});
+    out.push_back({s.device, true,
+                   kHardwareForward | (twin ? kModelForward | kModelVjp : 0u) |
+                       (can_settle(devices.get(s.device)) ? kSettle : 0u)});
   }
   return out;
 }

@@ -11,7 +11,7 @@ ResistiveNetworkDatasheet resistive_network(const DeviceAddress& address) {
   c.num_hidden = int_in_range(address, "hidden", 128, 1, 1024, "hidden nodes");
   c.num_outputs = int_in_range(address, "outputs", 10, 1, 100, "output node pairs");
   c.diode_threshold_volts = 0.05;
-  c.readout_gain = 40.0;
+  c.readout_gain = 20.0;
   DeviceSpec& spec = out.spec;
   spec.kind = "resistive-network";
   spec.serial = address.get("serial", "");
