@@ -262,6 +262,16 @@ class FramedDevice final : public PhysicalSystem {
 
   // ---- forward ---------------------------------------------------------------------------
 
+  // Health WARNING when this call needed retries, or a firmware reset was recovered.
+  void report_recovered_faults(std::uint64_t retries_before) {
+    if (retries_used_ != retries_before || resets_recovered_ > 0) {
+      set_health(Health::kWarning,
+                 std::to_string(retries_used_) + " command retries and " +
+                     std::to_string(resets_recovered_) +
+                     " firmware resets recovered since configure (" + transport_->describe() + ")");
+    }
+  }
+
   // SetParameters unless the board confirmed this θ already.
   Result<void> send_theta(const VectorRef& theta) {
     if (board_theta_ && *board_theta_ == theta) return {};
@@ -317,12 +327,7 @@ class FramedDevice final : public PhysicalSystem {
           static_cast<Index>(o->cols) != spec().num_outputs) {
         return make_error(Errc::kIo, spec().serial + ": ReadOutputs returned the wrong shape");
       }
-      if (retries_used_ != retries_before || resets_recovered_ > 0) {
-        set_health(Health::kWarning,
-                   std::to_string(retries_used_) + " command retries and " +
-                       std::to_string(resets_recovered_) +
-                       " firmware resets recovered since configure (" + transport_->describe() + ")");
-      }
+      report_recovered_faults(retries_before);
       return Matrix(Eigen::Map<const RowMatrix>(o->data.data(), o->rows, o->cols));
     }
     return make_error(Errc::kDeviceFault, spec().serial + ": the board kept losing its state "
@@ -346,6 +351,7 @@ class FramedDevice final : public PhysicalSystem {
                                     warm_start, static_cast<std::uint32_t>(values.rows()),
                                     static_cast<std::uint32_t>(values.cols()),
                                     std::vector<double>(values.data(), values.data() + values.size())};
+    const std::uint64_t retries_before = retries_used_;
     for (int pass = 0; pass <= options_.retries; ++pass) {
       if (auto r = send_theta(theta); !r) return r.error();
       if (auto r = ack(load); !r) return r.error();
@@ -370,6 +376,7 @@ class FramedDevice final : public PhysicalSystem {
         return make_error(Errc::kIo, spec().serial + ": settle was answered by " +
                                          command_name(*out) + " (protocol mismatch?)");
       }
+      report_recovered_faults(retries_before);
       return Matrix(Eigen::Map<const RowMatrix>(reply->data.data(), reply->rows, reply->cols));
     }
     return make_error(Errc::kDeviceFault, spec().serial + ": the board kept losing its state "
