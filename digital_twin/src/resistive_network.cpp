@@ -1,11 +1,10 @@
 #include "pnn/digital_twin/resistive_network.hpp"
 
+#include <Eigen/Cholesky>
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
-
-#include <Eigen/Cholesky>
 
 #include "pnn/digital_twin/parallel.hpp"
 
@@ -73,9 +72,9 @@ double diode_slope(double g_d, double h, double v) {
 double row_energy(const Row& row, const Vector& h, const Vector& o) {
   const Network& net = row.net;
   const double g_d = net.c.diode_on_conductance_ms;
-  double e = 0.5 * (net.a1.dot(h.cwiseAbs2()) + net.a2h.dot(h.cwiseAbs2()) +
-                    net.a2o.dot(o.cwiseAbs2())) -
-             row.drive.dot(h) - o.dot(net.g2 * h) + row.constant;
+  double e =
+      0.5 * (net.a1.dot(h.cwiseAbs2()) + net.a2h.dot(h.cwiseAbs2()) + net.a2o.dot(o.cwiseAbs2())) -
+      row.drive.dot(h) - o.dot(net.g2 * h) + row.constant;
   for (Index j = 0; j < net.H; ++j) {
     const double up = std::max(h[j] - net.thr[j], 0.0);
     const double down = std::max(-h[j] - net.thr[j], 0.0);
@@ -128,7 +127,8 @@ bool solve_newton(const Network& net, const SettleBoundary& b, const Vector& dh_
 
 Vector hidden_slopes(const Network& net, const Vector& h) {
   Vector d = net.a1 + net.a2h;
-  for (Index j = 0; j < net.H; ++j) d[j] += diode_slope(net.c.diode_on_conductance_ms, h[j], net.thr[j]);
+  for (Index j = 0; j < net.H; ++j)
+    d[j] += diode_slope(net.c.diode_on_conductance_ms, h[j], net.thr[j]);
   return d;
 }
 
@@ -148,7 +148,8 @@ int settle_row(const Row& row, Vector& h, Vector& o, const SettleOptions& option
     } else if (!solve_newton(net, row.b, diag, -gh, -go, dh, d_o)) {
       return -1;  // a nudge so negative that E is no longer convex: no equilibrium
     }
-    const double step = std::max(dh.cwiseAbs().maxCoeff(), d_o.size() ? d_o.cwiseAbs().maxCoeff() : 0.0);
+    const double step =
+        std::max(dh.cwiseAbs().maxCoeff(), d_o.size() ? d_o.cwiseAbs().maxCoeff() : 0.0);
     if (step < options.tolerance_volts) {
       h += dh;
       o += d_o;
@@ -240,9 +241,7 @@ const char* to_string(SettleBoundary::Kind kind) {
 
 std::string boundary_problem(Index num_outputs, Index num_output_nodes, const SettleBoundary& b,
                              Index rows) {
-  const auto shape = [](Index r, Index k) {
-    return std::to_string(r) + "x" + std::to_string(k);
-  };
+  const auto shape = [](Index r, Index k) { return std::to_string(r) + "x" + std::to_string(k); };
   switch (b.kind) {
     case SettleBoundary::Kind::kFree:
       if (b.values.size() != 0 || b.beta != 0.0) return "a free settle takes no values and no β";
@@ -252,8 +251,8 @@ std::string boundary_problem(Index num_outputs, Index num_output_nodes, const Se
         return "nudged: β must be finite, non-zero and within ±10 mS";
       }
       if (b.values.rows() != rows || b.values.cols() != num_outputs) {
-        return "nudged: the target is " + shape(b.values.rows(), b.values.cols()) +
-               ", expected " + shape(rows, num_outputs) + " (batch × outputs)";
+        return "nudged: the target is " + shape(b.values.rows(), b.values.cols()) + ", expected " +
+               shape(rows, num_outputs) + " (batch × outputs)";
       }
       break;
     case SettleBoundary::Kind::kClamped:
@@ -303,7 +302,8 @@ Vector network_energy(const ResistiveNetworkConfig& config, const VectorRef& thr
   Vector e(x.rows());
   for (Index r = 0; r < x.rows(); ++r) {
     const Row row{net, p.drive.row(r).transpose(), p.constant[r], boundary, r};
-    e[r] = row_energy(row, nodes.row(r).head(net.H).transpose(), nodes.row(r).tail(net.P).transpose());
+    e[r] =
+        row_energy(row, nodes.row(r).head(net.H).transpose(), nodes.row(r).tail(net.P).transpose());
   }
   return e;
 }
@@ -362,8 +362,7 @@ Matrix output_nodes_for(const ResistiveNetworkConfig& c, const MatrixRef& free_n
   return y;
 }
 
-ResistiveNetworkModel::ResistiveNetworkModel(ResistiveNetworkConfig config)
-    : config_(config) {
+ResistiveNetworkModel::ResistiveNetworkModel(ResistiveNetworkConfig config) : config_(config) {
   validate(config_);
   thresholds_ = Vector::Constant(config_.num_hidden, config_.diode_threshold_volts);
 }

@@ -265,10 +265,10 @@ class FramedDevice final : public PhysicalSystem {
   // Health WARNING when this call needed retries, or a firmware reset was recovered.
   void report_recovered_faults(std::uint64_t retries_before) {
     if (retries_used_ != retries_before || resets_recovered_ > 0) {
-      set_health(Health::kWarning,
-                 std::to_string(retries_used_) + " command retries and " +
-                     std::to_string(resets_recovered_) +
-                     " firmware resets recovered since configure (" + transport_->describe() + ")");
+      set_health(Health::kWarning, std::to_string(retries_used_) + " command retries and " +
+                                       std::to_string(resets_recovered_) +
+                                       " firmware resets recovered since configure (" +
+                                       transport_->describe() + ")");
     }
   }
 
@@ -347,10 +347,13 @@ class FramedDevice final : public PhysicalSystem {
                                   static_cast<std::uint32_t>(x.cols()),
                                   std::vector<double>(rows.data(), rows.data() + rows.size())};
     const RowMatrix values = boundary.values;
-    const fw::SettleRequest request{static_cast<std::uint8_t>(boundary.kind), boundary.beta,
-                                    warm_start, static_cast<std::uint32_t>(values.rows()),
-                                    static_cast<std::uint32_t>(values.cols()),
-                                    std::vector<double>(values.data(), values.data() + values.size())};
+    const fw::SettleRequest request{
+        static_cast<std::uint8_t>(boundary.kind),
+        boundary.beta,
+        warm_start,
+        static_cast<std::uint32_t>(values.rows()),
+        static_cast<std::uint32_t>(values.cols()),
+        std::vector<double>(values.data(), values.data() + values.size())};
     const std::uint64_t retries_before = retries_used_;
     for (int pass = 0; pass <= options_.retries; ++pass) {
       if (auto r = send_theta(theta); !r) return r.error();
@@ -367,7 +370,8 @@ class FramedDevice final : public PhysicalSystem {
           return make_error(Errc::kTimeout, spec().serial + ": settle (" +
                                                 digital_twin::to_string(boundary.kind) +
                                                 ") did not converge within the board's settle "
-                                                "time: " + e->message);
+                                                "time: " +
+                                                e->message);
         }
         return device_error(request, *e);
       }
@@ -379,8 +383,9 @@ class FramedDevice final : public PhysicalSystem {
       report_recovered_faults(retries_before);
       return Matrix(Eigen::Map<const RowMatrix>(reply->data.data(), reply->rows, reply->cols));
     }
-    return make_error(Errc::kDeviceFault, spec().serial + ": the board kept losing its state "
-                                                          "(repeated firmware resets); stopped");
+    return make_error(Errc::kDeviceFault, spec().serial +
+                                              ": the board kept losing its state "
+                                              "(repeated firmware resets); stopped");
   }
 
   // Runs the loaded batch once. true: it ran (outputs are on the board); false: the board had

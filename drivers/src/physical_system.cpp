@@ -219,9 +219,9 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
                                               "); recover the device (cleanup + configure) first");
   }
   if (x.cols() != spec_.num_inputs || x.rows() < 1) {
-    return make_error(Errc::kShapeMismatch,
-                      forward_on + who + ": input batch is " + shape_string(x) +
-                          ", expected batch×" + std::to_string(spec_.num_inputs));
+    return make_error(Errc::kShapeMismatch, forward_on + who + ": input batch is " +
+                                                shape_string(x) + ", expected batch×" +
+                                                std::to_string(spec_.num_inputs));
   }
   if (spec_.max_batch > 0 && x.rows() > spec_.max_batch) {
     return make_error(Errc::kBatchTooLarge, forward_on + who + ": batch of " +
@@ -231,9 +231,8 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
   }
   if (theta.size() != spec_.num_params()) {
     return make_error(Errc::kShapeMismatch,
-                      forward_on + who + ": parameter vector has " +
-                          std::to_string(theta.size()) + " entries, expected " +
-                          std::to_string(spec_.num_params()));
+                      forward_on + who + ": parameter vector has " + std::to_string(theta.size()) +
+                          " entries, expected " + std::to_string(spec_.num_params()));
   }
   if (!x.allFinite()) {  // one vectorised pass on the hot path; the loop only names the entry
     for (Index j = 0; j < x.cols(); ++j) {
@@ -251,9 +250,9 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
     for (Index i = 0; i < block.count; ++i, ++at) {
       const double v = theta[at];
       if (!std::isfinite(v)) {
-        return make_error(Errc::kNonFiniteRequest, forward_on + who + ": parameter " + block.name +
-                                                "[" + std::to_string(i) + "] is " +
-                                                std::to_string(v) + "; nothing was sent to the device");
+        return make_error(Errc::kNonFiniteRequest,
+                          forward_on + who + ": parameter " + block.name + "[" + std::to_string(i) +
+                              "] is " + std::to_string(v) + "; nothing was sent to the device");
       }
       if (v < block.hard_min || v > block.hard_max) {
         std::ostringstream msg;

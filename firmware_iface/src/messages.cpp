@@ -108,7 +108,9 @@ struct PayloadEncoder {
     w.u8(m.warm_start ? 1 : 0);
     put_batch(w, m.rows, m.cols, m.data, "SettleRequest");
   }
-  void operator()(const SettleReply& m) const { put_batch(w, m.rows, m.cols, m.data, "SettleReply"); }
+  void operator()(const SettleReply& m) const {
+    put_batch(w, m.rows, m.cols, m.data, "SettleReply");
+  }
   void operator()(const DescribeReply& m) const {
     w.u8(m.protocol_minor);
     put_string(w, m.kind, "DescribeReply.kind");

@@ -1,10 +1,11 @@
 // The resistive network's physics: the settle finds the minimum of the co-content, the twin's
 // implicit-function vjp agrees with finite differences, and the EP contrast of ∂E/∂θ between two
 // nudged equilibria is the gradient of the cost.
+#include "pnn/digital_twin/resistive_network.hpp"
+
 #include <doctest/doctest.h>
 
 #include "pnn/digital_twin/gradcheck.hpp"
-#include "pnn/digital_twin/resistive_network.hpp"
 #include "test_util.hpp"
 
 using namespace pnn;
@@ -30,7 +31,8 @@ Matrix inputs(Index rows, Index cols, std::uint64_t seed) {
 Vector spread_theta(const ResistiveNetworkModel& m, std::uint64_t seed) {
   Vector theta = m.initial_params(seed);
   const Matrix r = test::random_matrix(theta.size(), 1, 1.0, seed + 7);
-  for (Index i = 0; i < theta.size(); i += 5) theta[i] = std::min(1.0, 0.4 + 0.5 * std::abs(r(i, 0)));
+  for (Index i = 0; i < theta.size(); i += 5)
+    theta[i] = std::min(1.0, 0.4 + 0.5 * std::abs(r(i, 0)));
   return theta;
 }
 
@@ -56,8 +58,8 @@ TEST_CASE("resistive network: the settle reaches the minimum of the co-content (
   REQUIRE(f.converged);
   const Index on = conducting(c, f.nodes);
   CAPTURE(on);
-  CHECK(on > 0);                          // the diodes take part ...
-  CHECK(on < 8 * c.num_hidden);           // ... and not all of them
+  CHECK(on > 0);                 // the diodes take part ...
+  CHECK(on < 8 * c.num_hidden);  // ... and not all of them
   const Matrix clamp = f.nodes.rightCols(c.num_output_nodes()).array() + 0.01;
   const SettleBoundary clamped = SettleBoundary::clamped(clamp);
   for (const SettleBoundary* b : {&free, &nudged, &clamped}) {
@@ -66,7 +68,8 @@ TEST_CASE("resistive network: the settle reaches the minimum of the co-content (
     REQUIRE(s.converged);
     const Matrix g = network_energy_grad(c, m.thresholds(), x, theta, *b, s.nodes);
     // Stationary in every free node (the hidden ones, and the outputs unless clamped).
-    const Index free_nodes = b->kind == SettleBoundary::Kind::kClamped ? c.num_hidden : c.num_nodes();
+    const Index free_nodes =
+        b->kind == SettleBoundary::Kind::kClamped ? c.num_hidden : c.num_nodes();
     CHECK(g.leftCols(free_nodes).cwiseAbs().maxCoeff() < 1e-9);
     if (b->kind == SettleBoundary::Kind::kClamped) {
       CHECK((s.nodes.rightCols(c.num_output_nodes()) - clamp).cwiseAbs().maxCoeff() == 0.0);
@@ -111,8 +114,8 @@ TEST_CASE("resistive network: centred EP's contrast at small beta is the gradien
   // ∂/∂θ Σ_rows ½‖logits − target‖² through the twin.
   const Vector exact = m.vjp(x, theta, readout(c, f.nodes) - target).theta_bar;
   auto contrast = [&](double beta) {
-    const SettleOutcome p = settle_network(c, m.thresholds(), x, theta,
-                                           SettleBoundary::nudged(beta, target), &f.nodes);
+    const SettleOutcome p =
+        settle_network(c, m.thresholds(), x, theta, SettleBoundary::nudged(beta, target), &f.nodes);
     const SettleOutcome n = settle_network(c, m.thresholds(), x, theta,
                                            SettleBoundary::nudged(-beta, target), &f.nodes);
     REQUIRE(p.converged);
@@ -134,8 +137,9 @@ TEST_CASE("resistive network: bad boundaries are named") {
   CHECK(boundary_problem(3, 6, SettleBoundary::free(), 4).empty());
   CHECK(boundary_problem(3, 6, SettleBoundary::nudged(0.1, Matrix::Zero(4, 2)), 4)
             .find("expected 4x3 (batch × outputs)") != std::string::npos);
-  CHECK(boundary_problem(3, 6, SettleBoundary::nudged(0.0, Matrix::Zero(4, 3)), 4)
-            .find("non-zero") != std::string::npos);
+  CHECK(
+      boundary_problem(3, 6, SettleBoundary::nudged(0.0, Matrix::Zero(4, 3)), 4).find("non-zero") !=
+      std::string::npos);
   CHECK(boundary_problem(3, 6, SettleBoundary::clamped(Matrix::Zero(4, 3)), 4)
             .find("expected 4x6 (batch × output nodes)") != std::string::npos);
   Matrix nan = Matrix::Zero(4, 6);

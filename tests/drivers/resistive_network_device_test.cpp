@@ -63,8 +63,9 @@ TEST_CASE("resistive-network: spec, settle over the frame protocol, and forward 
       dt::settle_network(m.config(), m.thresholds(), x, theta, dt::SettleBoundary::free(), nullptr);
   // What is left of the relaxation after 10 time constants: e^-10 of the start's distance.
   CHECK((free - ideal.nodes).cwiseAbs().maxCoeff() < 1e-5);
-  CHECK((s.driver->forward(x, theta).value() - dt::readout(m.config(), free)).cwiseAbs().maxCoeff() <
-        1e-3);
+  CHECK(
+      (s.driver->forward(x, theta).value() - dt::readout(m.config(), free)).cwiseAbs().maxCoeff() <
+      1e-3);
   // Nudged and clamped, warm-started from the free state.
   const Matrix target = Matrix::Constant(5, 3, 1.0);
   const Matrix nudged =
@@ -87,16 +88,19 @@ TEST_CASE("resistive-network: the reality differs from the twin by mismatch and 
   const Matrix a = real.driver->settle(x, theta, dt::SettleBoundary::free(), false).value();
   const Matrix b = ideal.driver->settle(x, theta, dt::SettleBoundary::free(), false).value();
   const Matrix again = real.driver->settle(x, theta, dt::SettleBoundary::free(), false).value();
-  CHECK((a - b).cwiseAbs().maxCoeff() > 1e-3);       // mismatch, quantisation, thresholds
-  CHECK((a - again).cwiseAbs().maxCoeff() > 0.0);    // readout noise
-  CHECK((a - again).cwiseAbs().maxCoeff() < 2e-3);   // 0.1 mV RMS
+  CHECK((a - b).cwiseAbs().maxCoeff() > 1e-3);      // mismatch, quantisation, thresholds
+  CHECK((a - again).cwiseAbs().maxCoeff() > 0.0);   // readout noise
+  CHECK((a - again).cwiseAbs().maxCoeff() < 2e-3);  // 0.1 mV RMS
 }
 
-TEST_CASE("resistive-network: garbled and lost replies are retried, a settle that does not converge is a timeout") {
+TEST_CASE(
+    "resistive-network: garbled and lost replies are retried, a settle that does not converge is a "
+    "timeout") {
   const Matrix x = inputs(4, 6);
   {
     auto clean = active_sim(kIdeal);
-    auto faulty = active_sim(kIdeal + "&faults=drop:0.2,corrupt:0.2,seed:3&timeout_ms=20&retries=8");
+    auto faulty =
+        active_sim(kIdeal + "&faults=drop:0.2,corrupt:0.2,seed:3&timeout_ms=20&retries=8");
     const Vector theta = on_grid(*clean.driver, 7);
     for (int k = 0; k < 12; ++k) {
       const Matrix target = Matrix::Constant(4, 3, 0.1 * k);
@@ -150,8 +154,10 @@ TEST_CASE("resistive-network: bad settle requests are refused before anything is
   refused(unknown, x, theta, Errc::kShapeMismatch, "unknown boundary kind 5");
   Vector high = theta;
   high[3] = 1.5;
-  refused(dt::SettleBoundary::free(), x, high, Errc::kOutOfLimits, "settle on SIM-RESNET-4: parameter g_in[3]");
-  refused(dt::SettleBoundary::free(), Matrix::Zero(3, 7), theta, Errc::kShapeMismatch, "input batch");
+  refused(dt::SettleBoundary::free(), x, high, Errc::kOutOfLimits,
+          "settle on SIM-RESNET-4: parameter g_in[3]");
+  refused(dt::SettleBoundary::free(), Matrix::Zero(3, 7), theta, Errc::kShapeMismatch,
+          "input batch");
   Matrix bad_x = x;
   bad_x(1, 1) = std::numeric_limits<double>::infinity();
   refused(dt::SettleBoundary::free(), bad_x, theta, Errc::kNonFiniteRequest, "input x[1, 1]");

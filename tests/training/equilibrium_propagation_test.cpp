@@ -98,7 +98,8 @@ TEST_CASE("ep: centred nudging at small beta matches the exact gradient on the n
   CHECK(cosine(s.estimate(large), g) >= 0.95);
 }
 
-TEST_CASE("coupled learning: clamping the outputs part of the way to the target descends the cost") {
+TEST_CASE(
+    "coupled learning: clamping the outputs part of the way to the target descends the cost") {
   Setup s(kIdeal);
   const Vector g = s.exact();
   CoupledLearningConfig cl;
@@ -112,14 +113,15 @@ TEST_CASE("coupled learning: clamping the outputs part of the way to the target 
 
 TEST_CASE("ep: job configs reach the rules, and bad options name the valid ones") {
   const JobConfig c = parse_job_config(
-      test::replaced(kJob, "METHOD", "{name: ep, nudging: positive, beta: 0.01, warm_start: false}"),
+      test::replaced(kJob, "METHOD",
+                     "{name: ep, nudging: positive, beta: 0.01, warm_start: false}"),
       "ep.yaml");
   const auto& ep = std::get<EpConfig>(c.training.method);
   CHECK(ep.nudging == EpConfig::Nudging::kPositive);
   CHECK(ep.beta == 0.01);
   CHECK_FALSE(ep.warm_start);
-  const JobConfig cl =
-      parse_job_config(test::replaced(kJob, "METHOD", "{name: coupled-learning, eta: 0.2}"), "cl.yaml");
+  const JobConfig cl = parse_job_config(
+      test::replaced(kJob, "METHOD", "{name: coupled-learning, eta: 0.2}"), "cl.yaml");
   CHECK(std::get<CoupledLearningConfig>(cl.training.method).eta == 0.2);
   const std::pair<const char*, const char*> cases[] = {
       {"{name: ep, nudging: sideways}", "'sideways' is not one of positive, negative, centred"},
@@ -136,10 +138,11 @@ TEST_CASE("ep: job configs reach the rules, and bad options name the valid ones"
 }
 
 TEST_CASE("ep: a layer that cannot settle is refused before anything runs") {
-  const std::string osc = test::replaced(
-      test::replaced(kJob, "resnet: sim://resistive-network?seed=3",
-                     "osc: sim://mechanical-oscillators?seed=1&n=64"),
-      "  - physical: {device: resnet}", "  - physical: {device: osc}\n  - slice: {first: 0, count: 10, gain: 3}");
+  const std::string osc =
+      test::replaced(test::replaced(kJob, "resnet: sim://resistive-network?seed=3",
+                                    "osc: sim://mechanical-oscillators?seed=1&n=64"),
+                     "  - physical: {device: resnet}",
+                     "  - physical: {device: osc}\n  - slice: {first: 0, count: 10, gain: 3}");
   for (const char* rule : {"ep", "coupled-learning"}) {
     CAPTURE(rule);
     const JobConfig c = parse_job_config(test::replaced(osc, "METHOD", rule), "osc.yaml");
@@ -147,10 +150,10 @@ TEST_CASE("ep: a layer that cannot settle is refused before anything runs") {
     options.write_outputs = false;
     const std::string message =
         "osc.yaml: training.method: layer 'osc' (physical) cannot provide settle; layer 'slice' "
-        "(digital) cannot provide settle, which rule '" + std::string(rule) +
+        "(digital) cannot provide settle, which rule '" +
+        std::string(rule) +
         "' needs (settle is a call of energy-based setups only (resistive-network)";
-    CHECK_THROWS_WITH_AS(run_job(c, {}, options), doctest::Contains(message.c_str()),
-                         ConfigError);
+    CHECK_THROWS_WITH_AS(run_job(c, {}, options), doctest::Contains(message.c_str()), ConfigError);
   }
   // A settling layer behind another layer: the rule trains one energy-based layer only.
   Setup s(kIdeal);

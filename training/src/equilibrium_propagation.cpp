@@ -32,7 +32,8 @@ class SettleRule : public LearningRule {
 
   void check_network(const Network& network) const override {
     if (network.layers().size() != 1) {
-      throw RuleError("rule '" + name() + "' trains a network of exactly one energy-based "
+      throw RuleError("rule '" + name() +
+                      "' trains a network of exactly one energy-based "
                       "physical layer (the resistive network's inputs and logits are the "
                       "network's); this network has " +
                       std::to_string(network.layers().size()) + " layers");
@@ -64,8 +65,8 @@ class SettleRule : public LearningRule {
 
  protected:
   // Σ over the batch of the gradient estimate from the free state v0 (further settles as needed).
-  virtual Result<Vector> contrast(const Network& network, const MatrixRef& x,
-                                  const Matrix& target, const Matrix& v0) const = 0;
+  virtual Result<Vector> contrast(const Network& network, const MatrixRef& x, const Matrix& target,
+                                  const Matrix& v0) const = 0;
 
   static const dt::ResistiveNetworkConfig& config_of(const Network& network) {
     return detail::energy_structure(*network.layers().front().device)->config();
@@ -97,8 +98,9 @@ class EquilibriumPropagation final : public SettleRule {
       if (!plus) return plus.error();
       auto minus = nudged(-beta);
       if (!minus) return minus.error();
-      return Vector((energy_grad(network, x, plus.value()) - energy_grad(network, x, minus.value())) /
-                    (2.0 * beta));
+      return Vector(
+          (energy_grad(network, x, plus.value()) - energy_grad(network, x, minus.value())) /
+          (2.0 * beta));
     }
     const double sign = config_.nudging == N::kPositive ? 1.0 : -1.0;
     auto v = nudged(sign * beta);

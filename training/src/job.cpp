@@ -1,5 +1,4 @@
 #include "pnn/training/job.hpp"
-#include "pnn/training/learned_twin.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/calibration.hpp"
 #include "pnn/training/checkpoint.hpp"
+#include "pnn/training/learned_twin.hpp"
 #include "pnn/training/plot.hpp"
 
 namespace pnn::training {

@@ -74,11 +74,9 @@ void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& 
       fits &= (candidate->needs(layer.physical) & ~layer.provides) == 0;
     if (fits) twin_free += (twin_free.empty() ? "" : ", ") + name;
   }
-  throw RuleError(problems + ", which rule '" + rule.name() + "' needs (" +
-                  (twin_free.empty() ? fix
-                                     : fix + ", or use a rule these layers support: " +
-                                           twin_free) +
-                  ")");
+  throw RuleError(
+      problems + ", which rule '" + rule.name() + "' needs (" +
+      (twin_free.empty() ? fix : fix + ", or use a rule these layers support: " + twin_free) + ")");
 }
 
 namespace {
@@ -170,9 +168,8 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd",
-                                                 "pc",  "ff",        "scff", "probe",
-                                                 "ep",  "coupled-learning"};
+  static const std::vector<std::string> names = {
+      "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe", "ep", "coupled-learning"};
   return names;
 }
 

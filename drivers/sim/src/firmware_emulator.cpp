@@ -207,7 +207,8 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
     state_ = DeviceState::kOutputsReady;
     return fw::Ack{fw::MessageType::kRun};
   }
-  if (const auto* settle = std::get_if<fw::SettleRequest>(&command)) return execute_settle(*settle, inject_nan);
+  if (const auto* settle = std::get_if<fw::SettleRequest>(&command))
+    return execute_settle(*settle, inject_nan);
   if (std::holds_alternative<fw::ReadOutputsRequest>(command)) {
     if (state_ != DeviceState::kOutputsReady) {
       return error(DeviceError::kNoOutputs, "no outputs ready");
@@ -245,7 +246,7 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
 }
 
 FirmwareEmulator::Message FirmwareEmulator::execute_settle(const fw::SettleRequest& settle,
-                                                          bool inject_nan) {
+                                                           bool inject_nan) {
   using fw::DeviceError;
   if (spec_.settle_nodes <= 0) {
     return error(DeviceError::kUnsupported, "this board has no settle call");

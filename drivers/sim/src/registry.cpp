@@ -101,8 +101,9 @@ class DirectSimDevice final : public PhysicalSystem {
                            const digital_twin::SettleBoundary& boundary, bool warm_start) override {
     auto nodes = reality_->settle(x, theta, boundary, warm_start);
     if (!nodes) {
-      return make_error(Errc::kTimeout, spec().serial + ": the network did not settle within its "
-                                                        "settle time");
+      return make_error(Errc::kTimeout, spec().serial +
+                                            ": the network did not settle within its "
+                                            "settle time");
     }
     return std::move(*nodes);
   }

@@ -34,8 +34,8 @@ Vector ResistiveReality::conductances(const VectorRef& theta) const {
 }
 
 ResistiveReality::Relaxed ResistiveReality::relax(const MatrixRef& x, const VectorRef& theta,
-                                              const dt::SettleBoundary& boundary,
-                                              const Matrix* start) {
+                                                  const dt::SettleBoundary& boundary,
+                                                  const Matrix* start) {
   const auto& c = config_.datasheet;
   const dt::SettleOutcome eq =
       dt::settle_network(c, thresholds_, x, conductances(theta), boundary, start);
@@ -67,8 +67,8 @@ std::optional<Matrix> ResistiveReality::settle(const MatrixRef& x, const VectorR
                                                const dt::SettleBoundary& boundary,
                                                bool warm_start) {
   std::lock_guard lock(mutex_);
-  const bool warm = warm_start && last_x_.rows() == x.rows() && last_x_.cols() == x.cols() &&
-                    last_x_ == x;
+  const bool warm =
+      warm_start && last_x_.rows() == x.rows() && last_x_.cols() == x.cols() && last_x_ == x;
   Relaxed r = relax(x, theta, boundary, warm ? &last_nodes_ : nullptr);
   last_x_ = x;  // the network is left where it got to, settled or not
   last_nodes_ = r.nodes;

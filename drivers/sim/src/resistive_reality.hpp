@@ -51,7 +51,7 @@ class ResistiveReality {
     bool settled = false;
   };
   Relaxed relax(const MatrixRef& x, const VectorRef& theta,
-                              const digital_twin::SettleBoundary& boundary, const Matrix* start);
+                const digital_twin::SettleBoundary& boundary, const Matrix* start);
   void add_noise(Matrix& m);
 
   ResistiveRealityConfig config_;

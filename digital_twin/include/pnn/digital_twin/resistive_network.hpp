@@ -30,20 +30,18 @@ namespace pnn::digital_twin {
 struct ResistiveNetworkConfig {
   Index num_inputs = 64;
   Index num_hidden = 64;
-  Index num_outputs = 10;          ///< logits; the network has 2·num_outputs output nodes
-  double bias_volts = 1.0;         ///< V_b of the two bias sources
-  double g_min_ms = 1e-3;          ///< conductance range of every trainable element
+  Index num_outputs = 10;   ///< logits; the network has 2·num_outputs output nodes
+  double bias_volts = 1.0;  ///< V_b of the two bias sources
+  double g_min_ms = 1e-3;   ///< conductance range of every trainable element
   double g_max_ms = 1.0;
-  double diode_threshold_volts = 0.1;     ///< nominal v_j
-  double diode_on_conductance_ms = 100.0; ///< g_d
-  double readout_gain = 20.0;             ///< a: logit per volt of output-pair difference
+  double diode_threshold_volts = 0.1;      ///< nominal v_j
+  double diode_on_conductance_ms = 100.0;  ///< g_d
+  double readout_gain = 20.0;              ///< a: logit per volt of output-pair difference
 
   Index num_sources() const { return 2 * num_inputs + 2; }
   Index num_output_nodes() const { return 2 * num_outputs; }
   Index num_nodes() const { return num_hidden + num_output_nodes(); }
-  Index num_params() const {
-    return num_hidden * num_sources() + num_output_nodes() * num_hidden;
-  }
+  Index num_params() const { return num_hidden * num_sources() + num_output_nodes() * num_hidden; }
 };
 
 /// Throws std::invalid_argument naming the field: sizes < 1, 0 < g_min < g_max finite, positive
@@ -82,9 +80,9 @@ struct SettleOptions {
 
 /// One settle of a batch.
 struct SettleOutcome {
-  Matrix nodes;            ///< batch × num_nodes: [h, o] per row
-  int iterations = 0;      ///< most Newton iterations any row took
-  bool converged = true;   ///< every row converged within max_iterations
+  Matrix nodes;           ///< batch × num_nodes: [h, o] per row
+  int iterations = 0;     ///< most Newton iterations any row took
+  bool converged = true;  ///< every row converged within max_iterations
 };
 
 /// The equilibrium of the network with conductances `g_ms` (θ layout) and diode thresholds

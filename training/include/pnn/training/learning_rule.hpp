@@ -266,8 +266,7 @@ struct CoupledLearningConfig {
 
 /// `training.method`: one of the rules with its options.
 using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig, PcConfig,
-                                FfConfig, ScffConfig, ProbeConfig, EpConfig,
-                                CoupledLearningConfig>;
+                                FfConfig, ScffConfig, ProbeConfig, EpConfig, CoupledLearningConfig>;
 /// "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe", "ep", "coupled-learning"
 /// (also the job's phase name).
 std::string to_string(const RuleConfig& rule);
