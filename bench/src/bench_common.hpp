@@ -82,6 +82,10 @@ std::vector<nlohmann::json> scff_digits(const BenchOptions& options);
 /// accuracy of strict PC.
 std::vector<nlohmann::json> pc_digits(const BenchOptions& options);
 
+/// ep-resistive-digits (ep_bench.cpp): centred EP on the simulated resistive network, digits,
+/// measured on the hardware; PAT on the same device for comparison; settle calls per sample.
+std::vector<nlohmann::json> ep_resistive_digits(const BenchOptions& options);
+
 /// learned-twin-oscillator (learned_twin_bench.cpp): large-gap oscillators with a twin fitted
 /// from measured samples (grey box by default): NMSE, Jacobian cosine, PAT and in silico.
 std::vector<nlohmann::json> learned_twin_oscillator(const BenchOptions& options);

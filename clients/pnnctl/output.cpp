@@ -153,12 +153,14 @@ void print_summary(const json& j) {
   std::printf("\n");
   for (const auto& p : j.value("phases", json::array())) {
     const std::string phase = p.value("phase", "");
-    const char* what = phase == "pat"         ? "PAT-trained, measured on the hardware"
-                       : phase == "in-silico" ? "in-silico-trained, measured on the hardware"
-                                              : "digital baseline (MLP)";
+    // Every rule's phase is named after the rule (pat, in-silico, spsa, ep, ...); "digital" is
+    // the MLP baseline.
+    const std::string what = phase == "digital" ? "digital baseline (MLP)"
+                             : phase == "pat"   ? "PAT-trained, measured on the hardware"
+                                                : phase + "-trained, measured on the hardware";
     const json acc =
         phase == "digital" ? p.value("acc_twin", json()) : p.value("acc_hardware", json());
-    std::printf("  %-46s %s   (on twin %s, %.1f s)\n", what, pct(acc).c_str(),
+    std::printf("  %-46s %s   (on twin %s, %.1f s)\n", what.c_str(), pct(acc).c_str(),
                 pct(p.value("acc_twin", json())).c_str(), p.value("seconds", 0.0));
   }
   if (!str("checkpoint").empty()) std::printf("  checkpoint: %s\n", str("checkpoint").c_str());

@@ -262,6 +262,27 @@ class FramedDevice final : public PhysicalSystem {
 
   // ---- forward ---------------------------------------------------------------------------
 
+  // Health WARNING when this call needed retries, or a firmware reset was recovered.
+  void report_recovered_faults(std::uint64_t retries_before) {
+    if (retries_used_ != retries_before || resets_recovered_ > 0) {
+      set_health(Health::kWarning, std::to_string(retries_used_) + " command retries and " +
+                                       std::to_string(resets_recovered_) +
+                                       " firmware resets recovered since configure (" +
+                                       transport_->describe() + ")");
+    }
+  }
+
+  // SetParameters unless the board confirmed this θ already.
+  Result<void> send_theta(const VectorRef& theta) {
+    if (board_theta_ && *board_theta_ == theta) return {};
+    board_theta_.reset();
+    fw::SetParameters set;
+    set.theta.assign(theta.data(), theta.data() + theta.size());
+    if (auto r = ack(set); !r) return r.error();
+    board_theta_ = theta;
+    return {};
+  }
+
   Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
     const RowMatrix rows = x;
     fw::LoadInputBatch load{static_cast<std::uint32_t>(x.rows()), static_cast<std::uint32_t>(x.cols()),
@@ -270,13 +291,7 @@ class FramedDevice final : public PhysicalSystem {
     // Each pass sends what the board needs and runs the batch once. A pass repeats only when a
     // firmware reset lost the board's state before the outputs were delivered.
     for (int pass = 0; pass <= options_.retries; ++pass) {
-      if (!board_theta_ || *board_theta_ != theta) {
-        board_theta_.reset();
-        fw::SetParameters set;
-        set.theta.assign(theta.data(), theta.data() + theta.size());
-        if (auto r = ack(set); !r) return r.error();
-        board_theta_ = theta;
-      }
+      if (auto r = send_theta(theta); !r) return r.error();
       if (auto r = ack(load); !r) return r.error();
       // A reset since θ was acknowledged (before or on this LoadInputBatch) leaves the board
       // with its safe θ and nothing tells so at Run: check before running, never after.
@@ -312,16 +327,65 @@ class FramedDevice final : public PhysicalSystem {
           static_cast<Index>(o->cols) != spec().num_outputs) {
         return make_error(Errc::kIo, spec().serial + ": ReadOutputs returned the wrong shape");
       }
-      if (retries_used_ != retries_before || resets_recovered_ > 0) {
-        set_health(Health::kWarning,
-                   std::to_string(retries_used_) + " command retries and " +
-                       std::to_string(resets_recovered_) +
-                       " firmware resets recovered since configure (" + transport_->describe() + ")");
-      }
+      report_recovered_faults(retries_before);
       return Matrix(Eigen::Map<const RowMatrix>(o->data.data(), o->rows, o->cols));
     }
     return make_error(Errc::kDeviceFault, spec().serial + ": the board kept losing its state "
                                                           "(repeated firmware resets); stopped");
+  }
+
+  // ---- settle (energy-based boards) -------------------------------------------------------
+
+  // θ (if changed) and the batch, then Settle. A settle changes neither θ nor the batch, so after
+  // a lost or damaged reply it is asked again (the retry budget of command()); a board that
+  // lost its state in a reset ("not loaded") gets θ and the batch again. "Not settled" is the
+  // board's timeout: the equilibrium was not reached within its settle time.
+  Result<Matrix> do_settle(const MatrixRef& x, const VectorRef& theta,
+                           const digital_twin::SettleBoundary& boundary, bool warm_start) override {
+    const RowMatrix rows = x;
+    const fw::LoadInputBatch load{static_cast<std::uint32_t>(x.rows()),
+                                  static_cast<std::uint32_t>(x.cols()),
+                                  std::vector<double>(rows.data(), rows.data() + rows.size())};
+    const RowMatrix values = boundary.values;
+    const fw::SettleRequest request{
+        static_cast<std::uint8_t>(boundary.kind),
+        boundary.beta,
+        warm_start,
+        static_cast<std::uint32_t>(values.rows()),
+        static_cast<std::uint32_t>(values.cols()),
+        std::vector<double>(values.data(), values.data() + values.size())};
+    const std::uint64_t retries_before = retries_used_;
+    for (int pass = 0; pass <= options_.retries; ++pass) {
+      if (auto r = send_theta(theta); !r) return r.error();
+      if (auto r = ack(load); !r) return r.error();
+      Outcome out = command(request, options_.run_timeout);
+      if (!out) return link_error(request, out.error(), options_.retries + 1);
+      if (const auto* e = std::get_if<fw::ErrorReply>(&*out)) {
+        const auto code = static_cast<fw::DeviceError>(e->code);
+        if (code == fw::DeviceError::kNotLoaded) {
+          note_reset();
+          continue;
+        }
+        if (code == fw::DeviceError::kNotSettled) {
+          return make_error(Errc::kTimeout, spec().serial + ": settle (" +
+                                                digital_twin::to_string(boundary.kind) +
+                                                ") did not converge within the board's settle "
+                                                "time: " +
+                                                e->message);
+        }
+        return device_error(request, *e);
+      }
+      const auto* reply = std::get_if<fw::SettleReply>(&*out);
+      if (!reply) {
+        return make_error(Errc::kIo, spec().serial + ": settle was answered by " +
+                                         command_name(*out) + " (protocol mismatch?)");
+      }
+      report_recovered_faults(retries_before);
+      return Matrix(Eigen::Map<const RowMatrix>(reply->data.data(), reply->rows, reply->cols));
+    }
+    return make_error(Errc::kDeviceFault, spec().serial +
+                                              ": the board kept losing its state "
+                                              "(repeated firmware resets); stopped");
   }
 
   // Runs the loaded batch once. true: it ran (outputs are on the board); false: the board had

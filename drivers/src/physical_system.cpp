@@ -205,40 +205,41 @@ void PhysicalSystem::shutdown() noexcept {
   publish_status_locked(false);
 }
 
-Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta) const {
-  const std::string& who = spec_.serial;
+Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta,
+                                           const char* verb) const {
+  const std::string who = spec_.serial;
+  const std::string forward_on = std::string(verb) + " on ";
   if (state_ != Lifecycle::kActive) {
-    return make_error(Errc::kWrongState, "forward on " + who + " refused: device is " +
+    return make_error(Errc::kWrongState, forward_on + who + " refused: device is " +
                                              to_string(state_) + "; activate it first");
   }
   if (health_ == Health::kFault) {
-    return make_error(Errc::kDeviceFault, "forward on " + who + " refused: health is FAULT (" +
+    return make_error(Errc::kDeviceFault, forward_on + who + " refused: health is FAULT (" +
                                               health_message_ +
                                               "); recover the device (cleanup + configure) first");
   }
   if (x.cols() != spec_.num_inputs || x.rows() < 1) {
-    return make_error(Errc::kShapeMismatch,
-                      "forward on " + who + ": input batch is " + shape_string(x) +
-                          ", expected batch×" + std::to_string(spec_.num_inputs));
+    return make_error(Errc::kShapeMismatch, forward_on + who + ": input batch is " +
+                                                shape_string(x) + ", expected batch×" +
+                                                std::to_string(spec_.num_inputs));
   }
   if (spec_.max_batch > 0 && x.rows() > spec_.max_batch) {
-    return make_error(Errc::kBatchTooLarge, "forward on " + who + ": batch of " +
+    return make_error(Errc::kBatchTooLarge, forward_on + who + ": batch of " +
                                                 std::to_string(x.rows()) + " exceeds the " +
                                                 std::to_string(spec_.max_batch) +
                                                 " samples the device accepts; split the batch");
   }
   if (theta.size() != spec_.num_params()) {
     return make_error(Errc::kShapeMismatch,
-                      "forward on " + who + ": parameter vector has " +
-                          std::to_string(theta.size()) + " entries, expected " +
-                          std::to_string(spec_.num_params()));
+                      forward_on + who + ": parameter vector has " + std::to_string(theta.size()) +
+                          " entries, expected " + std::to_string(spec_.num_params()));
   }
   if (!x.allFinite()) {  // one vectorised pass on the hot path; the loop only names the entry
     for (Index j = 0; j < x.cols(); ++j) {
       for (Index i = 0; i < x.rows(); ++i) {
         if (std::isfinite(x(i, j))) continue;
         return make_error(Errc::kNonFiniteRequest,
-                          "forward on " + who + ": input x[" + std::to_string(i) + ", " +
+                          forward_on + who + ": input x[" + std::to_string(i) + ", " +
                               std::to_string(j) + "] is " + std::to_string(x(i, j)) +
                               "; nothing was sent to the device");
       }
@@ -249,13 +250,13 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
     for (Index i = 0; i < block.count; ++i, ++at) {
       const double v = theta[at];
       if (!std::isfinite(v)) {
-        return make_error(Errc::kNonFiniteRequest, "forward on " + who + ": parameter " + block.name +
-                                                "[" + std::to_string(i) + "] is " +
-                                                std::to_string(v) + "; nothing was sent to the device");
+        return make_error(Errc::kNonFiniteRequest,
+                          forward_on + who + ": parameter " + block.name + "[" + std::to_string(i) +
+                              "] is " + std::to_string(v) + "; nothing was sent to the device");
       }
       if (v < block.hard_min || v > block.hard_max) {
         std::ostringstream msg;
-        msg << "forward on " << who << ": parameter " << block.name << "[" << i
+        msg << forward_on << who << ": parameter " << block.name << "[" << i
             << "] = " << format_shortest(v) << " " << block.unit << " is outside the hard limit ["
             << format_shortest(block.hard_min) << ", " << format_shortest(block.hard_max) << "] "
             << block.unit
@@ -267,7 +268,7 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
   const double lo = x.minCoeff(), hi = x.maxCoeff();
   if (lo < spec_.input_min || hi > spec_.input_max) {
     std::ostringstream msg;
-    msg << "forward on " << who << ": input range [" << format_shortest(lo) << ", "
+    msg << forward_on << who << ": input range [" << format_shortest(lo) << ", "
         << format_shortest(hi) << "] " << spec_.input_unit << " exceeds the actuator limit ["
         << format_shortest(spec_.input_min) << ", " << format_shortest(spec_.input_max) << "] "
         << spec_.input_unit << "; nothing was sent to the device";
@@ -289,8 +290,12 @@ Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& thet
 }
 
 Result<Matrix> PhysicalSystem::forward_locked(const MatrixRef& x, const VectorRef& theta) {
-  Result<Matrix> y =
-      guarded<Result<Matrix>>(spec_.serial, "forward", [&] { return do_forward(x, theta); });
+  return checked_reading(
+      guarded<Result<Matrix>>(spec_.serial, "forward", [&] { return do_forward(x, theta); }),
+      "forward");
+}
+
+Result<Matrix> PhysicalSystem::checked_reading(Result<Matrix> y, const char* verb) {
   if (!y) {
     const auto code = y.error().code;
     if (code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault) {
@@ -302,10 +307,47 @@ Result<Matrix> PhysicalSystem::forward_locked(const MatrixRef& x, const VectorRe
   if (!y.value().allFinite()) {
     health_ = Health::kWarning;
     health_message_ = "the device returned NaN or Inf readings";
-    return make_error(Errc::kNonFiniteReading, "forward on " + spec_.serial +
-                                            ": the device returned NaN or Inf readings");
+    return make_error(Errc::kNonFiniteReading, std::string(verb) + " on " + spec_.serial +
+                                                   ": the device returned NaN or Inf readings");
   }
   return y;
+}
+
+Result<Matrix> PhysicalSystem::settle(const MatrixRef& x, const VectorRef& theta,
+                                      const digital_twin::SettleBoundary& boundary,
+                                      bool warm_start) {
+  std::lock_guard lock(mutex_);
+  if (spec_.settle_nodes <= 0) {
+    return make_error(Errc::kWrongState, "settle on " + spec_.serial + ": a " + spec_.kind +
+                                             " setup has no settle call (only energy-based "
+                                             "setups such as resistive-network settle)");
+  }
+  if (auto ok = check_request(x, theta, "settle"); !ok) return ok.error();
+  const std::string problem = digital_twin::boundary_problem(
+      spec_.num_outputs, spec_.settle_output_nodes, boundary, x.rows());
+  if (!problem.empty()) {
+    return make_error(boundary.values.allFinite() ? Errc::kShapeMismatch : Errc::kNonFiniteRequest,
+                      "settle on " + spec_.serial + ": " + problem + "; nothing was sent");
+  }
+  Result<Matrix> out = checked_reading(
+      guarded<Result<Matrix>>(spec_.serial, "settle",
+                              [&] { return do_settle(x, theta, boundary, warm_start); }),
+      "settle");
+  if (out && (out.value().rows() != x.rows() || out.value().cols() != spec_.settle_nodes)) {
+    out = make_error(Errc::kIo, "settle on " + spec_.serial + ": the device returned " +
+                                    shape_string(out.value()) + " node voltages, expected " +
+                                    std::to_string(x.rows()) + "x" +
+                                    std::to_string(spec_.settle_nodes));
+  }
+  publish_status_locked(false);
+  return out;
+}
+
+Result<Matrix> PhysicalSystem::do_settle(const MatrixRef& /*x*/, const VectorRef& /*theta*/,
+                                         const digital_twin::SettleBoundary& /*boundary*/,
+                                         bool /*warm_start*/) {
+  return make_error(Errc::kWrongState,
+                    "settle on " + spec_.serial + ": this driver has no settle call");
 }
 
 }  // namespace pnn::drivers

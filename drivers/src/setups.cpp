@@ -8,6 +8,7 @@
 #include "pnn/drivers/setups/optical_shg.hpp"
 #include "pnn/drivers/setups/optical_spd.hpp"
 #include "pnn/drivers/setups/power_law.hpp"
+#include "pnn/drivers/setups/resistive_network.hpp"
 #include "pnn/drivers/setups/stno_rnn.hpp"
 
 namespace pnn::drivers {
@@ -48,6 +49,11 @@ const std::vector<SetupKind>& setup_kinds() {
       {{"mechanical-plate", "speaker-driven plate (modal), drive time-multiplexed, microphone",
         "sim://mechanical-plate?seed=1&slots=32"},
        kFramedBoard, setups::mechanical_plate},
+      {{"resistive-network",
+        "nonlinear resistive network (diodes, trainable conductances) that settles to minimum "
+        "dissipation",
+        "sim://resistive-network?seed=1&inputs=64&hidden=128&outputs=10"},
+       kFramedBoard, sliced<setups::resistive_network>},
       {{"null", "returns its input (y = x), no parameters: measures overheads", "sim://null?inputs=784"},
        kNone, setups::null},
   };

@@ -79,6 +79,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "self_test";
     case MessageType::kDescribe:
       return "describe";
+    case MessageType::kSettle:
+      return "settle";
     case MessageType::kIdentifyReply:
       return "identify_reply";
     case MessageType::kCapabilitiesReply:
@@ -91,6 +93,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "self_test_reply";
     case MessageType::kDescribeReply:
       return "describe_reply";
+    case MessageType::kSettleReply:
+      return "settle_reply";
     case MessageType::kAck:
       return "ack";
     case MessageType::kErrorReply:

@@ -102,6 +102,15 @@ struct PayloadEncoder {
     put_string(w, m.message, "ErrorReply.message");
   }
   void operator()(const DescribeRequest&) const {}
+  void operator()(const SettleRequest& m) const {
+    w.u8(m.boundary);
+    w.f64(m.beta);
+    w.u8(m.warm_start ? 1 : 0);
+    put_batch(w, m.rows, m.cols, m.data, "SettleRequest");
+  }
+  void operator()(const SettleReply& m) const {
+    put_batch(w, m.rows, m.cols, m.data, "SettleReply");
+  }
   void operator()(const DescribeReply& m) const {
     w.u8(m.protocol_minor);
     put_string(w, m.kind, "DescribeReply.kind");
@@ -239,7 +248,9 @@ MessageType message_type(const Message& message) noexcept {
                                            MessageType::kAck,
                                            MessageType::kErrorReply,
                                            MessageType::kDescribe,
-                                           MessageType::kDescribeReply};
+                                           MessageType::kDescribeReply,
+                                           MessageType::kSettle,
+                                           MessageType::kSettleReply};
   static_assert(std::size(kTypes) == std::variant_size_v<Message>);
   return kTypes[message.index()];
 }
@@ -289,6 +300,22 @@ Result<Message> decode_payload(MessageType type, std::span<const std::uint8_t> p
       return decode_batch_message<LoadInputBatch>(payload);
     case MessageType::kOutputsReply:
       return decode_batch_message<OutputsReply>(payload);
+    case MessageType::kSettleReply:
+      return decode_batch_message<SettleReply>(payload);
+    case MessageType::kSettle: {
+      SettleRequest m;
+      m.boundary = r.u8();
+      m.beta = r.f64();
+      const std::uint8_t warm = r.u8();
+      if (!r.ok()) return Errc::kTruncated;
+      if (m.boundary > 2 || warm > 1) return Errc::kBadValue;
+      m.warm_start = warm == 1;
+      if (const std::error_code ec =
+              decode_batch_payload(payload.subspan(10), m.rows, m.cols, m.data)) {
+        return ec;
+      }
+      return Message{std::move(m)};
+    }
     case MessageType::kStatusReply: {
       StatusReply m;
       const std::uint8_t state = r.u8();
@@ -393,6 +420,7 @@ std::string to_string(DeviceError code) {
     case DeviceError::kBusy: return "busy";
     case DeviceError::kUnsupported: return "unsupported command";
     case DeviceError::kHardware: return "hardware fault";
+    case DeviceError::kNotSettled: return "not settled";
   }
   return "device error " + std::to_string(static_cast<std::int32_t>(code));
 }

@@ -312,7 +312,8 @@ TEST_CASE("frame: finish_frame rejects an offset that was not begun") {
   CHECK(to_string(static_cast<MessageType>(0x42)) == "unknown");
   CHECK(is_known_message_type(0x89));
   CHECK(is_known_message_type(0x0A));  // describe, protocol 1.1
-  CHECK(!is_known_message_type(0x0B));
+  CHECK(is_known_message_type(0x0B));  // settle (energy-based boards)
+  CHECK(!is_known_message_type(0x0C));
 }
 
 TEST_CASE("frame: a frame that lost a byte does not take the following frame with it") {

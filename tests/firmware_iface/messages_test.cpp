@@ -45,6 +45,8 @@ std::vector<Message> sample_messages() {
       ErrorReply{42, "parameter 3 above limit"},
       DescribeRequest{},
       DescribeReply{1, "x", 2, 1, 2, 8, "V", -1.0, 1.0, "1", 0.0, {{"g", "1", "", 2, 0.0, 1.0}}},
+      SettleRequest{2, 0.0, true, 1, 2, {0.1, -0.2}},
+      SettleReply{1, 3, {0.01, 0.02, -0.03}},
   };
 }
 

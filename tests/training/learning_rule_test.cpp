@@ -77,18 +77,21 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   const std::string rule = "{name: spsa, a: 2, c: 0.1, A: 10, perturbations: 2}";
   const std::pair<const char*, const char*> cases[] = {
       {"spsaa",
-       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe) (did "
+       "unknown learning rule 'spsaa' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe, ep, "
+       "coupled-learning) (did "
        "you mean 'spsa'?)"},
       {"{name: backprop}",
        "rules.yaml:13: 'training.method': unknown learning rule 'backprop' (rules: pat, in-silico, "
-       "spsa, mgd, pc, ff, scff, probe)"},
+       "spsa, mgd, pc, ff, scff, probe, ep, coupled-learning)"},
       {"{name: spsa, alfa: 0.6}",
        "'training.method.alfa': unknown key (did you mean 'alpha'?) (allowed here: name, a, c, A, "
        "alpha, gamma, perturbations)"},
       {"{name: mgd, code: wdma}", "'wdma' is not one of cdma, fdma, tdma"},
       {"{name: mgd, tau: 2}", "(allowed here: name, code, amplitude, tau_x, tau_theta, tau_hp)"},
       {"{name: pat, a: 1}", "(allowed here: name)"},
-      {"{a: 1}", "needs name: RULE (one of pat, in-silico, spsa, mgd, pc, ff, scff, probe)"},
+      {"{a: 1}",
+       "needs name: RULE (one of pat, in-silico, spsa, mgd, pc, ff, scff, probe, ep, "
+       "coupled-learning)"},
       // Options out of range name the option and the range.
       {"{name: spsa, c: 0}", "spsa.c: must be > 0"},
       {"{name: spsa, alpha: 1.5}", "spsa.alpha: must be in (0, 1]"},
@@ -106,10 +109,10 @@ TEST_CASE("learning rules: an unknown rule or option names the valid ones") {
   CHECK_THROWS_WITH_AS(
       make_learning_rule(default_rule_config("mgd"), 0)->set_state({"spsa", 3, {}}),
       doctest::Contains("not mgd's"), RuleError);
-  CHECK_THROWS_WITH_AS(
-      default_rule_config("ep"),
-      "unknown learning rule 'ep' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)",
-      RuleError);
+  CHECK_THROWS_WITH_AS(default_rule_config("eqprop"),
+                       "unknown learning rule 'eqprop' (rules: pat, in-silico, spsa, mgd, pc, ff, "
+                       "scff, probe, ep, coupled-learning)",
+                       RuleError);
 }
 
 TEST_CASE("learning rules: a rule a layer cannot provide is refused before anything runs") {

@@ -230,7 +230,8 @@ TEST_CASE("pc: training.method parses its options and refuses bad ones naming th
       {"{name: pc, inference_rate: 1.5}", "pc.inference_rate: must be in (0, 1]"},
       {"{name: pc, iterations: -1}", "pc.iterations: must be 0..100000"},
       {"{name: pcc}",
-       "unknown learning rule 'pcc' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe)"},
+       "unknown learning rule 'pcc' (rules: pat, in-silico, spsa, mgd, pc, ff, scff, probe, ep, "
+       "coupled-learning)"},
   };
   for (const auto& [bad, message] : cases) {
     CAPTURE(bad);

@@ -1,5 +1,4 @@
 #include "pnn/training/job.hpp"
-#include "pnn/training/learned_twin.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -11,6 +10,7 @@
 #include "pnn/drivers/registry.hpp"
 #include "pnn/training/calibration.hpp"
 #include "pnn/training/checkpoint.hpp"
+#include "pnn/training/learned_twin.hpp"
 #include "pnn/training/plot.hpp"
 
 namespace pnn::training {
@@ -237,7 +237,9 @@ std::vector<LayerSummary> planned_layers(const JobConfig& config, DeviceSet& dev
     const bool twin = s.twin && (devices.get(s.device).nominal_twin() != nullptr ||
                                  (given != twins.end() && given->second != nullptr) ||
                                  !s.fit_family.empty());
-    out.push_back({s.device, true, kHardwareForward | (twin ? kModelForward | kModelVjp : 0u)});
+    out.push_back({s.device, true,
+                   kHardwareForward | (twin ? kModelForward | kModelVjp : 0u) |
+                       (can_settle(devices.get(s.device)) ? kSettle : 0u)});
   }
   return out;
 }

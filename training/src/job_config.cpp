@@ -205,6 +205,23 @@ RuleConfig parse_rule(const Reader& r, const YAML::Node& node) {
     scff->threshold = number("threshold", scff->threshold);
     scff->head = whole("head", scff->head);
     scff->train_physical = r.get<bool>(node, key, "train_physical", true, "true or false");
+  } else if (auto* ep = std::get_if<EpConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "nudging", "beta", "warm_start"});
+    const auto nudging =
+        r.get<std::string>(node, key, "nudging", "centred", "positive, negative or centred");
+    if (nudging != "positive" && nudging != "negative" && nudging != "centred") {
+      r.fail(node["nudging"], key + ".nudging",
+             "'" + nudging + "' is not one of positive, negative, centred");
+    }
+    ep->nudging = nudging == "positive"   ? EpConfig::Nudging::kPositive
+                  : nudging == "negative" ? EpConfig::Nudging::kNegative
+                                          : EpConfig::Nudging::kCentred;
+    ep->beta = number("beta", ep->beta);
+    ep->warm_start = r.get<bool>(node, key, "warm_start", true, "true or false");
+  } else if (auto* cl = std::get_if<CoupledLearningConfig>(&rule)) {
+    r.only_keys(node, key, {"name", "eta", "warm_start"});
+    cl->eta = number("eta", cl->eta);
+    cl->warm_start = r.get<bool>(node, key, "warm_start", true, "true or false");
   } else if (auto* probe = std::get_if<ProbeConfig>(&rule)) {
     r.only_keys(node, key, {"name", "head"});
     probe->head = whole("head", probe->head);

@@ -12,6 +12,7 @@ LayerSummary summarize(const Layer& layer) {
   Capabilities c = 0;
   if (layer.is_physical()) c |= kHardwareForward;
   if (layer.has_model()) c |= kModelForward | kModelVjp;
+  if (layer.is_physical() && can_settle(*layer.device)) c |= kSettle;
   return {layer.name, layer.is_physical(), c};
 }
 
@@ -30,6 +31,7 @@ std::string describe(Capabilities c, bool physical) {
   add(kHardwareForward, "hardware forward");
   add(kModelForward, model + " forward");
   add(kModelVjp, model + " vjp");
+  add(kSettle, "settle");
   return out.empty() ? "nothing" : out;
 }
 
@@ -59,6 +61,11 @@ void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& 
                 ") cannot provide " + describe(missing, layer.physical);
   }
   if (problems.empty()) return;
+  std::string fix = "give those layers a twin";
+  if (rule.needs(true) & kSettle) {
+    fix = "settle is a call of energy-based setups only (resistive-network), and rule '" +
+          rule.name() + "' trains a network of one such layer";
+  }
   std::string twin_free;
   for (const auto& name : rule_names()) {
     const auto candidate = make_learning_rule(default_rule_config(name), 0);
@@ -67,12 +74,9 @@ void check_rule_fits(const LearningRule& rule, const std::vector<LayerSummary>& 
       fits &= (candidate->needs(layer.physical) & ~layer.provides) == 0;
     if (fits) twin_free += (twin_free.empty() ? "" : ", ") + name;
   }
-  throw RuleError(problems + ", which rule '" + rule.name() + "' needs (" +
-                  (twin_free.empty() ? "give those layers a twin"
-                                     : "give those layers a twin, or use a rule these layers "
-                                       "support: " +
-                                           twin_free) +
-                  ")");
+  throw RuleError(
+      problems + ", which rule '" + rule.name() + "' needs (" +
+      (twin_free.empty() ? fix : fix + ", or use a rule these layers support: " + twin_free) + ")");
 }
 
 namespace {
@@ -164,8 +168,8 @@ std::string to_string(const RuleConfig& rule) { return rule_names()[rule.index()
 
 const std::vector<std::string>& rule_names() {
   // In the order of RuleConfig's alternatives (to_string indexes it).
-  static const std::vector<std::string> names = {"pat", "in-silico", "spsa", "mgd",
-                                                 "pc",  "ff",        "scff", "probe"};
+  static const std::vector<std::string> names = {
+      "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe", "ep", "coupled-learning"};
   return names;
 }
 
@@ -178,6 +182,8 @@ RuleConfig default_rule_config(const std::string& name) {
   if (name == "ff") return FfConfig{};
   if (name == "scff") return ScffConfig{};
   if (name == "probe") return ProbeConfig{};
+  if (name == "ep") return EpConfig{};
+  if (name == "coupled-learning") return CoupledLearningConfig{};
   std::string known;
   for (const auto& n : rule_names()) known += (known.empty() ? "" : ", ") + n;
   throw RuleError("unknown learning rule '" + name + "' (rules: " + known + ")");
@@ -217,6 +223,16 @@ std::unique_ptr<LearningRule> make_learning_rule(const RuleConfig& config, std::
     std::unique_ptr<LearningRule> operator()(const ProbeConfig& c) const {
       require(c.head >= 1 && c.head <= 1000, "probe", "head", "must be 1..1000 (readout layers)");
       return detail::make_forward_forward(c, seed);
+    }
+    std::unique_ptr<LearningRule> operator()(const EpConfig& c) const {
+      require(std::isfinite(c.beta) && c.beta > 0.0 && c.beta <= 1.0, "ep", "beta",
+              "must be in (0, 1] mS (the nudging strength; small β, e.g. 0.002, for the gradient)");
+      return detail::make_ep(c);
+    }
+    std::unique_ptr<LearningRule> operator()(const CoupledLearningConfig& c) const {
+      require(std::isfinite(c.eta) && c.eta > 0.0 && c.eta <= 1.0, "coupled-learning", "eta",
+              "must be in (0, 1] (the clamping fraction)");
+      return detail::make_coupled_learning(c);
     }
   };
   return std::visit(Make{seed}, config);

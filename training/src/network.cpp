@@ -119,6 +119,21 @@ Result<Matrix> Network::forward_layer(std::size_t i, const MatrixRef& h, Mode mo
   return layer.model->forward(in, theta);
 }
 
+Result<Matrix> Network::settle_layer(std::size_t i, const MatrixRef& h,
+                                     const digital_twin::SettleBoundary& boundary,
+                                     bool warm_start) const {
+  const Layer& layer = layers_.at(i);
+  if (!layer.is_physical()) {
+    throw std::logic_error("layer '" + layer.name + "' is digital: it has no device to settle");
+  }
+  const Matrix in = layer_input(layer, h);
+  ++hardware_calls_;
+  auto v = on_device(layer.executor,
+                     [&] { return layer.device->settle(in, layer.theta, boundary, warm_start); });
+  if (!v) return drivers::Error{v.error().code, "layer '" + layer.name + "': " + v.error().message};
+  return std::move(v).value();
+}
+
 digital_twin::Cotangents Network::vjp_layer(std::size_t i, const MatrixRef& raw,
                                             const MatrixRef& y_bar) const {
   const Layer& layer = layers_.at(i);

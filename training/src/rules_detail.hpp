@@ -3,6 +3,7 @@
 #include <memory>
 #include <random>
 
+#include "pnn/digital_twin/resistive_network.hpp"
 #include "pnn/training/learning_rule.hpp"
 
 namespace pnn::training::detail {
@@ -17,5 +18,11 @@ std::unique_ptr<LearningRule> make_mgd(const MgdConfig& config, std::uint64_t se
 std::unique_ptr<LearningRule> make_forward_forward(const RuleConfig& config, std::uint64_t seed);
 /// predictive_coding.cpp
 std::unique_ptr<LearningRule> make_pc(const PcConfig& config);
+/// equilibrium_propagation.cpp: ep and coupled-learning.
+std::unique_ptr<LearningRule> make_ep(const EpConfig& config);
+std::unique_ptr<LearningRule> make_coupled_learning(const CoupledLearningConfig& config);
+/// The energy structure of a device's setup (its datasheet's resistive network, carried by the
+/// device's nominal twin), or null when the setup is not energy-based.
+const digital_twin::ResistiveNetworkModel* energy_structure(const drivers::PhysicalSystem& device);
 
 }  // namespace pnn::training::detail

@@ -207,6 +207,8 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
     state_ = DeviceState::kOutputsReady;
     return fw::Ack{fw::MessageType::kRun};
   }
+  if (const auto* settle = std::get_if<fw::SettleRequest>(&command))
+    return execute_settle(*settle, inject_nan);
   if (std::holds_alternative<fw::ReadOutputsRequest>(command)) {
     if (state_ != DeviceState::kOutputsReady) {
       return error(DeviceError::kNoOutputs, "no outputs ready");
@@ -241,6 +243,42 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
     return error(DeviceError::kUnsupported, "describe is protocol 1.1; this board speaks 1.0");
   }
   return error(DeviceError::kMalformed, "not a command a board accepts (replies go the other way)");
+}
+
+FirmwareEmulator::Message FirmwareEmulator::execute_settle(const fw::SettleRequest& settle,
+                                                           bool inject_nan) {
+  using fw::DeviceError;
+  if (spec_.settle_nodes <= 0) {
+    return error(DeviceError::kUnsupported, "this board has no settle call");
+  }
+  if (batch_.rows() == 0) return error(DeviceError::kNotLoaded, "no batch loaded");
+  digital_twin::SettleBoundary b;
+  b.kind = static_cast<digital_twin::SettleBoundary::Kind>(settle.boundary);
+  b.beta = settle.beta;
+  b.values = Eigen::Map<const RowMatrix>(settle.data.data(), settle.rows, settle.cols);
+  const std::string problem = digital_twin::boundary_problem(
+      spec_.num_outputs, spec_.settle_output_nodes, b, batch_.rows());
+  if (!problem.empty()) {
+    return error(b.values.allFinite() ? DeviceError::kShape : DeviceError::kNonFinite, problem);
+  }
+  auto nodes = reality_->settle(batch_, theta_, b, settle.warm_start);
+  if (!nodes) {
+    ++stats_.settle_timeouts;
+    return error(DeviceError::kNotSettled,
+                 "the network did not reach equilibrium within its settle time");
+  }
+  if (inject_nan && nodes->size() > 0) {
+    nodes->data()[faults_.pick(static_cast<std::size_t>(nodes->size()))] =
+        std::numeric_limits<double>::quiet_NaN();
+  }
+  ++stats_.settles;
+  stats_.samples += static_cast<std::uint64_t>(batch_.rows());
+  fw::SettleReply reply;
+  reply.rows = static_cast<std::uint32_t>(nodes->rows());
+  reply.cols = static_cast<std::uint32_t>(nodes->cols());
+  const RowMatrix rm = *nodes;
+  reply.data.assign(rm.data(), rm.data() + rm.size());
+  return reply;
 }
 
 }  // namespace pnn::drivers::sim

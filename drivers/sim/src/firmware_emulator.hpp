@@ -34,6 +34,7 @@ class FirmwareEmulator final : public SimulatedFirmware {
  private:
   using Message = firmware_iface::Message;
   Message execute(const Message& command, bool inject_nan);
+  Message execute_settle(const firmware_iface::SettleRequest& settle, bool inject_nan);
   Message error(firmware_iface::DeviceError code, std::string text);
   void reset_state();  // power-on state of the board; with mutex_ held
 

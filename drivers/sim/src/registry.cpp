@@ -37,6 +37,12 @@ class DriftingReality final : public sim::Reality {
     const auto n = samples_->fetch_add(static_cast<std::uint64_t>(x.rows()));
     return inner_->run(x, theta) * (1.0 + rate_ * static_cast<double>(n) / 1000.0);
   }
+  // Drift changes the readout gain of forward; node voltages of a settle are read unscaled.
+  std::optional<Matrix> settle(const MatrixRef& x, const VectorRef& theta,
+                               const digital_twin::SettleBoundary& boundary,
+                               bool warm_start) override {
+    return inner_->settle(x, theta, boundary, warm_start);
+  }
 
  private:
   std::unique_ptr<sim::Reality> inner_;
@@ -90,6 +96,16 @@ class DirectSimDevice final : public PhysicalSystem {
   }
   Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) override {
     return reality_->run(x, theta);
+  }
+  Result<Matrix> do_settle(const MatrixRef& x, const VectorRef& theta,
+                           const digital_twin::SettleBoundary& boundary, bool warm_start) override {
+    auto nodes = reality_->settle(x, theta, boundary, warm_start);
+    if (!nodes) {
+      return make_error(Errc::kTimeout, spec().serial +
+                                            ": the network did not settle within its "
+                                            "settle time");
+    }
+    return std::move(*nodes);
   }
   sim::SimSetup setup_;
   std::unique_ptr<sim::Reality> reality_;

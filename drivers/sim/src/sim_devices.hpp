@@ -22,6 +22,9 @@ SimSetup make_optical_spd(const DeviceAddress& address);
 SimSetup make_stno_rnn(const DeviceAddress& address);
 /// sim://mtj-rf?seed=S&inputs=K&chains=N[&offset_mhz=σ]  (spintronic_devices.cpp)
 SimSetup make_mtj_rf(const DeviceAddress& address);
+/// sim://resistive-network?seed=S&inputs=N&hidden=H&outputs=M[&mismatch=σ&threshold_spread=s
+/// &noise_mv=n&settle_us=t]  (resistive_device.cpp)
+SimSetup make_resistive_network(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
 SimSetup make_speaker_plate(const DeviceAddress& address);
 /// sim://electronic-circuit?seed=S&slots=K[&tolerance=…]: the SCPI driver over the in-process

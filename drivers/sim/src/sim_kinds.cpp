@@ -28,6 +28,7 @@ const std::vector<SimKind>& sim_kinds() {
       {"mtj-rf", make_mtj_rf},
       {"electronic-circuit", nullptr, make_circuit_device, serve_circuit_instrument},
       {"mechanical-plate", make_speaker_plate},
+      {"resistive-network", make_resistive_network},
       {"null", nullptr, make_null},
   };
   return kinds;

@@ -7,9 +7,12 @@
 /// (firmware_emulator.hpp). Private to drivers_sim.
 #include <functional>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "pnn/digital_twin/resistive_network.hpp"
 #include "pnn/drivers/datasheet.hpp"
 
 namespace pnn::drivers::sim {
@@ -20,6 +23,14 @@ class Reality {
  public:
   virtual ~Reality() = default;
   virtual Matrix run(const MatrixRef& x, const VectorRef& theta) = 0;
+  /// Energy-based setups (spec.settle_nodes > 0): the node voltages of the equilibrium of `x` at
+  /// θ under `boundary` (checked by the firmware), or nullopt when it is not reached within the
+  /// device's settle time. The firmware never calls it on other setups.
+  virtual std::optional<Matrix> settle(const MatrixRef& /*x*/, const VectorRef& /*theta*/,
+                                       const digital_twin::SettleBoundary& /*boundary*/,
+                                       bool /*warm_start*/) {
+    throw std::logic_error("this reality has no settle call");
+  }
 };
 
 /// Makes the reality of a freshly powered-on instrument (the same device every time: its
@@ -49,6 +60,15 @@ class RealityOf final : public Reality {
   template <class Config>
   explicit RealityOf(const Config& config) : r_(config) {}
   Matrix run(const MatrixRef& x, const VectorRef& theta) override { return r_.run(x, theta); }
+  std::optional<Matrix> settle(const MatrixRef& x, const VectorRef& theta,
+                               const digital_twin::SettleBoundary& boundary,
+                               bool warm_start) override {
+    if constexpr (requires { r_.settle(x, theta, boundary, warm_start); }) {
+      return r_.settle(x, theta, boundary, warm_start);
+    } else {
+      return Reality::settle(x, theta, boundary, warm_start);
+    }
+  }
 
  private:
   R r_;

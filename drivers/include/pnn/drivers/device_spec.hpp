@@ -31,6 +31,11 @@ struct DeviceSpec {
   std::vector<ParamBlock> params;
   double output_noise_std = 0.0;  ///< typical read noise of one output, in output_unit
   Index max_batch = 0;            ///< largest batch one forward call accepts
+  /// Energy-based setups (PhysicalSystem::settle): the node voltages a settle returns per sample,
+  /// and how many of them are output nodes (the last ones; a clamped boundary holds them).
+  /// 0: the setup has no settle call.
+  Index settle_nodes = 0;
+  Index settle_output_nodes = 0;
 
   Index num_params() const;
   /// The hard limits expanded to one entry per θ entry.

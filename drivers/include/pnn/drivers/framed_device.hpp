@@ -12,6 +12,8 @@
 ///   forward     SetParameters (only when θ changed since the board last confirmed it),
 ///               LoadInputBatch, GetStatus (a reset since θ was confirmed: send θ again before
 ///               Run), Run, ReadOutputs
+///   settle      (energy-based boards) SetParameters if θ changed, LoadInputBatch, Settle →
+///               SettleReply (node voltages); "not settled" is returned as kTimeout
 ///   deactivate  Abort: the board drives its outputs safe
 ///   cleanup     close the transport
 ///

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "pnn/digital_twin/model.hpp"
+#include "pnn/digital_twin/resistive_network.hpp"
 #include "pnn/drivers/device_spec.hpp"
 #include "pnn/drivers/result.hpp"
 
@@ -74,6 +75,16 @@ class PhysicalSystem {
   /// kTimeout, kIo, kDeviceFault (health becomes FAULT).
   Result<Matrix> forward(const MatrixRef& x, const VectorRef& theta);
 
+  /// The settle call of an energy-based setup (spec().settle_nodes > 0): the device relaxes to
+  /// the equilibrium of batch `x` at θ under `boundary` (free, nudged(β, target: batch ×
+  /// num_outputs) or clamped(values: batch × settle_output_nodes)), starting from its last
+  /// equilibrium of this batch if `warm_start`, and returns the node voltages (batch ×
+  /// settle_nodes). Checks as forward (nothing is sent on a refusal), plus kShapeMismatch naming
+  /// the problem for a bad or unknown boundary, kNonFiniteRequest for non-finite boundary values,
+  /// kWrongState for a setup without settle. kTimeout when the device does not settle within its
+  /// time budget (health FAULT, as every device timeout; no reading is returned).
+  Result<Matrix> settle(const MatrixRef& x, const VectorRef& theta,
+                        const digital_twin::SettleBoundary& boundary, bool warm_start);
   /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
   virtual digital_twin::ModelPtr nominal_twin() const = 0;
 
@@ -103,6 +114,9 @@ class PhysicalSystem {
   virtual Result<void> do_cleanup() { return {}; }
   /// Preconditions checked by the caller: ACTIVE, shapes, finite, within limits.
   virtual Result<Matrix> do_forward(const MatrixRef& x, const VectorRef& theta) = 0;
+  /// Preconditions as do_forward, and the boundary checked. Only setups with settle_nodes > 0.
+  virtual Result<Matrix> do_settle(const MatrixRef& x, const VectorRef& theta,
+                                   const digital_twin::SettleBoundary& boundary, bool warm_start);
 
   Result<void> transition(Lifecycle from, Lifecycle to, const char* verb,
                           Result<void> (PhysicalSystem::*hook)());
@@ -114,7 +128,11 @@ class PhysicalSystem {
   // recover's and shutdown's first steps, mutex_ held: the safe state if ACTIVE, then cleanup
   // unless UNCONFIGURED, each best effort. Leaves state_ to the caller.
   void release_locked();
-  Result<void> check_request(const MatrixRef& x, const VectorRef& theta) const;
+  Result<void> check_request(const MatrixRef& x, const VectorRef& theta,
+                             const char* verb = "forward") const;
+  // A driver call's error handling, mutex_ held: a device error sets health FAULT; NaN/Inf
+  // readings are refused with health WARNING.
+  Result<Matrix> checked_reading(Result<Matrix> y, const char* verb);
   // mutex_ held: copies state and health (and the spec, with_spec) into the status snapshot.
   void publish_status_locked(bool with_spec);
   // forward's driver call and reading checks, mutex_ held, request checked.

@@ -54,12 +54,14 @@ enum class MessageType : std::uint8_t {
   kAbort = 0x08,
   kSelfTest = 0x09,
   kDescribe = 0x0A,  ///< protocol 1.1 (docs/protocol.md §2)
+  kSettle = 0x0B,    ///< energy-based boards only (docs/protocol.md §2, settle)
   kIdentifyReply = 0x81,
   kCapabilitiesReply = 0x82,
   kOutputsReply = 0x86,
   kStatusReply = 0x87,
   kSelfTestReply = 0x89,
   kDescribeReply = 0x8A,
+  kSettleReply = 0x8B,
   kAck = 0xFE,
   kErrorReply = 0xFF,
 };

@@ -173,6 +173,30 @@ struct DescribeReply {
   bool operator==(const DescribeReply&) const = default;
 };
 
+/// kSettle (energy-based boards: a settle to equilibrium, docs/protocol.md §2): u8 boundary
+/// (0 free, 1 nudged, 2 clamped), f64 beta, u8 warm_start (0/1), u32 rows, u32 cols, rows·cols
+/// × f64 row-major boundary values (nudged: the batch's output targets; clamped: the output-node
+/// voltages; free: 0 × 0). Settles the loaded batch at the current θ → SettleReply, or ErrorReply
+/// (kNotSettled when the equilibrium is not reached within the board's settle time; nothing
+/// else changes then). warm_start: start from the board's last equilibrium of this batch.
+struct SettleRequest {
+  std::uint8_t boundary = 0;
+  double beta = 0.0;
+  bool warm_start = false;
+  std::uint32_t rows = 0;
+  std::uint32_t cols = 0;
+  std::vector<double> data;
+  bool operator==(const SettleRequest&) const = default;
+};
+/// kSettleReply: the node voltages of every sample, same layout as OutputsReply (rows = batch,
+/// cols = the board's settle nodes).
+struct SettleReply {
+  std::uint32_t rows = 0;
+  std::uint32_t cols = 0;
+  std::vector<double> data;
+  bool operator==(const SettleReply&) const = default;
+};
+
 /// Limits a host accepts in a DescribeReply (beyond them the description is refused).
 inline constexpr std::uint32_t kMaxDescribedSize = 1u << 16;         ///< inputs, outputs
 inline constexpr std::uint32_t kMaxDescribedParams = 1u << 20;       ///< θ entries
@@ -206,6 +230,7 @@ enum class DeviceError : std::int32_t {
   kBusy = 7,          ///< a run is in progress
   kUnsupported = 8,   ///< command not implemented by this board
   kHardware = 9,      ///< the board's own fault (self-test failed, overtemperature, ...)
+  kNotSettled = 10,   ///< a settle did not reach equilibrium within the board's settle time
 };
 /// "not loaded", ...; "device error N" for other codes.
 std::string to_string(DeviceError code);
@@ -221,7 +246,7 @@ using Message = std::variant<IdentifyRequest, IdentifyReply, CapabilitiesRequest
                              SetParameters, LoadInputBatch, RunRequest, ReadOutputsRequest,
                              OutputsReply, StatusRequest, StatusReply, AbortRequest,
                              SelfTestRequest, SelfTestReply, Ack, ErrorReply,
-                             DescribeRequest, DescribeReply>;
+                             DescribeRequest, DescribeReply, SettleRequest, SettleReply>;
 
 /// The frame type that carries `message`.
 MessageType message_type(const Message& message) noexcept;

@@ -16,6 +16,11 @@
 ///               if trained)                                               per physical feature
 ///               layer
 ///   probe       hardware forward               model forward + vjp        1
+///   ep          settle (energy-based setup)    — (refused)                1 free + 1 (positive,
+///                                                                         negative) or 2
+///                                                                         (centred) nudged settles
+///   coupled-    settle (energy-based setup)    — (refused)                1 free + 1 clamped
+///   learning                                                              settle
 ///
 /// (one network forward = one device call per physical layer). Each rule declares what it needs of
 /// a layer; `check_rule_fits` refuses a network whose layers cannot provide it, before anything
@@ -44,6 +49,7 @@ enum Capability : unsigned {
   kHardwareForward = 1u << 0,  ///< run forward on its device (physical layers)
   kModelForward = 1u << 1,     ///< its model's forward: a digital layer's model or the twin
   kModelVjp = 1u << 2,         ///< its model's vjp (the same model)
+  kSettle = 1u << 3,           ///< settle to equilibrium on its device (energy-based setups)
 };
 using Capabilities = unsigned;
 
@@ -53,9 +59,13 @@ struct LayerSummary {
   bool physical = false;
   Capabilities provides = 0;
 };
-/// Physical layers provide a hardware forward, and a twin's forward and vjp if they have a twin;
-/// digital layers provide their model's forward and vjp.
+/// Physical layers provide a hardware forward, and a twin's forward and vjp if they have a twin,
+/// and settle if their device is an energy-based setup (spec().settle_nodes > 0 and a datasheet
+/// energy structure: the resistive network); digital layers provide their model's forward and vjp.
 LayerSummary summarize(const Layer& layer);
+/// Whether `device` provides kSettle: an energy-based setup (spec().settle_nodes > 0) whose
+/// datasheet energy structure (the resistive network, its nominal twin) the rules can read.
+bool can_settle(const drivers::PhysicalSystem& device);
 std::vector<LayerSummary> summarize(const Network& network);
 /// "hardware forward, twin vjp": the capabilities in words (twin or model by `physical`).
 std::string describe(Capabilities c, bool physical);
@@ -229,10 +239,36 @@ struct ProbeConfig {
   int head = 1;
 };
 
+/// Equilibrium propagation (Scellier & Bengio 2017; centred EP: Laborieux et al. 2021) on an
+/// energy-based physical layer: the device settles free (v⁰), and nudged towards the one-hot
+/// target by the cost β·½‖logits − target‖² (v^±β, warm-started from the free state); each
+/// conductance's gradient is the difference of its ∂E/∂θ = ½(ΔV)² between two states:
+///   positive  (∂E/∂θ(v^β) − ∂E/∂θ(v⁰)) / β
+///   negative  (∂E/∂θ(v⁰) − ∂E/∂θ(v^−β)) / β
+///   centred   (∂E/∂θ(v^β) − ∂E/∂θ(v^−β)) / 2β   (bias O(β²))
+/// an estimate of ∂L/∂θ for L = ½‖logits − target‖² (mean over the batch), the loss EP
+/// minimises whatever training.loss says. β is in mS (the cost's unit is the energy's, mS·V²).
+/// The network must be that one layer.
+struct EpConfig {
+  enum class Nudging { kPositive, kNegative, kCentred };
+  Nudging nudging = Nudging::kCentred;
+  double beta = 0.006;
+  bool warm_start = true;  ///< nudged settles start from the free equilibrium
+};
+const char* to_string(EpConfig::Nudging nudging);
+/// Coupled learning (Stern et al., PRX 11, 021045, 2021): a free settle, then a settle with the
+/// output nodes clamped at y_F + η(y − y_F), y the output voltages that would read the target
+/// (each pair moved symmetrically); gradient (∂E/∂θ(clamped) − ∂E/∂θ(free)) / η per sample.
+struct CoupledLearningConfig {
+  double eta = 0.1;        ///< η in (0, 1]
+  bool warm_start = true;  ///< the clamped settle starts from the free equilibrium
+};
+
 /// `training.method`: one of the rules with its options.
 using RuleConfig = std::variant<PatConfig, InSilicoConfig, SpsaConfig, MgdConfig, PcConfig,
-                                FfConfig, ScffConfig, ProbeConfig>;
-/// "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe" (also the job's phase name).
+                                FfConfig, ScffConfig, ProbeConfig, EpConfig, CoupledLearningConfig>;
+/// "pat", "in-silico", "spsa", "mgd", "pc", "ff", "scff", "probe", "ep", "coupled-learning"
+/// (also the job's phase name).
 std::string to_string(const RuleConfig& rule);
 /// Every rule's name, in the order above.
 const std::vector<std::string>& rule_names();

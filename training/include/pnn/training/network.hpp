@@ -81,6 +81,11 @@ class Network {
   digital_twin::Cotangents vjp_layer(std::size_t i, const MatrixRef& h,
                                      const MatrixRef& y_bar) const;
 
+  /// Layer `i`'s device settles on `h` (clipped to the actuator range as in `forward`) with the
+  /// layer's θ (PhysicalSystem::settle), counted in `hardware_calls`; a fault is returned naming
+  /// the layer. The layer must be physical (std::logic_error otherwise).
+  Result<Matrix> settle_layer(std::size_t i, const MatrixRef& h,
+                              const digital_twin::SettleBoundary& boundary, bool warm_start) const;
   /// The layers' θ, in order.
   std::vector<Vector> thetas() const;
   /// Device forward calls made through this network so far (one per physical layer per

@@ -25,6 +25,8 @@ struct FirmwareStats {
   std::uint64_t limit_violations = 0;  ///< commands carrying θ or inputs outside the hard limits
   std::uint64_t runs = 0;              ///< batches executed on the physics
   std::uint64_t samples = 0;           ///< rows executed on the physics
+  std::uint64_t settles = 0;           ///< settle commands that reached equilibrium
+  std::uint64_t settle_timeouts = 0;   ///< settle commands that did not settle in time
   std::uint64_t resets = 0;            ///< firmware resets (injected, or power cycles on re-plug)
   std::uint64_t safe_state = 0;        ///< Abort commands (outputs driven to the safe state)
   // Injected faults (FaultPlan): what actually happened.
