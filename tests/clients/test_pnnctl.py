@@ -323,6 +323,39 @@ class Jobs(DaemonCase):
         return epochs[0]
 
 
+class EpJobs(DaemonCase):
+    """Equilibrium propagation (a settle-only rule) through pnnd: pnnctl --remote and the Python
+    client reach it like every other rule."""
+    devices = {"resnet": ("sim://resistive-network?seed=1&inputs=64&hidden=128&outputs=10", True)}
+
+    def job_yaml(self, tag):
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "jobs",
+                               "ep-resistive-digits.yaml")) as f:
+            text = f.read()
+        return (text.replace("sim://resistive-network?seed=1&inputs=64&hidden=128&outputs=10", "resnet")
+                    .replace("epochs: 60", "epochs: 2").replace("name: ep-resistive-digits", "name: ep-" + tag))
+
+    def test_ep_job_through_pnnctl_remote_and_the_python_client(self):
+        path = os.path.join(self.dir.name, "ep.yaml")
+        with open(path, "w") as f:
+            f.write(self.job_yaml("cli"))
+        summary = json_lines(self.run_ok("train", path, "--remote", "--json").stdout)[-1]
+        self.assertEqual(summary["state"], "SUCCEEDED")
+        self.assertEqual([p["phase"] for p in summary["phases"]], ["ep"])
+        self.assertGreater(summary["phases"][0]["acc_hardware"], 0.5)
+        import pnn_client
+        with pnn_client.Client(self.pnnd.rpc) as client:
+            job_id, _ = client.submit_job(config_yaml=self.job_yaml("py"))
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                info = client.job_status(job_id)[0]
+                if info.state != pnn_client.pb.RUNNING:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(pnn_client.pb.JobState.Name(info.state), "SUCCEEDED", info.message)
+            self.assertEqual(info.metrics[-1].phase, "ep")
+
+
 class Watch(DaemonCase):
     def test_watch_prints_events_as_json_lines(self):
         events = json_lines(self.run_ok("watch", "--count", "4", "--json", "--duration-s", "60").stdout)
