@@ -87,6 +87,9 @@ struct Client::Impl {
     try {
       socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
       socket->set(zmq::sockopt::linger, 0);
+      // A DEALER with no pipe to its peer (a CURVE handshake the daemon refused, a connection
+      // being re-established) blocks in send: bound that by the call's timeout.
+      socket->set(zmq::sockopt::sndtimeo, static_cast<int>(options.timeout.count()));
       socket->set(zmq::sockopt::routing_id, zmq::buffer(routing_id));
       apply_curve(*socket, options.curve);
       socket->connect(options.endpoint);
@@ -106,12 +109,15 @@ struct Client::Impl {
     }
   }
 
-  void send(const v1::Request& request) {
+  // False if the request could not be handed to the socket within the timeout.
+  bool send(const v1::Request& request) {
     std::string body;
     if (!request.SerializeToString(&body)) throw ClientError("cannot serialize the request");
     const std::string frame = wire::encode_protocol_frame();
-    socket->send(zmq::buffer(frame), zmq::send_flags::sndmore);
-    socket->send(zmq::buffer(body), zmq::send_flags::none);
+    // The second frame follows the first at once: libzmq sends a message's frames atomically,
+    // and a first frame accepted means the pipe takes the rest.
+    if (!socket->send(zmq::buffer(frame), zmq::send_flags::sndmore)) return false;
+    return socket->send(zmq::buffer(body), zmq::send_flags::none).has_value();
   }
 
   static v1::Reply parse(const std::vector<std::string>& frames) {
@@ -143,9 +149,10 @@ Client::~Client() = default;
 v1::Reply Client::call(v1::Request request) {
   impl_->fill(request);
   for (int attempt = 0;; ++attempt) {
-    impl_->send(request);
+    // Not sent within the timeout: this attempt is over, as if no reply had come.
+    const bool sent = impl_->send(request);
     const auto deadline = std::chrono::steady_clock::now() + impl_->options.timeout;
-    for (;;) {
+    for (; sent;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
@@ -170,7 +177,12 @@ v1::Reply Client::call(v1::Request request) {
 
 std::uint64_t Client::send(v1::Request request) {
   impl_->fill(request);
-  impl_->send(request);
+  if (!impl_->send(request)) {
+    throw ClientError("could not send to pnnd at " + impl_->options.endpoint + " within " +
+                      std::to_string(impl_->options.timeout.count()) +
+                      " ms (no connection: is pnnd running, and does it accept this client's "
+                      "key?)");
+  }
   return request.request_id();
 }
 
@@ -182,8 +194,12 @@ std::optional<v1::Reply> Client::receive(std::chrono::milliseconds timeout) {
 
 void Client::send_frames(const std::vector<std::string>& frames) {
   for (std::size_t i = 0; i < frames.size(); ++i) {
-    impl_->socket->send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                                      : zmq::send_flags::none);
+    if (!impl_->socket->send(zmq::buffer(frames[i]), i + 1 < frames.size()
+                                                         ? zmq::send_flags::sndmore
+                                                         : zmq::send_flags::none)) {
+      throw ClientError("could not send to pnnd at " + impl_->options.endpoint + " within " +
+                        std::to_string(impl_->options.timeout.count()) + " ms");
+    }
   }
 }
 

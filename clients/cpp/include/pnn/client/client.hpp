@@ -72,7 +72,10 @@ class Client {
   v1::Reply call(v1::Request request);
 
   /// Pipelining: send without waiting, then receive replies in any order.
-  /// send() fills client_id / request_id like call() and returns the request_id used.
+  /// send() fills client_id / request_id like call() and returns the request_id used. Every send
+  /// (call()'s too) waits at most `timeout` for the socket to take the message (no connection
+  /// yet, or a full queue): call() counts that as an attempt without a reply, send() and
+  /// send_frames() throw ClientError.
   std::uint64_t send(v1::Request request);
   /// The next reply, or nullopt after `timeout`. Throws ClientError on an unparsable reply.
   std::optional<v1::Reply> receive(std::chrono::milliseconds timeout);
