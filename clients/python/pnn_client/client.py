@@ -192,6 +192,9 @@ class Client:
             self._socket.close(linger=0)
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.linger = 0
+        # A DEALER with no pipe to the daemon (a refused CURVE handshake, a reconnect) blocks in
+        # send: bound that by the call's timeout.
+        self._socket.sndtimeo = self.timeout_ms
         self._socket.setsockopt(zmq.ROUTING_ID, self.routing_id)  # the same on every reconnect
         _apply_curve(self._socket, self._curve)
         self._socket.connect(self.endpoint)
@@ -225,7 +228,10 @@ class Client:
         for attempt in range(attempts):
             if attempt > 0:
                 self._open()  # lazy pirate: a fresh socket drops what the old one queued
-            self._socket.send_multipart([PROTOCOL_FRAME, body])
+            try:
+                self._socket.send_multipart([PROTOCOL_FRAME, body])
+            except zmq.Again:
+                continue  # not taken within the timeout: an attempt without a reply
             reply = self._await(request.request_id)
             if reply is not None:
                 if reply.status.code != pb.OK:
