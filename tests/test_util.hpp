@@ -13,6 +13,7 @@
 
 #include "pnn/digital_twin/tensor.hpp"
 #include "pnn/drivers/registry.hpp"
+#include "pnn/drivers/simulated.hpp"
 
 namespace pnn::test {
 
@@ -50,6 +51,16 @@ inline drivers::PhysicalSystemPtr active_device(const std::string& address) {
   REQUIRE(dev->configure());
   REQUIRE(dev->activate());
   return dev;
+}
+
+/// A simulated board with its firmware emulator (for injecting faults and inspecting it), the
+/// driver configured and activated (REQUIREs both and that there is firmware).
+inline drivers::SimulatedDevice active_sim(const std::string& address) {
+  drivers::SimulatedDevice s = drivers::make_simulated_device(address);
+  REQUIRE(s.firmware);
+  REQUIRE(s.driver->configure());
+  REQUIRE(s.driver->activate());
+  return s;
 }
 
 /// A fresh directory named after `tag`, removed with its contents. Under `base`: by default the

@@ -19,6 +19,8 @@ using namespace pnn::drivers;
 namespace fw = pnn::firmware_iface;
 using namespace std::chrono_literals;
 
+using pnn::test::active_sim;
+
 namespace {
 
 const std::string kOsc = "sim://mechanical-oscillators?seed=5&n=6&gap=large";
@@ -29,14 +31,6 @@ Matrix inputs(Index rows, Index cols, std::uint64_t seed) {
 
 Vector theta_for(const PhysicalSystem& d, double value) {
   return Vector::Constant(d.spec().num_params(), value);
-}
-
-SimulatedDevice active_sim(const std::string& address) {
-  SimulatedDevice s = make_simulated_device(address);
-  REQUIRE(s.firmware);
-  REQUIRE(s.driver->configure());
-  REQUIRE(s.driver->activate());
-  return s;
 }
 
 // Sends one command to a firmware directly (no driver) and returns its reply.

@@ -16,18 +16,12 @@ using namespace pnn::drivers;
 namespace dt = pnn::digital_twin;
 namespace fw = pnn::firmware_iface;
 
+using pnn::test::active_sim;
+
 namespace {
 
 const std::string kNet = "sim://resistive-network?inputs=8&hidden=12&outputs=3&seed=4";
 const std::string kIdeal = kNet + "&mismatch=0&threshold_spread=0&noise_mv=0";
-
-SimulatedDevice active_sim(const std::string& address) {
-  SimulatedDevice s = make_simulated_device(address);
-  REQUIRE(s.firmware);
-  REQUIRE(s.driver->configure());
-  REQUIRE(s.driver->activate());
-  return s;
-}
 
 Matrix inputs(Index rows, std::uint64_t seed) {
   return test::random_matrix(rows, 8, 1.0, seed).cwiseAbs().cwiseMin(1.0);
