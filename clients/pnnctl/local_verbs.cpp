@@ -54,13 +54,8 @@ pnn::drivers::PhysicalSystemPtr open_lab_device(
     pnn::client::RemoteDeviceOptions o;
     o.label = name;
     o.device = t.device;
-    o.client.endpoint = t.options.endpoint;
-    o.client.client_id = t.options.client_id;
-    o.client.timeout = std::chrono::milliseconds(t.options.timeout_ms);
-    o.client.retries = t.options.retries;
-    o.client.curve = connection.curve();
-    o.hint = "; the lab registry's daemon " + t.options.lab_entry +
-             " is down, or its rpc endpoint or server_key there is wrong";
+    o.client = connection.client_options();
+    o.hint = "; " + pnn::client::unreachable_hint(t.options.lab_entry);
     o.twin_for = [](const std::string& a) {
       return pnn::drivers::make_physical_system(a)->nominal_twin();
     };

@@ -203,7 +203,7 @@ RemoteOptions options_for(const RemoteOptions& options, const pnn::client::Lab& 
   o.telemetry = daemon.telemetry;
   o.server_key = daemon.server_key;
   if (o.server_key.empty()) o.key_file.clear();  // a plain daemon: no CURVE, whatever is set
-  o.lab_entry = daemon.name + " (" + lab.source() + " line " + std::to_string(daemon.line) + ")";
+  o.lab_entry = lab.entry(daemon);
   return o;
 }
 
@@ -278,17 +278,23 @@ void Remote::check_reachable() {
 pnn::client::Client& Remote::client(Retry retry) {
   auto& slot = retry == Retry::kSafe ? safe_ : once_;
   if (!slot) {
-    pnn::client::ClientOptions o;
-    o.endpoint = options_.endpoint;
+    pnn::client::ClientOptions o = client_options();
     // Both sockets speak for the same client (leases, idempotency keys).
-    o.client_id = options_.client_id;
     if (o.client_id.empty() && (safe_ || once_)) o.client_id = (safe_ ? safe_ : once_)->client_id();
-    o.timeout = std::chrono::milliseconds(options_.timeout_ms);
-    o.retries = retry == Retry::kSafe ? options_.retries : 0;
-    o.curve = curve_;
+    if (retry == Retry::kNever) o.retries = 0;
     slot = std::make_unique<pnn::client::Client>(std::move(o));
   }
   return *slot;
+}
+
+pnn::client::ClientOptions Remote::client_options() const {
+  pnn::client::ClientOptions o;
+  o.endpoint = options_.endpoint;
+  o.client_id = options_.client_id;
+  o.timeout = std::chrono::milliseconds(options_.timeout_ms);
+  o.retries = options_.retries;
+  o.curve = curve_;
+  return o;
 }
 
 std::string Remote::client_id() { return client(Retry::kSafe).client_id(); }
@@ -306,8 +312,7 @@ v1::Reply Remote::call(v1::Request request, Retry retry) {
               curve_.public_key + " is in the daemon's security.clients)";
     }
     if (!options_.lab_entry.empty()) {
-      throw Unreachable(text + "; the lab registry's daemon " + options_.lab_entry +
-                        " is down, or its rpc endpoint or server_key there is wrong");
+      throw Unreachable(text + "; " + pnn::client::unreachable_hint(options_.lab_entry));
     }
     throw Unreachable(text + "; " + kStartHint);
   } catch (const pnn::client::ClientError& e) {

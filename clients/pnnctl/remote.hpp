@@ -86,6 +86,9 @@ class Remote {
   std::string telemetry_endpoint();
   const pnn::client::CurveClientKeys& curve() const { return curve_; }
   const RemoteOptions& options() const { return options_; }
+  /// These options as the C++ client takes them (endpoint, --client-id, timeout, retries for
+  /// calls safe to repeat, CURVE keys), for a connection of its own (e.g. a RemoteDevice).
+  pnn::client::ClientOptions client_options() const;
   std::string client_id();
 
  private:

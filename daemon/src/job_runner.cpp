@@ -202,8 +202,7 @@ std::function<drivers::PhysicalSystemPtr(const std::string&)> Server::Impl::remo
         const std::string& secret = config.security.server_secret_key;
         o.client.curve = {d.server_key, client::curve_public_key(secret), secret};
       }
-      o.hint = "; the lab registry's daemon " + d.name + " (" + lab.source() + " line " +
-               std::to_string(d.line) + ") is down, or its rpc endpoint or server_key there is wrong";
+      o.hint = "; " + client::unreachable_hint(lab.entry(d));
       o.telemetry = d.telemetry;
       o.twin_for = [](const std::string& a) { return drivers::make_physical_system(a)->nominal_twin(); };
       o.on_state = [this, &job, name](const v1::DeviceInfo& info) {

@@ -126,6 +126,10 @@ const LabDaemon& Lab::daemon(const std::string& name) const {
                  "); add it there or fix the name");
 }
 
+std::string Lab::entry(const LabDaemon& daemon) const {
+  return daemon.name + " (" + source_ + " line " + std::to_string(daemon.line) + ")";
+}
+
 LabTarget Lab::resolve(const std::string& qualified) const {
   const auto slash = qualified.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == qualified.size() ||

@@ -54,11 +54,20 @@ class Lab {
   /// "DAEMON/DEVICE" → that daemon and DEVICE. LabError for a name without exactly one '/', an
   /// empty part or an unknown daemon.
   LabTarget resolve(const std::string& qualified) const;
+  /// "optics (lab.yaml line 4)": the registry entry of `daemon` as messages name it.
+  std::string entry(const LabDaemon& daemon) const;
 
  private:
   std::string source_;
   std::vector<LabDaemon> daemons_;
 };
+
+/// What a no-reply error adds for a daemon of the registry (`entry` as Lab::entry gives it): the
+/// daemon is down, or its registry entry is wrong.
+inline std::string unreachable_hint(const std::string& entry) {
+  return "the lab registry's daemon " + entry +
+         " is down, or its rpc endpoint or server_key there is wrong";
+}
 
 /// Whether `name` is of the form DAEMON/DEVICE (device names themselves contain no '/').
 inline bool is_lab_name(const std::string& name) { return name.find('/') != std::string::npos; }
