@@ -89,7 +89,8 @@ void Server::Impl::submit_job(const Call& call, const v1::SubmitJobRequest& r) {
       // Checked now, so that a wrong name fails the submission rather than the run; the device
       // itself is leased when the job starts.
       try {
-        (void)client::Lab::load(config.lab).resolve(lab_name);
+        if (!job->lab) job->lab = client::Lab::load(config.lab);
+        (void)job->lab->resolve(lab_name);
       } catch (const client::LabError& e) {
         send_error(call, v1::INVALID_ARGUMENT,
                    source + ": devices." + entry.name + ": " + e.what(), source);
@@ -188,7 +189,7 @@ std::function<drivers::PhysicalSystemPtr(const std::string&)> Server::Impl::remo
     const std::string name = client::lab_device_name(address);
     if (name.empty()) return nullptr;
     try {
-      const client::Lab lab = client::Lab::load(config.lab);
+      const client::Lab& lab = *job.lab;  // read when the job was submitted
       const client::LabTarget target = lab.resolve(name);
       const client::LabDaemon& d = *target.daemon;
       client::RemoteDeviceOptions o;

@@ -30,6 +30,7 @@
 #include "drift.hpp"
 #include "idempotency.hpp"
 #include "outbox.hpp"
+#include "pnn/client/lab.hpp"
 #include "pnn/daemon/run_store.hpp"
 #include "pnn/daemon/server.hpp"
 #include "pnn/drivers/physical_system.hpp"
@@ -118,8 +119,10 @@ struct JobSlot {
   std::optional<std::string> resume_checkpoint;
   std::vector<DeviceSlot*> devices;  // unique
   std::map<std::string, drivers::PhysicalSystem*> external;
-  // Devices of other daemons (DAEMON/DEVICE through config.lab), by the config's device name.
+  // Devices of other daemons (DAEMON/DEVICE through config.lab), by the config's device name,
+  // and the registry as it was read when the job was submitted (the one they resolved in).
   std::map<std::string, std::string> remote;
+  std::optional<client::Lab> lab;
   std::map<std::string, training::DeviceExecutor> executors;
   // Learned twins the config names (twin: learned:<id>), loaded from the store, by device name.
   std::map<std::string, digital_twin::ModelPtr> twins;
