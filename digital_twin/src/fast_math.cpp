@@ -1,5 +1,7 @@
 #include "pnn/digital_twin/fast_math.hpp"
 
+#include <algorithm>
+
 namespace pnn::digital_twin {
 namespace {
 
@@ -29,29 +31,54 @@ auto cos_poly(const A& z) {
 
 }  // namespace
 
-void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c) {
-  if (x.size() == 0 || x.abs().maxCoeff() > kMaxReduced || !x.allFinite()) {
-    if (s) *s = x.sin();
-    if (c) *c = x.cos();
+namespace {
+
+// The arrays are processed in blocks of this many elements, each through every step of the
+// method before the next block: the block's temporaries stay in L1 instead of streaming eight
+// whole-array temporaries through memory (the oscillator's stage arrays are batch × n).
+constexpr Eigen::Index kBlock = 256;
+using BlockArray = Eigen::Array<double, Eigen::Dynamic, 1, Eigen::ColMajor, kBlock, 1>;
+
+void sincos_block(Eigen::Map<const Eigen::ArrayXd> x, double* s_out, double* c_out) {
+  const Eigen::Index len = x.size();
+  if (x.abs().maxCoeff() > kMaxReduced || !x.allFinite()) {
+    const BlockArray sin_x = x.sin(), cos_x = x.cos();
+    if (s_out) Eigen::Map<Eigen::ArrayXd>(s_out, len) = sin_x;
+    if (c_out) Eigen::Map<Eigen::ArrayXd>(c_out, len) = cos_x;
     return;
   }
-  const Eigen::ArrayXXd k = (x * kTwoOverPi).round();
-  const Eigen::ArrayXXd r = ((x - k * kPio2Hi) - k * kPio2Mid) - k * kPio2Lo;
-  const Eigen::ArrayXXd z = r * r;
-  const Eigen::ArrayXXd ps = sin_poly(r, z);
-  const Eigen::ArrayXXd pc = cos_poly(z);
+  const BlockArray k = (x * kTwoOverPi).round();
+  const BlockArray r = ((x - k * kPio2Hi) - k * kPio2Mid) - k * kPio2Lo;
+  const BlockArray z = r * r;
+  const BlockArray ps = sin_poly(r, z);
+  const BlockArray pc = cos_poly(z);
   // Quadrant m = k mod 4 ∈ {0,1,2,3}, as exact doubles; odd quadrants swap sin and cos.
-  const Eigen::ArrayXXd m = k - 4.0 * (k * 0.25).floor();
-  const Eigen::ArrayXXd odd = m - 2.0 * (m * 0.5).floor();
-  if (s) {
+  const BlockArray m = k - 4.0 * (k * 0.25).floor();
+  const BlockArray odd = m - 2.0 * (m * 0.5).floor();
+  if (s_out) {
     // sin: +ps, +pc, −ps, −pc for m = 0..3
-    const Eigen::ArrayXXd sign = 1.0 - 2.0 * (m * 0.5).floor();
-    *s = sign * (odd * pc + (1.0 - odd) * ps);
+    Eigen::Map<Eigen::ArrayXd>(s_out, len) =
+        (1.0 - 2.0 * (m * 0.5).floor()) * (odd * pc + (1.0 - odd) * ps);
   }
-  if (c) {
+  if (c_out) {
     // cos: +pc, −ps, −pc, +ps for m = 0..3
-    const Eigen::ArrayXXd sign = 1.0 - 2.0 * ((m + 1.0) * 0.5).floor() + 4.0 * (m * (1.0 / 3.0)).floor();
-    *c = sign * (odd * ps + (1.0 - odd) * pc);
+    Eigen::Map<Eigen::ArrayXd>(c_out, len) =
+        (1.0 - 2.0 * ((m + 1.0) * 0.5).floor() + 4.0 * (m * (1.0 / 3.0)).floor()) *
+        (odd * ps + (1.0 - odd) * pc);
+  }
+}
+
+}  // namespace
+
+void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c) {
+  if (s) s->resize(x.rows(), x.cols());
+  if (c) c->resize(x.rows(), x.cols());
+  const Eigen::Index n = x.size();
+  // An element-wise result aliasing x is fine: each block is read before it is written.
+  for (Eigen::Index i = 0; i < n; i += kBlock) {
+    const Eigen::Index len = std::min(kBlock, n - i);
+    sincos_block(Eigen::Map<const Eigen::ArrayXd>(x.data() + i, len), s ? s->data() + i : nullptr,
+                 c ? c->data() + i : nullptr);
   }
 }
 

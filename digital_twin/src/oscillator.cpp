@@ -206,53 +206,60 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
   const double h = config_.dt;
   const int steps = config_.num_steps;
 
-  // Forward sweep, keeping the four stage positions of every step (the force depends on q only).
-  std::vector<Matrix> stage_q(4 * steps);
+  // Ā = Σ over the 4·steps stages of sᵀ·ḡ. Each stage's s and ḡ go into one stacked row block
+  // and Ā comes from one GEMM at the end (inner dimension 4·steps·b instead of 4·steps
+  // rank-b updates, each of which would read and write all of Ā). Stage j of step k is block
+  // 4·(steps − 1 − k) + 3 − j: the order in which the reverse sweep reaches the stages.
+  const Index stages = 4 * static_cast<Index>(steps);
+  auto block = [&](int k, int j) { return (4 * (steps - 1 - k) + 3 - j) * b; };
+  Matrix s_stack(stages * b, n()), g_bar_stack(stages * b, n());
+  Eigen::ArrayXXd c_stack(stages * b, n());
+
+  // Forward sweep, keeping the four stage positions of every step and sin, cos of κ∘q there:
+  // one reduction per stage serves the force here and its reverse below.
+  std::vector<Matrix> stage_q(stages);
   {
-    Matrix q = x, p = Matrix::Zero(b, n()), s, g1, g2, g3, g4;
+    Eigen::ArrayXXd sin_kq, cos_kq;
+    auto stage_force = [&](int k, int j, Matrix& g) {
+      sincos(stage_q[4 * k + j].array().rowwise() * kappa.array(), &sin_kq, &cos_kq);
+      s_stack.middleRows(block(k, j), b) = sin_kq.matrix();
+      c_stack.middleRows(block(k, j), b) = cos_kq;
+      g.noalias() = sin_kq.matrix() * a;
+      g.rowwise() += force.e.transpose();
+    };
+    Matrix q = x, p = Matrix::Zero(b, n()), g1, g2, g3, g4;
     for (int k = 0; k < steps; ++k) {
       Matrix* st = &stage_q[4 * k];
       st[0] = q;
-      force(q, s, g1);
+      stage_force(k, 0, g1);
       const Matrix p2 = p + 0.5 * h * g1;
       st[1] = q + 0.5 * h * p;
-      force(st[1], s, g2);
+      stage_force(k, 1, g2);
       const Matrix p3 = p + 0.5 * h * g2;
       st[2] = q + 0.5 * h * p2;
-      force(st[2], s, g3);
+      stage_force(k, 2, g3);
       const Matrix p4 = p + h * g3;
       st[3] = q + h * p3;
-      force(st[3], s, g4);
+      stage_force(k, 3, g4);
       q += (h / 6.0) * (p + 2.0 * p2 + 2.0 * p3 + p4);
       p += (h / 6.0) * (g1 + 2.0 * g2 + 2.0 * g3 + g4);
     }
   }
 
   Backward out{Matrix(), Matrix(), Vector::Zero(n()), Eigen::RowVectorXd::Zero(n())};
-  // Ā = Σ over the 4·steps stages of sᵀ·ḡ. Each stage's s and ḡ go into one stacked row block
-  // and Ā comes from one GEMM at the end (inner dimension 4·steps·b instead of 4·steps
-  // rank-b updates, each of which would read and write all of Ā).
-  const Index stages = 4 * static_cast<Index>(steps);
-  Matrix s_stack(stages * b, n()), g_bar_stack(stages * b, n());
-  Index stage = 0;
-  // Reverse of g(q) = sin(κ q)·A + e for one stage: returns q̄, stacks s and ḡ for Ā and
+  // Reverse of g(q) = sin(κ q)·A + e for stage j of step k: returns q̄, stacks ḡ for Ā and
   // accumulates ē, κ̄.
-  auto force_vjp = [&](const Matrix& q, const Matrix& g_bar) {
-    const Eigen::ArrayXXd kq = q.array().rowwise() * kappa.array();
-    Eigen::ArrayXXd s, c;
-    sincos(kq, &s, &c);
-    s_stack.middleRows(stage * b, b) = s.matrix();
-    g_bar_stack.middleRows(stage * b, b) = g_bar;
-    ++stage;
+  auto force_vjp = [&](int k, int j, const Matrix& g_bar) {
+    g_bar_stack.middleRows(block(k, j), b) = g_bar;
     out.e_bar += g_bar.colwise().sum().transpose();
-    const Eigen::ArrayXXd s_bar_cos = (g_bar * a.transpose()).array() * c;
-    out.kappa_bar += (s_bar_cos * q.array()).colwise().sum().matrix();
+    const Eigen::ArrayXXd s_bar_cos =
+        (g_bar * a.transpose()).array() * c_stack.middleRows(block(k, j), b);
+    out.kappa_bar += (s_bar_cos * stage_q[4 * k + j].array()).colwise().sum().matrix();
     return Matrix((s_bar_cos.rowwise() * kappa.array()).matrix());
   };
 
   Matrix q_bar = y_bar, p_bar = Matrix::Zero(b, n());
   for (int k = steps - 1; k >= 0; --k) {
-    const Matrix* st = &stage_q[4 * k];
     const Matrix qa = q_bar, pa = p_bar;  // cotangents of q', p'
     // q' = q + h/6 (p + 2 p2 + 2 p3 + p4),  p' = p + h/6 (g1 + 2 g2 + 2 g3 + g4)
     Matrix p2_bar = (h / 3.0) * qa, p3_bar = (h / 3.0) * qa, p4_bar = (h / 6.0) * qa;
@@ -261,25 +268,25 @@ OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const Ve
     p_bar = pa + (h / 6.0) * qa;
     q_bar = qa;
     // g4 = g(q4), q4 = q + h p3, p4 = p + h g3
-    Matrix q4_bar = force_vjp(st[3], g4_bar);
+    Matrix q4_bar = force_vjp(k, 3, g4_bar);
     q_bar += q4_bar;
     p3_bar += h * q4_bar;
     p_bar += p4_bar;
     g3_bar += h * p4_bar;
     // g3 = g(q3), q3 = q + h/2 p2, p3 = p + h/2 g2
-    Matrix q3_bar = force_vjp(st[2], g3_bar);
+    Matrix q3_bar = force_vjp(k, 2, g3_bar);
     q_bar += q3_bar;
     p2_bar += 0.5 * h * q3_bar;
     p_bar += p3_bar;
     g2_bar += 0.5 * h * p3_bar;
     // g2 = g(q2), q2 = q + h/2 p, p2 = p + h/2 g1
-    Matrix q2_bar = force_vjp(st[1], g2_bar);
+    Matrix q2_bar = force_vjp(k, 1, g2_bar);
     q_bar += q2_bar;
     p_bar += 0.5 * h * q2_bar;
     p_bar += p2_bar;
     g1_bar += 0.5 * h * p2_bar;
     // g1 = g(q)
-    q_bar += force_vjp(st[0], g1_bar);
+    q_bar += force_vjp(k, 0, g1_bar);
   }
   out.a_bar.noalias() = s_stack.transpose() * g_bar_stack;
   out.x_bar = std::move(q_bar);
