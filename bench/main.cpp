@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
       ->delimiter(',')->check(CLI::Range(64, 1024));
   app.add_option("--batches", options.batches, "scaling: only these batch sizes")
       ->delimiter(',')->check(CLI::Range(1, 4096));
+  app.add_option("--compute", options.compute,
+                 "pat-oscillator-*, scaling: float32 runs twins and simulated oscillators in float32")
+      ->check(CLI::IsMember({"float64", "float32"}));
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
   CLI11_PARSE(app, argc, argv);
   if (list) {

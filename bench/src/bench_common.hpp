@@ -41,6 +41,10 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
 /// The training options every PAT benchmark shares: PAT with Adam at `learning_rate`, batch 32,
 /// no per-epoch evaluation (the benchmark reports the final accuracies).
 training::TrainOptions pat_options(double learning_rate, int epochs, std::uint64_t seed);
+/// --compute for the oscillator benchmarks: "float32" sets the job's training.compute and the
+/// simulated oscillators' compute option; "" and "float64" leave the job as it is. Throws
+/// std::invalid_argument on anything else.
+void apply_compute(training::JobConfig& c, const std::string& compute);
 
 /// The hybrid network of the setup benchmarks on the 8×8 digits: affine 64→`hidden`,
 /// `activation`, the physical layer (device `layer` at `address`: hidden in, hidden out), affine

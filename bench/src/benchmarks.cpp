@@ -86,6 +86,17 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
   return c;
 }
 
+void apply_compute(training::JobConfig& c, const std::string& compute) {
+  if (compute.empty() || compute == "float64") return;
+  if (compute != "float32") {
+    throw std::invalid_argument("--compute '" + compute + "' is not one of float64, float32");
+  }
+  c.compute = digital_twin::Precision::kFloat32;
+  for (auto& [name, address] : c.devices) {
+    if (address.starts_with("sim://mechanical-oscillators")) address += "&compute=float32";
+  }
+}
+
 training::TrainOptions pat_options(double learning_rate, int epochs, std::uint64_t seed) {
   training::TrainOptions t;
   t.method = training::PatConfig{};
@@ -173,8 +184,11 @@ std::vector<json> oscillator_bench(const std::string& name, const std::string& d
   std::vector<json> out;
   for (const auto& gap : gaps) {
     if (gap != "small" && gap != "large") throw std::invalid_argument("gap must be small or large");
-    const JobConfig c = detail::oscillator_job(name, dataset, gap, epochs, options.seed, image_side);
-    out.push_back(detail::job_record(c, detail::run_job_quietly(c, gap, options), gap));
+    JobConfig c = detail::oscillator_job(name, dataset, gap, epochs, options.seed, image_side);
+    detail::apply_compute(c, options.compute);
+    json record = detail::job_record(c, detail::run_job_quietly(c, gap, options), gap);
+    record["compute"] = digital_twin::precision_name(c.compute);
+    out.push_back(std::move(record));
   }
   return out;
 }

@@ -115,11 +115,13 @@ std::vector<json> scaling(const BenchOptions& options) {
   std::vector<json> out;
   json summary{{"name", "scaling"}, {"threads", threads}, {"seed", options.seed},
                {"gemm_peak_gflops_1thread", peak.gflops_one},
-               {"rk4_steps", kRk4Steps}};
+               {"rk4_steps", kRk4Steps},
+               {"compute", options.compute.empty() ? "float64" : options.compute}};
   for (const Index batch : batches) {
     std::vector<double> ns, t_pat, t_insilico;
     for (const Index n : sizes) {
-      const training::JobConfig c = scaling_job(n, batch, options.seed);
+      training::JobConfig c = scaling_job(n, batch, options.seed);
+      apply_compute(c, options.compute);
       const training::JobResult r = run_job_quietly(c, "", options);
       const auto* pat = r.phase("pat");
       const auto* insilico = r.phase("in-silico");

@@ -108,4 +108,13 @@ Vector DifferentiableModel::do_physical_vjp(const MatrixRef& /*x*/, const Vector
   return Vector::Zero(0);
 }
 
+const char* precision_name(Precision p) { return p == Precision::kFloat32 ? "float32" : "float64"; }
+
+ModelPtr DifferentiableModel::copy_with_compute(Precision) const { return nullptr; }
+
+ModelPtr with_compute(const ModelPtr& model, Precision compute) {
+  if (!model || model->compute() == compute) return model;
+  return model->copy_with_compute(compute);
+}
+
 }  // namespace pnn::digital_twin

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "pnn/digital_twin/fast_math.hpp"
+#include "oscillator_rk4.hpp"
 #include <stdexcept>
 #include <vector>
 
@@ -112,6 +112,12 @@ ModelPtr OscillatorModel::with_physical_params(const VectorRef& phi) const {
   return std::make_shared<OscillatorModel>(std::move(config));
 }
 
+ModelPtr OscillatorModel::copy_with_compute(Precision compute) const {
+  OscillatorConfig config = config_;
+  config.compute = compute;
+  return std::make_shared<OscillatorModel>(std::move(config));
+}
+
 namespace {
 
 /// Calls f(i, j) for every i, j in [0, n) in 32×32 tiles, so that reading a matrix and its
@@ -131,7 +137,7 @@ void for_each_tile(Index n, F&& f) {
 
 }  // namespace
 
-std::shared_ptr<const Matrix> OscillatorModel::stiffness(const VectorRef& theta) const {
+std::shared_ptr<const OscillatorModel::Stiffness> OscillatorModel::stiffness(const VectorRef& theta) const {
   std::lock_guard lock(stiffness_cache_.mutex);
   auto& cache = stiffness_cache_;
   if (cache.a && cache.theta.size() == theta.size() &&
@@ -150,147 +156,51 @@ std::shared_ptr<const Matrix> OscillatorModel::stiffness(const VectorRef& theta)
     a(i, i) = -a.col(i).sum() - 1.0;
   }
   if (config_.q_extra.size() != 0) a += config_.q_extra;
+  auto stiff = std::make_shared<Stiffness>();
+  if (config_.compute == Precision::kFloat32) stiff->a32 = a.cast<float>();
+  stiff->a = std::move(a);
   cache.theta = theta;
-  cache.a = std::make_shared<const Matrix>(std::move(a));
+  cache.a = std::move(stiff);
   return cache.a;
 }
 
 namespace {
 
-// g(q) = sin(κ∘q)·A + e, row batch.
-struct Force {
-  const Matrix& a;
-  const Eigen::RowVectorXd& kappa;
-  Eigen::Map<const Vector> e;
-
-  void operator()(const Matrix& q, Matrix& s, Matrix& g) const {
-    s = fast_sin(q.array().rowwise() * kappa.array()).matrix();
-    g.noalias() = s * a;
-    g.rowwise() += e.transpose();
+// Calls f with the integrator in the model's precision (θ's drive e and κ converted to it) and
+// returns what f returns.
+template <class F>
+auto with_rk4(const OscillatorConfig& config, const Eigen::RowVectorXd& kappa, const Matrix& a,
+              const Eigen::MatrixXf& a32, const VectorRef& theta, F&& f) {
+  const Eigen::RowVectorXd e = theta.tail(config.num_oscillators).transpose();
+  if (config.compute == Precision::kFloat32) {
+    const Eigen::RowVectorXf kappa32 = kappa.cast<float>(), e32 = e.cast<float>();
+    return f(detail::Rk4<float>{a32, kappa32, e32, static_cast<float>(config.dt), config.num_steps});
   }
-};
+  return f(detail::Rk4<double>{a, kappa, e, config.dt, config.num_steps});
+}
+
+template <class Rk4>
+using ScalarOf = typename std::decay_t<Rk4>::Scalar;
 
 }  // namespace
 
 Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
-  const auto a_ptr = stiffness(theta);
-  const Matrix& a = *a_ptr;
-  const Force force{a, kappa_row_, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
-  const double h = config_.dt;
-  Matrix q = x, p = Matrix::Zero(x.rows(), n());
-  Matrix s, g1, g2, g3, g4, qs(x.rows(), n()), p2, p3, p4;
-  for (int step = 0; step < config_.num_steps; ++step) {
-    force(q, s, g1);
-    p2 = p + 0.5 * h * g1;
-    qs = q + 0.5 * h * p;
-    force(qs, s, g2);
-    p3 = p + 0.5 * h * g2;
-    qs = q + 0.5 * h * p2;
-    force(qs, s, g3);
-    p4 = p + h * g3;
-    qs = q + h * p3;
-    force(qs, s, g4);
-    q += (h / 6.0) * (p + 2.0 * p2 + 2.0 * p3 + p4);
-    p += (h / 6.0) * (g1 + 2.0 * g2 + 2.0 * g3 + g4);
-  }
-  return q;
+  const auto stiff = stiffness(theta);
+  return with_rk4(config_, kappa_row_, stiff->a, stiff->a32, theta, [&](const auto& rk4) -> Matrix {
+    using T = ScalarOf<decltype(rk4)>;
+    return rk4.forward(x.template cast<T>()).template cast<double>();
+  });
 }
 
 OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const VectorRef& theta,
                                                     const MatrixRef& y_bar) const {
-  const Index b = x.rows();
-  const auto a_ptr = stiffness(theta);
-  const Matrix& a = *a_ptr;
-  const Eigen::RowVectorXd& kappa = kappa_row_;
-  const Force force{a, kappa, Eigen::Map<const Vector>(theta.data() + n() * n(), n())};
-  const double h = config_.dt;
-  const int steps = config_.num_steps;
-
-  // Ā = Σ over the 4·steps stages of sᵀ·ḡ. Each stage's s and ḡ go into one stacked row block
-  // and Ā comes from one GEMM at the end (inner dimension 4·steps·b instead of 4·steps
-  // rank-b updates, each of which would read and write all of Ā). Stage j of step k is block
-  // 4·(steps − 1 − k) + 3 − j: the order in which the reverse sweep reaches the stages.
-  const Index stages = 4 * static_cast<Index>(steps);
-  auto block = [&](int k, int j) { return (4 * (steps - 1 - k) + 3 - j) * b; };
-  Matrix s_stack(stages * b, n()), g_bar_stack(stages * b, n());
-  Eigen::ArrayXXd c_stack(stages * b, n());
-
-  // Forward sweep, keeping the four stage positions of every step and sin, cos of κ∘q there:
-  // one reduction per stage serves the force here and its reverse below.
-  std::vector<Matrix> stage_q(stages);
-  {
-    Eigen::ArrayXXd sin_kq, cos_kq;
-    auto stage_force = [&](int k, int j, Matrix& g) {
-      sincos(stage_q[4 * k + j].array().rowwise() * kappa.array(), &sin_kq, &cos_kq);
-      s_stack.middleRows(block(k, j), b) = sin_kq.matrix();
-      c_stack.middleRows(block(k, j), b) = cos_kq;
-      g.noalias() = sin_kq.matrix() * a;
-      g.rowwise() += force.e.transpose();
-    };
-    Matrix q = x, p = Matrix::Zero(b, n()), g1, g2, g3, g4;
-    for (int k = 0; k < steps; ++k) {
-      Matrix* st = &stage_q[4 * k];
-      st[0] = q;
-      stage_force(k, 0, g1);
-      const Matrix p2 = p + 0.5 * h * g1;
-      st[1] = q + 0.5 * h * p;
-      stage_force(k, 1, g2);
-      const Matrix p3 = p + 0.5 * h * g2;
-      st[2] = q + 0.5 * h * p2;
-      stage_force(k, 2, g3);
-      const Matrix p4 = p + h * g3;
-      st[3] = q + h * p3;
-      stage_force(k, 3, g4);
-      q += (h / 6.0) * (p + 2.0 * p2 + 2.0 * p3 + p4);
-      p += (h / 6.0) * (g1 + 2.0 * g2 + 2.0 * g3 + g4);
-    }
-  }
-
-  Backward out{Matrix(), Matrix(), Vector::Zero(n()), Eigen::RowVectorXd::Zero(n())};
-  // Reverse of g(q) = sin(κ q)·A + e for stage j of step k: returns q̄, stacks ḡ for Ā and
-  // accumulates ē, κ̄.
-  auto force_vjp = [&](int k, int j, const Matrix& g_bar) {
-    g_bar_stack.middleRows(block(k, j), b) = g_bar;
-    out.e_bar += g_bar.colwise().sum().transpose();
-    const Eigen::ArrayXXd s_bar_cos =
-        (g_bar * a.transpose()).array() * c_stack.middleRows(block(k, j), b);
-    out.kappa_bar += (s_bar_cos * stage_q[4 * k + j].array()).colwise().sum().matrix();
-    return Matrix((s_bar_cos.rowwise() * kappa.array()).matrix());
-  };
-
-  Matrix q_bar = y_bar, p_bar = Matrix::Zero(b, n());
-  for (int k = steps - 1; k >= 0; --k) {
-    const Matrix qa = q_bar, pa = p_bar;  // cotangents of q', p'
-    // q' = q + h/6 (p + 2 p2 + 2 p3 + p4),  p' = p + h/6 (g1 + 2 g2 + 2 g3 + g4)
-    Matrix p2_bar = (h / 3.0) * qa, p3_bar = (h / 3.0) * qa, p4_bar = (h / 6.0) * qa;
-    Matrix g1_bar = (h / 6.0) * pa, g2_bar = (h / 3.0) * pa, g3_bar = (h / 3.0) * pa;
-    const Matrix g4_bar = (h / 6.0) * pa;
-    p_bar = pa + (h / 6.0) * qa;
-    q_bar = qa;
-    // g4 = g(q4), q4 = q + h p3, p4 = p + h g3
-    Matrix q4_bar = force_vjp(k, 3, g4_bar);
-    q_bar += q4_bar;
-    p3_bar += h * q4_bar;
-    p_bar += p4_bar;
-    g3_bar += h * p4_bar;
-    // g3 = g(q3), q3 = q + h/2 p2, p3 = p + h/2 g2
-    Matrix q3_bar = force_vjp(k, 2, g3_bar);
-    q_bar += q3_bar;
-    p2_bar += 0.5 * h * q3_bar;
-    p_bar += p3_bar;
-    g2_bar += 0.5 * h * p3_bar;
-    // g2 = g(q2), q2 = q + h/2 p, p2 = p + h/2 g1
-    Matrix q2_bar = force_vjp(k, 1, g2_bar);
-    q_bar += q2_bar;
-    p_bar += 0.5 * h * q2_bar;
-    p_bar += p2_bar;
-    g1_bar += 0.5 * h * p2_bar;
-    // g1 = g(q)
-    q_bar += force_vjp(k, 0, g1_bar);
-  }
-  out.a_bar.noalias() = s_stack.transpose() * g_bar_stack;
-  out.x_bar = std::move(q_bar);
-  return out;
+  const auto stiff = stiffness(theta);
+  return with_rk4(config_, kappa_row_, stiff->a, stiff->a32, theta, [&](const auto& rk4) {
+    using T = ScalarOf<decltype(rk4)>;
+    const auto g = rk4.backward(x.template cast<T>(), y_bar.template cast<T>());
+    return Backward{g.x_bar.template cast<double>(), g.a_bar.template cast<double>(),
+                    g.e_bar.transpose().template cast<double>(), g.kappa_bar.template cast<double>()};
+  });
 }
 
 Cotangents OscillatorModel::do_vjp(const MatrixRef& x, const VectorRef& theta,

@@ -287,3 +287,17 @@ TEST_CASE("status: read while a forward holds the device, and updated when the c
   CHECK(after.health == Health::kFault);
   CHECK(after.health_message.find("link lost") != std::string::npos);
 }
+
+TEST_CASE("sim oscillators: compute=float32 simulates in float32, other values are refused") {
+  auto dev64 = active("sim://mechanical-oscillators?seed=1&n=8");
+  auto dev32 = active("sim://mechanical-oscillators?seed=1&n=8&compute=float32");
+  const Matrix x = Matrix::Constant(3, 8, 0.4);
+  const auto y64 = dev64->forward(x, valid_theta(*dev64)), y32 = dev32->forward(x, valid_theta(*dev32));
+  REQUIRE(y64);
+  REQUIRE(y32);
+  // Same device (serial, hidden coupling, noise streams): the readings differ by float rounding.
+  CHECK((y32.value() - y64.value()).cwiseAbs().maxCoeff() < 1e-5);
+  CHECK_THROWS_WITH_AS(make_physical_system("sim://mechanical-oscillators?n=8&compute=half"),
+                       doctest::Contains("compute 'half' is not one of float64, float32"),
+                       std::invalid_argument);
+}

@@ -73,6 +73,16 @@ TEST_CASE("job config: the typed example parses") {
   CHECK(c.network[1].gain == 3.0);
 }
 
+TEST_CASE("job config: training.compute is float64 by default, float32 on request, else refused") {
+  CHECK(parse_job_config(kGood, "job.yaml").compute == pnn::digital_twin::Precision::kFloat64);
+  CHECK(parse_job_config(with("optimizer: sgd}", "optimizer: sgd, compute: float32}"), "job.yaml").compute ==
+        pnn::digital_twin::Precision::kFloat32);
+  const std::string e = error_of(with("optimizer: sgd}", "optimizer: sgd, compute: half}"));
+  CHECK(contains(e, "job.yaml:9"));
+  CHECK(contains(e, "training.compute"));
+  CHECK(contains(e, "use float64 or float32"));
+}
+
 TEST_CASE("job config: a list or mapping where a scalar is expected names file, line, key, type") {
   check_cases({
       {"learning_rate: 0.01", "learning_rate: {value: 0.01}",

@@ -326,3 +326,29 @@ TEST_CASE("job runner: twin: {refit_on_drift} refits a drifting device's twin, n
       doctest::Contains("must be a finite NMSE bound"), ConfigError);
   fs::remove_all(dir);
 }
+
+TEST_CASE("job runner: training.compute float32 runs the oscillator twins in float32, notes the others") {
+  // kGood with an identity device (the null setup, whose twin has no float32 kernel) between
+  // the oscillators.
+  std::string yaml = with("training: {epochs: 2, batch_size: 64}",
+                          "training: {epochs: 1, batch_size: 64, compute: float32}");
+  yaml = pnn::test::replaced(yaml, "network:\n", "  id: sim://null?inputs=64\nnetwork:\n");
+  yaml = pnn::test::replaced(yaml, "  - pad: 10\n", "  - physical: id\n  - pad: 10\n");
+  JobConfig c = parse_job_config(yaml, "t.yaml");
+  CHECK(c.compute == pnn::digital_twin::Precision::kFloat32);
+  std::vector<std::string> logs;
+  JobCallbacks cb;
+  cb.on_log = [&](const std::string& m) { logs.push_back(m); };
+  const auto result = run_job(c, cb).value();
+  CHECK(result.compute == "float32");
+  CHECK(job_summary_json(c, result).find("\"compute\":\"float32\"") != std::string::npos);
+  auto logged = [&](const std::string& part) {
+    return std::any_of(logs.begin(), logs.end(), [&](const std::string& m) { return m.find(part) != std::string::npos; });
+  };
+  CHECK(logged("twin of osc-a (oscillators) computes in float32"));
+  CHECK(logged("twin of osc-b (oscillators) computes in float32"));
+  CHECK(logged("note: the twin of id (slice) has no float32 kernel and computes in float64"));
+  const auto* pat = result.phase("pat");
+  REQUIRE(pat != nullptr);
+  CHECK(pat->acc_hardware > 0.3);  // it trained (digits, one epoch: far above chance)
+}

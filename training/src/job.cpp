@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "pnn/digital_twin/digital_layers.hpp"
@@ -419,6 +420,24 @@ void restore_checkpoint(const std::string& path, Network& net, Trainer& trainer,
   trainer.set_epochs_done(c.epoch);
 }
 
+// training.compute: each physical layer's twin in that precision where the twin has a kernel
+// for it; the others keep theirs, said in the log.
+void set_twin_compute(Network& net, dt::Precision compute,
+                      const std::function<void(const std::string&)>& log) {
+  for (auto& layer : net.layers()) {
+    if (!layer.device || !layer.model) continue;
+    if (auto model = dt::with_compute(layer.model, compute)) {
+      layer.model = std::move(model);
+      log("twin of " + layer.name + " (" + layer.model->name() + ") computes in " +
+          dt::precision_name(compute));
+    } else {
+      log("note: the twin of " + layer.name + " (" + layer.model->name() + ") has no " +
+          dt::precision_name(compute) + " kernel and computes in " +
+          dt::precision_name(layer.model->compute()));
+    }
+  }
+}
+
 void set_thetas(Network& net, const std::vector<Vector>& values) {
   for (std::size_t i = 0; i < values.size(); ++i) net.layers()[i].theta = values[i];
 }
@@ -442,6 +461,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   std::map<std::string, std::pair<std::string, std::string>> provenance = options.twin_provenance;
   if (auto r = resolve_learned_twins(config, devices, twins, provenance, log); !r) return r.error();
   Network net = build_network(config, devices, data.train.x.cols(), data.train.num_classes, twins);
+  if (config.compute != dt::Precision::kFloat64) set_twin_compute(net, config.compute, log);
 
   JobResult result;
   result.name = config.name;
@@ -450,6 +470,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
   result.device_serials = devices.serials();
   result.twins = provenance;
   result.threads = dt::num_threads();
+  result.compute = dt::precision_name(config.compute);
   const std::filesystem::path out_dir(config.output_dir);
   if (options.write_outputs) {
     std::error_code ec;

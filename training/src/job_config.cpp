@@ -296,7 +296,7 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
 
   if (const auto t = root["training"]; t.IsDefined()) {
     r.only_keys(t, "training", {"method", "optimizer", "learning_rate", "momentum", "batch_size",
-                                "epochs", "loss", "seed"});
+                                "epochs", "loss", "seed", "compute"});
     if (const auto method = t["method"]; method.IsDefined() && !method.IsNull()) {
       c.training.method = parse_rule(r, method);
     }
@@ -328,6 +328,11 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
     }
     c.training.loss = loss == "mse" ? LossKind::kMse : LossKind::kCrossEntropy;
     c.training.seed = r.get<std::uint64_t>(t, "training", "seed", c.seed, "a non-negative whole number");
+    const auto compute = r.get<std::string>(t, "training", "compute", "float64", "a string");
+    if (compute != "float64" && compute != "float32") {
+      r.fail(t["compute"], "training.compute", "unknown precision (use float64 or float32)");
+    }
+    c.compute = compute == "float32" ? digital_twin::Precision::kFloat32 : digital_twin::Precision::kFloat64;
   } else {
     c.training.seed = c.seed;
   }

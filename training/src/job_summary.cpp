@@ -9,7 +9,7 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
   json j{{"name", r.name},          {"dataset", r.dataset},
          {"split", r.split},        {"seed", config.seed},
          {"devices", r.device_serials}, {"epochs", config.training.epochs},
-         {"wall_s", r.wall_seconds}, {"threads", r.threads},
+         {"wall_s", r.wall_seconds}, {"threads", r.threads}, {"compute", r.compute},
          {"checkpoint", r.checkpoint_path}, {"plot", r.plot_path}};
   // The main phase is the rule's (PHYSICS.md: acc_<rule>_reality, and hardware_calls counts its
   // device calls); the baselines follow it.

@@ -13,7 +13,8 @@ OscillatorReality::OscillatorReality(const OscillatorRealityConfig& config)
   physics_ = std::make_unique<digital_twin::OscillatorModel>(digital_twin::OscillatorConfig{
       .num_oscillators = n,
       .kappa = 1.0 + config.gap.eta,
-      .q_extra = digital_twin::coupling_to_q(j)});
+      .q_extra = digital_twin::coupling_to_q(j),
+      .compute = config.compute});
 }
 
 Vector OscillatorReality::quantize(const VectorRef& theta) const {

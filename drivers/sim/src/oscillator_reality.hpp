@@ -30,6 +30,8 @@ struct OscillatorRealityConfig {
   int dac_bits = 12;
   Vector theta_min;  ///< DAC range per θ entry (the hard limits)
   Vector theta_max;
+  /// The simulator's arithmetic (address option compute=float32|float64).
+  digital_twin::Precision compute = digital_twin::Precision::kFloat64;
 };
 
 class OscillatorReality {

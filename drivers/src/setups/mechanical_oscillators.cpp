@@ -7,7 +7,7 @@
 namespace pnn::drivers::setups {
 
 Datasheet mechanical_oscillators(const DeviceAddress& address) {
-  address.allow_only({"seed", "n", "gap", "serial", "eta", "j_noise"});
+  address.allow_only({"seed", "n", "gap", "serial", "eta", "j_noise", "compute"});
   const Index n = int_in_range(address, "n", 64, 1, 1024, "oscillators");
   DeviceSpec spec;
   spec.kind = "mechanical-oscillators";

@@ -21,6 +21,9 @@ struct BenchOptions {
   /// scaling: the oscillator counts N and batch sizes to time (empty = 64 … 1024 and 32, 256).
   std::vector<long> sizes;
   std::vector<long> batches;
+  /// pat-oscillator-*, scaling: "float32" runs the twins and the simulated devices in float32;
+  /// "" or "float64" the default.
+  std::string compute = "";
   /// Progress lines for humans (to stderr in the CLI); may be empty.
   std::function<void(const std::string&)> on_progress;
 };

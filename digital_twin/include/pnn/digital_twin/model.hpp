@@ -13,6 +13,14 @@ struct Cotangents {
   Vector theta_bar;
 };
 
+/// The arithmetic a model's forward and vjp run in. The interface is double either way; a float32
+/// model converts at its boundary (about twice the SIMD width and half the memory traffic).
+/// Gradient checks and calibration keep float64.
+enum class Precision { kFloat64, kFloat32 };
+
+/// "float64" / "float32".
+const char* precision_name(Precision p);
+
 /// y = f(x; θ), batched with one sample per row.
 ///
 /// Contract: stateless after construction, `const`, thread-safe (the public calls may run shards
@@ -47,6 +55,11 @@ class DifferentiableModel {
   /// A copy of this model with physical parameters φ. Throws std::logic_error if the model has
   /// none, std::invalid_argument on a wrong size or a non-finite entry.
   virtual std::shared_ptr<const DifferentiableModel> with_physical_params(const VectorRef& phi) const;
+  /// The precision forward and vjp compute in.
+  virtual Precision compute() const { return Precision::kFloat64; }
+  /// A copy of this model computing in `compute`, or null if it has no kernel in that precision.
+  /// Use the free `with_compute`, which returns the model itself when it already computes so.
+  virtual std::shared_ptr<const DifferentiableModel> copy_with_compute(Precision compute) const;
   /// ∂L/∂φ summed over the batch, for output cotangent Ȳ.
   Vector physical_vjp(const MatrixRef& x, const VectorRef& theta, const MatrixRef& y_bar) const;
 
@@ -65,5 +78,9 @@ class DifferentiableModel {
 };
 
 using ModelPtr = std::shared_ptr<const DifferentiableModel>;
+
+/// `model` computing in `compute`: the model itself if it does already, else its copy; null if
+/// the model has no kernel in that precision.
+ModelPtr with_compute(const ModelPtr& model, Precision compute);
 
 }  // namespace pnn::digital_twin

@@ -38,6 +38,9 @@ struct OscillatorConfig {
   /// Must be n×n and symmetric; for kGreyBox also of the form C2Q(J) (zero row sums).
   Matrix q_extra;
   OscillatorPhi phi = OscillatorPhi::kKappa;
+  /// The arithmetic of forward and vjp (model.hpp): float32 runs the integrator, its adjoint
+  /// and the stiffness in float, converting at the boundary; θ, φ and the results stay double.
+  Precision compute = Precision::kFloat64;
 };
 
 /// Q = C2Q(C): J = (C + Cᵀ)/2, off-diagonal Q = J, Q_ii = −Σ_{j≠i} J_ij.
@@ -57,6 +60,8 @@ class OscillatorModel final : public DifferentiableModel {
   Index num_physical_params() const override;
   Vector physical_params() const override;
   ModelPtr with_physical_params(const VectorRef& phi) const override;
+  Precision compute() const override { return config_.compute; }
+  ModelPtr copy_with_compute(Precision compute) const override;
   /// The oscillators' nonlinearity scales κ_i (size n).
   Vector kappas() const { return kappa_row_.transpose(); }
 
@@ -67,7 +72,11 @@ class OscillatorModel final : public DifferentiableModel {
   Index n() const { return config_.num_oscillators; }
   /// A = C2Q(C) + Q_extra − I, so that ṗ = sin(κ∘q)·A + e for a row batch. Computed once per θ:
   /// the batch shards of one call, and the forward and vjp of one training step, share it.
-  std::shared_ptr<const Matrix> stiffness(const VectorRef& theta) const;
+  struct Stiffness {
+    Matrix a;
+    Eigen::MatrixXf a32;  // A in float, for Precision::kFloat32 only
+  };
+  std::shared_ptr<const Stiffness> stiffness(const VectorRef& theta) const;
   Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
   Cotangents do_vjp(const MatrixRef& x, const VectorRef& theta,
                     const MatrixRef& y_bar) const override;
@@ -83,7 +92,7 @@ class OscillatorModel final : public DifferentiableModel {
     StiffnessCache& operator=(const StiffnessCache&) { return *this; }
     std::mutex mutex;
     Vector theta;
-    std::shared_ptr<const Matrix> a;
+    std::shared_ptr<const Stiffness> a;
   };
 
   OscillatorConfig config_;

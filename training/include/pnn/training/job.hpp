@@ -62,6 +62,9 @@ struct JobConfig {
   bool calibrate = false;
   Index calibration_samples = 256;
   bool compare_in_silico = true;
+  /// training.compute: the arithmetic of the physical layers' twins (forward and vjp). A twin
+  /// without a float32 kernel stays float64, and the job's log says so.
+  digital_twin::Precision compute = digital_twin::Precision::kFloat64;
   Index digital_hidden = 0;  ///< > 0: train a digital MLP inputs-hidden-classes as a baseline
   std::string output_dir = "runs/pnn-job";
 };
@@ -108,6 +111,7 @@ struct JobResult {
   std::string checkpoint_path;
   std::string plot_path;
   int threads = 1;
+  std::string compute = "float64";  ///< JobConfig::compute, as its name
   double wall_seconds = 0.0;
   const PhaseResult* phase(const std::string& name) const;
 };
