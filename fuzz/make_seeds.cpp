@@ -54,6 +54,9 @@ void frame_seeds(const fs::path& dir) {
        DescribeReply{1, "tanh-mixer", 4, 3, 15, 64, "V", -1.0, 1.0, "1", 0.01,
                      {{"W", "1", "mixing weights", 12, -2.0, 2.0},
                       {"b", "V", "offsets", 3, -0.5, 0.5}}}},
+      // boundary 1 = nudged (β, target per sample), warm start on; the reply's node voltages.
+      {"settle", SettleRequest{1, 0.05, true, 2, 2, {0.1, -0.2, 1.0, 0.0}}},
+      {"settle_reply", SettleReply{2, 3, {0.5, -0.5, 0.25, 0.0, 1.0, -1.0}}},
   };
   Bytes stream;
   for (const auto& [name, m] : messages) {
