@@ -1,5 +1,6 @@
 // scaling: one PAT epoch and one in-silico epoch of the oscillator setup against its size N, at
-// two batch sizes, with the achieved GFLOP/s beside an Eigen GEMM probe run in the same process.
+// two batch sizes, with the achieved GFLOP/s beside an Eigen GEMM probe run in the same process
+// (in float with --compute float32, against which that run is measured).
 //
 // The network is the second layer of pat-oscillator-digits at size N: the 64 pixels, padded with
 // N − 64 oscillators at rest, one sim://mechanical-oscillators device of N (large gap), logits =
@@ -31,13 +32,16 @@ struct GemmProbe {
   double gflops_one = 0.0;  ///< one thread
 };
 
-/// GFLOP/s of C = A·B (double, m×k by k×n) for about `seconds`, on `threads` threads at once, each
-/// with its own matrices (the shape a batch shard of the oscillator model multiplies).
-double gemm_gflops(Index m, Index k, Index n, int threads, double seconds) {
+/// GFLOP/s of C = A·B (m×k by k×n, in the precision the job computes in) for about `seconds`, on
+/// `threads` threads at once, each with its own matrices (the shape a batch shard of the
+/// oscillator model multiplies).
+template <class Scalar>
+double gemm_gflops_in(Index m, Index k, Index n, int threads, double seconds) {
+  using M = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   std::vector<double> rates(static_cast<std::size_t>(threads), 0.0);
   digital_twin::parallel_for(static_cast<std::size_t>(threads), [&](std::size_t t) {
-    const Matrix a = Matrix::Random(m, k), b = Matrix::Random(k, n);
-    Matrix c(m, n);
+    const M a = M::Random(m, k), b = M::Random(k, n);
+    M c(m, n);
     c.noalias() = a * b;  // warm-up
     long reps = 0;
     const auto t0 = Clock::now();
@@ -53,6 +57,11 @@ double gemm_gflops(Index m, Index k, Index n, int threads, double seconds) {
   double sum = 0.0;
   for (double r : rates) sum += r;
   return sum;
+}
+
+double gemm_gflops(bool float32, Index m, Index k, Index n, int threads, double seconds) {
+  return float32 ? gemm_gflops_in<float>(m, k, n, threads, seconds)
+                 : gemm_gflops_in<double>(m, k, n, threads, seconds);
 }
 
 /// Least-squares slope of log(y) against log(x).
@@ -104,8 +113,9 @@ std::vector<json> scaling(const BenchOptions& options) {
   // The peak this machine reaches with Eigen's GEMM, on every thread at once and on one; the
   // highest of the probes taken before, between and after the sizes is the one reported.
   GemmProbe peak;
-  peak.gflops_all = gemm_gflops(512, 512, 512, threads, 1.0);
-  peak.gflops_one = gemm_gflops(512, 512, 512, 1, 1.0);
+  const bool f32 = options.compute == "float32";
+  peak.gflops_all = gemm_gflops(f32, 512, 512, 512, threads, 1.0);
+  peak.gflops_one = gemm_gflops(f32, 512, 512, 512, 1, 1.0);
   if (options.on_progress) {
     options.on_progress("GEMM probe 512³: " + std::to_string(peak.gflops_all) + " GFLOP/s on " +
                         std::to_string(threads) + " threads, " + std::to_string(peak.gflops_one) +
@@ -133,7 +143,7 @@ std::vector<json> scaling(const BenchOptions& options) {
       const double flop = 32.0 * kRk4Steps * train * static_cast<double>(n) * static_cast<double>(n);
       // The same-shape GEMM as one batch shard multiplies: (B/threads × N)·(N × N).
       const Index shard = std::max<Index>(1, batch / threads);
-      const double shape_peak = gemm_gflops(shard, n, n, threads, 0.3);
+      const double shape_peak = gemm_gflops(f32, shard, n, n, threads, 0.3);
       const double s_pat = pat->history.front().seconds;
       const double s_insilico = insilico->history.front().seconds;
       json j{{"name", "scaling"}, {"n", n}, {"batch", batch}, {"threads", threads},
@@ -143,7 +153,7 @@ std::vector<json> scaling(const BenchOptions& options) {
              {"gemm_same_shape_gflops", shape_peak}};
       if (options.on_progress) options.on_progress(j.dump());
       // Another probe between sizes: on a shared machine the highest one is the machine's.
-      peak.gflops_all = std::max(peak.gflops_all, gemm_gflops(512, 512, 512, threads, 0.5));
+      peak.gflops_all = std::max(peak.gflops_all, gemm_gflops(f32, 512, 512, 512, threads, 0.5));
       out.push_back(j);
       ns.push_back(static_cast<double>(n));
       t_pat.push_back(s_pat);
