@@ -179,7 +179,7 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
   // Both sides get a device created for the round: a simulated device kept across rounds ran up
   // to 1.5× slower in this process than a fresh one (allocator state of its large temporaries),
   // which would flatter the daemon.
-  double direct_s = 0.0, daemon_s = 0.0, flush_s = 0.0, drift_s = 0.0;
+  double direct_s = 0.0, daemon_s = 0.0, flush_s = 0.0, drift_s = 0.0, off_s = 0.0;
   for (int round = 0; round < kRounds; ++round) {
     const int n = batches / kRounds + (round < batches % kRounds ? 1 : 0);
     auto device = drivers::make_physical_system(address);
@@ -191,13 +191,16 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
     direct_s += seconds_since(t0);
     device.reset();
 
-    // The daemon as configured by default (drift monitor sampling one forward a second), then
-    // with the drift monitor at its most expensive: every forward re-evaluated on the twin.
-    for (const bool every_forward : {false, true}) {
+    // The daemon as configured by default (async recording, drift monitor sampling one forward
+    // a second), then with the drift monitor at its most expensive (every forward re-evaluated
+    // on the twin), then with recording off: the rate recording is measured against.
+    enum class Phase { kDefault, kDriftEveryForward, kRecordingOff };
+    for (const Phase phase : {Phase::kDefault, Phase::kDriftEveryForward, Phase::kRecordingOff}) {
       BenchDir dir("forward-throughput");
       daemon::DaemonConfig config = loopback_config(dir);
       config.devices = {{.name = "osc", .address = address, .autostart = true}};
-      if (every_forward) config.devices[0].drift.every_ms = 0;
+      if (phase == Phase::kDriftEveryForward) config.devices[0].drift.every_ms = 0;
+      if (phase == Phase::kRecordingOff) config.forward_recording = daemon::ForwardRecording::kOff;
       InProcessDaemon daemon(config);
       auto client = bench_client(daemon.rpc(), "bench-forward-throughput");
       v1::Request request = forward_request("osc", acquire(*client, "osc"), x, theta);
@@ -205,13 +208,15 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
       const double s = pipelined_forwards(*client, request, n, kWindow, "forward-throughput");
       t0 = Clock::now();
       daemon.stop();
-      (every_forward ? drift_s : daemon_s) += s;
-      if (!every_forward) flush_s += seconds_since(t0);
+      (phase == Phase::kDefault ? daemon_s : phase == Phase::kDriftEveryForward ? drift_s : off_s) +=
+          s;
+      if (phase == Phase::kDefault) flush_s += seconds_since(t0);
     }
   }
   const double samples = static_cast<double>(batches) * kBatch;
   const double direct_rate = samples / direct_s, daemon_rate = samples / daemon_s;
   const double recorded_rate = samples / (daemon_s + flush_s);
+  const double off_rate = samples / off_s;
   return {json{{"name", "forward-throughput"},
                {"device", address},
                {"batch", kBatch},
@@ -224,10 +229,15 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
                {"forward_records", "async"},
                {"recorded_samples_per_s", recorded_rate},
                {"ratio_with_recording", recorded_rate / direct_rate},
+               {"recording_off_samples_per_s", off_rate},
+               {"ratio_recording_off", off_rate / direct_rate},
+               // Sustained (the last queued records written included) against the same daemon
+               // with recording off: what recording costs (issue 18 target >= 0.97).
+               {"recorded_vs_off", recorded_rate / off_rate},
                {"drift_every_forward_samples_per_s", samples / drift_s},
                {"ratio_drift_every_forward", samples / drift_s / daemon_rate},
                {"servers", "in-process threads"},
-               {"wall_s", direct_s + daemon_s + flush_s + drift_s}}};
+               {"wall_s", direct_s + daemon_s + flush_s + drift_s + off_s}}};
 }
 
 }  // namespace pnn::bench::detail
