@@ -6,6 +6,7 @@
 // comparison puts both servers in the same process, with the same client code, the same socket
 // options and the same scheduler conditions, so that the ratio isolates the daemon's own work.
 // A pnnd subprocess would add nothing to a loopback round trip but a second address space.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -195,8 +196,15 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
     // The daemon as configured by default (async recording, drift monitor sampling one forward
     // a second), then with the drift monitor at its most expensive (every forward re-evaluated
     // on the twin), then with recording off: the rate recording is measured against.
+    // The order alternates between rounds: a daemon started later in a round ran faster here
+    // (recording off, last, beat the in-process driver by 10-50 %), which would bias the
+    // comparison of recording on and off.
     enum class Phase { kDefault, kDriftEveryForward, kRecordingOff };
-    for (const Phase phase : {Phase::kDefault, Phase::kDriftEveryForward, Phase::kRecordingOff}) {
+    const std::array<Phase, 3> order =
+        round % 2 == 0
+            ? std::array{Phase::kDefault, Phase::kDriftEveryForward, Phase::kRecordingOff}
+            : std::array{Phase::kRecordingOff, Phase::kDriftEveryForward, Phase::kDefault};
+    for (const Phase phase : order) {
       BenchDir dir("forward-throughput");
       daemon::DaemonConfig config = loopback_config(dir);
       config.devices = {{.name = "osc", .address = address, .autostart = true}};
