@@ -33,7 +33,8 @@ void RunStore::Impl::open_segments() {
   const std::string frame = std::to_string(SegmentLog::kFrameHeaderBytes);
   Stmt extents(db,
                "SELECT coalesce(segment_id, 0), count(*), sum(coalesce(seg_length, length(x) + "
-               "length(theta) + length(y))), coalesce(max(seg_offset + seg_length + " + frame +
+               "length(theta) + length(y))), coalesce(max(seg_offset + seg_length + " +
+                   frame +
                    "), 0), max(record_id), min(record_id) FROM forward_records GROUP BY 1 "
                    "ORDER BY 1");
   std::map<std::uint64_t, SegmentLog::Extent> committed;
@@ -41,10 +42,9 @@ void RunStore::Impl::open_segments() {
     Query q(db, extents, "sizing the forward records");
     while (q.step()) {
       const auto id = static_cast<std::uint64_t>(q.int_at(0));
-      SegmentLog::Extent e{static_cast<std::uint64_t>(q.int_at(1)),
-                           static_cast<std::uint64_t>(q.int_at(2)),
-                           static_cast<std::uint64_t>(q.int_at(3)),
-                           static_cast<std::uint64_t>(q.int_at(4))};
+      SegmentLog::Extent e{
+          static_cast<std::uint64_t>(q.int_at(1)), static_cast<std::uint64_t>(q.int_at(2)),
+          static_cast<std::uint64_t>(q.int_at(3)), static_cast<std::uint64_t>(q.int_at(4))};
       const auto oldest = static_cast<std::uint64_t>(q.int_at(5));
       ForwardStats& f = forward_stats;
       f.records += e.records;
@@ -175,10 +175,9 @@ ForwardRecord forward_row(const Db& db, const Query& q, SegmentLog& segments,
     r.y = q.doubles_at(13, y_rows, y_cols, elem_bytes);
     return r;
   }
-  const SegmentRef ref{static_cast<std::uint64_t>(q.int_at(15)),
-                       static_cast<std::uint64_t>(q.int_at(16)),
-                       static_cast<std::uint64_t>(q.int_at(17)),
-                       static_cast<std::uint32_t>(q.int_at(18))};
+  const SegmentRef ref{
+      static_cast<std::uint64_t>(q.int_at(15)), static_cast<std::uint64_t>(q.int_at(16)),
+      static_cast<std::uint64_t>(q.int_at(17)), static_cast<std::uint32_t>(q.int_at(18))};
   // The schema's CHECK ties seg_length to the shapes; checked again so that a damaged index row
   // cannot make the decoder read past the payload.
   constexpr std::int64_t kMaxDim = std::int64_t{1} << 31;

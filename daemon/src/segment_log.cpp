@@ -138,7 +138,7 @@ std::vector<std::string> SegmentLog::recover(std::map<std::uint64_t, Extent> com
       const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
       if (fd < 0) fail(file, "opening it for recovery", errno);
       std::array<std::uint8_t, kFileHeaderBytes> header{};
-      struct stat st{};
+      struct stat st {};
       const bool stat_ok = ::fstat(fd, &st) == 0;
       const ssize_t got = read_all(fd, header.data(), header.size(), 0);
       const auto size = stat_ok ? static_cast<std::uint64_t>(st.st_size) : 0;
@@ -149,9 +149,9 @@ std::vector<std::string> SegmentLog::recover(std::map<std::uint64_t, Extent> com
                              in.u64() == id;
       const Extent& e = it->second;
       if (!header_ok) {
-        notes.push_back("forward segment " + file + " does not start with its segment header: " +
-                        std::to_string(e.records) + " committed record(s) in it (up to id " +
-                        std::to_string(e.last_record_id) +
+        notes.push_back("forward segment " + file +
+                        " does not start with its segment header: " + std::to_string(e.records) +
+                        " committed record(s) in it (up to id " + std::to_string(e.last_record_id) +
                         ") cannot be read; restore the file from a backup or leave it (retention "
                         "deletes it in time)");
       } else if (size < e.end) {
@@ -179,9 +179,9 @@ std::vector<std::string> SegmentLog::recover(std::map<std::uint64_t, Extent> com
   for (const auto& [id, e] : committed_) {
     next_id_ = std::max(next_id_, id + 1);
     if (id == 0 || seen.count(id) != 0) continue;
-    notes.push_back("forward segment " + segment_path(id) + " is missing: " +
-                    std::to_string(e.records) + " committed record(s) in it (up to id " +
-                    std::to_string(e.last_record_id) +
+    notes.push_back("forward segment " + segment_path(id) +
+                    " is missing: " + std::to_string(e.records) +
+                    " committed record(s) in it (up to id " + std::to_string(e.last_record_id) +
                     ") cannot be read; restore the file from a backup, or leave it (retention "
                     "deletes their index rows in time)");
   }
@@ -268,8 +268,8 @@ void SegmentLog::write(const SegmentRef& ref, std::uint64_t record_id,
     fail(file, "writing a record", err);
   }
   current_dirty_ = true;
-  pending_.push_back({ref.segment_id, ref.offset + kFrameHeaderBytes + ref.length, ref.length,
-                      record_id});
+  pending_.push_back(
+      {ref.segment_id, ref.offset + kFrameHeaderBytes + ref.length, ref.length, record_id});
 }
 
 void SegmentLog::sync_batch() {
@@ -344,9 +344,7 @@ void SegmentLog::drop_upto(std::uint64_t segment_id) noexcept {
   }
 }
 
-std::uint64_t SegmentLog::num_segments() const {
-  return committed_.size() - committed_.count(0);
-}
+std::uint64_t SegmentLog::num_segments() const { return committed_.size() - committed_.count(0); }
 
 int SegmentLog::read_fd(std::uint64_t segment_id) {
   if (auto it = read_fds_.find(segment_id); it != read_fds_.end()) return it->second;
@@ -364,20 +362,19 @@ int SegmentLog::read_fd(std::uint64_t segment_id) {
 void SegmentLog::read(std::uint64_t record_id, const SegmentRef& ref,
                       std::vector<std::uint8_t>& payload) {
   const int fd = read_fd(ref.segment_id);
-  const std::string where = "run store " + db_path_ + ": forward record " +
-                            std::to_string(record_id) + " in segment " +
-                            segment_path(ref.segment_id) + " at offset " +
-                            std::to_string(ref.offset) + ": ";
+  const std::string where =
+      "run store " + db_path_ + ": forward record " + std::to_string(record_id) + " in segment " +
+      segment_path(ref.segment_id) + " at offset " + std::to_string(ref.offset) + ": ";
   std::array<std::uint8_t, kFrameHeaderBytes> header{};
   payload.resize(ref.length);
   const ssize_t got_header = read_all(fd, header.data(), header.size(), ref.offset);
-  const ssize_t got = got_header == static_cast<ssize_t>(header.size())
-                          ? read_all(fd, payload.data(), payload.size(),
-                                     ref.offset + kFrameHeaderBytes)
-                          : 0;
+  const ssize_t got =
+      got_header == static_cast<ssize_t>(header.size())
+          ? read_all(fd, payload.data(), payload.size(), ref.offset + kFrameHeaderBytes)
+          : 0;
   if (got_header < 0 || got < 0) {
-    throw StoreError(where + "read failed: " + errno_text(static_cast<int>(-std::min(got_header, got))) +
-                     kDamagedFix);
+    throw StoreError(where + "read failed: " +
+                     errno_text(static_cast<int>(-std::min(got_header, got))) + kDamagedFix);
   }
   if (got_header != static_cast<ssize_t>(header.size()) ||
       static_cast<std::uint64_t>(got) != ref.length) {
@@ -389,8 +386,10 @@ void SegmentLog::read(std::uint64_t record_id, const SegmentRef& ref,
   const std::uint32_t crc = in.u32(), header_crc = in.u32();
   if (magic != kFrameMagic || header_crc != crc32c(std::span(header.data(), 20)) ||
       length != ref.length || id != record_id || crc != ref.crc) {
-    throw StoreError(where + "the frame header does not match the index (the segment is "
-                             "damaged)" + kDamagedFix);
+    throw StoreError(where +
+                     "the frame header does not match the index (the segment is "
+                     "damaged)" +
+                     kDamagedFix);
   }
   if (crc32c(payload) != ref.crc) {
     throw StoreError(where + "CRC-32C mismatch: the record's bytes are damaged on disk" +

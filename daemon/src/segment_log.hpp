@@ -104,8 +104,8 @@ class SegmentLog {
   bool current_dirty_ = false;  // written since the last sync
   // The batch in progress.
   std::vector<Pending> pending_;
-  std::vector<int> rotated_fds_;                // segments left in this batch, synced then closed
-  std::vector<std::uint64_t> started_;          // segments started in this batch
+  std::vector<int> rotated_fds_;        // segments left in this batch, synced then closed
+  std::vector<std::uint64_t> started_;  // segments started in this batch
   std::uint64_t batch_segment_ = 0, batch_end_ = 0;  // the current segment when it began
   std::uint64_t syncs_ = 0;
 };

@@ -57,7 +57,10 @@ const double kNanPayload = std::bit_cast<double>(std::uint64_t{0x7ff800000000123
 // (float64, migrated from version 1 once), and a sequence of 40 (records 3..40 were deleted).
 // Version 4 is version 5 with the BLOB-only forward_records table, which replaces it here.
 void make_version_4_store(const std::string& path) {
-  { RunStore store(path); (void)store.create_run("v4-run", "name: x", {"SIM-0001"}, "bob"); }
+  {
+    RunStore store(path);
+    (void)store.create_run("v4-run", "name: x", {"SIM-0001"}, "bob");
+  }
   RawDb raw(path);
   raw.exec("BEGIN");
   raw.exec("DROP TABLE forward_records");

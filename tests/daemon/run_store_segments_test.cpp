@@ -205,8 +205,9 @@ TEST_CASE("run_store segments: a CRC failure inside committed data is a clear er
   check_record(store, 1, 0);
   check_record(store, 3, 2);
   // A fit from records meets the same error (pnnd's FitTwin turns it into an error reply).
-  CHECK(error_message_of([&] { (void)store.device_forwards("SIM-0001", 1000); })
-            .find("CRC-32C mismatch") != std::string::npos);
+  CHECK(error_message_of([&] {
+          (void)store.device_forwards("SIM-0001", 1000);
+        }).find("CRC-32C mismatch") != std::string::npos);
   // The store keeps recording.
   check_record(store, store.record_forward(make_forward(7)), 7);
 }

@@ -104,8 +104,8 @@ TEST_CASE("daemon: kill -9 while recording forwards in sync mode loses no acknow
   for (const auto& note : store.forward_recovery_notes()) {
     CAPTURE(note);
     // Only repairs of what was never acknowledged: no committed segment lost or shortened.
-    CHECK((note.find("truncated forward segment") == 0 ||
-           note.find("removed forward segment") == 0));
+    CHECK(
+        (note.find("truncated forward segment") == 0 || note.find("removed forward segment") == 0));
   }
   for (const auto& [record_id, a] : acked) {
     CAPTURE(record_id);
