@@ -2,6 +2,9 @@
 // reopening, one fdatasync per group, retention by whole segments, and recovery from files
 // damaged by hand (torn tails, uncommitted segments, a failed CRC, a missing or short file).
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include "daemon/run_store_test_util.hpp"
 #include "pnn/daemon/run_store.hpp"
@@ -266,6 +269,67 @@ TEST_CASE("run_store segments: a write whose index cannot commit leaves no bytes
   CHECK(fs::file_size(segment_file(path, 1)) >= size);
   store.set_max_page_count_for_testing(1u << 30);
   check_record(store, store.record_forward(make_forward(50)), 50);
+}
+
+// RLIMIT_FSIZE for this process while it lives (writes past it fail with EFBIG; SIGXFSZ is
+// ignored meanwhile), restored after.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old_) == 0);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = old_;
+    r.rlim_cur = bytes;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &r) == 0);
+  }
+  ~FileSizeLimit() {
+    (void)::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int) = SIG_DFL;
+};
+
+TEST_CASE(
+    "run_store segments: a segment write that fails is cut off and named, and can be retried") {
+  TempDir dir;
+  const std::string path = dir.file("runs.db");
+  RunStore store(path);
+  // Large records (x and y 256 × 64: 128 KiB each in the segment), so that the segment file is
+  // the first to reach the limit, not the WAL.
+  const auto big = [](std::uint64_t seed) {
+    ForwardRecord r = make_forward(seed);
+    r.x = tricky_matrix(256, 64, seed);
+    r.y = tricky_matrix(256, 64, seed + 2);
+    return r;
+  };
+  const std::uint64_t first = store.record_forward(big(1));
+  (void)store.record_forward(big(2));
+  const std::string seg = segment_file(path, 1);
+  const auto size = fs::file_size(seg);
+  std::string message;
+  {
+    FileSizeLimit limit(size + 64 * 1024);  // half of the next record fits
+    message = error_message_of([&] { (void)store.record_forward(big(3)); });
+  }
+  CAPTURE(message);
+  CHECK(message.find("forward segment " + seg) != std::string::npos);
+  CHECK(message.find("writing a record") != std::string::npos);
+  // The half-written frame was cut off; nothing of the failed write is counted or readable.
+  CHECK(fs::file_size(seg) == size);
+  CHECK(store.forward_stats().records == 2);
+  CHECK_FALSE(store.get_forward(first + 2).has_value());
+  // Retried without the limit: written (to a new segment), readable, and so after reopening.
+  const std::uint64_t third = store.record_forward(big(3));
+  CHECK(third == first + 2);
+  const auto got = store.get_forward(third);
+  REQUIRE(got.has_value());
+  CHECK(bit_equal(got->x, float32_rounded(big(3).x)));
+  CHECK(store.forward_recovery_notes().empty());
 }
 
 }  // namespace
