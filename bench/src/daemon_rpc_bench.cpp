@@ -6,6 +6,7 @@
 // comparison puts both servers in the same process, with the same client code, the same socket
 // options and the same scheduler conditions, so that the ratio isolates the daemon's own work.
 // A pnnd subprocess would add nothing to a loopback round trip but a second address space.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -180,6 +181,7 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
   // to 1.5× slower in this process than a fresh one (allocator state of its large temporaries),
   // which would flatter the daemon.
   double direct_s = 0.0, daemon_s = 0.0, flush_s = 0.0, drift_s = 0.0;
+  double off_s = 0.0, off_stop_s = 0.0;
   for (int round = 0; round < kRounds; ++round) {
     const int n = batches / kRounds + (round < batches % kRounds ? 1 : 0);
     auto device = drivers::make_physical_system(address);
@@ -191,13 +193,23 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
     direct_s += seconds_since(t0);
     device.reset();
 
-    // The daemon as configured by default (drift monitor sampling one forward a second), then
-    // with the drift monitor at its most expensive: every forward re-evaluated on the twin.
-    for (const bool every_forward : {false, true}) {
+    // The daemon as configured by default (async recording, drift monitor sampling one forward
+    // a second), then with the drift monitor at its most expensive (every forward re-evaluated
+    // on the twin), then with recording off: the rate recording is measured against.
+    // The order alternates between rounds: a daemon started later in a round ran faster here
+    // (recording off, last, beat the in-process driver by 10-50 %), which would bias the
+    // comparison of recording on and off.
+    enum class Phase { kDefault, kDriftEveryForward, kRecordingOff };
+    const std::array<Phase, 3> order =
+        round % 2 == 0
+            ? std::array{Phase::kDefault, Phase::kDriftEveryForward, Phase::kRecordingOff}
+            : std::array{Phase::kRecordingOff, Phase::kDriftEveryForward, Phase::kDefault};
+    for (const Phase phase : order) {
       BenchDir dir("forward-throughput");
       daemon::DaemonConfig config = loopback_config(dir);
       config.devices = {{.name = "osc", .address = address, .autostart = true}};
-      if (every_forward) config.devices[0].drift.every_ms = 0;
+      if (phase == Phase::kDriftEveryForward) config.devices[0].drift.every_ms = 0;
+      if (phase == Phase::kRecordingOff) config.forward_recording = daemon::ForwardRecording::kOff;
       InProcessDaemon daemon(config);
       auto client = bench_client(daemon.rpc(), "bench-forward-throughput");
       v1::Request request = forward_request("osc", acquire(*client, "osc"), x, theta);
@@ -205,13 +217,19 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
       const double s = pipelined_forwards(*client, request, n, kWindow, "forward-throughput");
       t0 = Clock::now();
       daemon.stop();
-      (every_forward ? drift_s : daemon_s) += s;
-      if (!every_forward) flush_s += seconds_since(t0);
+      (phase == Phase::kDefault ? daemon_s : phase == Phase::kDriftEveryForward ? drift_s : off_s) +=
+          s;
+      if (phase == Phase::kDefault) flush_s += seconds_since(t0);
+      if (phase == Phase::kRecordingOff) off_stop_s += seconds_since(t0);
     }
   }
   const double samples = static_cast<double>(batches) * kBatch;
   const double direct_rate = samples / direct_s, daemon_rate = samples / daemon_s;
   const double recorded_rate = samples / (daemon_s + flush_s);
+  const double off_rate = samples / off_s;
+  // Each side with its graceful stop: the recording daemon's stop writes the queued records, but
+  // a daemon without recording also takes time to stop (devices to their safe state, threads).
+  const double recorded_vs_off = (off_s + off_stop_s) / (daemon_s + flush_s);
   return {json{{"name", "forward-throughput"},
                {"device", address},
                {"batch", kBatch},
@@ -224,10 +242,19 @@ std::vector<json> forward_throughput(const BenchOptions& options) {
                {"forward_records", "async"},
                {"recorded_samples_per_s", recorded_rate},
                {"ratio_with_recording", recorded_rate / direct_rate},
+               {"recording_off_samples_per_s", off_rate},
+               {"ratio_recording_off", off_rate / direct_rate},
+               // Sustained (the last queued records written included) against the same daemon
+               // with recording off, both with their stop: what recording costs (issue 18
+               // target >= 0.97); and the same during the stream alone.
+               {"recorded_vs_off", recorded_vs_off},
+               {"stream_vs_off", off_s / daemon_s},
+               {"stop_s", flush_s},
+               {"stop_recording_off_s", off_stop_s},
                {"drift_every_forward_samples_per_s", samples / drift_s},
                {"ratio_drift_every_forward", samples / drift_s / daemon_rate},
                {"servers", "in-process threads"},
-               {"wall_s", direct_s + daemon_s + flush_s + drift_s}}};
+               {"wall_s", direct_s + daemon_s + flush_s + drift_s + off_s + off_stop_s}}};
 }
 
 }  // namespace pnn::bench::detail

@@ -107,7 +107,15 @@ drivers::Result<training::FittedTwin> Server::Impl::fit_from_records(
     DeviceSlot& s, const training::TwinFitOptions& options) {
   const auto& spec = s.device->spec();
   std::vector<digital_twin::Measurement> data;
-  for (auto& r : store->device_forwards(spec.serial, static_cast<std::uint64_t>(options.samples))) {
+  std::vector<ForwardRecord> records;
+  try {
+    records = store->device_forwards(spec.serial, static_cast<std::uint64_t>(options.samples));
+  } catch (const StoreError& e) {
+    // A damaged segment (the message names the record, the file and the fix): not a failure to
+    // store the twin, which is what FitTwin's StoreError handler reports.
+    throw std::runtime_error("reading the device's forward records: " + std::string(e.what()));
+  }
+  for (auto& r : records) {
     if (r.x.cols() != spec.num_inputs || r.y.cols() != spec.num_outputs ||
         r.theta.size() != static_cast<Index>(spec.num_params()) || !r.x.allFinite() ||
         !r.y.allFinite() || !r.theta.allFinite()) {

@@ -46,7 +46,8 @@ RunState run_state_from_int(const Db& db, std::int64_t value) {
 
 }  // namespace
 
-RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
+RunStore::Impl::Impl(const std::string& path)
+    : lock(path), db{path, nullptr}, segments(path, path + ".segments") {
   sqlite3* raw = nullptr;
   const int open_rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -91,18 +92,17 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
                         "FROM metrics WHERE run_id = ?1 ORDER BY metric_id");
   insert_forward =
       Stmt(db,
-           "INSERT INTO forward_records (client_id, request_id, device_serial, "
-           "t_start_ns, t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, "
-           "y_cols, y, elem_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-           "?13, 4)");
-  select_forward = Stmt(db,
-                        "SELECT record_id, client_id, request_id, device_serial, t_start_ns, "
-                        "t_end_ns, x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y, "
-                        "elem_bytes FROM forward_records WHERE record_id = ?1");
-  select_device_forwards =
-      Stmt(db, "SELECT record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, "
-               "x_rows, x_cols, x, theta_size, theta, y_rows, y_cols, y, elem_bytes FROM "
-               "forward_records WHERE device_serial = ?1 ORDER BY record_id DESC");
+           "INSERT INTO forward_records (client_id, request_id, device_serial, t_start_ns, "
+           "t_end_ns, x_rows, x_cols, theta_size, y_rows, y_cols, segment_id, seg_offset, "
+           "seg_length, crc, elem_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+           "?12, ?13, ?14, 4)");
+  constexpr const char* kForwardColumns =
+      "SELECT record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, x_rows, "
+      "x_cols, x, theta_size, theta, y_rows, y_cols, y, elem_bytes, segment_id, seg_offset, "
+      "seg_length, crc FROM forward_records ";
+  select_forward = Stmt(db, std::string(kForwardColumns) + "WHERE record_id = ?1");
+  select_device_forwards = Stmt(
+      db, std::string(kForwardColumns) + "WHERE device_serial = ?1 ORDER BY record_id DESC");
   insert_calibration = Stmt(db,
                             "INSERT INTO calibrations (device_serial, phi_size, phi, mse_before, "
                             "mse_after, created_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -122,25 +122,11 @@ RunStore::Impl::Impl(const std::string& path) : lock(path), db{path, nullptr} {
   set_active_twin = Stmt(db, "INSERT OR REPLACE INTO active_twins (device_serial, twin_id, set_ns) "
                              "VALUES (?1, ?2, ?3)");
   select_active_twin = Stmt(db, "SELECT twin_id FROM active_twins WHERE device_serial = ?1");
-  select_oldest_forwards =
-      Stmt(db, "SELECT record_id, length(x) + length(theta) + length(y) FROM forward_records "
-               "ORDER BY record_id");
   delete_forwards_upto = Stmt(db, "DELETE FROM forward_records WHERE record_id <= ?1");
   select_oldest_forward_id = Stmt(db, "SELECT coalesce(min(record_id), 0) FROM forward_records");
   integrity_check = Stmt(db, "PRAGMA integrity_check");
 
-  // length() of a BLOB reads the row header only, not the overflow pages: a scan of the table's
-  // leaves, once per open.
-  Stmt sizes(db,
-             "SELECT count(*), coalesce(sum(length(x) + length(theta) + length(y)), 0), "
-             "coalesce(min(record_id), 0), coalesce(max(record_id), 0) FROM forward_records");
-  Query q(db, sizes, "sizing the forward records");
-  if (q.step()) {
-    forward_stats.records = static_cast<std::uint64_t>(q.int_at(0));
-    forward_stats.bytes = static_cast<std::uint64_t>(q.int_at(1));
-    forward_stats.oldest_record_id = static_cast<std::uint64_t>(q.int_at(2));
-    forward_stats.newest_record_id = static_cast<std::uint64_t>(q.int_at(3));
-  }
+  open_segments();
 }
 
 std::vector<std::uint64_t> RunStore::Impl::abort_running_runs() {
@@ -335,6 +321,7 @@ std::uint64_t RunStore::allocate_job_id() {
 
 std::uint64_t RunStore::add_calibration(const CalibrationRecord& record) {
   std::lock_guard lock(impl_->mutex);
+  impl_->theta_bytes.clear();
   sqlite::encode_vector(record.phi, impl_->theta_bytes);
   Query(impl_->db, impl_->insert_calibration, "adding a calibration")
       .bind_text(1, record.device_serial)

@@ -13,8 +13,8 @@ constexpr int kApplicationId = 0x504E4E52;
 // a burst of forward records does not leave a huge WAL file behind.
 constexpr int kJournalSizeLimitBytes = 64 << 20;
 
-// Version 3, without forward_records (forward_records_sql, which the migration from version 1
-// also uses). The numeric run states are RunState's values (those of proto/pnn.proto). `owner`
+// Version 3, without forward_records (a new file gets forward_records_v5_sql; the migration from
+// version 1 builds the version-2 table, forward_records_sql). The numeric run states are RunState's values (those of proto/pnn.proto). `owner`
 // is the last column of runs, where the migration from version 2 (ALTER TABLE ADD COLUMN) puts it.
 constexpr const char* kSchemaSql = R"sql(
 CREATE TABLE runs (
@@ -101,7 +101,7 @@ CREATE TABLE active_twins (
 ) WITHOUT ROWID;
 )sql";
 
-// The forward_records table of version 2, named `table`. x and y are little-endian IEEE-754
+// The forward_records table of versions 2 to 4, named `table`. x and y are little-endian IEEE-754
 // values of elem_bytes bytes each (4: float32, what this build writes; 8: float64, rows migrated
 // from version 1), theta is always float64; matrices row-major (one sample per row).
 std::string forward_records_sql(std::string_view table) {
@@ -125,28 +125,88 @@ std::string forward_records_sql(std::string_view table) {
 )sql";
 }
 
-// Version 1 -> 2: forward_records gains elem_bytes; the version-1 rows keep their float64 bytes
-// (elem_bytes 8), so the migration is lossless. ALTER TABLE cannot change the CHECKs on the
-// lengths of x and y, hence the rebuild (SQLite's documented "create, copy, drop, rename"
-// procedure); only SQL runs, the BLOBs are copied as they are. AUTOINCREMENT: the copy sets the new table's sqlite_sequence to the
+// Version 5: forward_records is the index of the arrays, which are in segment files
+// (segment_log.hpp): segment_id, seg_offset (the frame's offset in the file), seg_length (payload
+// bytes: float32 x, float64 θ, float32 y) and crc (CRC-32C of the payload). A row with segment_id
+// NULL keeps its arrays in the BLOB columns: rows migrated from version 4 (elem_bytes 4, or 8 for
+// rows that came from version 1), read as they were. length() of NULL is NULL, which a CHECK
+// lets pass, hence the explicit IS NOT NULL.
+std::string forward_records_v5_sql(std::string_view table) {
+  return "CREATE TABLE " + std::string(table) + R"sql( (
+  record_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  client_id     TEXT    NOT NULL,
+  request_id    INTEGER NOT NULL,
+  device_serial TEXT    NOT NULL,
+  t_start_ns    INTEGER NOT NULL,
+  t_end_ns      INTEGER NOT NULL,
+  elem_bytes    INTEGER NOT NULL CHECK (elem_bytes IN (4, 8)),
+  x_rows        INTEGER NOT NULL CHECK (x_rows >= 0),
+  x_cols        INTEGER NOT NULL CHECK (x_cols >= 0),
+  theta_size    INTEGER NOT NULL CHECK (theta_size >= 0),
+  y_rows        INTEGER NOT NULL CHECK (y_rows >= 0),
+  y_cols        INTEGER NOT NULL CHECK (y_cols >= 0),
+  segment_id    INTEGER CHECK (segment_id >= 1),
+  seg_offset    INTEGER,
+  seg_length    INTEGER,
+  crc           INTEGER,
+  x             BLOB,
+  theta         BLOB,
+  y             BLOB,
+  CHECK (CASE WHEN segment_id IS NULL THEN
+      x IS NOT NULL AND theta IS NOT NULL AND y IS NOT NULL AND
+      length(x) = elem_bytes * x_rows * x_cols AND length(theta) = 8 * theta_size AND
+      length(y) = elem_bytes * y_rows * y_cols
+    ELSE
+      x IS NULL AND theta IS NULL AND y IS NULL AND elem_bytes = 4 AND
+      seg_offset IS NOT NULL AND seg_offset >= 16 AND crc IS NOT NULL AND
+      crc BETWEEN 0 AND 4294967295 AND
+      seg_length = 4 * (x_rows * x_cols + y_rows * y_cols) + 8 * theta_size
+    END)
+);
+)sql";
+}
+
+// forward_records rebuilt as `new_table_sql` (which creates forward_records_new) with `columns`
+// copied (SQLite's documented "create, copy, drop, rename" procedure; only SQL runs, BLOBs are
+// copied as they are). AUTOINCREMENT: the copy sets the new table's sqlite_sequence to the
 // highest copied id, which is below the old sequence when the newest rows had been deleted; the
 // old value is carried over before DROP TABLE deletes it, so that ids are never reused. RENAME
 // renames the sequence row along with the table. Run inside the caller's transaction.
+std::string rebuild_forward_records_sql(const std::string& new_table_sql, std::string_view columns,
+                                        std::string_view select) {
+  return new_table_sql + "INSERT INTO forward_records_new (" + std::string(columns) +
+         ") SELECT " + std::string(select) + " FROM forward_records ORDER BY record_id;\n"
+         "UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = "
+         "'forward_records')) WHERE name = 'forward_records_new' AND EXISTS (SELECT 1 FROM "
+         "sqlite_sequence WHERE name = 'forward_records');\n"
+         "INSERT INTO sqlite_sequence (name, seq) SELECT 'forward_records_new', seq FROM "
+         "sqlite_sequence WHERE name = 'forward_records' AND NOT EXISTS (SELECT 1 FROM "
+         "sqlite_sequence WHERE name = 'forward_records_new');\n"
+         "DROP TABLE forward_records;\n"
+         "ALTER TABLE forward_records_new RENAME TO forward_records;\n";
+}
+
+// Version 1 -> 2: forward_records gains elem_bytes; the version-1 rows keep their float64 bytes
+// (elem_bytes 8), so the migration is lossless. ALTER TABLE cannot change the CHECKs on the
+// lengths of x and y, hence the rebuild.
 std::string migration_1_to_2_sql() {
-  constexpr const char* kColumns =
+  constexpr std::string_view kColumns =
       "record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, x_rows, x_cols, x, "
       "theta_size, theta, y_rows, y_cols, y";
-  return forward_records_sql("forward_records_v2") +
-         "INSERT INTO forward_records_v2 (" + kColumns + ", elem_bytes) SELECT " + kColumns +
-         ", 8 FROM forward_records ORDER BY record_id;\n"
-         "UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = "
-         "'forward_records')) WHERE name = 'forward_records_v2' AND EXISTS (SELECT 1 FROM "
-         "sqlite_sequence WHERE name = 'forward_records');\n"
-         "INSERT INTO sqlite_sequence (name, seq) SELECT 'forward_records_v2', seq FROM "
-         "sqlite_sequence WHERE name = 'forward_records' AND NOT EXISTS (SELECT 1 FROM "
-         "sqlite_sequence WHERE name = 'forward_records_v2');\n"
-         "DROP TABLE forward_records;\n"
-         "ALTER TABLE forward_records_v2 RENAME TO forward_records;\n";
+  return rebuild_forward_records_sql(forward_records_sql("forward_records_new"),
+                                     std::string(kColumns) + ", elem_bytes",
+                                     std::string(kColumns) + ", 8");
+}
+
+// Version 4 -> 5: forward_records becomes the index of segment files; every version-4 row is
+// kept with its BLOBs (segment_id NULL) and read as before, so the migration is lossless and
+// pure SQL (no file is written). New records go to segments.
+std::string migration_4_to_5_sql() {
+  constexpr std::string_view kColumns =
+      "record_id, client_id, request_id, device_serial, t_start_ns, t_end_ns, elem_bytes, x_rows, "
+      "x_cols, x, theta_size, theta, y_rows, y_cols, y";
+  return rebuild_forward_records_sql(forward_records_v5_sql("forward_records_new"), kColumns,
+                                     kColumns);
 }
 
 // Version 2 -> 3: metrics become one row per (run_id, phase, epoch): of each key the last
@@ -215,7 +275,7 @@ void prepare_schema(const Db& db, TxStmts& tx) {
   if (version == 0) {
     Transaction schema_tx(db, tx, "creating the schema");
     db.exec(kSchemaSql, "creating the schema");
-    db.exec(forward_records_sql("forward_records").c_str(), "creating the schema");
+    db.exec(forward_records_v5_sql("forward_records").c_str(), "creating the schema");
     db.exec(kCountersSql, "creating the schema");
     db.exec(kTwinsSql, "creating the schema");
     db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(),
@@ -246,6 +306,7 @@ void prepare_schema(const Db& db, TxStmts& tx) {
   if (version == 1) migrate(1, migration_1_to_2_sql());
   if (version == 1 || version == 2) migrate(2, migration_2_to_3_sql());
   if (version >= 1 && version <= 3) migrate(3, kTwinsSql);
+  if (version >= 1 && version <= 4) migrate(4, migration_4_to_5_sql());
 }
 
 }  // namespace pnn::daemon::sqlite

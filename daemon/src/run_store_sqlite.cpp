@@ -25,13 +25,11 @@ void encode_matrix_f32(const Matrix& m, std::vector<float>& scratch,
                        std::vector<std::uint8_t>& bytes) {
   scratch.resize(static_cast<std::size_t>(m.size()));
   Eigen::Map<RowMajorMatrixF>(scratch.data(), m.rows(), m.cols()) = m.cast<float>();
-  bytes.clear();
   common::ByteWriter w(bytes);
   w.f32_array(scratch);
 }
 
 void encode_vector(const Vector& v, std::vector<std::uint8_t>& bytes) {
-  bytes.clear();
   common::ByteWriter w(bytes);
   w.f64_array({v.data(), static_cast<std::size_t>(v.size())});
 }

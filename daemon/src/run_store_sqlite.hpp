@@ -20,13 +20,13 @@ namespace pnn::daemon::sqlite {
 using RowMajorMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMajorMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// The row-major little-endian float32 bytes of `m` in `bytes` (both buffers reused between
-// calls). The cast rounds to nearest, keeps ±∞ and NaN, and overflows to ±∞: the conversion
+// The row-major little-endian float32 bytes of `m` appended to `bytes` (both buffers reused
+// between calls). The cast rounds to nearest, keeps ±∞ and NaN, and overflows to ±∞: the conversion
 // to_tensor applies to a Forward reply (protocol.cpp), so a recorded y is exactly what the client
 // received. Query::doubles_at reads them back.
 void encode_matrix_f32(const Matrix& m, std::vector<float>& scratch,
                        std::vector<std::uint8_t>& bytes);
-// The little-endian float64 bytes of `v` in `bytes` (reused between calls).
+// The little-endian float64 bytes of `v` appended to `bytes` (reused between calls).
 void encode_vector(const Vector& v, std::vector<std::uint8_t>& bytes);
 
 // ---- SQLite handles ----------------------------------------------------------------------------
@@ -125,6 +125,7 @@ class Query {
   }
 
   std::int64_t int_at(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool null_at(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   double real_at(int col) const {
     if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) {
       return std::numeric_limits<double>::quiet_NaN();

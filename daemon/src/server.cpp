@@ -145,6 +145,7 @@ void Server::Impl::start() {
   }
   store = std::make_unique<RunStore>(config.store_path);
   store->set_forward_retention(config.forward_records_max_bytes);
+  for (const auto& note : store->forward_recovery_notes()) log("warning", "run store: " + note);
   for (auto id : store->aborted_on_open()) {
     log("warning", "run " + std::to_string(id) + " was left running by a crash: marked ABORTED "
                    "(resume it with SubmitJob resume_run_id=" + std::to_string(id) + ")");

@@ -3,6 +3,8 @@
 // restart, a fault mid-sampling that stores nothing, and a job that names twin: learned:<id>.
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon_test_util.hpp"
@@ -244,6 +246,29 @@ TEST_CASE("daemon twins: a fit from the device's forward records, and none to fi
   CHECK(n.status().code() == v1::INVALID_ARGUMENT);
   CHECK(n.status().message().find("0 usable forward record(s) of empty") != std::string::npos);
   CHECK(client->call(list_request()).list_twins().twins_size() == 1);
+
+  // A bit flipped in the newest record's bytes on disk (its frame: 16-byte segment header, then
+  // 11 frames of 24 + 136 bytes before it): the fit fails with the damage named, nothing crashes.
+  const std::string segment = c.store_path + ".segments/000000000001.seg";
+  {
+    std::fstream file(segment, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(file.good());
+    const std::streamoff at = 16 + 11 * (24 + 136) + 24 + 3;
+    file.seekg(at);
+    const char byte = static_cast<char>(file.get() ^ 0x20);
+    file.seekp(at);
+    file.put(byte);
+    REQUIRE(file.good());
+  }
+  const v1::Reply damaged = client->call(with_token(fit, token));
+  CHECK(damaged.status().code() == v1::INTERNAL);
+  CAPTURE(damaged.status().message());
+  CHECK(damaged.status().message().find("reading the device's forward records") !=
+        std::string::npos);
+  CHECK(damaged.status().message().find("CRC-32C mismatch") != std::string::npos);
+  CHECK(damaged.status().message().find(segment) != std::string::npos);
+  CHECK(client->call(list_request()).list_twins().twins_size() == 1);
+  CHECK(client->call(forward("power", token, 16, 1, 0.5f, {0.9})).status().code() == v1::OK);
 }
 
 }  // namespace pnn::daemon::test

@@ -34,17 +34,23 @@ TEST_CASE("run_store: a full disk is a StoreError with disk_full() and writes su
   const std::uint64_t first = store.record_forward(make_forward(1));
   const ForwardStats before = store.forward_stats();
 
-  // No page beyond the current size: the next record (14 KiB of BLOBs) needs new pages.
+  // No page beyond the current size: the next index row (its arrays go to a segment file, its
+  // 20 kB client id to SQLite) needs new pages.
+  const auto big = [](std::uint64_t seed) {
+    ForwardRecord r = make_forward(seed);
+    r.client_id = std::string(20000, 'c');
+    return r;
+  };
   store.set_max_page_count_for_testing(1);
   std::string message;
-  CHECK(throws_disk_full([&] { (void)store.record_forward(make_forward(2)); }, message));
+  CHECK(throws_disk_full([&] { (void)store.record_forward(big(2)); }, message));
   CAPTURE(message);
   CHECK(message.find(path) != std::string::npos);
   CHECK(message.find("full") != std::string::npos);
   CHECK(message.find("retry") != std::string::npos);
   CHECK(throws_disk_full(
       [&] {
-        (void)store.record_forwards({make_forward(3), make_forward(4)});
+        (void)store.record_forwards({big(3), big(4)});
       },
       message));
   // Nothing of the failed writes was kept.

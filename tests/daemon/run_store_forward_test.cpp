@@ -1,5 +1,5 @@
 // Run-store tests of forward records: float32 x and y, bit-exact θ, batches in one transaction,
-// the BLOB layout in the file, and retention.
+// the layout in the segment file, and retention.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -86,7 +86,7 @@ TEST_CASE("run_store: record_forwards writes a batch in one transaction, ids in 
 }
 
 
-TEST_CASE("run_store: forward BLOBs are row-major little-endian float32 for x and y in the file") {
+TEST_CASE("run_store: forward arrays are row-major little-endian float32 x and y in a segment") {
   TempDir dir;
   const std::string path = dir.file("runs.db");
   ForwardRecord r;
@@ -101,23 +101,27 @@ TEST_CASE("run_store: forward BLOBs are row-major little-endian float32 for x an
   {
     RunStore store(path);
     store.record_forward(r);
-  }  // closing checkpoints the WAL into the database file
-  const std::string file = read_bytes(path);
-  CHECK(file.find(le_bytes_f32({1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f})) != std::string::npos);
-  CHECK(file.find(le_bytes_f32({-2.0f, 0.1f})) != std::string::npos);
-  CHECK(file.find(le_bytes_f64({0.25, 0.1})) != std::string::npos);  // θ stays float64
-
+  }
+  // One frame after the 16-byte segment header: a 24-byte frame header, then x, θ, y.
+  const std::string segment = read_bytes(path + ".segments/000000000001.seg");
+  REQUIRE(segment.size() == 16 + 24 + 24 + 16 + 8);
+  CHECK(segment.substr(0, 6) == "PNNSEG");
+  CHECK(segment.substr(40) == le_bytes_f32({1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f}) +
+                                  le_bytes_f64({0.25, 0.1}) + le_bytes_f32({-2.0f, 0.1f}));
+  // The database holds the index only.
+  CHECK(read_bytes(path).find(le_bytes_f32({1.5f, 2.5f, 3.5f})) == std::string::npos);
   RawDb raw(path);
   CHECK(raw.scalar("SELECT elem_bytes FROM forward_records") == "4");
-  CHECK(raw.scalar("SELECT length(x) FROM forward_records") == "24");
-  CHECK(raw.scalar("SELECT length(theta) FROM forward_records") == "16");
-  CHECK(raw.scalar("SELECT length(y) FROM forward_records") == "8");
-  CHECK(raw.scalar("PRAGMA user_version") == "4");
+  CHECK(raw.scalar("SELECT x IS NULL AND theta IS NULL AND y IS NULL FROM forward_records") == "1");
+  CHECK(raw.scalar("SELECT segment_id FROM forward_records") == "1");
+  CHECK(raw.scalar("SELECT seg_offset FROM forward_records") == "16");
+  CHECK(raw.scalar("SELECT seg_length FROM forward_records") == "48");
+  CHECK(raw.scalar("PRAGMA user_version") == "5");
 }
 
 // ---- retention ----------------------------------------------------------------------------------
 
-// The BLOB bytes of make_forward's records: float32 x (32×64) and y (32×10), float64 θ (96).
+// The array bytes of make_forward's records: float32 x (32×64) and y (32×10), float64 θ (96).
 constexpr std::uint64_t kForwardBytes = 32 * 64 * 4 + 32 * 10 * 4 + 96 * 8;
 
 std::uint64_t count_forward_rows(const std::string& path) {

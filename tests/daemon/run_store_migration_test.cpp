@@ -116,7 +116,7 @@ void make_version_1_store(const std::string& path) {
   raw.exec("COMMIT");
 }
 
-TEST_CASE("run_store: a version-1 file is migrated to version 4 losslessly on open") {
+TEST_CASE("run_store: a version-1 file is migrated to version 5 losslessly on open") {
   TempDir dir;
   const std::string path = dir.file("v1.db");
   make_version_1_store(path);
@@ -163,7 +163,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 4 losslessly on op
   }
   {
     RawDb raw(path);
-    CHECK(raw.scalar("PRAGMA user_version") == "4");
+    CHECK(raw.scalar("PRAGMA user_version") == "5");
     CHECK(raw.scalar("PRAGMA application_id") == std::to_string(0x504E4E52));
     CHECK(raw.column("SELECT elem_bytes FROM forward_records ORDER BY record_id") ==
           std::vector<std::string>{"8", "8", "4"});
@@ -173,7 +173,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 4 losslessly on op
     CHECK(raw.scalar("SELECT count(*) FROM sqlite_sequence WHERE name = 'forward_records'") ==
           "1");
   }
-  // A second open finds version 4 and changes nothing.
+  // A second open finds version 5 and changes nothing.
   const std::string schema_before = [&] {
     RawDb raw(path);
     return raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema");
@@ -188,7 +188,7 @@ TEST_CASE("run_store: a version-1 file is migrated to version 4 losslessly on op
     CHECK(store.record_forward(make_forward(10)) == new_id + 1);
   }
   RawDb raw(path);
-  CHECK(raw.scalar("PRAGMA user_version") == "4");
+  CHECK(raw.scalar("PRAGMA user_version") == "5");
   CHECK(raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema") == schema_before);
   CHECK(raw.column("SELECT elem_bytes FROM forward_records ORDER BY record_id") ==
         std::vector<std::string>{"8", "8", "4", "4"});
@@ -227,7 +227,7 @@ TEST_CASE("run_store: a migration that fails leaves the version-1 file as it was
 
   RawDb raw(path);
   CHECK(raw.scalar("PRAGMA user_version") == "1");
-  CHECK(raw.scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'forward_records_v2'") == "0");
+  CHECK(raw.scalar("SELECT count(*) FROM sqlite_schema WHERE name = 'forward_records_new'") == "0");
   CHECK(raw.scalar("SELECT count(*) FROM forward_records") == "3");
   CHECK(raw.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'forward_records'") == "40");
   CHECK(raw.scalar("SELECT x FROM forward_records WHERE record_id = 1") ==
@@ -333,7 +333,7 @@ void make_version_2_store(const std::string& path) {
   raw.exec("COMMIT");
 }
 
-TEST_CASE("run_store: a version-2 file is migrated to version 4, keeping the last metric per key") {
+TEST_CASE("run_store: a version-2 file is migrated to version 5, keeping the last metric per key") {
   TempDir dir;
   const std::string path = dir.file("v2.db");
   make_version_2_store(path);
@@ -389,14 +389,14 @@ TEST_CASE("run_store: a version-2 file is migrated to version 4, keeping the las
   }
   {
     RawDb raw(path);
-    CHECK(raw.scalar("PRAGMA user_version") == "4");
+    CHECK(raw.scalar("PRAGMA user_version") == "5");
     CHECK(raw.scalar("SELECT count(*) FROM metrics") == "4");
     CHECK(raw.scalar("SELECT max(metric_id) FROM metrics") == "51");
     CHECK(raw.scalar("SELECT \"unique\" FROM pragma_index_list('metrics') WHERE name = "
                      "'metrics_by_key'") == "1");
     CHECK(raw.scalar("SELECT value FROM counters WHERE name = 'job_id'") == "1");
   }
-  // A second open finds version 4 and changes nothing.
+  // A second open finds version 5 and changes nothing.
   const std::string schema_before = [&] {
     RawDb raw(path);
     return raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema");
@@ -408,7 +408,7 @@ TEST_CASE("run_store: a version-2 file is migrated to version 4, keeping the las
     CHECK(store.allocate_job_id() == 2);
   }
   RawDb raw(path);
-  CHECK(raw.scalar("PRAGMA user_version") == "4");
+  CHECK(raw.scalar("PRAGMA user_version") == "5");
   CHECK(raw.scalar("SELECT group_concat(sql, ';') FROM sqlite_schema") == schema_before);
 }
 

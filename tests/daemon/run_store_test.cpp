@@ -358,14 +358,14 @@ TEST_CASE("run_store: a newer schema version is refused, naming the file and the
   std::string bytes = read_bytes(path);
   REQUIRE(bytes.size() >= 100);
   REQUIRE(bytes.compare(0, 16, std::string("SQLite format 3\0", 16)) == 0);
-  REQUIRE(bytes.substr(60, 4) == std::string("\0\0\0\x04", 4));
+  REQUIRE(bytes.substr(60, 4) == std::string("\0\0\0\x05", 4));
   bytes.replace(60, 4, std::string("\0\0\0\x63", 4));  // version 99
   write_bytes(path, bytes);
 
   const std::string message = error_message_of([&] { RunStore store(path); });
   CHECK(message.find(path) != std::string::npos);
   CHECK(message.find("99") != std::string::npos);
-  CHECK(message.find("1 to 4") != std::string::npos);
+  CHECK(message.find("1 to 5") != std::string::npos);
   CHECK(read_bytes(path) == bytes);  // left untouched
 }
 

@@ -88,7 +88,7 @@ TEST_CASE("run_store twins: a full disk stores nothing, and the same write succe
   CHECK(store.get_twin(id)->model == big);
 }
 
-TEST_CASE("run_store: a version-3 file is migrated to version 4 (twins) keeping its runs") {
+TEST_CASE("run_store: a version-3 file is migrated to versions 4 (twins) and 5 keeping its runs") {
   TempDir dir;
   const std::string path = dir.file("v3.db");
   {
@@ -112,7 +112,7 @@ TEST_CASE("run_store: a version-3 file is migrated to version 4 (twins) keeping 
     store.set_active_twin("SIM-OSC-1", id);
   }
   RawDb raw(path);
-  CHECK(raw.scalar("PRAGMA user_version") == "4");
+  CHECK(raw.scalar("PRAGMA user_version") == "5");
   CHECK(raw.scalar("SELECT count(*) FROM twins") == "1");
   CHECK(raw.scalar("SELECT twin_id FROM active_twins WHERE device_serial = 'SIM-OSC-1'") == "1");
 }

@@ -4,10 +4,12 @@
 ///
 /// Durability contract: a call returns only after its transaction is committed (WAL,
 /// synchronous=NORMAL is not enough for "acknowledged": FULL is used), so anything acknowledged
-/// survives kill -9. Bulk arrays are stored as little-endian BLOBs: float32 for the x and y of
-/// forward records (their precision on the wire), float64 for θ and calibrations.
+/// survives kill -9. Bulk arrays are little-endian: float32 for the x and y of forward records
+/// (their precision on the wire), float64 for θ and calibrations. The arrays of forward records
+/// are appended to segment files in `<path>.segments/` (CRC-32C per record), fdatasync'd before
+/// the index rows that point at them commit; calibrations and twins are BLOBs in SQLite.
 /// Opening a store marks every run left RUNNING (by a crash) as ABORTED and returns their ids.
-/// Schema versioned with PRAGMA user_version (4); an older version is migrated on open (one
+/// Schema versioned with PRAGMA user_version (5); an older version is migrated on open (one
 /// transaction per step), opening a newer version is refused.
 ///
 /// Thread rule: all methods are thread-safe (one connection behind a mutex; transactions are
@@ -112,10 +114,12 @@ struct TwinRecord {
 /// The forward records a store holds, for retention and for operators.
 struct ForwardStats {
   std::uint64_t records = 0;  ///< rows in forward_records
-  std::uint64_t bytes = 0;    ///< their x, θ and y BLOB bytes (what the retention limit counts)
+  std::uint64_t bytes = 0;    ///< their x, θ and y bytes (what the retention limit counts)
   std::uint64_t oldest_record_id = 0, newest_record_id = 0;  ///< 0 when there are none
   std::uint64_t pruned = 0;   ///< records deleted by the retention limit since this store opened
   std::uint64_t max_bytes = 0;  ///< the retention limit (0: none)
+  std::uint64_t segments = 0;   ///< segment files holding them
+  std::uint64_t segment_syncs = 0;  ///< fdatasyncs of segment files since this store opened
 };
 
 class RunStore {
@@ -164,25 +168,33 @@ class RunStore {
   /// the file (a restarted daemon never reuses a job id). Committed before it returns.
   std::uint64_t allocate_job_id();
 
-  /// Returns the new record_id (record.record_id is ignored). Costs one fsync of the WAL.
+  /// Returns the new record_id (record.record_id is ignored). Costs one fdatasync of the segment
+  /// and one fsync of the WAL.
   std::uint64_t record_forward(const ForwardRecord& record);
-  /// Group commit: all `records` in one transaction (one fsync), all or none; returns their
+  /// Group commit: all `records` in one transaction (one segment sync, one WAL sync), all or
+  /// none; returns their
   /// record_ids in order. What the async recorder uses, so that a burst costs one sync.
   std::vector<std::uint64_t> record_forwards(const std::vector<ForwardRecord>& records);
   /// nullopt for an id never written, or deleted by the retention limit (forward_stats() says
-  /// which ids are still held).
+  /// which ids are still held). StoreError naming the segment file, the offset and the fix when
+  /// the record's bytes are missing or fail their CRC (nothing else is affected).
   std::optional<ForwardRecord> get_forward(std::uint64_t record_id) const;
   /// The device's newest forward records, newest first, until they hold ≥ max_rows samples (or
   /// there are no more). A scan of the table: for a twin fit, not for a hot path.
   std::vector<ForwardRecord> device_forwards(const std::string& device_serial,
                                              std::uint64_t max_rows) const;
-  /// Forward records are a flight recorder, not results: once their BLOB bytes exceed
-  /// `max_bytes` after a write, the oldest records are deleted in the same transaction until
-  /// they fit in 90 % of it (the record just written always stays). SQLite reuses the freed
-  /// pages, so the file stops growing. Runs, metrics, checkpoints and calibrations are never
-  /// deleted. 0 (the default of a RunStore) keeps everything.
+  /// Forward records are a flight recorder, not results: once their bytes exceed `max_bytes`
+  /// after a write, whole segments, oldest first, are deleted (their index rows in the same
+  /// transaction, the files unlinked after it) until they fit in 90 % of it; the segment of the
+  /// record just written always stays. Segments are cut at 1/8 of the limit (at most 64 MiB),
+  /// so the records held stay close to it. Runs, metrics, checkpoints and calibrations are
+  /// never deleted. 0 (the default of a RunStore) keeps everything.
   void set_forward_retention(std::uint64_t max_bytes);
   ForwardStats forward_stats() const;
+  /// What opening the store found in the segment files and did about it, one line each (a torn
+  /// tail truncated, an uncommitted segment removed; a missing, short or damaged segment, whose
+  /// records then fail to read with a StoreError): empty after a clean shutdown. pnnd logs them.
+  const std::vector<std::string>& forward_recovery_notes() const;
 
   /// Returns the new calibration_id (record.calibration_id is ignored).
   std::uint64_t add_calibration(const CalibrationRecord& record);
