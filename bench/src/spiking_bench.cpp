@@ -22,7 +22,7 @@ JobConfig spiking_yinyang_job(const std::string& gap, int epochs, std::uint64_t 
                             gap + "&seed=" + std::to_string(seed + 1)}};
   c.network = {{LayerSpec::Kind::kPhysical, "chip"}};
   // θ is in weight levels (±63): Adam steps of a fraction of a level.
-  c.training = pat_options(0.3, epochs, seed);
+  c.training = pat_options(0.1, epochs, seed);
   c.training.batch_size = 50;
   c.calibrate = false;
   c.compare_in_silico = true;

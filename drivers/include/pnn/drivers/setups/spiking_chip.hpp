@@ -22,8 +22,8 @@ namespace pnn::drivers::setups {
 /// How the chip's 8-bit membrane ADC maps to the normalised membrane (threshold 1): code 0 is
 /// `lo`, code 255 is `hi`, saturating outside.
 struct SpikingReadout {
-  double lo = -2.0;
-  double hi = 2.0;
+  double lo = -1.0;
+  double hi = 5.0;
   int bits = 8;
   int max_code() const { return (1 << bits) - 1; }
   double to_membrane(int code) const { return lo + (hi - lo) * code / max_code(); }
