@@ -71,7 +71,7 @@ TEST_CASE("job config: errors name the file, the line, the key and the fix") {
   CHECK_THROWS_WITH_AS(parse_job_config(with("physical: osc-b", "physical: osc-c"), "job.yaml"),
                        doctest::Contains("no device named 'osc-c'"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("name: digits", "name: mnist"), "job.yaml"),
-                       doctest::Contains("use digits or fashion-mnist"), ConfigError);
+                       doctest::Contains("use digits, fashion-mnist or yin-yang"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("batch_size: 64", "batch_size: 0"), "job.yaml"),
                        doctest::Contains("'training.batch_size': must be ≥ 1"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("  - pad: 10\n", "  - pad: 10\n  - activation: swish\n"), "job.yaml"),
@@ -324,5 +324,26 @@ TEST_CASE("job runner: twin: {refit_on_drift} refits a drifting device's twin, n
                             "- physical: {device: osc-a, twin: {fit: mlp, refit_on_drift: -1}}\n"),
                        "t.yaml"),
       doctest::Contains("must be a finite NMSE bound"), ConfigError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("job runner: the shipped spiking-yinyang config trains the spiking chip above chance") {
+  const fs::path dir = temp_dir("spiking");
+  JobConfig c = load_job_config(std::string(PNN_SOURCE_DIR) + "/configs/jobs/spiking-yinyang.yaml");
+  CHECK(c.dataset == "yin-yang");
+  REQUIRE(c.devices.size() == 1);
+  CHECK(c.devices[0].address.find("weights=round") != std::string::npos);
+  c.output_dir = dir.string();
+  c.training.epochs = 2;
+  c.data_options.max_train = 1000;
+  c.data_options.max_test = 300;
+  const JobResult r = run_job(c).value();
+  const PhaseResult* pat = r.phase("pat");
+  const PhaseResult* in_silico = r.phase("in-silico");
+  REQUIRE(pat);
+  REQUIRE(in_silico);
+  CHECK(r.device_serials.front() == "SIM-LIF-1");
+  CHECK(pat->acc_hardware > 0.45);  // three classes: chance is 1/3
+  CHECK(in_silico->acc_twin > 0.45);
   fs::remove_all(dir);
 }

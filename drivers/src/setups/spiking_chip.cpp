@@ -32,9 +32,6 @@ SpikingChipDatasheet spiking_chip(const DeviceAddress& address) {
   c.num_hidden = int_in_range(address, "hidden", 120, 1, 512, "hidden LIF neurons");
   c.num_outputs = int_in_range(address, "outputs", 3, 1, 32, "output neurons");
   c.num_steps = int_in_range(address, "steps", 40, 8, 255, "time steps");
-  // One input spike on a full-scale synapse (63 levels) lifts the membrane to about the
-  // threshold (peak of the current-to-membrane kernel ≈ 0.34 at τ_mem = τ_syn = 6 steps).
-  c.weight_scale_in = 0.05;
   // The encoding window scales with the run: early at 5 %, late at 65 %, bias at 35 %.
   c.t_early = c.num_steps / 20;
   c.t_late = (c.num_steps * 13) / 20;
@@ -64,7 +61,8 @@ SpikingChipDatasheet spiking_chip(const DeviceAddress& address) {
   spec.spike_channels = c.num_channels();
   spec.spike_steps = c.num_steps;
   spec.spike_hidden = c.num_hidden;
-  spec.max_events_per_step = 16;
+  // The event bus carries one event per channel and step, so the encoder never exceeds it.
+  spec.max_events_per_step = 32;
   spec.max_events_per_sample = 512;
   spec.params = {
       {"w_in", c.num_in_weights(), "level", -kMaxWeightLevel, kMaxWeightLevel,

@@ -42,7 +42,10 @@ struct SpikingLifConfig {
   double tau_mem_us = 6.0;
   double tau_syn_us = 6.0;
   double threshold = 1.0;        ///< ϑ
-  double weight_scale_in = 0.02;   ///< s_in: synaptic current of one level of W_in per spike
+  /// s_in: synaptic current of one level of W_in per spike. One spike on a full-scale synapse
+  /// (63 levels) lifts the membrane to about the threshold (the current-to-membrane kernel
+  /// peaks at ≈ 0.34 for τ_mem = τ_syn = 6 steps).
+  double weight_scale_in = 0.05;
   double weight_scale_out = 0.01;  ///< s_out
   double readout_scale = 4.0;      ///< r
   SpikeEncoding encoding = SpikeEncoding::kLatency;
