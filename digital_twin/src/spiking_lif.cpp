@@ -259,6 +259,38 @@ Cotangents SpikingLifModel::do_vjp(const MatrixRef& x, const VectorRef& theta,
   return out;
 }
 
+Vector SpikingLifModel::physical_params() const {
+  return Vector{{std::log(config_.weight_scale_in), std::log(config_.weight_scale_out),
+                 std::log(config_.readout_scale)}};
+}
+
+ModelPtr SpikingLifModel::with_physical_params(const VectorRef& phi) const {
+  if (phi.size() != 3 || !phi.allFinite() || phi.cwiseAbs().maxCoeff() > 50.0) {
+    throw std::invalid_argument(
+        "spiking LIF: φ must be 3 finite logarithms within ±50 (input synapse scale, output "
+        "synapse scale, readout scale), got " + std::to_string(phi.size()) + " entries");
+  }
+  SpikingLifConfig c = config_;
+  c.weight_scale_in = std::exp(phi[0]);
+  c.weight_scale_out = std::exp(phi[1]);
+  c.readout_scale = std::exp(phi[2]);
+  return std::make_shared<SpikingLifModel>(c);
+}
+
+// Each scale multiplies its weights (or the readout) and nothing else, so the cotangent of its
+// logarithm is the weights' cotangent contracted with the weights (the readout's: ȳ·y).
+Vector SpikingLifModel::do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
+                                        const MatrixRef& y_bar) const {
+  const Index n_in = config_.num_in_weights();
+  const Vector t_bar = do_vjp(x, theta, y_bar).theta_bar;
+  const Matrix y = do_forward(x, theta);
+  Vector phi_bar(3);
+  phi_bar[0] = t_bar.head(n_in).dot(theta.head(n_in));
+  phi_bar[1] = t_bar.tail(theta.size() - n_in).dot(theta.tail(theta.size() - n_in));
+  phi_bar[2] = y_bar.cwiseProduct(y).sum();
+  return phi_bar;
+}
+
 Cotangents SpikingLifModel::vjp_at_record(const MatrixRef& x, const VectorRef& theta,
                                           const SpikeRecord& rec, const MatrixRef& y_bar) const {
   check_cotangent(x, theta, y_bar);

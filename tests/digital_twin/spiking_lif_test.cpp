@@ -147,6 +147,7 @@ TEST_CASE("spiking LIF: the smooth network's discrete adjoint matches finite dif
     const GradCheckReport rep = check_gradients(m, x, theta, {.eps = 1e-5});
     INFO(rep.summary());
     CHECK(rep.max_rel_error() < 1e-5);
+    CHECK(rep.max_rel_error_phi < 1e-5);  // the global scales φ (calibration) as well
   }
 }
 
@@ -189,6 +190,11 @@ TEST_CASE("spiking LIF: the backward at the twin's own spike record is its vjp")
   CHECK((m.vjp_at_record(x, theta, other, y_bar).theta_bar - g).norm() > 1e-9);
   SpikeRecord bad{Matrix::Zero(9, 3), rec.output_traces};
   CHECK_THROWS_AS(m.vjp_at_record(x, theta, bad, y_bar), std::invalid_argument);
+  CHECK_THROWS_AS(m.with_physical_params(Vector{{0.0, 0.0}}), std::invalid_argument);
+  const Vector phi{{std::log(0.1), std::log(0.05), std::log(8.0)}};
+  const ModelPtr scaled = m.with_physical_params(phi);
+  CHECK((scaled->physical_params() - phi).norm() < 1e-12);
+  CHECK((scaled->forward(x, theta) - m.forward(x, theta)).norm() > 1e-6);
   SpikingLifConfig wrong = c;
   wrong.num_steps = 300;
   CHECK_THROWS_AS(SpikingLifModel{wrong}, std::invalid_argument);

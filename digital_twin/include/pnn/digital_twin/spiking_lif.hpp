@@ -106,6 +106,14 @@ class SpikingLifModel final : public DifferentiableModel {
 
   const SpikingLifConfig& config() const { return config_; }
 
+  /// Physical parameters φ = (ln s_in, ln s_out, ln r): the chip's global synapse scales and
+  /// readout scale (logarithms, so every real φ is a valid chip), what calibration (the mock
+  /// fit's global part) fits to measurements. with_physical_params throws
+  /// std::invalid_argument unless φ has 3 finite entries.
+  Index num_physical_params() const override { return 3; }
+  Vector physical_params() const override;
+  ModelPtr with_physical_params(const VectorRef& phi) const override;
+
   /// The twin's own spike record of batch x at θ (shapes checked as forward).
   SpikeRecord record(const MatrixRef& x, const VectorRef& theta) const;
 
@@ -121,6 +129,8 @@ class SpikingLifModel final : public DifferentiableModel {
   Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
   Cotangents do_vjp(const MatrixRef& x, const VectorRef& theta,
                     const MatrixRef& y_bar) const override;
+  Vector do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
+                         const MatrixRef& y_bar) const override;
   Index min_rows_per_shard() const override { return 16; }
 
   SpikingLifConfig config_;
