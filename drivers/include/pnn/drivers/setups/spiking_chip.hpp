@@ -5,7 +5,7 @@
 /// are sampled every step by a saturating 8-bit ADC; accelerated time (1 µs steps).
 ///   sim://spiking-chip?seed=S&features=F&bias=B&hidden=H&outputs=O&steps=T[&encoding=latency|rate
 ///                      &surrogate=fast-sigmoid|arctan&slope=k&weights=reject|round
-///                      &gap=small|large&noise=σ&jitter=s]
+///                      &gap=none|small|large&noise=σ&jitter=s]
 /// features 1..31 (default 4, each in [0, 1]), bias channels 0..8 (default 1; features + bias
 /// ≤ 32), hidden 1..512 (default 120), outputs 1..32 (default 3), steps 8..255 (default 40).
 /// forward(X, θ): X is encoded into events (the datasheet's encoding), run on the chip, and Y =
