@@ -111,6 +111,8 @@ std::vector<nlohmann::json> wire_overhead(const BenchOptions& options);
 /// … 1024 at batch 32 and 256: GFLOP/s against an Eigen GEMM probe, and the exponent in N.
 std::vector<nlohmann::json> scaling(const BenchOptions& options);
 
+/// spiking-yinyang (spiking_bench.cpp): the analog LIF chip on Yin-Yang, PAT vs in silico.
+std::vector<nlohmann::json> spiking_yinyang(const BenchOptions& options);
 // ---- the daemon (daemon_rpc_bench.cpp, daemon_job_bench.cpp) ---------------------------------
 
 /// rpc-overhead: Forward round trip of one 784-float sample on sim://null vs a bare echo.

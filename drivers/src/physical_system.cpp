@@ -278,15 +278,49 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
 }
 
 Result<Matrix> PhysicalSystem::forward(const MatrixRef& x, const VectorRef& theta) {
+  Vector applied;
   Result<Matrix> y = [&]() -> Result<Matrix> {
     std::lock_guard lock(mutex_);
     if (auto ok = check_request(x, theta); !ok) return ok.error();
-    Result<Matrix> out = forward_locked(x, theta);
+    Result<Vector> a = applied_request(theta, "forward");
+    if (!a) return a.error();
+    applied = std::move(a.value());
+    Result<Matrix> out = forward_locked(x, applied);
     publish_status_locked(false);
     return out;
   }();
-  if (y && tap_) tap_(x, theta, y.value());
+  if (y && tap_) tap_(x, applied, y.value());
   return y;
+}
+
+Result<Vector> PhysicalSystem::applied_request(const VectorRef& theta, const char* verb) {
+  Vector applied = theta;
+  Index at = 0;
+  for (const auto& block : spec_.params) {
+    for (Index i = 0; i < block.count; ++i, ++at) {
+      if (block.step <= 0.0) continue;
+      const double level = std::round(theta[at] / block.step) * block.step;
+      if (level == theta[at]) continue;
+      if (!spec_.round_params) {
+        std::ostringstream msg;
+        msg << verb << " on " << spec_.serial << ": parameter " << block.name << "[" << i
+            << "] = " << format_shortest(theta[at]) << " " << block.unit
+            << " is not a whole multiple of the device's step " << format_shortest(block.step)
+            << " " << block.unit
+            << "; nothing was sent to the device (round θ to the step, or add weights=round to "
+               "the device address to have the driver round and record the applied value)";
+        return make_error(Errc::kOutOfLimits, msg.str());
+      }
+      applied[at] = level;
+    }
+  }
+  applied_ = applied;
+  return applied;
+}
+
+Vector PhysicalSystem::applied_params() const {
+  std::lock_guard lock(mutex_);
+  return applied_;
 }
 
 Result<Matrix> PhysicalSystem::forward_locked(const MatrixRef& x, const VectorRef& theta) {

@@ -9,6 +9,7 @@
 #include "pnn/drivers/setups/optical_spd.hpp"
 #include "pnn/drivers/setups/power_law.hpp"
 #include "pnn/drivers/setups/resistive_network.hpp"
+#include "pnn/drivers/setups/spiking_chip.hpp"
 #include "pnn/drivers/setups/stno_rnn.hpp"
 
 namespace pnn::drivers {
@@ -54,6 +55,11 @@ const std::vector<SetupKind>& setup_kinds() {
         "dissipation",
         "sim://resistive-network?seed=1&inputs=64&hidden=128&outputs=10"},
        kFramedBoard, sliced<setups::resistive_network>},
+      {{"spiking-chip",
+        "analog LIF spiking chip (6-bit synapses, fixed-pattern mismatch, 8-bit membrane "
+        "readout), inputs as spike events",
+        "sim://spiking-chip?seed=1&features=4&hidden=120&outputs=3"},
+       kFramedBoard, sliced<setups::spiking_chip>},
       {{"null", "returns its input (y = x), no parameters: measures overheads", "sim://null?inputs=784"},
        kNone, setups::null},
   };

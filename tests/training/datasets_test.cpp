@@ -517,4 +517,36 @@ TEST_CASE("datasets: corrupt fashion-mnist files are reported") {
   }
 }
 
+TEST_CASE("yin-yang: generated from the seed, balanced, features (x, y, 1-x, 1-y) in the disc") {
+  const DatasetSplit a = make_yin_yang(3000, 300, 7);
+  const DatasetSplit b = make_yin_yang(3000, 300, 7);
+  CHECK(a.train.x == b.train.x);
+  CHECK(a.train.labels == b.train.labels);
+  CHECK(a.train.x != make_yin_yang(3000, 300, 8).train.x);
+  CHECK(a.train.x.topRows(300) != a.test.x);  // test is its own stream
+  REQUIRE(a.train.x.cols() == 4);
+  CHECK(a.train.num_classes == 3);
+  int count[3] = {0, 0, 0};
+  for (Index i = 0; i < a.train.size(); ++i) {
+    const double x = a.train.x(i, 0), y = a.train.x(i, 1);
+    CHECK(std::abs(a.train.x(i, 2) - (1 - x)) < 1e-15);
+    CHECK(std::abs(a.train.x(i, 3) - (1 - y)) < 1e-15);
+    CHECK(std::hypot(x - 0.5, y - 0.5) <= 0.5);
+    const double d_left = std::hypot(x - 0.25, y - 0.5), d_right = std::hypot(x - 0.75, y - 0.5);
+    if (d_left < 0.1 || d_right < 0.1) CHECK(a.train.labels[i] == 2);
+    // Upper half far from the right dot's disc is yin (1); lower half near the left dot's disc
+    // (but outside its dot) is yin too; far from both on the lower half is yang (0).
+    if (y > 0.5 && d_right > 0.25 && d_left >= 0.1) CHECK(a.train.labels[i] == 1);
+    if (y < 0.5 && d_left > 0.25 && d_right > 0.1) CHECK(a.train.labels[i] == 0);
+    ++count[a.train.labels[i]];
+  }
+  for (int c : count) CHECK(std::abs(c - 1000) < 100);
+  const DatasetSplit named = load_dataset("yin-yang", {.max_train = 100, .max_test = 50});
+  CHECK(named.train.size() == 100);
+  CHECK(named.test.size() == 50);
+  CHECK(named.train.x == make_yin_yang().train.x.topRows(100));
+  CHECK(contains(error_of([] { load_dataset("yin-yung"); }), "yin-yang"));
+  CHECK(contains(error_of([] { make_yin_yang(0, 10); }), "1..1e7"));
+}
+
 }  // namespace pnn::training

@@ -85,7 +85,20 @@ DatasetSplit load_dataset(const std::string& name, const FashionMnistOptions& op
   if (name == "fashion-mnist") {
     return load_fashion_mnist(options);
   }
-  throw DatasetError("unknown dataset '" + name + "'; valid names: digits, fashion-mnist");
+  if (name == "yin-yang") {
+    // 28 and 8 are the defaults of FashionMnistOptions and of a job's data section.
+    if (options.image_side != kFashionSide && options.image_side != 8) {
+      throw DatasetError("dataset 'yin-yang': image_side = " + std::to_string(options.image_side) +
+                         " does not apply (4 coordinates, not an image); leave it at its default");
+    }
+    check_limits(options);
+    DatasetSplit split = make_yin_yang();
+    split.train = head(std::move(split.train), options.max_train);
+    split.test = head(std::move(split.test), options.max_test);
+    return split;
+  }
+  throw DatasetError("unknown dataset '" + name +
+                     "'; valid names: digits, fashion-mnist, yin-yang");
 }
 
 }  // namespace pnn::training

@@ -257,8 +257,9 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
   if (const auto data = root["data"]; data.IsDefined()) {
     r.only_keys(data, "data", {"name", "image_side", "max_train", "max_test"});
     c.dataset = r.get<std::string>(data, "data", "name", c.dataset, "a string");
-    if (c.dataset != "digits" && c.dataset != "fashion-mnist") {
-      r.fail(data["name"], "data.name", "unknown data set '" + c.dataset + "' (use digits or fashion-mnist)");
+    if (c.dataset != "digits" && c.dataset != "fashion-mnist" && c.dataset != "yin-yang") {
+      r.fail(data["name"], "data.name",
+             "unknown data set '" + c.dataset + "' (use digits, fashion-mnist or yin-yang)");
     }
     c.data_options.image_side = r.get<int>(data, "data", "image_side", 8, "a whole number");
     c.data_options.max_train = r.get<long long>(data, "data", "max_train", 0, "a whole number");

@@ -25,6 +25,9 @@ SimSetup make_mtj_rf(const DeviceAddress& address);
 /// sim://resistive-network?seed=S&inputs=N&hidden=H&outputs=M[&mismatch=σ&threshold_spread=s
 /// &noise_mv=n&settle_us=t]  (resistive_device.cpp)
 SimSetup make_resistive_network(const DeviceAddress& address);
+/// sim://spiking-chip?seed=S&features=F&hidden=H&outputs=O&steps=T[&gap=small|large&noise=σ
+/// &jitter=s&…]  (spiking_device.cpp; the datasheet lists the rest)
+SimSetup make_spiking_chip(const DeviceAddress& address);
 /// sim://mechanical-plate?seed=S&slots=K[&spread=1]  (plate_device.cpp)
 SimSetup make_speaker_plate(const DeviceAddress& address);
 /// sim://electronic-circuit?seed=S&slots=K[&tolerance=…]: the SCPI driver over the in-process

@@ -29,6 +29,7 @@ const std::vector<SimKind>& sim_kinds() {
       {"electronic-circuit", nullptr, make_circuit_device, serve_circuit_instrument},
       {"mechanical-plate", make_speaker_plate},
       {"resistive-network", make_resistive_network},
+      {"spiking-chip", make_spiking_chip},
       {"null", nullptr, make_null},
   };
   return kinds;

@@ -15,6 +15,10 @@ struct ParamBlock {
   double hard_min = 0.0;    ///< a request below this is rejected, never applied
   double hard_max = 0.0;    ///< a request above this is rejected, never applied
   std::string description;  ///< what the parameter physically is
+  /// The resolution of the instrument's setting (e.g. 1 weight level): a request must be a whole
+  /// multiple of it, else it is refused (or rounded where the spec says `round_params`). 0:
+  /// continuous.
+  double step = 0.0;
 };
 
 struct DeviceSpec {
@@ -36,6 +40,17 @@ struct DeviceSpec {
   /// 0: the setup has no settle call.
   Index settle_nodes = 0;
   Index settle_output_nodes = 0;
+  /// Parameters with a `step`: round requests to the nearest multiple (the value applied is
+  /// `PhysicalSystem::applied_params()`) instead of refusing them. Set by an address option.
+  bool round_params = false;
+  /// Spiking setups (PhysicalSystem::spike_run): input channels (event addresses), time steps
+  /// of one run, hidden neurons whose spikes a run records, and the chip's event-rate limits
+  /// (events per step over all channels, events per sample). 0 channels: no spike-run call.
+  Index spike_channels = 0;
+  Index spike_steps = 0;
+  Index spike_hidden = 0;
+  Index max_events_per_step = 0;
+  Index max_events_per_sample = 0;
 
   Index num_params() const;
   /// The hard limits expanded to one entry per θ entry.

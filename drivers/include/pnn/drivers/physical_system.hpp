@@ -85,6 +85,10 @@ class PhysicalSystem {
   /// time budget (health FAULT, as every device timeout; no reading is returned).
   Result<Matrix> settle(const MatrixRef& x, const VectorRef& theta,
                         const digital_twin::SettleBoundary& boundary, bool warm_start);
+  /// θ as the device last applied it: the request, or with spec().round_params each entry of a
+  /// block with a `step` rounded to the nearest multiple. Empty before the first forward.
+  Vector applied_params() const;
+
   /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
   virtual digital_twin::ModelPtr nominal_twin() const = 0;
 
@@ -130,6 +134,9 @@ class PhysicalSystem {
   void release_locked();
   Result<void> check_request(const MatrixRef& x, const VectorRef& theta,
                              const char* verb = "forward") const;
+  // mutex_ held, request checked: θ as the device will apply it (rounded to the blocks' steps
+  // when the spec says so, else refused with kOutOfLimits when off a step), recorded.
+  Result<Vector> applied_request(const VectorRef& theta, const char* verb);
   // A driver call's error handling, mutex_ held: a device error sets health FAULT; NaN/Inf
   // readings are refused with health WARNING.
   Result<Matrix> checked_reading(Result<Matrix> y, const char* verb);
@@ -141,6 +148,7 @@ class PhysicalSystem {
   mutable std::mutex mutex_;
   ForwardTap tap_;
   DeviceSpec spec_;
+  Vector applied_;
   Lifecycle state_ = Lifecycle::kUnconfigured;
   Health health_ = Health::kOk;
   std::string health_message_;

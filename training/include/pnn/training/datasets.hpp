@@ -78,7 +78,17 @@ struct FashionMnistOptions {
 DatasetSplit load_fashion_mnist(const FashionMnistOptions& options = {},
                                 const std::string& dir = kFashionMnistDir);
 
-/// Loads a data set by name from its default location: "digits" or "fashion-mnist".
+/// The Yin-Yang data set (Kriener et al. 2021), generated from `seed` (no file): points (x, y)
+/// uniform in the disc of radius 0.5 centred at (0.5, 0.5), features (x, y, 1 − x, 1 − y), 3
+/// classes (0 yang, 1 yin, 2 the dots), balanced by drawing the class first and then points
+/// until one falls in it. Train from `seed`, test from a second stream derived from it; the same
+/// seed gives the same matrices (std::mt19937_64, so not numpy's draws). Split "seeded". Throws
+/// DatasetError for sizes outside 1..1e7.
+DatasetSplit make_yin_yang(Index num_train = 5000, Index num_test = 1000,
+                           std::uint64_t seed = 42);
+
+/// Loads a data set by name from its default location: "digits" or "fashion-mnist", or generates
+/// "yin-yang" (5,000 train / 1,000 test from seed 42, then max_train / max_test).
 /// `options.max_train` / `max_test` apply to both data sets; `options.image_side` applies to
 /// fashion-mnist only and must be left at 28 (or set to the native 8) for digits, which are never
 /// resampled. An unknown name or a misapplied option throws DatasetError (listing the valid names).
