@@ -82,10 +82,4 @@ void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c) {
   }
 }
 
-Eigen::ArrayXXd fast_sin(const Eigen::ArrayXXd& x) {
-  Eigen::ArrayXXd s;
-  sincos(x, &s, nullptr);
-  return s;
-}
-
 }  // namespace pnn::digital_twin

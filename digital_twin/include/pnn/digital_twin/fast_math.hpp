@@ -11,6 +11,5 @@ namespace pnn::digital_twin {
 
 /// s = sin(x), c = cos(x) element-wise (s or c may be null to skip it).
 void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c);
-Eigen::ArrayXXd fast_sin(const Eigen::ArrayXXd& x);
 
 }  // namespace pnn::digital_twin
