@@ -253,9 +253,11 @@ DaemonConfig parse_checked(const std::string& yaml_text, const std::string& sour
         r.get_count(twin, "twin", "max_batch_rows", c.twin_max_batch_rows, 1, kMaxU32));
   }
   if (const auto fwd = root["forward"]; fwd.IsDefined()) {
-    r.only_keys(fwd, "forward", {"max_settle_ms"});
+    r.only_keys(fwd, "forward", {"max_settle_ms", "inline_max_us"});
     c.max_settle_ms = static_cast<std::uint32_t>(
         r.get_count(fwd, "forward", "max_settle_ms", c.max_settle_ms, 0, 600000));
+    c.inline_forward_max_us = static_cast<std::uint32_t>(
+        r.get_count(fwd, "forward", "inline_max_us", c.inline_forward_max_us, 0, 100000));
   }
   if (const auto store = root["store"]; store.IsDefined()) {
     r.only_keys(store, "store",

@@ -2,6 +2,7 @@
 // execution context), its status as telemetry shows it, background recovery of a FAULT, and its
 // lease (client or job).
 
+#include "pnn/drivers/address.hpp"
 #include "pnn/drivers/registry.hpp"
 #include "proto_fill.hpp"
 #include "server_impl.hpp"
@@ -9,6 +10,21 @@
 namespace pnn::daemon {
 
 using detail::to_proto;
+
+namespace {
+// Whether a Forward on this device may run on the event loop (forward_rpc.cpp): only a simulated
+// instrument in this process without injected faults, the one kind of device whose forward is
+// pure computation. Every link (USB, TCP, a remote sim) can stall for a timeout, and faults=
+// models delays and stalls, so those always run on the device's worker.
+bool inline_capable(const std::string& address) {
+  try {
+    const auto a = drivers::DeviceAddress::parse(address);
+    return a.scheme == "sim" && a.query.count("faults") == 0;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+}  // namespace
 
 std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
   auto s = std::make_unique<DeviceSlot>();
@@ -20,6 +36,7 @@ std::unique_ptr<DeviceSlot> Server::Impl::make_slot(const DeviceConfig& d) {
                       "': " + e.what());
   }
   s->shown = s->device->status();
+  s->inline_capable = inline_capable(d.address);
   s->nominal_twin = s->device->nominal_twin();
   s->twin = s->nominal_twin;
   s->lease_timer = std::make_unique<asio::steady_timer>(io);
@@ -129,6 +146,7 @@ void Server::Impl::fill_device(const DeviceSlot& s, v1::DeviceInfo* out) const {
     out->set_lease_expires_in_ms(static_cast<std::uint64_t>(std::max<long long>(0, left.count())));
   }
   out->set_forward_calls(s.forward_calls);
+  out->set_inline_forward_calls(s.inline_forward_calls);
   out->set_twin_calibrated(s.calibration_id != 0);
   out->set_no_twin(!s.nominal_twin);
   out->set_calibration_id(s.calibration_id);

@@ -53,12 +53,13 @@ void Server::Impl::forward(const Call& call, v1::Request& request) {
                origin(*s));
     return;
   }
+  if (forward_inline(*s, call, request.forward())) return;
   auto job = std::make_shared<v1::ForwardRequest>(std::move(*request.mutable_forward()));
   run_on_device(*s, call, [this, s, call, job] {
     v1::Reply reply;
     bool ran = false;
     try {
-      ran = run_forward(*s, call, *job, reply);
+      ran = run_forward(*s, call, *job, reply, /*on_event_loop=*/false);
     } catch (const std::exception& e) {
       set_status(reply, v1::INTERNAL, e.what(), origin(*s));
     }
@@ -67,6 +68,44 @@ void Server::Impl::forward(const Call& call, v1::Request& request) {
       send_reply(call, reply, /*record=*/ran);
     };
   });
+}
+
+// The Forward fast path: the bare echo's path, with no hand-off to the device's worker and back
+// (two thread wake-ups, most of what the daemon added to a small Forward: docs/benchmarks.md,
+// rpc-overhead). Taken only when nothing can block the event loop for long: an in-process
+// simulated device without injected faults (pure computation, no link to stall), idle (the call
+// runs as one of its worker's tasks, so it never overlaps another), recording off or async
+// (sync recording waits for the disk), no settle_ms, and a predicted time within
+// forward.inline_max_us: the last forward's time per row times this batch's rows, so the first
+// forward on a device, and a batch far larger than the last, go to the worker. Returns whether
+// the call was answered.
+bool Server::Impl::forward_inline(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f) {
+  if (!s.inline_capable || config.inline_forward_max_us == 0 ||
+      config.forward_recording == ForwardRecording::kSync || f.settle_ms() > 0) {
+    return false;
+  }
+  const double ns_per_row = s.forward_ns_per_row.load(std::memory_order_relaxed);
+  const double rows = f.x().shape_size() == 2 ? static_cast<double>(f.x().shape(0)) : 1.0;
+  if (ns_per_row < 0.0 || ns_per_row * std::max(rows, 1.0) > 1e3 * config.inline_forward_max_us) {
+    return false;
+  }
+  v1::Reply reply;
+  bool ran = false;
+  const bool done = s.worker->try_run_here([&]() noexcept {
+    try {
+      ran = run_forward(s, call, f, reply, /*on_event_loop=*/true);
+    } catch (const std::exception& e) {
+      set_status(reply, v1::INTERNAL, e.what(), origin(s));
+    }
+  });
+  if (!done) return false;  // busy: queued behind its calls as usual
+  refresh_device(s);
+  if (ran) {
+    ++s.forward_calls;
+    ++s.inline_forward_calls;
+  }
+  send_reply(call, reply, /*record=*/ran);
+  return true;
 }
 
 // Whether the store's file system has room again after a commit failed for lack of it.
@@ -82,9 +121,10 @@ bool Server::Impl::store_has_room() {
   return true;
 }
 
-// On the device's worker. Returns whether the hardware was driven.
+// On the device's worker, or on the event loop (forward_inline: never sync recording, which
+// waits for the disk). Returns whether the hardware was driven.
 bool Server::Impl::run_forward(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f,
-                               v1::Reply& reply) {
+                               v1::Reply& reply, bool on_event_loop) {
   const std::string where = origin(s);
   auto x = from_tensor(f.x(), "forward x");
   if (!x) {
@@ -98,6 +138,9 @@ bool Server::Impl::run_forward(DeviceSlot& s, const Call& call, const v1::Forwar
   const std::int64_t t_start = detail::wall_ns();
   auto y = s.device->forward(x.value(), theta);
   const std::int64_t t_end = detail::wall_ns();
+  s.forward_ns_per_row.store(static_cast<double>(t_end - t_start) /
+                                 static_cast<double>(std::max<Index>(x.value().rows(), 1)),
+                             std::memory_order_relaxed);
   if (!y) {
     // The driver's code says whether the hardware ran: a refused request (state, shape, a
     // non-finite or out-of-limit value) never reached it; a link or device fault, or non-finite
@@ -117,7 +160,17 @@ bool Server::Impl::run_forward(DeviceSlot& s, const Call& call, const v1::Forwar
                        t_start, t_end,          std::move(x).value(), theta,
                        std::move(y).value()};
   if (config.forward_recording == ForwardRecording::kAsync) {
-    recorder->push(std::move(record));
+    // The event loop never waits for room in the recorder's queue: a record that does not fit
+    // is pushed by the device's worker instead, ahead of any later call on the device (those
+    // queue behind it), so the device's records stay in order.
+    if (!on_event_loop) {
+      recorder->push(std::move(record));
+    } else if (auto rejected = recorder->try_push(std::move(record))) {
+      auto pending = std::make_shared<ForwardRecord>(std::move(*rejected));
+      if (!s.worker->post([this, pending] { recorder->push(std::move(*pending)); })) {
+        recorder->push(std::move(*pending));  // stopping: the worker takes no more tasks
+      }
+    }
     return true;
   }
   // Sync means acknowledged only once durable: a record that cannot be committed fails the

@@ -32,15 +32,29 @@ std::size_t ForwardRecorder::bytes_of(const ForwardRecord& r) {
 void ForwardRecorder::push(ForwardRecord record) {
   const std::size_t bytes = bytes_of(record);
   std::unique_lock lock(mutex_);
-  // A record larger than the whole capacity still goes in once the queue is empty.
-  not_full_.wait(lock, [&] {
-    return closing_ || queue_.empty() || queued_bytes_ + bytes <= capacity_bytes_;
-  });
+  not_full_.wait(lock, [&] { return closing_ || has_room(bytes); });
+  enqueue(std::move(record), bytes);
+}
+
+std::optional<ForwardRecord> ForwardRecorder::try_push(ForwardRecord record) {
+  const std::size_t bytes = bytes_of(record);
+  std::lock_guard lock(mutex_);
+  if (!closing_ && !has_room(bytes)) return record;
+  enqueue(std::move(record), bytes);
+  return std::nullopt;
+}
+
+// A record larger than the whole capacity still goes in once the queue is empty.
+bool ForwardRecorder::has_room(std::size_t bytes) const {
+  return queue_.empty() || queued_bytes_ + bytes <= capacity_bytes_;
+}
+
+void ForwardRecorder::enqueue(ForwardRecord record, std::size_t bytes) {
   if (closing_) return;
   queued_bytes_ += bytes;
   queue_.push_back(std::move(record));
   // The writer is woken for the first record of a batch and when a batch is full; records in
-  // between only queue up (no wake-up per Forward on the device worker's hot path).
+  // between only queue up (no wake-up per Forward on the hot path).
   if (writer_idle_ || batch_due()) not_empty_.notify_one();
 }
 

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,9 @@ class ForwardRecorder {
 
   /// Queues a record; waits while the queue holds more than the capacity. Thread-safe.
   void push(ForwardRecord record);
+  /// The same without waiting: the record back if the queue has no room for it now (nullopt when
+  /// queued, or when closing). For the event loop, which must never wait. Thread-safe.
+  std::optional<ForwardRecord> try_push(ForwardRecord record);
   /// Writes what is queued, then stops the thread. Idempotent.
   void close();
 
@@ -47,6 +51,8 @@ class ForwardRecorder {
   static constexpr std::chrono::milliseconds kGatherTime{50};
   static std::size_t bytes_of(const ForwardRecord& r);
   bool batch_due() const;  // with mutex_ held
+  bool has_room(std::size_t bytes) const;  // with mutex_ held
+  void enqueue(ForwardRecord record, std::size_t bytes);  // with mutex_ held
   void loop();
 
   RunStore& store_;

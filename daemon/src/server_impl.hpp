@@ -64,6 +64,12 @@ struct DeviceSlot {
   // device->status(), which never waits for a forward).
   drivers::DeviceStatus shown;
   std::uint64_t forward_calls = 0;
+  // The Forward fast path (forward_rpc.cpp): whether this device may run a Forward on the event
+  // loop (in-process, no injected faults: nothing in it sleeps or waits on a link), its last
+  // forward's time per row (any thread; < 0 until one ran) and how many ran there.
+  bool inline_capable = false;
+  std::atomic<double> forward_ns_per_row{-1.0};
+  std::uint64_t inline_forward_calls = 0;
   digital_twin::ModelPtr nominal_twin;
   digital_twin::ModelPtr twin;  // nominal or calibrated; immutable, shared with compute threads
   std::uint64_t calibration_id = 0;
@@ -317,7 +323,9 @@ struct Server::Impl {
   void release(const Call& call, const v1::Request& request);
   void forward(const Call& call, v1::Request& request);
   bool store_has_room();
-  bool run_forward(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f, v1::Reply& reply);
+  bool forward_inline(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f);
+  bool run_forward(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f, v1::Reply& reply,
+                   bool on_event_loop);
   void twin(const Call& call, v1::Request& request);
   void calibrate(const Call& call, const v1::Request& request);
   digital_twin::ModelPtr run_calibration(DeviceSlot& s, const v1::CalibrateRequest& r,

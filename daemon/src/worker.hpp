@@ -72,6 +72,21 @@ class Worker {
     return true;
   }
 
+  /// Runs `call` on the calling thread as one of this context's tasks if the context is idle
+  /// (nothing running or queued), and returns true; else returns false without running it.
+  /// `call` must not throw. For the event loop's fast path (Server: inline forwards).
+  template <class Call>
+  bool try_run_here(Call&& call) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ || running_ || !tasks_.empty()) return false;
+      running_ = true;
+    }
+    call();
+    finish_task();
+    return true;
+  }
+
   /// Runs the tasks already queued, then joins. Idempotent.
   void stop() {
     {

@@ -125,7 +125,7 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
       "  max_pending_request_bytes: 33554432\n"
       "  max_pending_request_bytes_per_peer: 3145728\n"
       "twin: {max_batch_rows: 512}\n"
-      "forward: {max_settle_ms: 600000}\n"
+      "forward: {max_settle_ms: 600000, inline_max_us: 0}\n"
       "leases: {default_ttl_ms: 5000, max_ttl_ms: 60000, min_ttl_ms: 5000}\n",
       "lab.yaml");
   CHECK(c.max_connections == 200);
@@ -136,6 +136,7 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
   CHECK(c.max_pending_request_bytes_per_peer == 3u << 20);
   CHECK(c.twin_max_batch_rows == 512);
   CHECK(c.max_settle_ms == 600000);
+  CHECK(c.inline_forward_max_us == 0);
   CHECK(c.lease_min_ttl_ms == 5000);
 
   // Left out: the header's defaults; a per-peer limit or minimum left out follows a smaller
@@ -150,6 +151,7 @@ TEST_CASE("daemon config: connection, reply-queue, twin, settle and lease-minimu
   CHECK(d.max_pending_request_bytes_per_peer == defaults.max_pending_request_bytes_per_peer);
   CHECK(d.twin_max_batch_rows == defaults.twin_max_batch_rows);
   CHECK(d.max_settle_ms == defaults.max_settle_ms);
+  CHECK(d.inline_forward_max_us == defaults.inline_forward_max_us);
   CHECK(d.lease_min_ttl_ms == defaults.lease_min_ttl_ms);
   const auto small = parse_daemon_config(
       "version: 1\nrpc: {max_connections: 10, max_queued_reply_bytes: 1048576}\n"
@@ -193,6 +195,7 @@ TEST_CASE("daemon config: the new limits are range-checked like the other keys")
        "expected a whole number, got a list"},
       {"forward: {max_settle_ms: 600001}", "'forward.max_settle_ms'", "must be in 0..600000"},
       {"forward: {max_settle_ms: -1}", "'forward.max_settle_ms'", "must be in 0..600000"},
+      {"forward: {inline_max_us: 100001}", "'forward.inline_max_us'", "must be in 0..100000"},
       {"leases: {min_ttl_ms: 0}", "'leases.min_ttl_ms'", "must be in 1.."},
       {"leases: {default_ttl_ms: 100, min_ttl_ms: 101}", "'leases.min_ttl_ms'",
        "must not exceed leases.default_ttl_ms (100)"},

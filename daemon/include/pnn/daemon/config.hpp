@@ -115,6 +115,11 @@ struct DaemonConfig {
   std::uint32_t twin_max_batch_rows = 4096;
   /// forward.max_settle_ms: a Forward asking for a longer settle_ms gets INVALID_ARGUMENT.
   std::uint32_t max_settle_ms = 10000;
+  /// forward.inline_max_us: a Forward on an in-process simulated device (sim:// without
+  /// faults=) runs on the event loop itself, with no thread hand-off, when the device is idle
+  /// and its last forward, scaled to this batch's rows, predicts at most this many microseconds
+  /// (docs/daemon.md, "The Forward fast path"). 0: every Forward runs on the device's worker.
+  std::uint32_t inline_forward_max_us = 200;
 
   // telemetry:
   std::string telemetry_bind = "tcp://127.0.0.1:7701";  ///< PUB endpoint

@@ -24,7 +24,8 @@ inline constexpr std::uint16_t kProtocolMajor = 1;
 /// LifecycleRequest.RECOVER. Minor 4: RECORD_FAILED, STORE_FULL, JOB_FINISHED, LEASE_RELEASED,
 /// ParamBlock/DeviceSpec float32 bounds. Minor 5: BUSY. Minor 6: DeviceInfo.no_twin.
 /// Minor 7: DeviceInfo.drift. Minor 8: FitTwin, ListTwins, GetTwin, UseTwin, DeviceInfo.twin_id.
-inline constexpr std::uint32_t kProtocolMinor = 8;
+/// Minor 9: DeviceInfo.inline_forward_calls.
+inline constexpr std::uint32_t kProtocolMinor = 9;
 inline constexpr std::size_t kProtocolFrameSize = 6;
 
 /// "PNND" + major (big-endian).
