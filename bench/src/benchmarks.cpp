@@ -87,10 +87,12 @@ training::JobConfig oscillator_job(const std::string& name, const std::string& d
 }
 
 void apply_compute(training::JobConfig& c, const std::string& compute) {
-  if (compute.empty() || compute == "float64") return;
-  if (compute != "float32") {
+  if (compute.empty()) return;
+  const auto precision = digital_twin::parse_precision(compute);
+  if (!precision) {
     throw std::invalid_argument("--compute '" + compute + "' is not one of float64, float32");
   }
+  if (*precision == digital_twin::Precision::kFloat64) return;
   c.compute = digital_twin::Precision::kFloat32;
   for (auto& [name, address] : c.devices) {
     if (address.starts_with("sim://mechanical-oscillators")) address += "&compute=float32";

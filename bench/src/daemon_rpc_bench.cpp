@@ -161,7 +161,8 @@ std::vector<json> rpc_overhead(const BenchOptions& options) {
   // device's worker: forward.inline_max_us).
   v1::Request list;
   list.mutable_list_devices();
-  const auto& info = call_ok(*daemon_client, list, "ListDevices").list_devices().devices(0);
+  const v1::Reply listed = call_ok(*daemon_client, list, "ListDevices");  // outlives `info`
+  const auto& info = listed.list_devices().devices(0);
   const double inline_fraction =
       static_cast<double>(info.inline_forward_calls()) /
       static_cast<double>(std::max<std::uint64_t>(info.forward_calls(), 1));

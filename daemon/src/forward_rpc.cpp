@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "forward_fast_path.hpp"
 #include "proto_fill.hpp"
 #include "server_impl.hpp"
 
@@ -80,13 +81,13 @@ void Server::Impl::forward(const Call& call, v1::Request& request) {
 // forward on a device, and a batch far larger than the last, go to the worker. Returns whether
 // the call was answered.
 bool Server::Impl::forward_inline(DeviceSlot& s, const Call& call, const v1::ForwardRequest& f) {
-  if (!s.inline_capable || config.inline_forward_max_us == 0 ||
-      config.forward_recording == ForwardRecording::kSync || f.settle_ms() > 0) {
+  if (!s.inline_capable || config.forward_recording == ForwardRecording::kSync ||
+      f.settle_ms() > 0) {
     return false;
   }
-  const double ns_per_row = s.forward_ns_per_row.load(std::memory_order_relaxed);
   const double rows = f.x().shape_size() == 2 ? static_cast<double>(f.x().shape(0)) : 1.0;
-  if (ns_per_row < 0.0 || ns_per_row * std::max(rows, 1.0) > 1e3 * config.inline_forward_max_us) {
+  if (!detail::fits_inline(s.forward_ns_per_row.load(std::memory_order_relaxed), rows,
+                           config.inline_forward_max_us)) {
     return false;
   }
   v1::Reply reply;

@@ -272,12 +272,17 @@ struct Server::Impl {
   // event loop, refreshes the device's status and runs what `work` returned (a callable).
   template <class Work>
   void on_device(DeviceSlot& s, Work work) {
-    s.worker->post([this, &s, work = std::move(work)]() mutable {
-      auto then = work();
-      asio::post(io, [this, &s, then = std::move(then)]() mutable {
-        refresh_device(s);
-        then();
-      });
+    // The hand-back to the event loop is posted once the worker is idle again (post_then), so
+    // a client that got its reply and calls again finds the device idle: the Forward fast path
+    // (forward_inline) does not depend on how soon the worker's thread is scheduled.
+    s.worker->post_then([this, &s, work = std::move(work)]() mutable -> std::function<void()> {
+      auto then = std::make_shared<decltype(work())>(work());
+      return [this, &s, then] {
+        asio::post(io, [this, &s, then]() mutable {
+          refresh_device(s);
+          (*then)();
+        });
+      };
     });
   }
   // The same for an RPC: if the call's deadline passes while it waits, it is answered

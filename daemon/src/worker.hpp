@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace pnn::daemon::detail {
 
@@ -33,6 +34,14 @@ class Worker {
     }
     wake_.notify_one();
     return true;
+  }
+
+  /// Queues `task`, which returns a continuation; the continuation runs on the worker's thread
+  /// once the task counts as finished, so whoever it tells that the task is done finds the
+  /// context idle (unless more was queued meanwhile): an RPC's reply posted from it races no
+  /// later call's try_run_here. The continuation must not throw; false once stop() was called.
+  bool post_then(std::function<std::function<void()>()> task) {
+    return post([this, task = std::move(task)] { after_task_ = task(); });
   }
 
   /// Runs `call` as one of this context's tasks and waits for it: on the calling thread if
@@ -119,6 +128,7 @@ class Worker {
       }
       task();
       finish_task();
+      if (after_task_) std::exchange(after_task_, nullptr)();
     }
   }
 
@@ -127,6 +137,7 @@ class Worker {
   std::deque<std::function<void()>> tasks_;
   bool running_ = false;  // a task runs (on the worker, or inline on a caller's thread)
   bool stopping_ = false;
+  std::function<void()> after_task_;  // post_then's continuation; the worker's thread only
   std::thread thread_;  // last: starts after the members it uses exist
 };
 

@@ -110,6 +110,12 @@ Vector DifferentiableModel::do_physical_vjp(const MatrixRef& /*x*/, const Vector
 
 const char* precision_name(Precision p) { return p == Precision::kFloat32 ? "float32" : "float64"; }
 
+std::optional<Precision> parse_precision(std::string_view name) {
+  if (name == "float64") return Precision::kFloat64;
+  if (name == "float32") return Precision::kFloat32;
+  return std::nullopt;
+}
+
 ModelPtr DifferentiableModel::copy_with_compute(Precision) const { return nullptr; }
 
 ModelPtr with_compute(const ModelPtr& model, Precision compute) {

@@ -330,10 +330,9 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
     c.training.loss = loss == "mse" ? LossKind::kMse : LossKind::kCrossEntropy;
     c.training.seed = r.get<std::uint64_t>(t, "training", "seed", c.seed, "a non-negative whole number");
     const auto compute = r.get<std::string>(t, "training", "compute", "float64", "a string");
-    if (compute != "float64" && compute != "float32") {
-      r.fail(t["compute"], "training.compute", "unknown precision (use float64 or float32)");
-    }
-    c.compute = compute == "float32" ? digital_twin::Precision::kFloat32 : digital_twin::Precision::kFloat64;
+    const auto precision = digital_twin::parse_precision(compute);
+    if (!precision) r.fail(t["compute"], "training.compute", "unknown precision (use float64 or float32)");
+    c.compute = precision.value_or(digital_twin::Precision::kFloat64);
   } else {
     c.training.seed = c.seed;
   }

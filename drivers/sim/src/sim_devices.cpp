@@ -36,9 +36,10 @@ SimSetup make_oscillators(const DeviceAddress& address) {
   gap_level.eta = address.get_double("eta", gap_level.eta);
   gap_level.j_noise = address.get_double("j_noise", gap_level.j_noise);
   if (gap_level.j_noise < 0.0) throw std::invalid_argument(address.text + ": j_noise must be ≥ 0");
-  const std::string compute = address.get("compute", "float64");
-  if (compute != "float64" && compute != "float32") {
-    throw std::invalid_argument(address.text + ": compute '" + compute +
+  const std::string compute_name = address.get("compute", "float64");
+  const auto compute = digital_twin::parse_precision(compute_name);
+  if (!compute) {
+    throw std::invalid_argument(address.text + ": compute '" + compute_name +
                                 "' is not one of float64, float32");
   }
   set_simulated_identity(ds.spec,
@@ -49,8 +50,7 @@ SimSetup make_oscillators(const DeviceAddress& address) {
                                  .gap = gap_level,
                                  .theta_min = ds.spec.param_min(),
                                  .theta_max = ds.spec.param_max(),
-                                 .compute = compute == "float32" ? digital_twin::Precision::kFloat32
-                                                                 : digital_twin::Precision::kFloat64};
+                                 .compute = *compute};
   return {std::move(ds.spec), std::move(ds.twin),
           reality_factory<OscillatorReality>(std::move(config))};
 }

@@ -1,7 +1,9 @@
 #pragma once
 /// The differentiable-model interface: the backward pass of physics-aware training.
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "pnn/digital_twin/tensor.hpp"
 
@@ -20,6 +22,9 @@ enum class Precision { kFloat64, kFloat32 };
 
 /// "float64" / "float32".
 const char* precision_name(Precision p);
+/// The precision named "float64" or "float32" (the inverse of precision_name); nullopt for any
+/// other text, which callers report with their own key and fix.
+std::optional<Precision> parse_precision(std::string_view name);
 
 /// y = f(x; θ), batched with one sample per row.
 ///
