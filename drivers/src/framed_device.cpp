@@ -96,6 +96,14 @@ class FramedDevice final : public PhysicalSystem {
     return last;
   }
 
+  // The per-attempt timeout a command is sent with: a run waits for the physics as well as the
+  // link (FramedDeviceOptions::run_timeout), every other command for the link alone.
+  std::chrono::milliseconds timeout_for(const Message& cmd) const {
+    const bool runs =
+        std::holds_alternative<fw::RunRequest>(cmd) || std::holds_alternative<fw::SettleRequest>(cmd);
+    return runs ? options_.run_timeout : options_.command_timeout;
+  }
+
   Error link_error(const Message& cmd, std::error_code ec, int attempts) const {
     std::ostringstream m;
     m << spec().serial << ": " << command_name(cmd) << " ";
@@ -105,7 +113,7 @@ class FramedDevice final : public PhysicalSystem {
       return make_error(Errc::kIo, m.str());
     }
     if (ec == fw::Errc::kTimeout) {
-      m << "got no reply within " << options_.command_timeout.count() << " ms after " << attempts
+      m << "got no reply within " << timeout_for(cmd).count() << " ms after " << attempts
         << " attempt(s) over " << transport_->describe();
       return make_error(Errc::kTimeout, m.str());
     }
@@ -358,7 +366,7 @@ class FramedDevice final : public PhysicalSystem {
     for (int pass = 0; pass <= options_.retries; ++pass) {
       if (auto r = send_theta(theta); !r) return r.error();
       if (auto r = ack(load); !r) return r.error();
-      Outcome out = command(request, options_.run_timeout);
+      Outcome out = command(request, timeout_for(request));
       if (!out) return link_error(request, out.error(), options_.retries + 1);
       if (const auto* e = std::get_if<fw::ErrorReply>(&*out)) {
         const auto code = static_cast<fw::DeviceError>(e->code);
@@ -393,7 +401,7 @@ class FramedDevice final : public PhysicalSystem {
   Result<bool> run_once() {
     const fw::RunRequest run;
     for (int attempt = 0; attempt <= options_.retries; ++attempt) {
-      Outcome r = exchange(run, fw::deadline_after(options_.run_timeout));
+      Outcome r = exchange(run, fw::deadline_after(timeout_for(run)));
       if (r) {
         if (std::holds_alternative<fw::Ack>(*r)) {
           ++runs_seen_;

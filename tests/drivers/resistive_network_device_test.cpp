@@ -124,6 +124,26 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("resistive-network: a settle that gets no reply names the settle's own timeout") {
+  const Matrix x = inputs(2, 9);
+  // The frames up to and including the settle on a fresh board, counted on a clean one (a
+  // simulated board's frames are deterministic): θ, the batch, then the settle itself.
+  auto clean = active_sim(kIdeal);
+  const Vector theta = on_grid(*clean.driver, 11);
+  REQUIRE(clean.driver->settle(x, theta, dt::SettleBoundary::free(), false));
+  const auto settle_frame = clean.firmware->stats().frames;
+  // timeout_ms=20: commands 20 ms, runs and settles ten times that (FramedDeviceOptions).
+  auto s = active_sim(kIdeal + "&faults=stall_after:" + std::to_string(settle_frame) +
+                      ",stall_ms:60000&timeout_ms=20&retries=0");
+  auto r = s.driver->settle(x, theta, dt::SettleBoundary::free(), false);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == Errc::kTimeout);
+  CAPTURE(r.error().message);
+  CHECK(r.error().message.find("settle got no reply within 200 ms after 1 attempt(s)") !=
+        std::string::npos);
+  CHECK(s.firmware->stats().stalls == 1);
+}
+
 TEST_CASE("resistive-network: bad settle requests are refused before anything is sent") {
   auto s = active_sim(kIdeal);
   const Matrix x = inputs(3, 9);
