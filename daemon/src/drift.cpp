@@ -32,12 +32,15 @@ bool DriftMonitor::add(const DriftSample& sample, const Matrix& y_twin) {
     ++nonfinite_;
     return false;
   }
+  // A sample of another width than the window's (the device's outputs changed with its twin,
+  // which restarts the window anyway) starts the window afresh rather than mixing columns.
+  if (!window_.empty() && window_.front().sum.size() != sample.y.cols()) window_.clear();
   Stats s;
   s.sse = (y_twin - sample.y).squaredNorm();
-  s.sum = sample.y.sum();
-  s.sum_sq = sample.y.squaredNorm();
-  s.count = static_cast<double>(sample.y.size());
-  window_.push_back(s);
+  s.sum = sample.y.colwise().sum();
+  s.sum_sq = sample.y.colwise().squaredNorm();
+  s.rows = static_cast<double>(sample.y.rows());
+  window_.push_back(std::move(s));
   while (window_.size() > config_.window) window_.pop_front();
   const bool full = window_.size() == config_.window;
   const DriftSnapshot now = snapshot_locked();
@@ -71,21 +74,25 @@ DriftSnapshot DriftMonitor::snapshot_locked() const {
     out.baseline_set = true;
     out.baseline_nmse = *baseline_;
   }
-  Stats total;
-  for (const Stats& s : window_) {
-    total.sse += s.sse;
-    total.sum += s.sum;
-    total.sum_sq += s.sum_sq;
-    total.count += s.count;
-  }
-  if (total.count > 0) {
-    const double variance = total.sum_sq - total.sum * total.sum / total.count;
+  if (!window_.empty()) {
+    const Index cols = window_.front().sum.size();
+    double sse = 0.0, rows = 0.0;
+    Eigen::RowVectorXd sum = Eigen::RowVectorXd::Zero(cols), sum_sq = Eigen::RowVectorXd::Zero(cols);
+    for (const Stats& s : window_) {
+      sse += s.sse;
+      sum += s.sum;
+      sum_sq += s.sum_sq;
+      rows += s.rows;
+    }
+    // Σ_c Σ_rows (y − ȳ_c)², each output about its own mean.
+    const double total_sq = sum_sq.sum();
+    const double variance = rows > 0.0 ? total_sq - sum.squaredNorm() / rows : 0.0;
     // Readings that do not vary over the window: normalise by their mean square instead (still
     // 0 for a perfect twin), and by 1 if they are all zero.
-    const double scale = variance > 1e-12 * total.sum_sq && variance > 0.0
+    const double scale = variance > 1e-12 * total_sq && variance > 0.0
                              ? variance
-                             : (total.sum_sq > 0.0 ? total.sum_sq : 1.0);
-    out.nmse = total.sse / scale;
+                             : (total_sq > 0.0 ? total_sq : 1.0);
+    out.nmse = sse / scale;
   }
   return out;
 }

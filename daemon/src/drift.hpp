@@ -3,8 +3,10 @@
 // measures. Forwards are sampled (at most one per `every_ms`, its first `max_rows` rows), the
 // twin is evaluated at the sampled request off the device's thread, and the rolling normalised
 // residual over the last `window` samples is
-//     NMSE = Σ‖y_twin − y‖² / Σ‖y − ȳ‖²      (ȳ: the mean reading over the window)
-// (0: the twin predicts every reading; 1: no better than the mean). Thread-safe.
+//     NMSE = Σ‖y_twin − y‖² / Σ‖y − ȳ‖²      (ȳ: each output's mean reading over the window)
+// (0: the twin predicts every reading; 1: no better than each output's mean), the definition of
+// `twin_nmse` in the twin-fit reports (training/learned_twin.hpp), so the two figures compare.
+// Thread-safe.
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -60,8 +62,10 @@ class DriftMonitor {
   std::uint64_t dropped_nonfinite() const;
 
  private:
-  struct Stats {
-    double sse = 0, sum = 0, sum_sq = 0, count = 0;
+  struct Stats {  // of one sample: per output column, sums over its rows
+    double sse = 0;
+    Eigen::RowVectorXd sum, sum_sq;
+    double rows = 0;
   };
   DriftSnapshot snapshot_locked() const;
 

@@ -59,6 +59,29 @@ TEST_CASE("drift monitor: NMSE of a perfect twin is 0 and of a mean predictor is
   CHECK(m.snapshot().baseline_nmse == doctest::Approx(0.5));
 }
 
+TEST_CASE("drift monitor: each output is normalised about its own mean, as twin_nmse is") {
+  DriftMonitor m(drift_config(1, 0.0));
+  const auto now = DriftMonitor::Clock::now();
+  // Two outputs far apart: readings (1, 101), (3, 103). Each output's own variance is 2 + 2 = 4;
+  // about one pooled mean (52) it would be ≈ 10⁴ and hide a bad twin.
+  Matrix x(2, 1), y(2, 2), twin(2, 2);
+  x << 0, 1;
+  y << 1, 101, 3, 103;
+  twin << 2, 102, 2, 102;  // each output's mean: no better than the mean predictor
+  auto s = m.take(x, Vector::Zero(1), y, now);
+  REQUIRE(s);
+  (void)m.add(*s, twin);
+  CHECK(m.snapshot().nmse == doctest::Approx(1.0));
+  // A sample of another width starts the window afresh.
+  Matrix y1(2, 1);
+  y1 << 1, 3;
+  s = m.take(x, Vector::Zero(1), y1, now + std::chrono::seconds(10));
+  REQUIRE(s);
+  (void)m.add(*s, y1);
+  CHECK(m.snapshot().samples == 1);
+  CHECK(m.snapshot().nmse == doctest::Approx(0.0));
+}
+
 TEST_CASE("drift monitor: sampling is rate limited, one in flight, and a twin change drops it") {
   DriftConfig c = drift_config(4, 0.0);
   c.every_ms = 1000;
