@@ -1,11 +1,14 @@
 // Verbs on the daemon's devices: hello, devices, describe NAME, lifecycle, acquire, renew,
 // release, forward, calibrate.
+#include <algorithm>
 #include <cstdio>
 #include <future>
 #include <optional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "errors.hpp"
@@ -66,15 +69,24 @@ int hello(const RemoteOptions& options) {
   return kExitOk;
 }
 
-constexpr const char* kDeviceRowFormat = "%-16s %-12s %-8s %-14s %-22s %9s %7s %-10s %-8s %s\n";
+constexpr const char* kDeviceRowFormat = "%-*s %-12s %-8s %-14s %-22s %9s %7s %-10s %-8s %s\n";
 
-void print_device_header() {
-  std::printf("%-16s %-12s %-8s %-14s %-22s %7s %7s %-10s %-8s %s\n", "NAME", "STATE", "HEALTH",
-              "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "DRIFT", "LEASE");
+/// The NAME column: as wide as the longest name, at least 16, so long names keep the table
+/// aligned.
+int name_width(const std::vector<std::string>& names) {
+  std::size_t w = 16;
+  for (const auto& n : names) w = std::max(w, n.size());
+  return static_cast<int>(std::min<std::size_t>(w, 200));
+}
+
+void print_device_header(int width) {
+  std::printf("%-*s %-12s %-8s %-14s %-22s %7s %7s %-10s %-8s %s\n", width, "NAME", "STATE",
+              "HEALTH", "SERIAL", "KIND", "IN→OUT", "PARAMS", "TWIN", "DRIFT", "LEASE");
 }
 
 /// One row of the devices table; a health message goes to `notes`, printed under the table.
-void print_device_row(const std::string& name, const v1::DeviceInfo& d, std::string& notes) {
+void print_device_row(int width, const std::string& name, const v1::DeviceInfo& d,
+                      std::string& notes) {
   const std::string io =
       std::to_string(d.spec().num_inputs()) + "→" + std::to_string(d.spec().num_outputs());
   // The drift monitor's rolling NMSE (twin vs measured; "-" before the first sample).
@@ -86,7 +98,7 @@ void print_device_row(const std::string& name, const v1::DeviceInfo& d, std::str
       std::snprintf(drift, sizeof drift, "%.3g%s", d.drift().nmse(), d.drift().over_bound() ? "!" : "");
     }
   }
-  std::printf(kDeviceRowFormat, name.c_str(), state_name(d.state()).c_str(),
+  std::printf(kDeviceRowFormat, width, name.c_str(), state_name(d.state()).c_str(),
               health_name(d.health()).c_str(), d.spec().serial().c_str(), d.spec().kind().c_str(),
               io.c_str(), std::to_string(d.spec().num_params()).c_str(),
               twin_label(d, true).c_str(), drift, lease_text(d).c_str());
@@ -120,19 +132,30 @@ int lab_devices(const RemoteOptions& options) {
       }
     }));
   }
-  std::string notes;
-  if (!options.json) print_device_header();
-  int unreachable = 0;
+  std::vector<Answer> answers;
+  std::vector<std::string> names;
   for (std::size_t i = 0; i < asked.size(); ++i) {
+    answers.push_back(asked[i].get());
+    const std::string& daemon = lab.daemons()[i].name;
+    names.push_back(daemon + "/*");
+    if (answers.back().reply) {
+      for (const auto& d : answers.back().reply->devices()) names.push_back(daemon + "/" + d.name());
+    }
+  }
+  const int width = name_width(names);
+  std::string notes;
+  if (!options.json) print_device_header(width);
+  int unreachable = 0;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
     const auto& daemon = lab.daemons()[i];
-    const Answer answer = asked[i].get();
+    const Answer& answer = answers[i];
     if (!answer.reply) {
       ++unreachable;
       if (options.json) {
         print_json_line(json{{"daemon", daemon.name}, {"endpoint", daemon.rpc}, {"reachable", false},
                              {"error", answer.error}});
       } else {
-        std::printf("%-16s %s\n", (daemon.name + "/*").c_str(),
+        std::printf("%-*s %s\n", width, (daemon.name + "/*").c_str(),
                     ("UNREACHABLE at " + daemon.rpc).c_str());
         notes += "  " + daemon.name + ": " + answer.error + "\n";
       }
@@ -145,11 +168,11 @@ int lab_devices(const RemoteOptions& options) {
         j["reachable"] = true;
         print_json_line(j);
       } else {
-        print_device_row(daemon.name + "/" + d.name(), d, notes);
+        print_device_row(width, daemon.name + "/" + d.name(), d, notes);
       }
     }
     if (answer.reply->devices_size() == 0 && !options.json) {
-      std::printf("%-16s %s\n", (daemon.name + "/*").c_str(), "(serves no devices)");
+      std::printf("%-*s %s\n", width, (daemon.name + "/*").c_str(), "(serves no devices)");
     }
   }
   std::fputs(notes.c_str(), stdout);
@@ -167,9 +190,12 @@ int devices(const RemoteOptions& options) {
     for (const auto& d : reply.devices()) print_json_line(to_json(d));
     return kExitOk;
   }
-  print_device_header();
+  std::vector<std::string> names;
+  for (const auto& d : reply.devices()) names.push_back(d.name());
+  const int width = name_width(names);
+  print_device_header(width);
   std::string notes;
-  for (const auto& d : reply.devices()) print_device_row(d.name(), d, notes);
+  for (const auto& d : reply.devices()) print_device_row(width, d.name(), d, notes);
   if (reply.devices_size() == 0) std::printf("(the daemon serves no devices)\n");
   std::fputs(notes.c_str(), stdout);
   return kExitOk;

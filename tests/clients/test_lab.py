@@ -35,6 +35,7 @@ def json_lines(text):
 class LabCase(unittest.TestCase):
     """A scratch directory for the class and daemons started in it, each stopped at the end."""
     tag = "lab"
+    key_file = ""  # this client's CURVE key pair, for daemons with security
 
     @classmethod
     def setUpClass(cls):
@@ -47,6 +48,22 @@ class LabCase(unittest.TestCase):
         p = Pnnd(os.path.join(cls.dir.name, name), devices=devices, **kw).start()
         cls.addClassCleanup(p.stop)
         return p
+
+    @classmethod
+    def write(cls, name, text):
+        path = os.path.join(cls.dir.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run_pnnctl(self, *args, lab=None, code=0):
+        env = {"PNN_KEY_FILE": self.key_file} if self.key_file else {}
+        if lab is not False:
+            env["PNN_LAB"] = lab or self.lab
+        r = pnnctl(*(list(args) + ["--timeout-ms", "1500"]), env=env)
+        self.assertEqual(r.returncode, code, "pnnctl %s: exit %d\n%s\n%s"
+                         % (args, r.returncode, r.stdout, r.stderr))
+        return r
 
 
 class Lab(LabCase):
@@ -71,22 +88,6 @@ class Lab(LabCase):
             '    server_key: "%s"\n'
             "  - name: cellar\n"
             "    rpc: %s\n") % (cls.optics.rpc, cls.bench.rpc, cls.server_pub, cls.down))
-
-    @classmethod
-    def write(cls, name, text):
-        path = os.path.join(cls.dir.name, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def run_pnnctl(self, *args, lab=None, code=0):
-        env = {"PNN_KEY_FILE": self.key_file}
-        if lab is not False:
-            env["PNN_LAB"] = lab or self.lab
-        r = pnnctl(*(list(args) + ["--timeout-ms", "1500"]), env=env)
-        self.assertEqual(r.returncode, code, "pnnctl %s: exit %d\n%s\n%s"
-                         % (args, r.returncode, r.stdout, r.stderr))
-        return r
 
     def test_devices_lists_every_daemon_and_marks_the_one_that_is_down(self):
         start = time.monotonic()
@@ -186,6 +187,25 @@ calibration: {enabled: false}
 compare: {in_silico: false, digital_hidden: 0}
 output: {dir: %s}
 """
+
+
+class LongNames(LabCase):
+    """Names longer than the NAME column's 16 characters widen it: the table stays aligned."""
+    tag = "lab-long"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.optics = cls.daemon("downstairs-optics", {"left-bench-power-meter": (POWER, True)})
+        cls.lab = cls.write("lab.yaml", "daemons:\n  - name: downstairs-optics\n    rpc: %s\n"
+                            % cls.optics.rpc)
+
+    def test_the_table_stays_aligned(self):
+        lines = self.run_pnnctl("devices").stdout.splitlines()
+        header, row = lines[0], lines[1]
+        self.assertTrue(row.startswith("downstairs-optics/left-bench-power-meter "), row)
+        self.assertEqual(header.index("STATE"), row.index("ACTIVE"), "\n".join(lines))
+        self.assertEqual(header.index("HEALTH"), row.index("OK"), "\n".join(lines))
 
 
 class CrossDaemonJobs(LabCase):
