@@ -3,7 +3,9 @@
 // the simulators' drift= option that makes a device drift.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "../../daemon/src/drift.hpp"
 #include "daemon_test_util.hpp"
@@ -181,7 +183,20 @@ TEST_CASE("daemon drift: a drifting device goes WARNING past warn_nmse, a calibr
     }
     return false;
   };
-  REQUIRE(forward_until("power", token, [](const v1::DeviceInfo& d) { return d.drift().samples() == 5; }));
+  // The first window: each forward waits for its own sample's evaluation (on the compute pool)
+  // before the next, so the window holds exactly the first five forwards however slow that
+  // evaluation is (under a sanitizer, forwards sent meanwhile would pass unsampled while the
+  // device drifts on, and the baseline would depend on the machine's speed).
+  for (std::uint64_t k = 1; k <= 5; ++k) {
+    const v1::Reply r = client->call(spread_forward("power", token, 64, 0.5, 0.02, 1.5));
+    REQUIRE_MESSAGE(r.status().code() == v1::OK, status_text(r));
+    bool sampled = false;
+    for (int poll = 0; poll < 10000 && !sampled; ++poll) {
+      sampled = info("power").drift().samples() == k;
+      if (!sampled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE_MESSAGE(sampled, "sample " << k << " was not evaluated within about 10 s");
+  }
   const v1::DeviceInfo early = info("power");
   CHECK(early.drift().enabled());
   CHECK(early.drift().window() == 5);
