@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <thread>
 
 #include "../../daemon/src/drift.hpp"
 #include "daemon_test_util.hpp"
@@ -190,12 +189,8 @@ TEST_CASE("daemon drift: a drifting device goes WARNING past warn_nmse, a calibr
   for (std::uint64_t k = 1; k <= 5; ++k) {
     const v1::Reply r = client->call(spread_forward("power", token, 64, 0.5, 0.02, 1.5));
     REQUIRE_MESSAGE(r.status().code() == v1::OK, status_text(r));
-    bool sampled = false;
-    for (int poll = 0; poll < 10000 && !sampled; ++poll) {
-      sampled = info("power").drift().samples() == k;
-      if (!sampled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    REQUIRE_MESSAGE(sampled, "sample " << k << " was not evaluated within about 10 s");
+    REQUIRE_MESSAGE(eventually([&] { return info("power").drift().samples() == k; }, 10s),
+                    "sample " << k << " was not evaluated within 10 s");
   }
   const v1::DeviceInfo early = info("power");
   CHECK(early.drift().enabled());
