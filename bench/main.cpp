@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
   app.add_option("--compute", options.compute,
                  "pat-oscillator-*, scaling: float32 runs twins and simulated oscillators in float32")
       ->check(CLI::IsMember({"float64", "float32"}));
+  app.add_option("--backward", options.backward,
+                 "spiking-*: the spiking layer's backward (measured: at the chip's record)")
+      ->check(CLI::IsMember({"measured", "twin"}));
+  app.add_option("--mock-fit", options.mock_fit, "spiking-*: mock-fit the twin to the chip first")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");
   CLI11_PARSE(app, argc, argv);
   if (list) {

@@ -1,5 +1,6 @@
 // libFuzzer target: FrameDecoder on arbitrary streams, message payload decoders on arbitrary
-// bytes (the describe reply's meaning check too), and recovery of a valid frame hidden in garbage. Built by fuzz/run.sh.
+// bytes (the describe reply's and the spike events' meaning checks too), and recovery of a
+// valid frame hidden in garbage. Built by fuzz/run.sh.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +25,24 @@ void check_payload(MessageType type, std::span<const std::uint8_t> payload) {
     // The host's check of a description must hold on anything that decodes.
     const std::string problem = describe_problem(*d);
     FUZZ_CHECK(problem.size() < 4096);
+  }
+  if (const auto* run = std::get_if<SpikeRunRequest>(&*m)) {
+    // The board's check of the events it received must hold on anything that decodes.
+    for (const EventList& events : run->samples) {
+      const std::string problem = event_list_problem(events, {40, 5, 32, 512, "channel"});
+      FUZZ_CHECK(problem.size() < 4096);
+    }
+  }
+  if (const auto* reply = std::get_if<SpikeRunReply>(&*m)) {
+    FUZZ_CHECK(reply->hidden.size() == reply->rows);
+    FUZZ_CHECK(reply->outputs.size() == std::size_t{reply->rows} * reply->cols);
+    FUZZ_CHECK(reply->trace_codes.size() ==
+               std::size_t{reply->rows} * reply->trace_steps * reply->trace_channels);
+    for (const EventList& events : reply->hidden) {
+      FUZZ_CHECK(events.size() <= payload.size() / 4);
+      const std::string problem = event_list_problem(events, {40, 120, 120, 4800, "neuron"});
+      FUZZ_CHECK(problem.size() < 4096);
+    }
   }
   std::vector<std::uint8_t> again;
   encode_payload(*m, again);

@@ -57,6 +57,12 @@ void frame_seeds(const fs::path& dir) {
       // boundary 1 = nudged (β, target per sample), warm start on; the reply's node voltages.
       {"settle", SettleRequest{1, 0.05, true, 2, 2, {0.1, -0.2, 1.0, 0.0}}},
       {"settle_reply", SettleReply{2, 3, {0.5, -0.5, 0.25, 0.0, 1.0, -1.0}}},
+      // Two samples of input events (step, channel), the second empty; the reply's outputs,
+      // hidden spikes (step, neuron) and 2 steps x 2 channels of 8-bit membrane codes.
+      {"spike_run", SpikeRunRequest{{{{2, 0}, {2, 3}, {14, 4}}, {}}}},
+      {"spike_run_reply",
+       SpikeRunReply{2, 2, {0.5, -1.0, 2.0, 0.25}, {{{3, 1}, {5, 0}, {5, 7}}, {}}, 2, 2, -1.0,
+                     5.0, {0, 42, 255, 7, 1, 2, 3, 4}}},
   };
   Bytes stream;
   for (const auto& [name, m] : messages) {

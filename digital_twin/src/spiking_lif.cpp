@@ -37,6 +37,10 @@ struct SpikeFn {
   }
 };
 
+Vector or_constant(const Vector& v, Index n, double value) {
+  return v.size() == 0 ? Vector::Constant(n, value) : v;
+}
+
 // One sample's trajectory (step-major arrays): what the backward pass needs.
 struct Trajectory {
   Matrix v;   // T × H membranes before the spike decision
@@ -54,12 +58,18 @@ class Net {
         w_out_(theta.data() + c.num_in_weights(), c.num_outputs, c.num_hidden),
         fn_{c.surrogate, c.surrogate_slope},
         alpha_(c.alpha()),
-        beta_(c.beta()) {}
+        beta_(c.beta()),
+        channel_gain_(or_constant(c.channel_gain, c.num_channels(), 1.0)),
+        threshold_(or_constant(c.hidden_threshold, c.num_hidden, c.threshold)),
+        output_gain_(or_constant(c.output_gain, c.num_outputs, 1.0)),
+        output_offset_(or_constant(c.output_offset, c.num_outputs, 0.0)) {}
 
-  // Input spike counts per step (T × C) of one sample.
+  // Input spike counts per step (T × C) of one sample, each channel weighted by its gain.
   Matrix inputs(const VectorRef& features) const {
     Matrix s = Matrix::Zero(c_.num_steps, c_.num_channels());
-    for (const InputEvent& e : encode_events(c_, features)) s(e.step, e.channel) += 1.0;
+    for (const InputEvent& e : encode_events(c_, features)) {
+      s(e.step, e.channel) += channel_gain_[e.channel];
+    }
     return s;
   }
 
@@ -76,7 +86,7 @@ class Net {
       i = alpha_ * i + drive.row(t).transpose();
       v = beta_ * v.cwiseProduct(Vector::Ones(H) - z) + (1.0 - beta_) * i;
       for (Index h = 0; h < H; ++h) {
-        const double d = v[h] - c_.threshold;
+        const double d = v[h] - threshold_[h];
         if (measured_z) {
           z[h] = measured_z[t * H + h];
         } else {
@@ -91,7 +101,7 @@ class Net {
       if (measured_u) {
         for (Index o = 0; o < O; ++o) tr.u(t, o) = measured_u[t * O + o];
       } else {
-        tr.u.row(t) = u.transpose();
+        tr.u.row(t) = (output_gain_.cwiseProduct(u) + output_offset_).transpose();
       }
     }
     return tr;
@@ -105,7 +115,7 @@ class Net {
     for (Index o = 0; o < O; ++o) {
       Index best = 0;
       tr.u.col(o).maxCoeff(&best);
-      u_direct(best, o) = c_.readout_scale * y_bar[o];
+      u_direct(best, o) = c_.readout_scale * output_gain_[o] * y_bar[o];
     }
     Eigen::Map<RowMatrix> g_in(theta_bar.data(), H, C);
     Eigen::Map<RowMatrix> g_out(theta_bar.data() + c_.num_in_weights(), O, H);
@@ -138,6 +148,7 @@ class Net {
   ConstRowMap w_in_, w_out_;
   SpikeFn fn_;
   double alpha_, beta_;
+  Vector channel_gain_, threshold_, output_gain_, output_offset_;
 };
 
 }  // namespace
@@ -169,6 +180,21 @@ void validate(const SpikingLifConfig& c) {
   require(positive(c.surrogate_slope), "surrogate slope must be positive");
   require(c.max_rate_spikes >= 1 && c.max_rate_spikes <= c.t_late - c.t_early + 1,
           "max_rate_spikes must be in [1, t_late − t_early + 1]");
+  const auto per_neuron = [&](const Vector& v, Index n, const char* name, bool must_be_positive) {
+    require(v.size() == 0 || v.size() == n,
+            std::string(name) + " must be empty or have " + std::to_string(n) + " entries, got " +
+                std::to_string(v.size()));
+    for (Index i = 0; i < v.size(); ++i) {
+      require(std::isfinite(v[i]) && (!must_be_positive || v[i] > 0.0),
+              std::string(name) + "[" + std::to_string(i) + "] must be " +
+                  (must_be_positive ? "positive and finite" : "finite") + ", got " +
+                  std::to_string(v[i]));
+    }
+  };
+  per_neuron(c.channel_gain, c.num_channels(), "channel_gain", true);
+  per_neuron(c.hidden_threshold, c.num_hidden, "hidden_threshold", true);
+  per_neuron(c.output_gain, c.num_outputs, "output_gain", true);
+  per_neuron(c.output_offset, c.num_outputs, "output_offset", false);
 }
 
 std::vector<InputEvent> encode_events(const SpikingLifConfig& c, const VectorRef& features) {
@@ -223,18 +249,40 @@ Vector SpikingLifModel::initial_params(std::uint64_t seed) const {
 
 SpikeRecord SpikingLifModel::record(const MatrixRef& x, const VectorRef& theta) const {
   check_input(x, theta);
+  return record_with(x, theta, nullptr);
+}
+
+SpikeRecord SpikingLifModel::replay(const MatrixRef& x, const VectorRef& theta,
+                                    const MatrixRef& hidden_spikes) const {
+  check_input(x, theta);
+  const Index cols = config_.num_steps * config_.num_hidden;
+  if (hidden_spikes.rows() != x.rows() || hidden_spikes.cols() != cols) {
+    throw std::invalid_argument("replay: hidden spikes must be " + std::to_string(x.rows()) +
+                                "×" + std::to_string(cols) + " (batch × steps·hidden), got " +
+                                std::to_string(hidden_spikes.rows()) + "×" +
+                                std::to_string(hidden_spikes.cols()));
+  }
+  return record_with(x, theta, &hidden_spikes);
+}
+
+SpikeRecord SpikingLifModel::record_with(const MatrixRef& x, const VectorRef& theta,
+                                         const MatrixRef* hidden_spikes) const {
   const SpikingLifConfig& c = config_;
   const Index H = c.num_hidden, O = c.num_outputs;
   SpikeRecord rec{Matrix(x.rows(), c.num_steps * H), Matrix(x.rows(), c.num_steps * O)};
   const Net net(c, theta);
   parallel_for(static_cast<std::size_t>(x.rows()), [&](std::size_t r) {
     const Index row = static_cast<Index>(r);
-    const Trajectory tr = net.run(net.inputs(x.row(row).transpose()), nullptr, nullptr);
+    Vector given;
+    if (hidden_spikes) given = hidden_spikes->row(row).transpose();
+    const Trajectory tr = net.run(net.inputs(x.row(row).transpose()),
+                                  hidden_spikes ? given.data() : nullptr, nullptr);
     for (Index t = 0; t < c.num_steps; ++t) {
       rec.hidden_spikes.row(row).segment(t * H, H) = tr.z.row(t);
       rec.output_traces.row(row).segment(t * O, O) = tr.u.row(t);
     }
   });
+  rec.outputs = max_over_time(c, rec.output_traces);
   return rec;
 }
 

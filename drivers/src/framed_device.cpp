@@ -396,6 +396,87 @@ class FramedDevice final : public PhysicalSystem {
                                               "(repeated firmware resets); stopped");
   }
 
+  // ---- spike_run (spiking boards) ---------------------------------------------------------
+
+  // θ (if changed), then SpikeRun with the batch's events. A spike run changes neither θ nor
+  // the board's state, so a lost, damaged or cut-off reply is asked for again within the retry
+  // budget; a board that keeps cutting its reply off is a timeout, and nothing of it is kept.
+  Result<digital_twin::SpikeRecord> do_spike_run(const EventLists& events,
+                                                 const VectorRef& theta) override {
+    fw::SpikeRunRequest request;
+    request.samples.resize(events.size());
+    for (std::size_t b = 0; b < events.size(); ++b) {
+      for (const auto& e : events[b]) request.samples[b].push_back({e.step, e.channel});
+    }
+    const std::uint64_t retries_before = retries_used_;
+    for (int pass = 0; pass <= options_.retries; ++pass) {
+      if (auto r = send_theta(theta); !r) return r.error();
+      Outcome out = command(request, options_.run_timeout);
+      if (!out) return link_error(request, out.error(), options_.retries + 1);
+      if (const auto* e = std::get_if<fw::ErrorReply>(&*out)) {
+        if (static_cast<fw::DeviceError>(e->code) == fw::DeviceError::kBadEvents) {
+          return make_error(Errc::kOutOfLimits, spec().serial + ": the board refused the events "
+                                                    "of spike_run: " + e->message);
+        }
+        return device_error(request, *e);
+      }
+      const auto* reply = std::get_if<fw::SpikeRunReply>(&*out);
+      if (!reply) {
+        return make_error(Errc::kIo, spec().serial + ": spike_run was answered by " +
+                                         command_name(*out) + " (protocol mismatch?)");
+      }
+      // A reset between SetParameters and SpikeRun runs the safe θ: the board's status tells.
+      auto st = status();
+      if (!st) return st.error();
+      if (board_restarted_) {
+        note_reset();
+        continue;
+      }
+      auto record = to_record(*reply, events.size());
+      if (record) report_recovered_faults(retries_before);
+      return record;
+    }
+    return make_error(Errc::kDeviceFault, spec().serial +
+                                              ": the board kept losing its state "
+                                              "(repeated firmware resets); stopped");
+  }
+
+  // The reply as a record, or kIo naming what does not fit the spec.
+  Result<digital_twin::SpikeRecord> to_record(const fw::SpikeRunReply& reply,
+                                              std::size_t rows) const {
+    const DeviceSpec& s = spec();
+    const Index T = s.spike_steps, H = s.spike_hidden, O = s.num_outputs;
+    const auto bad = [&](const std::string& what) {
+      return make_error(Errc::kIo, s.serial + ": the spike_run reply is malformed (" + what +
+                                       "); nothing of the run was kept");
+    };
+    if (reply.rows != rows || static_cast<Index>(reply.cols) != O) {
+      return bad("outputs " + std::to_string(reply.rows) + "x" + std::to_string(reply.cols) +
+                 ", expected " + std::to_string(rows) + "x" + std::to_string(O));
+    }
+    if (reply.trace_steps != T || reply.trace_channels != O) {
+      return bad("traces of " + std::to_string(reply.trace_steps) + " steps x " +
+                 std::to_string(reply.trace_channels) + " channels, expected " +
+                 std::to_string(T) + " x " + std::to_string(O));
+    }
+    const auto n = static_cast<Index>(rows);
+    digital_twin::SpikeRecord rec{Matrix::Zero(n, T * H), Matrix(n, T * O),
+                                  Eigen::Map<const RowMatrix>(reply.outputs.data(), n, O)};
+    const fw::EventLimits limits{static_cast<std::uint32_t>(T), static_cast<std::uint32_t>(H),
+                                 static_cast<std::uint32_t>(H),
+                                 static_cast<std::uint32_t>(T * H), "neuron"};
+    for (Index b = 0; b < n; ++b) {
+      const fw::EventList& spikes = reply.hidden[static_cast<std::size_t>(b)];
+      const std::string problem = fw::event_list_problem(spikes, limits);
+      if (!problem.empty()) return bad("hidden spikes of sample " + std::to_string(b) + ": " + problem);
+      for (const fw::SpikeEvent& e : spikes) rec.hidden_spikes(b, e.step * H + e.address) = 1.0;
+      for (Index k = 0; k < T * O; ++k) {
+        rec.output_traces(b, k) = reply.membrane(reply.trace_codes[static_cast<std::size_t>(b * T * O + k)]);
+      }
+    }
+    return rec;
+  }
+
   // Runs the loaded batch once. true: it ran (outputs are on the board); false: the board had
   // lost the batch (reset), send it again. Never sends Run twice for a run that happened.
   Result<bool> run_once() {
@@ -481,8 +562,20 @@ std::uint32_t max_frame_payload(const DeviceSpec& spec) {
   const auto rows = static_cast<std::uint64_t>(std::max<Index>(spec.max_batch, 1));
   const std::uint64_t batch = 8 + 8 * rows * cols;
   const std::uint64_t params = 4 + 8 * static_cast<std::uint64_t>(spec.num_params());
+  // A spike run: every event the board takes (request); every possible hidden spike, the
+  // outputs and the 8-bit traces (reply).
+  const auto steps = static_cast<std::uint64_t>(spec.spike_steps);
+  const std::uint64_t spikes =
+      spec.spike_channels > 0
+          ? 4 + rows * std::max<std::uint64_t>(
+                           2 + 4 * static_cast<std::uint64_t>(spec.max_events_per_sample),
+                           8 * static_cast<std::uint64_t>(spec.num_outputs) + 4 +
+                               4 * steps * static_cast<std::uint64_t>(spec.spike_hidden) +
+                               steps * static_cast<std::uint64_t>(spec.num_outputs)) +
+                32
+          : 0;
   const std::uint64_t need =
-      std::max({batch, params, std::uint64_t{fw::kDefaultMaxPayloadBytes}}) + 64;
+      std::max({batch, params, spikes, std::uint64_t{fw::kDefaultMaxPayloadBytes}}) + 64;
   return static_cast<std::uint32_t>(std::min<std::uint64_t>(need, 0xFFFFFFF0u));
 }
 

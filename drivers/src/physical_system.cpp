@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "pnn/drivers/format.hpp"
+#include "pnn/firmware_iface/messages.hpp"
 
 namespace pnn::drivers {
 
@@ -205,45 +206,37 @@ void PhysicalSystem::shutdown() noexcept {
   publish_status_locked(false);
 }
 
-Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta,
-                                           const char* verb) const {
-  const std::string who = spec_.serial;
-  const std::string forward_on = std::string(verb) + " on ";
+Result<void> PhysicalSystem::check_ready(const char* verb) const {
+  const std::string forward_on = std::string(verb) + " on " + spec_.serial;
   if (state_ != Lifecycle::kActive) {
-    return make_error(Errc::kWrongState, forward_on + who + " refused: device is " +
+    return make_error(Errc::kWrongState, forward_on + " refused: device is " +
                                              to_string(state_) + "; activate it first");
   }
   if (health_ == Health::kFault) {
-    return make_error(Errc::kDeviceFault, forward_on + who + " refused: health is FAULT (" +
+    return make_error(Errc::kDeviceFault, forward_on + " refused: health is FAULT (" +
                                               health_message_ +
                                               "); recover the device (cleanup + configure) first");
   }
-  if (x.cols() != spec_.num_inputs || x.rows() < 1) {
-    return make_error(Errc::kShapeMismatch, forward_on + who + ": input batch is " +
-                                                shape_string(x) + ", expected batch×" +
-                                                std::to_string(spec_.num_inputs));
-  }
-  if (spec_.max_batch > 0 && x.rows() > spec_.max_batch) {
-    return make_error(Errc::kBatchTooLarge, forward_on + who + ": batch of " +
-                                                std::to_string(x.rows()) + " exceeds the " +
-                                                std::to_string(spec_.max_batch) +
+  return {};
+}
+
+Result<void> PhysicalSystem::check_batch_size(Index rows, const char* verb) const {
+  if (spec_.max_batch > 0 && rows > spec_.max_batch) {
+    return make_error(Errc::kBatchTooLarge, std::string(verb) + " on " + spec_.serial +
+                                                ": batch of " + std::to_string(rows) +
+                                                " exceeds the " + std::to_string(spec_.max_batch) +
                                                 " samples the device accepts; split the batch");
   }
+  return {};
+}
+
+Result<void> PhysicalSystem::check_theta(const VectorRef& theta, const char* verb) const {
+  const std::string who = spec_.serial;
+  const std::string forward_on = std::string(verb) + " on ";
   if (theta.size() != spec_.num_params()) {
     return make_error(Errc::kShapeMismatch,
                       forward_on + who + ": parameter vector has " + std::to_string(theta.size()) +
                           " entries, expected " + std::to_string(spec_.num_params()));
-  }
-  if (!x.allFinite()) {  // one vectorised pass on the hot path; the loop only names the entry
-    for (Index j = 0; j < x.cols(); ++j) {
-      for (Index i = 0; i < x.rows(); ++i) {
-        if (std::isfinite(x(i, j))) continue;
-        return make_error(Errc::kNonFiniteRequest,
-                          forward_on + who + ": input x[" + std::to_string(i) + ", " +
-                              std::to_string(j) + "] is " + std::to_string(x(i, j)) +
-                              "; nothing was sent to the device");
-      }
-    }
   }
   Index at = 0;
   for (const auto& block : spec_.params) {
@@ -265,6 +258,33 @@ Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& 
       }
     }
   }
+  return {};
+}
+
+Result<void> PhysicalSystem::check_request(const MatrixRef& x, const VectorRef& theta,
+                                           const char* verb) const {
+  if (auto ok = check_ready(verb); !ok) return ok;
+  const std::string who = spec_.serial;
+  const std::string forward_on = std::string(verb) + " on ";
+  if (x.cols() != spec_.num_inputs || x.rows() < 1) {
+    return make_error(Errc::kShapeMismatch, forward_on + who + ": input batch is " +
+                                                shape_string(x) + ", expected batch×" +
+                                                std::to_string(spec_.num_inputs));
+  }
+  if (auto ok = check_batch_size(x.rows(), verb); !ok) return ok;
+  if (theta.size() != spec_.num_params()) return check_theta(theta, verb);
+  if (!x.allFinite()) {  // one vectorised pass on the hot path; the loop only names the entry
+    for (Index j = 0; j < x.cols(); ++j) {
+      for (Index i = 0; i < x.rows(); ++i) {
+        if (std::isfinite(x(i, j))) continue;
+        return make_error(Errc::kNonFiniteRequest,
+                          forward_on + who + ": input x[" + std::to_string(i) + ", " +
+                              std::to_string(j) + "] is " + std::to_string(x(i, j)) +
+                              "; nothing was sent to the device");
+      }
+    }
+  }
+  if (auto ok = check_theta(theta, verb); !ok) return ok;
   const double lo = x.minCoeff(), hi = x.maxCoeff();
   if (lo < spec_.input_min || hi > spec_.input_max) {
     std::ostringstream msg;
@@ -329,22 +349,27 @@ Result<Matrix> PhysicalSystem::forward_locked(const MatrixRef& x, const VectorRe
       "forward");
 }
 
+void PhysicalSystem::note_device_error(const Error& e) {
+  if (e.code == Errc::kTimeout || e.code == Errc::kIo || e.code == Errc::kDeviceFault) {
+    health_ = Health::kFault;
+    health_message_ = e.message;
+  }
+}
+
 Result<Matrix> PhysicalSystem::checked_reading(Result<Matrix> y, const char* verb) {
   if (!y) {
-    const auto code = y.error().code;
-    if (code == Errc::kTimeout || code == Errc::kIo || code == Errc::kDeviceFault) {
-      health_ = Health::kFault;
-      health_message_ = y.error().message;
-    }
+    note_device_error(y.error());
     return y;
   }
-  if (!y.value().allFinite()) {
-    health_ = Health::kWarning;
-    health_message_ = "the device returned NaN or Inf readings";
-    return make_error(Errc::kNonFiniteReading, std::string(verb) + " on " + spec_.serial +
-                                                   ": the device returned NaN or Inf readings");
-  }
+  if (!y.value().allFinite()) return nonfinite_reading(verb);
   return y;
+}
+
+Error PhysicalSystem::nonfinite_reading(const char* verb) {
+  health_ = Health::kWarning;
+  health_message_ = "the device returned NaN or Inf readings";
+  return make_error(Errc::kNonFiniteReading, std::string(verb) + " on " + spec_.serial +
+                                                 ": the device returned NaN or Inf readings");
 }
 
 Result<Matrix> PhysicalSystem::settle(const MatrixRef& x, const VectorRef& theta,
@@ -382,6 +407,111 @@ Result<Matrix> PhysicalSystem::do_settle(const MatrixRef& /*x*/, const VectorRef
                                          bool /*warm_start*/) {
   return make_error(Errc::kWrongState,
                     "settle on " + spec_.serial + ": this driver has no settle call");
+}
+
+Result<void> PhysicalSystem::check_spiking() const {
+  if (spec_.spike_channels <= 0) {
+    return make_error(Errc::kWrongState, "spike_run on " + spec_.serial + ": a " + spec_.kind +
+                                             " setup records no spikes (only spiking setups such "
+                                             "as spiking-chip have spike_run); use forward");
+  }
+  return {};
+}
+
+Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run(const MatrixRef& x,
+                                                             const VectorRef& theta) {
+  Vector applied;
+  Result<digital_twin::SpikeRecord> out = [&]() -> Result<digital_twin::SpikeRecord> {
+    std::lock_guard lock(mutex_);
+    if (auto ok = check_spiking(); !ok) return ok.error();
+    if (auto ok = check_request(x, theta, "spike_run"); !ok) return ok.error();
+    const auto* lif = dynamic_cast<const digital_twin::SpikingLifModel*>(nominal_twin().get());
+    if (!lif) {
+      return make_error(Errc::kWrongState, "spike_run on " + spec_.serial +
+                                               ": the setup's twin is not a spiking LIF model, so "
+                                               "there is no encoding of x into events; pass the "
+                                               "events to spike_run yourself");
+    }
+    EventLists events(static_cast<std::size_t>(x.rows()));
+    for (Index r = 0; r < x.rows(); ++r) {
+      events[static_cast<std::size_t>(r)] =
+          digital_twin::encode_events(lif->config(), x.row(r).transpose());
+    }
+    return spike_run_locked(events, theta, applied);
+  }();
+  if (out && tap_) tap_(x, applied, out.value().outputs);
+  return out;
+}
+
+Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run(const EventLists& events,
+                                                             const VectorRef& theta) {
+  std::lock_guard lock(mutex_);
+  Vector applied;
+  return spike_run_locked(events, theta, applied);
+}
+
+Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run_locked(const EventLists& events,
+                                                                   const VectorRef& theta,
+                                                                   Vector& applied) {
+  const std::string who = "spike_run on " + spec_.serial;
+  if (auto ok = check_spiking(); !ok) return ok.error();
+  if (auto ok = check_ready("spike_run"); !ok) return ok.error();
+  if (events.empty()) {
+    return make_error(Errc::kShapeMismatch, who + ": the batch has no samples; pass at least one "
+                                                  "event list (an empty list is a silent sample)");
+  }
+  if (auto ok = check_batch_size(static_cast<Index>(events.size()), "spike_run"); !ok) {
+    return ok.error();
+  }
+  if (auto ok = check_theta(theta, "spike_run"); !ok) return ok.error();
+  const firmware_iface::EventLimits limits{
+      static_cast<std::uint32_t>(spec_.spike_steps),
+      static_cast<std::uint32_t>(spec_.spike_channels),
+      static_cast<std::uint32_t>(spec_.max_events_per_step),
+      static_cast<std::uint32_t>(spec_.max_events_per_sample), "channel"};
+  std::vector<firmware_iface::SpikeEvent> wire;
+  for (std::size_t b = 0; b < events.size(); ++b) {
+    wire.clear();
+    for (const auto& e : events[b]) wire.push_back({e.step, e.channel});
+    const std::string problem = firmware_iface::event_list_problem(wire, limits);
+    if (!problem.empty()) {
+      return make_error(Errc::kOutOfLimits, who + ": sample " + std::to_string(b) + ": " +
+                                                problem + "; nothing was sent to the device");
+    }
+  }
+  Result<Vector> a = applied_request(theta, "spike_run");
+  if (!a) return a.error();
+  applied = std::move(a.value());
+  Result<digital_twin::SpikeRecord> out = guarded<Result<digital_twin::SpikeRecord>>(
+      spec_.serial, "spike_run", [&] { return do_spike_run(events, applied); });
+  if (!out) {
+    note_device_error(out.error());
+  } else {
+    const digital_twin::SpikeRecord& r = out.value();
+    const Index rows = static_cast<Index>(events.size());
+    const bool shaped = r.outputs.rows() == rows && r.outputs.cols() == spec_.num_outputs &&
+                        r.hidden_spikes.rows() == rows &&
+                        r.hidden_spikes.cols() == spec_.spike_steps * spec_.spike_hidden &&
+                        r.output_traces.rows() == rows &&
+                        r.output_traces.cols() == spec_.spike_steps * spec_.num_outputs;
+    if (!shaped) {
+      out = make_error(Errc::kIo, who + ": the device returned a record of the wrong size "
+                                        "(outputs " + shape_string(r.outputs) + ", spikes " +
+                                        shape_string(r.hidden_spikes) + ", traces " +
+                                        shape_string(r.output_traces) + ")");
+      note_device_error(out.error());
+    } else if (!r.outputs.allFinite() || !r.output_traces.allFinite()) {
+      out = nonfinite_reading("spike_run");
+    }
+  }
+  publish_status_locked(false);
+  return out;
+}
+
+Result<digital_twin::SpikeRecord> PhysicalSystem::do_spike_run(const EventLists& /*events*/,
+                                                               const VectorRef& /*theta*/) {
+  return make_error(Errc::kWrongState,
+                    "spike_run on " + spec_.serial + ": this driver has no spike_run call");
 }
 
 }  // namespace pnn::drivers

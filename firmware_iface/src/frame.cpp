@@ -81,6 +81,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "describe";
     case MessageType::kSettle:
       return "settle";
+    case MessageType::kSpikeRun:
+      return "spike_run";
     case MessageType::kIdentifyReply:
       return "identify_reply";
     case MessageType::kCapabilitiesReply:
@@ -95,6 +97,8 @@ std::string_view to_string(MessageType type) noexcept {
       return "describe_reply";
     case MessageType::kSettleReply:
       return "settle_reply";
+    case MessageType::kSpikeRunReply:
+      return "spike_run_reply";
     case MessageType::kAck:
       return "ack";
     case MessageType::kErrorReply:

@@ -111,6 +111,45 @@ struct PayloadEncoder {
   void operator()(const SettleReply& m) const {
     put_batch(w, m.rows, m.cols, m.data, "SettleReply");
   }
+  void events(const EventList& list, bool wide_count, const char* field) const {
+    if (!wide_count && list.size() > kMaxInputEventsPerSample) {
+      throw std::invalid_argument(std::string(field) + ": " + std::to_string(list.size()) +
+                                  " events in one sample exceed the wire limit of 65535");
+    }
+    if (wide_count) {
+      w.u32(checked_count(list.size(), field));
+    } else {
+      w.u16(static_cast<std::uint16_t>(list.size()));
+    }
+    for (const SpikeEvent& e : list) {
+      w.u16(e.step);
+      w.u16(e.address);
+    }
+  }
+  void operator()(const SpikeRunRequest& m) const {
+    w.u32(checked_count(m.samples.size(), "SpikeRunRequest.samples"));
+    for (const EventList& list : m.samples) events(list, false, "SpikeRunRequest.samples");
+  }
+  void operator()(const SpikeRunReply& m) const {
+    put_batch(w, m.rows, m.cols, m.outputs, "SpikeRunReply.outputs");
+    if (m.hidden.size() != m.rows) {
+      throw std::invalid_argument("SpikeRunReply: " + std::to_string(m.hidden.size()) +
+                                  " hidden event lists for " + std::to_string(m.rows) + " rows");
+    }
+    w.u32(m.rows);
+    for (const EventList& list : m.hidden) events(list, true, "SpikeRunReply.hidden");
+    const std::uint64_t codes = std::uint64_t{m.rows} * m.trace_steps * m.trace_channels;
+    if (codes != m.trace_codes.size()) {
+      throw std::invalid_argument("SpikeRunReply: rows*trace_steps*trace_channels = " +
+                                  std::to_string(codes) + " but trace_codes has " +
+                                  std::to_string(m.trace_codes.size()));
+    }
+    w.u16(m.trace_steps);
+    w.u16(m.trace_channels);
+    w.f64(m.trace_lo);
+    w.f64(m.trace_hi);
+    w.bytes(m.trace_codes.data(), m.trace_codes.size());
+  }
   void operator()(const DescribeReply& m) const {
     w.u8(m.protocol_minor);
     put_string(w, m.kind, "DescribeReply.kind");
@@ -221,6 +260,65 @@ Result<Message> decode_describe(Reader& r) {
   return done(r, std::move(m));
 }
 
+// One sample's events: a count (u16 for requests, u32 for replies) checked against the bytes
+// present before anything is reserved, so a lying count allocates nothing.
+bool get_events(Reader& r, bool wide_count, EventList& out) {
+  const std::uint32_t n = wide_count ? r.u32() : r.u16();
+  if (!r.ok() || n > r.remaining() / 4) return false;
+  out.resize(n);
+  for (SpikeEvent& e : out) {
+    e.step = r.u16();
+    e.address = r.u16();
+  }
+  return r.ok();
+}
+
+// `samples` event lists, each at least its count's bytes long (checked before reserving).
+bool get_event_lists(Reader& r, std::uint32_t samples, bool wide_count,
+                     std::vector<EventList>& out) {
+  if (samples > kMaxSpikeSamples || samples > r.remaining() / (wide_count ? 4 : 2)) return false;
+  out.resize(samples);
+  for (EventList& list : out) {
+    if (!get_events(r, wide_count, list)) return false;
+  }
+  return true;
+}
+
+Result<Message> decode_spike_run(Reader& r) {
+  SpikeRunRequest m;
+  const std::uint32_t samples = r.u32();
+  if (!r.ok() || !get_event_lists(r, samples, false, m.samples)) return Errc::kTruncated;
+  return done(r, std::move(m));
+}
+
+// Layout of SpikeRunReply: the outputs batch, the hidden event lists, the trace codes.
+Result<Message> decode_spike_run_reply(Reader& r) {
+  SpikeRunReply m;
+  m.rows = r.u32();
+  m.cols = r.u32();
+  if (!r.ok()) return Errc::kTruncated;
+  const std::uint64_t values = std::uint64_t{m.rows} * m.cols;  // no overflow: < 2^64
+  if (values > r.remaining() / sizeof(double)) return Errc::kTruncated;
+  r.f64_array(static_cast<std::size_t>(values), m.outputs);
+  const std::uint32_t samples = r.u32();
+  if (!r.ok()) return Errc::kTruncated;
+  if (samples != m.rows) return Errc::kInconsistent;
+  if (!get_event_lists(r, samples, true, m.hidden)) return Errc::kTruncated;
+  m.trace_steps = r.u16();
+  m.trace_channels = r.u16();
+  m.trace_lo = r.f64();
+  m.trace_hi = r.f64();
+  if (!r.ok()) return Errc::kTruncated;
+  if (!(m.trace_lo < m.trace_hi) || !std::isfinite(m.trace_lo) || !std::isfinite(m.trace_hi)) {
+    return Errc::kBadValue;
+  }
+  const std::uint64_t codes = std::uint64_t{m.rows} * m.trace_steps * m.trace_channels;
+  if (codes > r.remaining()) return Errc::kTruncated;
+  const auto bytes = r.take(static_cast<std::size_t>(codes));
+  m.trace_codes.assign(bytes.begin(), bytes.end());
+  return done(r, std::move(m));
+}
+
 template <typename T>
 Result<Message> decode_batch_message(std::span<const std::uint8_t> payload) {
   T m;
@@ -250,7 +348,9 @@ MessageType message_type(const Message& message) noexcept {
                                            MessageType::kDescribe,
                                            MessageType::kDescribeReply,
                                            MessageType::kSettle,
-                                           MessageType::kSettleReply};
+                                           MessageType::kSettleReply,
+                                           MessageType::kSpikeRun,
+                                           MessageType::kSpikeRunReply};
   static_assert(std::size(kTypes) == std::variant_size_v<Message>);
   return kTypes[message.index()];
 }
@@ -302,6 +402,10 @@ Result<Message> decode_payload(MessageType type, std::span<const std::uint8_t> p
       return decode_batch_message<OutputsReply>(payload);
     case MessageType::kSettleReply:
       return decode_batch_message<SettleReply>(payload);
+    case MessageType::kSpikeRun:
+      return decode_spike_run(r);
+    case MessageType::kSpikeRunReply:
+      return decode_spike_run_reply(r);
     case MessageType::kSettle: {
       SettleRequest m;
       m.boundary = r.u8();
@@ -409,6 +513,49 @@ std::error_code decode_batch_payload(std::span<const std::uint8_t> payload, std:
   return finish(r);
 }
 
+std::string event_list_problem(std::span<const SpikeEvent> events, const EventLimits& limits) {
+  const std::string address = limits.address_name;
+  const auto where = [&](std::size_t i) {
+    return "event " + std::to_string(i) + " (step " + std::to_string(events[i].step) + ", " +
+           address + " " + std::to_string(events[i].address) + ")";
+  };
+  if (events.size() > limits.max_per_sample) {
+    return std::to_string(events.size()) + " events in one sample exceed the " +
+           std::to_string(limits.max_per_sample) +
+           " the chip takes per sample; encode fewer spikes (e.g. fewer rate-coded spikes)";
+  }
+  std::uint32_t in_step = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const SpikeEvent& e = events[i];
+    if (e.step >= limits.num_steps) {
+      return where(i) + " is outside the time window of " + std::to_string(limits.num_steps) +
+             " steps; keep steps in 0.." + std::to_string(limits.num_steps - 1);
+    }
+    if (e.address >= limits.num_addresses) {
+      return where(i) + " names an unknown " + address + "; the chip has " +
+             std::to_string(limits.num_addresses) + " (0.." +
+             std::to_string(limits.num_addresses - 1) + ")";
+    }
+    if (i > 0) {
+      const SpikeEvent& p = events[i - 1];
+      if (e.step < p.step || (e.step == p.step && e.address <= p.address)) {
+        return where(i) + (e.step == p.step && e.address == p.address ? " repeats " : " comes after ") +
+               where(i - 1) + ": events must be sorted by step, then " + address +
+               ", at most one per step and " + address + "; sort and deduplicate them";
+      }
+      in_step = e.step == p.step ? in_step + 1 : 1;
+    } else {
+      in_step = 1;
+    }
+    if (in_step > limits.max_per_step) {
+      return where(i) + " is event " + std::to_string(in_step) + " of step " +
+             std::to_string(e.step) + ", over the chip's " + std::to_string(limits.max_per_step) +
+             " events per step; spread the spikes over more steps";
+    }
+  }
+  return {};
+}
+
 std::string to_string(DeviceError code) {
   switch (code) {
     case DeviceError::kMalformed: return "malformed command";
@@ -421,6 +568,7 @@ std::string to_string(DeviceError code) {
     case DeviceError::kUnsupported: return "unsupported command";
     case DeviceError::kHardware: return "hardware fault";
     case DeviceError::kNotSettled: return "not settled";
+    case DeviceError::kBadEvents: return "bad event list";
   }
   return "device error " + std::to_string(static_cast<std::int32_t>(code));
 }

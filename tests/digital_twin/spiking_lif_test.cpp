@@ -199,3 +199,70 @@ TEST_CASE("spiking LIF: the backward at the twin's own spike record is its vjp")
   wrong.num_steps = 300;
   CHECK_THROWS_AS(SpikingLifModel{wrong}, std::invalid_argument);
 }
+
+namespace {
+
+SpikingLifConfig with_corrections(SpikingLifConfig c) {
+  c.channel_gain = Vector{{1.2, 0.8, 1.1, 0.9}};
+  c.hidden_threshold = Vector::LinSpaced(c.num_hidden, 0.8, 1.3);
+  c.output_gain = Vector{{1.3, 0.7}};
+  c.output_offset = Vector{{0.1, -0.2}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("spiking LIF: the per-neuron corrections of a mock fit are in the forward and the adjoint") {
+  // Exact gradients of the smooth network with every correction set, against finite differences.
+  const SpikingLifModel smooth(with_corrections(small_chip(Surrogate::kFastSigmoid, true)));
+  const Matrix x = features(5, 3, 13);
+  const Vector theta = smooth.initial_params(14) * 1.5;
+  const GradCheckReport rep = check_gradients(smooth, x, theta, {.eps = 1e-5});
+  INFO(rep.summary());
+  CHECK(rep.max_rel_error() < 1e-5);
+  CHECK(rep.max_rel_error_phi < 1e-5);
+  // The corrections change the network; the readout ones act as y = r·(a·max U + b).
+  const SpikingLifConfig plain_c = small_chip(Surrogate::kArctan, false);
+  SpikingLifConfig readout_c = plain_c;
+  readout_c.output_gain = Vector{{1.3, 0.7}};
+  readout_c.output_offset = Vector{{0.1, -0.2}};
+  const SpikingLifModel plain(plain_c), readout(readout_c);
+  const Vector t2 = plain.initial_params(15) * 2.0;
+  const Matrix y0 = plain.forward(x, t2), y1 = readout.forward(x, t2);
+  for (Index r = 0; r < x.rows(); ++r) {
+    CHECK(y1(r, 0) == doctest::Approx(1.3 * y0(r, 0) + plain_c.readout_scale * 0.1));
+    CHECK(y1(r, 1) == doctest::Approx(0.7 * y0(r, 1) - plain_c.readout_scale * 0.2));
+  }
+  SpikingLifConfig higher = plain_c;
+  higher.hidden_threshold = Vector::Constant(plain_c.num_hidden, 1.5);
+  CHECK(SpikingLifModel(higher).record(x, t2).hidden_spikes.sum() <
+        plain.record(x, t2).hidden_spikes.sum());
+  // Bad corrections are refused naming the field.
+  SpikingLifConfig bad = plain_c;
+  bad.hidden_threshold = Vector::Ones(3);
+  CHECK_THROWS_WITH_AS(SpikingLifModel{bad}, doctest::Contains("hidden_threshold must be empty or have 7"),
+                       std::invalid_argument);
+  bad = plain_c;
+  bad.channel_gain = Vector{{1.0, 1.0, -1.0, 1.0}};
+  CHECK_THROWS_WITH_AS(SpikingLifModel{bad}, doctest::Contains("channel_gain[2] must be positive"),
+                       std::invalid_argument);
+  bad = plain_c;
+  bad.output_offset = Vector{{0.0, std::nan("")}};
+  CHECK_THROWS_WITH_AS(SpikingLifModel{bad}, doctest::Contains("output_offset[1] must be finite"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("spiking LIF: replay drives the readout from given hidden spikes") {
+  const SpikingLifModel m(with_corrections(small_chip(Surrogate::kArctan, false)));
+  const Matrix x = features(6, 3, 16);
+  const Vector theta = m.initial_params(17) * 2.0;
+  const SpikeRecord own = m.record(x, theta);
+  const SpikeRecord again = m.replay(x, theta, own.hidden_spikes);
+  CHECK(again.hidden_spikes == own.hidden_spikes);
+  CHECK((again.output_traces - own.output_traces).norm() < 1e-12);
+  CHECK((again.outputs - own.outputs).norm() < 1e-12);
+  const SpikeRecord silent = m.replay(x, theta, Matrix::Zero(6, own.hidden_spikes.cols()));
+  // No hidden spikes: every output trace stays at its offset b_o.
+  CHECK(silent.output_traces.col(0).cwiseAbs().maxCoeff() == doctest::Approx(0.1));
+  CHECK_THROWS_AS(m.replay(x, theta, Matrix::Zero(6, 5)), std::invalid_argument);
+}

@@ -47,6 +47,10 @@ std::vector<Message> sample_messages() {
       DescribeReply{1, "x", 2, 1, 2, 8, "V", -1.0, 1.0, "1", 0.0, {{"g", "1", "", 2, 0.0, 1.0}}},
       SettleRequest{2, 0.0, true, 1, 2, {0.1, -0.2}},
       SettleReply{1, 3, {0.01, 0.02, -0.03}},
+      SpikeRunRequest{{{{0, 1}, {0, 4}, {7, 2}}, {}, {{39, 0}}}},
+      SpikeRunRequest{},
+      SpikeRunReply{2, 1, {0.5, -0.5}, {{{1, 3}, {2, 0}}, {}}, 2, 2, -1.0, 5.0, {0, 1, 2, 255, 4, 5, 6, 7}},
+      SpikeRunReply{},
   };
 }
 
@@ -202,4 +206,76 @@ TEST_CASE("messages: batch fast path matches the generic encoder and reuses stor
   CHECK(out.data() == storage);
   CHECK(decode_batch_payload(f->payload.first(f->payload.size() - 1), rows, cols, out) ==
         Errc::kTruncated);
+}
+
+TEST_CASE("messages: spike_run layouts, lying event counts and bad trace scales") {
+  // u32 samples, u16 count, (u16 step, u16 channel) pairs.
+  CHECK(payload_of(SpikeRunRequest{{{{2, 3}}}}) == Bytes{1, 0, 0, 0, 1, 0, 2, 0, 3, 0});
+  CHECK(message_type(SpikeRunRequest{}) == MessageType::kSpikeRun);
+  CHECK(message_type(SpikeRunReply{}) == MessageType::kSpikeRunReply);
+  CHECK(to_string(MessageType::kSpikeRun) == "spike_run");
+  CHECK(to_string(MessageType::kSpikeRunReply) == "spike_run_reply");
+  CHECK(is_known_message_type(0x0C));
+  CHECK(is_known_message_type(0x8C));
+  // 2^32 - 1 samples announced in 6 bytes: refused before anything is allocated.
+  CHECK(decode_payload(MessageType::kSpikeRun, Bytes{0xFF, 0xFF, 0xFF, 0xFF, 0, 0}).error() ==
+        Errc::kTruncated);
+  // One sample announcing 65535 events with one present.
+  CHECK(decode_payload(MessageType::kSpikeRun, Bytes{1, 0, 0, 0, 0xFF, 0xFF, 1, 0, 1, 0})
+            .error() == Errc::kTruncated);
+  const SpikeRunReply reply{1, 1, {2.0}, {{{1, 2}}}, 1, 1, -1.0, 5.0, {9}};
+  const Bytes good = payload_of(reply);
+  REQUIRE(decode_payload(MessageType::kSpikeRunReply, good));
+  CHECK(reply.membrane(255) == 5.0);
+  CHECK(reply.membrane(0) == -1.0);
+  // Offsets: rows 0, cols 4, outputs 8, samples 16, count 20, event 24, steps 28, channels 30,
+  // lo 32, hi 40, codes 48.
+  Bytes p = good;
+  p[16] = 2;  // samples != rows
+  CHECK(decode_payload(MessageType::kSpikeRunReply, p).error() == Errc::kInconsistent);
+  p = good;
+  p[22] = 0xFF;  // the hidden event count lies: 0xFF0001 events in 4 bytes
+  CHECK(decode_payload(MessageType::kSpikeRunReply, p).error() == Errc::kTruncated);
+  p = good;
+  p[29] = 0xFF;  // trace steps far beyond the codes present
+  CHECK(decode_payload(MessageType::kSpikeRunReply, p).error() == Errc::kTruncated);
+  SpikeRunReply bad = reply;
+  bad.trace_hi = bad.trace_lo;  // a flat ADC scale
+  CHECK(decode_payload(MessageType::kSpikeRunReply, payload_of(bad)).error() == Errc::kBadValue);
+  bad.trace_hi = std::nan("");
+  CHECK(decode_payload(MessageType::kSpikeRunReply, payload_of(bad)).error() == Errc::kBadValue);
+  // Encoding an inconsistent reply is a caller bug.
+  bad = reply;
+  bad.hidden.clear();
+  Bytes out;
+  CHECK_THROWS_AS(encode_message(bad, 1, out), std::invalid_argument);
+  bad = reply;
+  bad.trace_codes.push_back(0);
+  CHECK_THROWS_AS(encode_message(bad, 1, out), std::invalid_argument);
+  CHECK(out.empty());
+  CHECK(to_string(DeviceError::kBadEvents) == "bad event list");
+}
+
+TEST_CASE("messages: event_list_problem names the first bad event and the fix") {
+  const EventLimits limits{10, 5, 2, 4, "channel"};
+  CHECK(event_list_problem(EventList{{0, 1}, {0, 4}, {9, 0}}, limits).empty());
+  CHECK(event_list_problem(EventList{}, limits).empty());
+  const std::string unsorted = event_list_problem(EventList{{3, 1}, {2, 0}}, limits);
+  CHECK(unsorted.find("event 1 (step 2, channel 0) comes after event 0") != std::string::npos);
+  CHECK(unsorted.find("sort") != std::string::npos);
+  CHECK(event_list_problem(EventList{{3, 2}, {3, 1}}, limits).find("comes after") !=
+        std::string::npos);
+  CHECK(event_list_problem(EventList{{3, 2}, {3, 2}}, limits).find("repeats") !=
+        std::string::npos);
+  const std::string late = event_list_problem(EventList{{10, 0}}, limits);
+  CHECK(late.find("outside the time window of 10 steps") != std::string::npos);
+  const std::string channel = event_list_problem(EventList{{1, 5}}, limits);
+  CHECK(channel.find("unknown channel; the chip has 5") != std::string::npos);
+  const std::string per_step = event_list_problem(EventList{{1, 0}, {1, 1}, {1, 2}}, limits);
+  CHECK(per_step.find("over the chip's 2 events per step") != std::string::npos);
+  const std::string per_sample =
+      event_list_problem(EventList{{1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}}, limits);
+  CHECK(per_sample.find("5 events in one sample exceed the 4") != std::string::npos);
+  const std::string neuron = event_list_problem(EventList{{1, 9}}, {10, 5, 5, 50, "neuron"});
+  CHECK(neuron.find("unknown neuron") != std::string::npos);
 }

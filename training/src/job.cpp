@@ -35,6 +35,19 @@ Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const M
     if (!layer.is_physical() || layer.model->num_physical_params() == 0) continue;
     const auto& spec = layer.device->spec();
     const Matrix x = trace.value().inputs[i].cwiseMax(spec.input_min).cwiseMin(spec.input_max);
+    if (layer.backward_at_record) {
+      const auto& lif = dynamic_cast<const digital_twin::SpikingLifModel&>(*layer.model);
+      auto fit = mock_fit(*layer.device, lif, x, layer.theta, {}, layer.executor);
+      if (!fit) {
+        return drivers::Error{fit.error().code,
+                              "mock fit of '" + layer.name + "': " + fit.error().message};
+      }
+      const MockFitReport& m = fit.value().report;
+      layer.model = fit.value().model;
+      reports.push_back({layer.name, spec.serial, m.output_mse_before, m.output_mse_after,
+                         layer.model->physical_params(), m});
+      continue;
+    }
     int measured = 0;
     auto run = calibrate_device(*layer.device, *layer.model, x, layer.theta, layer.theta_min,
                                 layer.theta_max, rng, measured, layer.executor);
@@ -178,6 +191,7 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         if (auto it = twins.find(s.device); it != twins.end() && it->second) twin = it->second;
         net.add_physical(s.device, dev, s.twin ? twin : nullptr, std::move(theta),
                          devices.executor(s.device));
+        if (!s.backward_at_record) net.layers().back().backward_at_record = false;
         width = dev.spec().num_outputs;
         break;
       }
@@ -491,6 +505,12 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     for (const auto& r : result.calibration) {
       log("calibrated twin of " + r.layer + " (" + r.serial + "): twin-vs-hardware MSE " +
           std::to_string(r.mse_before) + " -> " + std::to_string(r.mse_after));
+      if (r.mock_fit) {
+        log("mock fit of " + r.layer + ": spike-count error " +
+            std::to_string(r.mock_fit->spike_error_before) + " -> " +
+            std::to_string(r.mock_fit->spike_error_after) + " spikes per neuron per input (chip "
+            "against itself " + std::to_string(r.mock_fit->spike_error_floor) + ")");
+      }
     }
   }
   const std::vector<Vector> initial = net.thetas();
@@ -540,6 +560,7 @@ Result<JobResult> run_job(const JobConfig& config, const JobCallbacks& callbacks
     phase.history = history.value();
     phase.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     phase.hardware_calls = trainer.hardware_calls();
+    phase.thetas = network.thetas();
     if (twinned) {
       auto acc_twin = evaluate(network, data.test, Mode::kTwin);
       if (!acc_twin) return acc_twin.error();

@@ -51,7 +51,15 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     // yaml-cpp's Node assignment writes through to the node it refers to: never reassign.
     const YAML::Node device = value.IsMap() ? value["device"] : value;
     if (value.IsMap()) {  // {device: NAME, twin: nominal | none | learned:<id> | {fit: ...}}
-      r.only_keys(value, key, {"device", "twin"});
+      r.only_keys(value, key, {"device", "twin", "backward"});
+      const auto backward = r.get<std::string>(value, key, "backward", "measured",
+                                               "measured or twin");
+      if (backward != "measured" && backward != "twin") {
+        r.fail(value["backward"], key + ".backward",
+               "'" + backward + "' is not one of measured (the twin at the device's recorded "
+               "spikes), twin (the twin's own activity)");
+      }
+      spec.backward_at_record = backward == "measured";
       if (!device.IsDefined()) r.fail(value, key, "needs device: NAME (a device from 'devices')");
       const YAML::Node twin_node = value["twin"];
       const std::string tkey = key + ".twin";

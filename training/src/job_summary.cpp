@@ -26,8 +26,19 @@ std::string job_summary_json(const JobConfig& config, const JobResult& r) {
   if (const auto* p = r.phase("digital")) j["acc_digital"] = p->acc_twin;
   json cal = json::array();
   for (const auto& c : r.calibration) {
-    cal.push_back({{"layer", c.layer}, {"serial", c.serial}, {"mse_before", c.mse_before},
-                   {"mse_after", c.mse_after}});
+    json entry = {{"layer", c.layer}, {"serial", c.serial}, {"mse_before", c.mse_before},
+                  {"mse_after", c.mse_after}};
+    if (c.mock_fit) {
+      const MockFitReport& m = *c.mock_fit;
+      entry["mock_fit"] = {{"spike_error_before", m.spike_error_before},
+                           {"spike_error_after", m.spike_error_after},
+                           {"spike_error_floor", m.spike_error_floor},
+                           {"chip_spikes_per_neuron", m.chip_spikes_per_neuron},
+                           {"trace_mse_before", m.trace_mse_before},
+                           {"trace_mse_after", m.trace_mse_after},
+                           {"chip_runs", m.chip_runs}};
+    }
+    cal.push_back(std::move(entry));
   }
   j["calibration"] = cal;
   if (!r.twins.empty()) {

@@ -47,6 +47,9 @@ void Network::add_physical(std::string name, drivers::PhysicalSystem& device,
   check_sizes(layers_, name, spec.num_inputs, spec.num_params(), theta, "device");
   Layer layer{std::move(name), std::move(twin), &device, std::move(theta), spec.param_min(),
               spec.param_max(), std::move(executor)};
+  layer.backward_at_record =
+      spec.spike_channels > 0 &&
+      dynamic_cast<const digital_twin::SpikingLifModel*>(layer.model.get()) != nullptr;
   layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
   layers_.push_back(std::move(layer));
 }
@@ -84,12 +87,13 @@ Result<Trace> Network::forward(const MatrixRef& x, Mode mode,
   }
   Trace trace;
   trace.inputs.reserve(layers_.size());
+  trace.records.resize(layers_.size());
   Matrix h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     // The recorded input is the unclipped one; clipping is re-applied (and differentiated) in
     // backward, so the saturation has zero gradient.
     trace.inputs.push_back(h);
-    auto y = forward_layer(i, h, mode, thetas.empty() ? nullptr : &thetas[i]);
+    auto y = run_layer(i, h, mode, thetas.empty() ? nullptr : &thetas[i], &trace.records[i]);
     if (!y) return y.error();
     h = std::move(y).value();
   }
@@ -99,6 +103,12 @@ Result<Trace> Network::forward(const MatrixRef& x, Mode mode,
 
 Result<Matrix> Network::forward_layer(std::size_t i, const MatrixRef& h, Mode mode,
                                       const Vector* theta_in) const {
+  return run_layer(i, h, mode, theta_in, nullptr);
+}
+
+Result<Matrix> Network::run_layer(std::size_t i, const MatrixRef& h, Mode mode,
+                                  const Vector* theta_in,
+                                  std::optional<digital_twin::SpikeRecord>* record) const {
   const Layer& layer = layers_.at(i);
   const Vector& theta = theta_in ? *theta_in : layer.theta;
   if (theta.size() != layer.theta.size()) {
@@ -107,6 +117,15 @@ Result<Matrix> Network::forward_layer(std::size_t i, const MatrixRef& h, Mode mo
   const Matrix in = layer_input(layer, h);
   if (layer.is_physical() && mode == Mode::kHardware) {
     ++hardware_calls_;
+    if (record != nullptr && layer.backward_at_record) {
+      auto r = on_device(layer.executor, [&] { return layer.device->spike_run(in, theta); });
+      if (!r) {
+        return drivers::Error{r.error().code, "layer '" + layer.name + "': " + r.error().message};
+      }
+      Matrix y = r.value().outputs;
+      *record = std::move(r).value();
+      return y;
+    }
     auto y = on_device(layer.executor, [&] { return layer.device->forward(in, theta); });
     if (!y) {
       return drivers::Error{y.error().code, "layer '" + layer.name + "': " + y.error().message};
@@ -149,6 +168,19 @@ digital_twin::Cotangents Network::vjp_layer(std::size_t i, const MatrixRef& raw,
   return cot;
 }
 
+digital_twin::Cotangents Network::vjp_at_record(std::size_t i, const MatrixRef& raw,
+                                                const digital_twin::SpikeRecord& record,
+                                                const MatrixRef& y_bar) const {
+  const Layer& layer = layers_.at(i);
+  const auto* lif = dynamic_cast<const digital_twin::SpikingLifModel*>(layer.model.get());
+  if (!lif || !layer.is_physical()) {
+    throw std::logic_error("Network::backward: layer '" + layer.name +
+                           "' has a spike record but no spiking twin to evaluate it");
+  }
+  // Spike times come from the data through a fixed encoding: x̄ is zero (as the twin's vjp).
+  return lif->vjp_at_record(layer_input(layer, raw), layer.theta, record, y_bar);
+}
+
 std::vector<Vector> Network::backward(const Trace& trace, const MatrixRef& y_bar) const {
   if (trace.inputs.size() != layers_.size()) {
     throw std::logic_error("Network::backward: trace does not belong to this network");
@@ -156,7 +188,9 @@ std::vector<Vector> Network::backward(const Trace& trace, const MatrixRef& y_bar
   std::vector<Vector> grads(layers_.size());
   Matrix g = y_bar;
   for (std::size_t i = layers_.size(); i-- > 0;) {
-    auto cot = vjp_layer(i, trace.inputs[i], g);
+    const bool measured = i < trace.records.size() && trace.records[i].has_value();
+    auto cot = measured ? vjp_at_record(i, trace.inputs[i], *trace.records[i], g)
+                        : vjp_layer(i, trace.inputs[i], g);
     grads[i] = std::move(cot.theta_bar);
     if (i == 0) break;
     g = std::move(cot.x_bar);

@@ -10,7 +10,7 @@ namespace {
 
 constexpr const char* kAllowed =
     "drop, corrupt, delay_ms, stall, stall_after, stall_ms, nan, reset, reset_after, unplug, unplug_after, "
-    "unplug_ms, seed";
+    "unplug_ms, truncate, seed";
 
 double number(const std::string& item, const std::string& value) {
   char* end = nullptr;
@@ -46,7 +46,7 @@ std::chrono::milliseconds millis(const std::string& item, const std::string& val
 bool FaultPlan::any() const {
   return drop > 0 || corrupt > 0 || delay.count() > 0 || stall > 0 || stall_after > 0 || nan > 0 ||
          reset > 0 ||
-         reset_after > 0 || unplug > 0 || unplug_after > 0;
+         reset_after > 0 || unplug > 0 || unplug_after > 0 || truncate > 0;
 }
 
 FaultPlan FaultPlan::parse(const std::string& text, std::uint64_t default_seed) {
@@ -88,6 +88,8 @@ FaultPlan FaultPlan::parse(const std::string& text, std::uint64_t default_seed) 
       plan.unplug_after = count(item, value);
     } else if (key == "unplug_ms") {
       plan.unplug_duration = millis(item, value);
+    } else if (key == "truncate") {
+      plan.truncate = probability(item, value);
     } else if (key == "seed") {
       plan.seed = static_cast<std::uint64_t>(count(item, value));
     } else {
@@ -159,6 +161,18 @@ FaultInjector::Decision FaultInjector::on_command(FaultClock::time_point now) {
 bool FaultInjector::connected(FaultClock::time_point now) {
   std::lock_guard lock(mutex_);
   return now >= unplugged_until_;
+}
+
+bool FaultInjector::truncate_reply(std::vector<std::uint8_t>& bytes) {
+  if (plan_.truncate <= 0.0 || bytes.size() < 2) return false;
+  std::lock_guard lock(mutex_);
+  if (!chance(plan_.truncate)) return false;
+  // The chip stops somewhere in the event lists: at least the header goes out, never the trailer.
+  const std::size_t keep =
+      std::uniform_int_distribution<std::size_t>(1, bytes.size() - 1)(rng_);
+  bytes.resize(keep);
+  ++stats_.truncated;
+  return true;
 }
 
 void FaultInjector::corrupt_reply(std::vector<std::uint8_t>& bytes) {

@@ -17,6 +17,8 @@
 ///   unplug:P        with probability P per command the device disconnects for unplug_ms
 ///   unplug_after:N  the device disconnects once, on the N-th command
 ///   unplug_ms:T     how long it stays away (default 300), then re-enumerates (power-cycled)
+///   truncate:P      each spike_run reply stops mid-batch with probability P: the chip sends part
+///                   of the frame and then nothing (the host times out; nothing is half-returned)
 ///   seed:S          the injector's own random stream (default: from the device seed)
 /// Decisions are drawn from a seeded stream, so a fault scenario replays exactly.
 #include <chrono>
@@ -45,6 +47,7 @@ struct FaultPlan {
   double unplug = 0.0;
   long long unplug_after = 0;  ///< 0: never
   std::chrono::milliseconds unplug_duration{300};
+  double truncate = 0.0;
   std::uint64_t seed = 0;
   bool any() const;
 
@@ -63,6 +66,7 @@ struct FaultStats {
   std::uint64_t nans = 0;
   std::uint64_t resets = 0;
   std::uint64_t unplugs = 0;
+  std::uint64_t truncated = 0;
 };
 
 /// Draws the faults of one simulated device. Thread-safe (stats may be read from any thread).
@@ -84,6 +88,10 @@ class FaultInjector {
   Decision on_command(FaultClock::time_point now);
   /// False during an unplug window.
   bool connected(FaultClock::time_point now);
+  /// With probability plan().truncate, cuts `bytes` (one encoded spike_run reply) to a strict,
+  /// non-empty prefix and returns true. Draws from the stream only when truncate > 0, so other
+  /// fault scenarios replay unchanged.
+  bool truncate_reply(std::vector<std::uint8_t>& bytes);
   /// Flips one byte (chosen from the seeded stream) of `bytes`.
   void corrupt_reply(std::vector<std::uint8_t>& bytes);
   /// Index in [0, n) for placing an injected NaN.

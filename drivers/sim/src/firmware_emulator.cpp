@@ -76,6 +76,7 @@ FirmwareStats FirmwareEmulator::stats() const {
   s.stalls = f.stalls;
   s.nans = f.nans;
   s.unplugs = f.unplugs;
+  s.truncated = f.truncated;
   return s;
 }
 
@@ -118,6 +119,7 @@ void FirmwareEmulator::receive(std::span<const std::uint8_t> bytes, fw::Clock::t
     } else {
       fw::encode_message(reply, seq, scratch_);
     }
+    if (std::holds_alternative<fw::SpikeRunReply>(reply)) faults_.truncate_reply(scratch_);
     if (decision.corrupt) faults_.corrupt_reply(scratch_);
     out.push_back({scratch_, decision.ready_at});
   }
@@ -209,6 +211,9 @@ FirmwareEmulator::Message FirmwareEmulator::execute(const Message& command, bool
   }
   if (const auto* settle = std::get_if<fw::SettleRequest>(&command))
     return execute_settle(*settle, inject_nan);
+  if (const auto* run = std::get_if<fw::SpikeRunRequest>(&command)) {
+    return execute_spike_run(*run, inject_nan);
+  }
   if (std::holds_alternative<fw::ReadOutputsRequest>(command)) {
     if (state_ != DeviceState::kOutputsReady) {
       return error(DeviceError::kNoOutputs, "no outputs ready");
@@ -278,6 +283,73 @@ FirmwareEmulator::Message FirmwareEmulator::execute_settle(const fw::SettleReque
   reply.cols = static_cast<std::uint32_t>(nodes->cols());
   const RowMatrix rm = *nodes;
   reply.data.assign(rm.data(), rm.data() + rm.size());
+  return reply;
+}
+
+FirmwareEmulator::Message FirmwareEmulator::execute_spike_run(const fw::SpikeRunRequest& run,
+                                                              bool inject_nan) {
+  using fw::DeviceError;
+  if (spec_.spike_channels <= 0) {
+    return error(DeviceError::kUnsupported, "this board has no spike_run call (not a spiking chip)");
+  }
+  if (state_ == fw::DeviceState::kRunning) return error(DeviceError::kBusy, "a run is in progress");
+  if (run.samples.empty() ||
+      (spec_.max_batch > 0 && static_cast<Index>(run.samples.size()) > spec_.max_batch)) {
+    return error(DeviceError::kShape, "spike_run of " + std::to_string(run.samples.size()) +
+                                          " samples does not fit 1.." +
+                                          std::to_string(spec_.max_batch));
+  }
+  // The board checks what it received exactly as the host does before sending.
+  const fw::EventLimits limits{static_cast<std::uint32_t>(spec_.spike_steps),
+                               static_cast<std::uint32_t>(spec_.spike_channels),
+                               static_cast<std::uint32_t>(spec_.max_events_per_step),
+                               static_cast<std::uint32_t>(spec_.max_events_per_sample), "channel"};
+  std::vector<std::vector<digital_twin::InputEvent>> events(run.samples.size());
+  for (std::size_t b = 0; b < run.samples.size(); ++b) {
+    const std::string problem = fw::event_list_problem(run.samples[b], limits);
+    if (!problem.empty()) {
+      ++stats_.limit_violations;
+      return error(DeviceError::kBadEvents, "sample " + std::to_string(b) + ": " + problem);
+    }
+    for (const fw::SpikeEvent& e : run.samples[b]) events[b].push_back({e.address, e.step});
+  }
+  ChipRun chip = reality_->spike_run(events, theta_);
+  if (inject_nan && chip.outputs.size() > 0) {
+    chip.outputs.data()[faults_.pick(static_cast<std::size_t>(chip.outputs.size()))] =
+        std::numeric_limits<double>::quiet_NaN();
+  }
+  ++stats_.runs;
+  ++stats_.spike_runs;
+  stats_.samples += static_cast<std::uint64_t>(run.samples.size());
+  ++volatile_.runs_completed;
+  const Index B = chip.outputs.rows(), T = spec_.spike_steps, H = spec_.spike_hidden,
+              O = spec_.num_outputs;
+  fw::SpikeRunReply reply;
+  reply.rows = static_cast<std::uint32_t>(B);
+  reply.cols = static_cast<std::uint32_t>(O);
+  const RowMatrix outputs = chip.outputs;
+  reply.outputs.assign(outputs.data(), outputs.data() + outputs.size());
+  reply.hidden.resize(static_cast<std::size_t>(B));
+  for (Index b = 0; b < B; ++b) {
+    for (Index t = 0; t < T; ++t) {
+      for (Index j = 0; j < H; ++j) {
+        if (chip.hidden_spikes(b, t * H + j) > 0.0) {
+          reply.hidden[static_cast<std::size_t>(b)].push_back(
+              {static_cast<std::uint16_t>(t), static_cast<std::uint16_t>(j)});
+        }
+      }
+    }
+  }
+  reply.trace_steps = static_cast<std::uint16_t>(T);
+  reply.trace_channels = static_cast<std::uint16_t>(O);
+  reply.trace_lo = chip.code_lo;
+  reply.trace_hi = chip.code_hi;
+  reply.trace_codes.reserve(static_cast<std::size_t>(B * T * O));
+  for (Index b = 0; b < B; ++b) {
+    for (Index k = 0; k < T * O; ++k) {
+      reply.trace_codes.push_back(static_cast<std::uint8_t>(chip.output_codes(b, k)));
+    }
+  }
   return reply;
 }
 

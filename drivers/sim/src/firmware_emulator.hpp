@@ -35,6 +35,9 @@ class FirmwareEmulator final : public SimulatedFirmware {
   using Message = firmware_iface::Message;
   Message execute(const Message& command, bool inject_nan);
   Message execute_settle(const firmware_iface::SettleRequest& settle, bool inject_nan);
+  // Checks the events as the host does (EventLimits from the spec), runs them at the current θ
+  // and answers the outputs, the hidden spikes as event lists and the output ADC codes.
+  Message execute_spike_run(const firmware_iface::SpikeRunRequest& run, bool inject_nan);
   Message error(firmware_iface::DeviceError code, std::string text);
   void reset_state();  // power-on state of the board; with mutex_ held
 

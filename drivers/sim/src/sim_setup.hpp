@@ -13,9 +13,21 @@
 #include <utility>
 
 #include "pnn/digital_twin/resistive_network.hpp"
+#include "pnn/digital_twin/spiking_lif.hpp"
 #include "pnn/drivers/datasheet.hpp"
 
 namespace pnn::drivers::sim {
+
+/// One run of a spiking chip's batch: the outputs (batch × O, as run() returns them), the hidden
+/// spikes (batch × T·H, 0/1, step-major) and the output ADC codes (batch × T·O, integers
+/// 0..max_code, step-major) with the membranes of code 0 and code max_code.
+struct ChipRun {
+  Matrix outputs;
+  Matrix hidden_spikes;
+  Matrix output_codes;
+  double code_lo = 0.0;
+  double code_hi = 1.0;
+};
 
 /// The physics a simulated instrument's firmware runs. Preconditions are checked by the firmware
 /// before run() is called: shapes, finiteness, θ and inputs within the device's limits.
@@ -30,6 +42,12 @@ class Reality {
                                        const digital_twin::SettleBoundary& /*boundary*/,
                                        bool /*warm_start*/) {
     throw std::logic_error("this reality has no settle call");
+  }
+  /// Spiking setups (spec.spike_channels > 0): one run of the batch's input events (checked by
+  /// the firmware) at θ. The firmware never calls it on other setups.
+  virtual ChipRun spike_run(const std::vector<std::vector<digital_twin::InputEvent>>& /*events*/,
+                            const VectorRef& /*theta*/) {
+    throw std::logic_error("this reality has no spike_run call");
   }
 };
 
@@ -67,6 +85,14 @@ class RealityOf final : public Reality {
       return r_.settle(x, theta, boundary, warm_start);
     } else {
       return Reality::settle(x, theta, boundary, warm_start);
+    }
+  }
+  ChipRun spike_run(const std::vector<std::vector<digital_twin::InputEvent>>& events,
+                    const VectorRef& theta) override {
+    if constexpr (requires { r_.spike_run(events, theta); }) {
+      return r_.spike_run(events, theta);
+    } else {
+      return Reality::spike_run(events, theta);
     }
   }
 

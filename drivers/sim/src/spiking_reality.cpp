@@ -65,12 +65,7 @@ Matrix SpikingReality::run(const MatrixRef& x, const VectorRef& theta) {
   const dt::SpikingLifConfig& c = config_.datasheet;
   std::vector<std::vector<dt::InputEvent>> events(static_cast<std::size_t>(x.rows()));
   for (Index r = 0; r < x.rows(); ++r) events[r] = dt::encode_events(c, x.row(r).transpose());
-  const ChipRun run = spike_run(events, theta);
-  Matrix traces(run.output_codes.rows(), run.output_codes.cols());
-  for (Index i = 0; i < traces.size(); ++i) {
-    traces.data()[i] = config_.readout.to_membrane(static_cast<int>(run.output_codes.data()[i]));
-  }
-  return dt::max_over_time(c, traces);
+  return spike_run(events, theta).outputs;
 }
 
 ChipRun SpikingReality::spike_run(const std::vector<std::vector<dt::InputEvent>>& events,
@@ -98,7 +93,8 @@ ChipRun SpikingReality::spike_run(const std::vector<std::vector<dt::InputEvent>>
       at_step[t].push_back({b, e.channel});
     }
   }
-  ChipRun out{Matrix::Zero(B, T * H), Matrix(B, T * O)};
+  ChipRun out{Matrix(), Matrix::Zero(B, T * H), Matrix(B, T * O), config_.readout.lo,
+              config_.readout.hi};
   Matrix i = Matrix::Zero(B, H), v = leak_.transpose().replicate(B, 1), z = Matrix::Zero(B, H);
   Eigen::MatrixXi hold = Eigen::MatrixXi::Zero(B, H);
   Matrix j = Matrix::Zero(B, O), u = Matrix::Zero(B, O);
@@ -136,6 +132,11 @@ ChipRun SpikingReality::spike_run(const std::vector<std::vector<dt::InputEvent>>
       }
     }
   }
+  Matrix traces(B, T * O);
+  for (Index q = 0; q < traces.size(); ++q) {
+    traces.data()[q] = config_.readout.to_membrane(static_cast<int>(out.output_codes.data()[q]));
+  }
+  out.outputs = dt::max_over_time(c, traces);
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "pnn/drivers/setups/spiking_chip.hpp"
+#include "sim_setup.hpp"
 
 namespace pnn::drivers::sim {
 
@@ -35,19 +36,13 @@ struct SpikingRealityConfig {
   double jitter = -1.0;   ///< input spike-time jitter RMS in steps; < 0: the gap's default
 };
 
-/// A run's raw measurement: hidden spikes (batch × T·H, 0/1, step-major) and the output ADC codes
-/// (batch × T·O, step-major, integers 0..255).
-struct ChipRun {
-  Matrix hidden_spikes;
-  Matrix output_codes;
-};
-
 class SpikingReality {
  public:
   explicit SpikingReality(const SpikingRealityConfig& config);
   /// forward: the datasheet's encoding of x, a run, Y = readout_scale · max_t of the decoded codes.
   Matrix run(const MatrixRef& x, const VectorRef& theta);
-  /// One run of the batch's events (validated by the firmware) at θ (whole levels).
+  /// One run of the batch's events (validated by the firmware) at θ (whole levels): the hidden
+  /// spikes it produced, the output ADC codes and the outputs decoded from them as run() does.
   ChipRun spike_run(const std::vector<std::vector<digital_twin::InputEvent>>& events,
                     const VectorRef& theta);
 

@@ -56,6 +56,15 @@ struct SpikingLifConfig {
   Surrogate surrogate = Surrogate::kFastSigmoid;
   double surrogate_slope = 10.0;  ///< k (per unit membrane)
   bool smooth = false;            ///< forward with σ in place of H (tests)
+  /// Per-neuron corrections that a mock fit of a chip sets (training/spiking_fit.hpp); empty
+  /// means nominal. channel_gain (channels): each input channel's events are weighted by it
+  /// (a presynaptic synapse-row gain); hidden_threshold (hidden): ϑ_j in place of `threshold`;
+  /// output_gain, output_offset (outputs): the readout trace is a_o·U_o + b_o, so
+  /// y_o = r·max_t (a_o U_o[t] + b_o).
+  Vector channel_gain;
+  Vector hidden_threshold;
+  Vector output_gain;
+  Vector output_offset;
 
   Index num_channels() const { return num_features + num_bias; }
   Index num_in_weights() const { return num_hidden * num_channels(); }
@@ -66,7 +75,9 @@ struct SpikingLifConfig {
 
 /// Throws std::invalid_argument naming the field and its range: sizes ≥ 1 (channels ≤ 32, the
 /// 5-bit event address), 2 ≤ steps ≤ 255, 0 ≤ t_early < t_late < steps, bias_step < steps,
-/// positive finite time constants, threshold, scales and slope, max_rate_spikes ≥ 1.
+/// positive finite time constants, threshold, scales and slope, max_rate_spikes ≥ 1; the
+/// per-neuron vectors empty or of their size, gains and thresholds positive and finite, offsets
+/// finite.
 void validate(const SpikingLifConfig& config);
 
 /// One input spike: channel (address) and time step.
@@ -83,13 +94,14 @@ struct InputEvent {
 std::vector<InputEvent> encode_events(const SpikingLifConfig& config, const VectorRef& features);
 
 /// What one run of the network did: per sample, hidden spikes (T·H, step-major: entry t·H + j)
-/// and output membranes (T·O, step-major). batch rows each.
+/// and output membranes (T·O, step-major), and the outputs y. batch rows each.
 struct SpikeRecord {
   Matrix hidden_spikes;   ///< 0/1 (the twin's smooth mode: σ values)
-  Matrix output_traces;   ///< U_o[t]
+  Matrix output_traces;   ///< the readout traces a_o·U_o[t] + b_o (the chip: as sampled)
+  Matrix outputs;         ///< y (batch × O): r·max_t U for the twin, the readings for a chip
 };
 
-/// y = r · max_t U from output traces (batch × T·O) → batch × O.
+/// y = r · max_t trace from output traces (batch × T·O) → batch × O.
 Matrix max_over_time(const SpikingLifConfig& config, const MatrixRef& output_traces);
 
 class SpikingLifModel final : public DifferentiableModel {
@@ -117,6 +129,11 @@ class SpikingLifModel final : public DifferentiableModel {
   /// The twin's own spike record of batch x at θ (shapes checked as forward).
   SpikeRecord record(const MatrixRef& x, const VectorRef& theta) const;
 
+  /// The twin's output side driven by given hidden spikes (batch × T·H, e.g. a chip's): the
+  /// record holds those spikes, the twin's readout traces and outputs from them. For the mock
+  /// fit's readout part. Throws std::invalid_argument on shapes.
+  SpikeRecord replay(const MatrixRef& x, const VectorRef& theta, const MatrixRef& hidden_spikes) const;
+
   /// The hxtorch pattern of physics-aware training: the cotangents of L(y) where y = r·max_t U of
   /// the *measured* `record` (hidden spikes and output traces of the chip for batch x at θ). The
   /// hidden membranes are recomputed from the inputs with the measured spikes resetting them, the
@@ -132,6 +149,9 @@ class SpikingLifModel final : public DifferentiableModel {
   Vector do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                          const MatrixRef& y_bar) const override;
   Index min_rows_per_shard() const override { return 16; }
+  // record (hidden_spikes null: the twin's own) or replay.
+  SpikeRecord record_with(const MatrixRef& x, const VectorRef& theta,
+                          const MatrixRef* hidden_spikes) const;
 
   SpikingLifConfig config_;
 };

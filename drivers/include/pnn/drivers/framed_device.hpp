@@ -14,6 +14,10 @@
 ///               Run), Run, ReadOutputs
 ///   settle      (energy-based boards) SetParameters if θ changed, LoadInputBatch, Settle →
 ///               SettleReply (node voltages); "not settled" is returned as kTimeout
+///   spike_run   (spiking boards) SetParameters if θ changed, SpikeRun (the batch as input event
+///               lists) → SpikeRunReply (outputs, hidden spikes, 8-bit output traces),
+///               GetStatus (a reset in between: θ again, run again); a reply cut off mid-batch is
+///               asked again within the retry budget, then kTimeout with nothing kept
 ///   deactivate  Abort: the board drives its outputs safe
 ///   cleanup     close the transport
 ///

@@ -19,6 +19,7 @@
 
 #include "pnn/digital_twin/model.hpp"
 #include "pnn/digital_twin/resistive_network.hpp"
+#include "pnn/digital_twin/spiking_lif.hpp"
 #include "pnn/drivers/device_spec.hpp"
 #include "pnn/drivers/result.hpp"
 
@@ -85,6 +86,24 @@ class PhysicalSystem {
   /// time budget (health FAULT, as every device timeout; no reading is returned).
   Result<Matrix> settle(const MatrixRef& x, const VectorRef& theta,
                         const digital_twin::SettleBoundary& boundary, bool warm_start);
+  /// Input spike trains of a batch: per sample its events, sorted by step then channel.
+  using EventLists = std::vector<std::vector<digital_twin::InputEvent>>;
+  /// The spike-run call of a spiking setup (spec().spike_channels > 0): batch `x` (checked as
+  /// forward) is encoded into input events by the setup's twin encoding (SpikingLifModel), run
+  /// once on the device at θ, and the device's measured record is returned: `outputs` (batch ×
+  /// num_outputs, as forward would return them), `hidden_spikes` (batch × T·H, 0/1, step-major)
+  /// and `output_traces` (batch × T·O, the sampled output membranes), T = spec().spike_steps,
+  /// H = spec().spike_hidden. Errors as forward, plus kWrongState naming the setup for a setup
+  /// without spike records; kIo when the device's record is malformed (unsorted or out-of-range
+  /// spikes, wrong sizes); kTimeout when the device stops returning events mid-batch (health
+  /// FAULT; nothing of the run is returned). The forward tap sees a successful run's outputs.
+  Result<digital_twin::SpikeRecord> spike_run(const MatrixRef& x, const VectorRef& theta);
+  /// The same with the input events given. Each sample's events are checked before anything is
+  /// sent (kOutOfLimits naming the sample, the first bad event and the fix): sorted by (step,
+  /// channel) without repeats, steps < spike_steps, channels < spike_channels, at most
+  /// max_events_per_step per step and max_events_per_sample per sample; kShapeMismatch for an
+  /// empty batch. The tap is not called (there is no x).
+  Result<digital_twin::SpikeRecord> spike_run(const EventLists& events, const VectorRef& theta);
   /// θ as the device last applied it: the request, or with spec().round_params each entry of a
   /// block with a `step` rounded to the nearest multiple. Empty before the first forward.
   Vector applied_params() const;
@@ -121,6 +140,10 @@ class PhysicalSystem {
   /// Preconditions as do_forward, and the boundary checked. Only setups with settle_nodes > 0.
   virtual Result<Matrix> do_settle(const MatrixRef& x, const VectorRef& theta,
                                    const digital_twin::SettleBoundary& boundary, bool warm_start);
+  /// Preconditions: ACTIVE, θ checked and as applied, events checked against the spec's event
+  /// limits. Only setups with spike_channels > 0. Returns the record with `outputs` filled.
+  virtual Result<digital_twin::SpikeRecord> do_spike_run(const EventLists& events,
+                                                         const VectorRef& theta);
 
   Result<void> transition(Lifecycle from, Lifecycle to, const char* verb,
                           Result<void> (PhysicalSystem::*hook)());
@@ -134,12 +157,25 @@ class PhysicalSystem {
   void release_locked();
   Result<void> check_request(const MatrixRef& x, const VectorRef& theta,
                              const char* verb = "forward") const;
+  // check_request's parts: ACTIVE and not FAULT; rows within max_batch; θ size, finite, limits.
+  Result<void> check_ready(const char* verb) const;
+  Result<void> check_batch_size(Index rows, const char* verb) const;
+  Result<void> check_theta(const VectorRef& theta, const char* verb) const;
+  // mutex_ held: kWrongState unless the setup has spike records.
+  Result<void> check_spiking() const;
+  // spike_run with mutex_ held, state, θ and events unchecked; the θ applied goes to `applied`.
+  Result<digital_twin::SpikeRecord> spike_run_locked(const EventLists& events,
+                                                     const VectorRef& theta, Vector& applied);
+  // A driver error, mutex_ held: timeouts, link and device faults set health FAULT.
+  void note_device_error(const Error& e);
   // mutex_ held, request checked: θ as the device will apply it (rounded to the blocks' steps
   // when the spec says so, else refused with kOutOfLimits when off a step), recorded.
   Result<Vector> applied_request(const VectorRef& theta, const char* verb);
   // A driver call's error handling, mutex_ held: a device error sets health FAULT; NaN/Inf
   // readings are refused with health WARNING.
   Result<Matrix> checked_reading(Result<Matrix> y, const char* verb);
+  // mutex_ held: health WARNING and the kNonFiniteReading error of `verb`.
+  Error nonfinite_reading(const char* verb);
   // mutex_ held: copies state and health (and the spec, with_spec) into the status snapshot.
   void publish_status_locked(bool with_spec);
   // forward's driver call and reading checks, mutex_ held, request checked.

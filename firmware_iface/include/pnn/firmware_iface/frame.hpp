@@ -55,6 +55,7 @@ enum class MessageType : std::uint8_t {
   kSelfTest = 0x09,
   kDescribe = 0x0A,  ///< protocol 1.1 (docs/protocol.md §2)
   kSettle = 0x0B,    ///< energy-based boards only (docs/protocol.md §2, settle)
+  kSpikeRun = 0x0C,  ///< spiking boards only (docs/protocol.md §2, spike_run)
   kIdentifyReply = 0x81,
   kCapabilitiesReply = 0x82,
   kOutputsReply = 0x86,
@@ -62,6 +63,7 @@ enum class MessageType : std::uint8_t {
   kSelfTestReply = 0x89,
   kDescribeReply = 0x8A,
   kSettleReply = 0x8B,
+  kSpikeRunReply = 0x8C,
   kAck = 0xFE,
   kErrorReply = 0xFF,
 };

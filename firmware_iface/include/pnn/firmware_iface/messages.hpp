@@ -197,6 +197,69 @@ struct SettleReply {
   bool operator==(const SettleReply&) const = default;
 };
 
+/// One event on a spiking board's event bus: a time step of the run and an address (an input
+/// channel in a SpikeRunRequest, a hidden neuron in a SpikeRunReply). Encoding: u16 step,
+/// u16 address.
+struct SpikeEvent {
+  std::uint16_t step = 0;
+  std::uint16_t address = 0;
+  bool operator==(const SpikeEvent&) const = default;
+};
+/// The events of one sample, sorted by (step, address), at most one per step and address.
+using EventList = std::vector<SpikeEvent>;
+
+/// Most events one sample of a SpikeRunRequest may carry on the wire (its u16 count); a board's
+/// own limits (`EventLimits`) are usually far lower.
+inline constexpr std::uint32_t kMaxInputEventsPerSample = 0xFFFF;
+/// Most samples of one SpikeRunRequest or SpikeRunReply a decoder accepts.
+inline constexpr std::uint32_t kMaxSpikeSamples = 1u << 16;
+
+/// kSpikeRun (spiking boards: one run of a batch of input spike trains, docs/protocol.md §2):
+/// u32 samples, then per sample u16 count and count × SpikeEvent (address = input channel).
+/// The events are the batch: the board runs them at its current θ (no LoadInputBatch needed)
+/// and answers SpikeRunReply, or ErrorReply kBadEvents naming the first bad event (unsorted or
+/// repeated, outside the time window, an unknown channel, over the board's events per step or
+/// per sample; nothing runs then). It changes neither θ nor the board's loaded batch.
+struct SpikeRunRequest {
+  std::vector<EventList> samples;
+  bool operator==(const SpikeRunRequest&) const = default;
+};
+/// kSpikeRunReply: the outputs (u32 rows, u32 cols, rows·cols × f64 row-major, as OutputsReply),
+/// then u32 samples (= rows) and per sample u32 count and count × SpikeEvent (the hidden spikes,
+/// address = hidden neuron, sorted by step then neuron), then the sampled output membranes:
+/// u16 trace_steps, u16 trace_channels, f64 trace_lo, f64 trace_hi (code 0 and code 255 in
+/// membrane units, lo < hi), rows·trace_steps·trace_channels × u8 ADC codes (sample-major, then
+/// step-major: entry (b·steps + t)·channels + o).
+struct SpikeRunReply {
+  std::uint32_t rows = 0;
+  std::uint32_t cols = 0;
+  std::vector<double> outputs;
+  std::vector<EventList> hidden;
+  std::uint16_t trace_steps = 0;
+  std::uint16_t trace_channels = 0;
+  double trace_lo = 0.0;
+  double trace_hi = 1.0;
+  std::vector<std::uint8_t> trace_codes;
+  /// trace_lo + (trace_hi − trace_lo) · code / 255.
+  double membrane(std::uint8_t code) const { return trace_lo + (trace_hi - trace_lo) * code / 255.0; }
+  bool operator==(const SpikeRunReply&) const = default;
+};
+
+/// What a list of events must satisfy on one board: steps in [0, num_steps), addresses in
+/// [0, num_addresses), at most max_per_step events in one step and max_per_sample in all.
+struct EventLimits {
+  std::uint32_t num_steps = 0;
+  std::uint32_t num_addresses = 0;
+  std::uint32_t max_per_step = 0;
+  std::uint32_t max_per_sample = 0;
+  const char* address_name = "channel";  ///< how an address is called in messages
+};
+/// What is wrong with `events`, as a sentence naming the first bad event and the fix; empty if
+/// they are usable: sorted by (step, address) without repeats, within the time window and the
+/// address range, within the per-step and per-sample caps. Pure; used by the host before sending
+/// and by a board on receipt.
+std::string event_list_problem(std::span<const SpikeEvent> events, const EventLimits& limits);
+
 /// Limits a host accepts in a DescribeReply (beyond them the description is refused).
 inline constexpr std::uint32_t kMaxDescribedSize = 1u << 16;         ///< inputs, outputs
 inline constexpr std::uint32_t kMaxDescribedParams = 1u << 20;       ///< θ entries
@@ -231,6 +294,7 @@ enum class DeviceError : std::int32_t {
   kUnsupported = 8,   ///< command not implemented by this board
   kHardware = 9,      ///< the board's own fault (self-test failed, overtemperature, ...)
   kNotSettled = 10,   ///< a settle did not reach equilibrium within the board's settle time
+  kBadEvents = 11,    ///< a spike_run's event list is unsorted, out of the window or over a cap
 };
 /// "not loaded", ...; "device error N" for other codes.
 std::string to_string(DeviceError code);
@@ -246,7 +310,8 @@ using Message = std::variant<IdentifyRequest, IdentifyReply, CapabilitiesRequest
                              SetParameters, LoadInputBatch, RunRequest, ReadOutputsRequest,
                              OutputsReply, StatusRequest, StatusReply, AbortRequest,
                              SelfTestRequest, SelfTestReply, Ack, ErrorReply,
-                             DescribeRequest, DescribeReply, SettleRequest, SettleReply>;
+                             DescribeRequest, DescribeReply, SettleRequest, SettleReply,
+                             SpikeRunRequest, SpikeRunReply>;
 
 /// The frame type that carries `message`.
 MessageType message_type(const Message& message) noexcept;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pnn/training/datasets.hpp"
+#include "pnn/training/spiking_fit.hpp"
 #include "pnn/training/trainer.hpp"
 
 namespace pnn::training {
@@ -43,6 +44,10 @@ struct LayerSpec {
   /// checked against 256 fresh measurements at the layer's current θ, and refitted (as at the
   /// start, new samples) when its NMSE exceeds B. 0: never.
   double refit_on_drift = 0.0;
+  /// physical, `backward: measured | twin`: measured (the default) evaluates a spiking twin at
+  /// the chip's recorded spikes and traces (Network's backward_at_record, where the device
+  /// records spikes); twin keeps the twin's own activity. Other setups: no difference.
+  bool backward_at_record = true;
 };
 
 struct DeviceEntry {
@@ -76,14 +81,19 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& sour
 struct CalibrationReport {
   std::string layer;
   std::string serial;
-  double mse_before = 0.0;
+  double mse_before = 0.0;  ///< the twin's outputs against the device's, before the fit
   double mse_after = 0.0;
   Vector phi;
+  /// A spiking layer (backward_at_record) is fitted by the mock fit (spiking_fit.hpp), whose
+  /// report this is; mse_* are then its output_mse_*.
+  std::optional<MockFitReport> mock_fit;
 };
 
 /// Fits the twins of every physical layer to measurements: `probe` is run through the network on
 /// the hardware, and each physical layer is measured at its current θ and at two perturbed θ
 /// (within limits) on the inputs it actually receives. Each layer's model becomes the fitted twin.
+/// A spiking layer (backward_at_record) gets the mock fit instead: the probe it receives run
+/// four times at its θ, its per-neuron corrections fitted.
 Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const MatrixRef& probe,
                                                        std::uint64_t seed);
 
@@ -94,6 +104,7 @@ struct PhaseResult {
   double acc_twin = -1.0;      ///< on the twins (digital: the MLP itself); -1 without twins
   double seconds = 0.0;
   std::int64_t hardware_calls = 0;  ///< device calls of the training (EpochStats::hardware_calls)
+  std::vector<Vector> thetas;       ///< the trained parameters, per layer
 };
 
 struct JobResult {

@@ -1,10 +1,12 @@
 #pragma once
 /// A network of physical and digital layers, run either on the hardware (in situ) or on the
 /// twins (in silico), with a backward pass through the twins at the recorded layer inputs.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pnn/digital_twin/model.hpp"
+#include "pnn/digital_twin/spiking_lif.hpp"
 #include "pnn/drivers/physical_system.hpp"
 #include "pnn/training/device_executor.hpp"
 
@@ -22,6 +24,11 @@ struct Layer {
   Vector theta;                              ///< trainable parameters
   Vector theta_min, theta_max;               ///< box the optimizer projects θ into
   DeviceExecutor executor;                   ///< where `device`'s calls run (empty: here)
+  /// A physical layer whose device records spikes (spec().spike_channels > 0) and whose twin is
+  /// a SpikingLifModel: its hardware-mode forward is a spike_run, and backward evaluates the
+  /// twin at the measured record (SpikingLifModel::vjp_at_record, the hxtorch pattern). Set by
+  /// add_physical where possible; false keeps the twin's own activity in the backward.
+  bool backward_at_record = false;
   bool is_physical() const { return device != nullptr; }
   bool has_model() const { return model != nullptr; }
   Index num_inputs() const;
@@ -37,6 +44,9 @@ enum class Mode { kHardware, kTwin };
 struct Trace {
   std::vector<Matrix> inputs;
   Matrix output;
+  /// Per layer: the device's measured spike record where the layer ran as a spike_run (a
+  /// physical layer with backward_at_record in hardware mode), else empty.
+  std::vector<std::optional<digital_twin::SpikeRecord>> records;
 };
 
 class Network {
@@ -66,7 +76,8 @@ class Network {
   /// anything else). For rules that evaluate perturbed θ.
   Result<Trace> forward(const MatrixRef& x, Mode mode, const std::vector<Vector>& thetas) const;
   /// Parameter cotangents per layer, from each layer's twin/model `vjp` evaluated at the
-  /// recorded inputs (PAT when the trace came from the hardware). Every layer needs a model.
+  /// recorded inputs (PAT when the trace came from the hardware), or at the layer's measured
+  /// spike record where the trace holds one. Every layer needs a model.
   std::vector<Vector> backward(const Trace& trace, const MatrixRef& y_bar) const;
 
   /// Layer `i` alone on the input `h` (batch × its inputs), with θ = `theta` (the layer's own
@@ -81,6 +92,12 @@ class Network {
   digital_twin::Cotangents vjp_layer(std::size_t i, const MatrixRef& h,
                                      const MatrixRef& y_bar) const;
 
+  /// The cotangents of layer `i`'s spiking twin at the device's measured `record` of input `h`
+  /// (SpikingLifModel::vjp_at_record). std::logic_error unless the layer is physical with a
+  /// spiking twin.
+  digital_twin::Cotangents vjp_at_record(std::size_t i, const MatrixRef& h,
+                                         const digital_twin::SpikeRecord& record,
+                                         const MatrixRef& y_bar) const;
   /// Layer `i`'s device settles on `h` (clipped to the actuator range as in `forward`) with the
   /// layer's θ (PhysicalSystem::settle), counted in `hardware_calls`; a fault is returned naming
   /// the layer. The layer must be physical (std::logic_error otherwise).
@@ -95,6 +112,10 @@ class Network {
 
  private:
   Matrix layer_input(const Layer& layer, const Matrix& x) const;
+  // forward_layer, and with `record` non-null a layer with backward_at_record in hardware mode
+  // runs as a spike_run and leaves its record there.
+  Result<Matrix> run_layer(std::size_t i, const MatrixRef& h, Mode mode, const Vector* theta,
+                           std::optional<digital_twin::SpikeRecord>* record) const;
   std::vector<Layer> layers_;
   mutable std::int64_t hardware_calls_ = 0;
 };

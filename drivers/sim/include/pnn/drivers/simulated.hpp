@@ -27,6 +27,7 @@ struct FirmwareStats {
   std::uint64_t samples = 0;           ///< rows executed on the physics
   std::uint64_t settles = 0;           ///< settle commands that reached equilibrium
   std::uint64_t settle_timeouts = 0;   ///< settle commands that did not settle in time
+  std::uint64_t spike_runs = 0;        ///< spike_run commands answered with a record
   std::uint64_t resets = 0;            ///< firmware resets (injected, or power cycles on re-plug)
   std::uint64_t safe_state = 0;        ///< Abort commands (outputs driven to the safe state)
   // Injected faults (FaultPlan): what actually happened.
@@ -36,6 +37,7 @@ struct FirmwareStats {
   std::uint64_t stalls = 0;
   std::uint64_t nans = 0;
   std::uint64_t unplugs = 0;
+  std::uint64_t truncated = 0;  ///< spike_run replies cut off mid-batch (faults=truncate:P)
 };
 
 /// The device side of a simulated instrument. Thread-safe: stats() and applied_theta() may be
