@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"float64", "float32"}));
   app.add_option("--backward", options.backward,
                  "spiking-*: the spiking layer's backward (measured: at the chip's record)")
-      ->check(CLI::IsMember({"measured", "twin"}));
+      ->check(CLI::IsMember({"measured", "spike-train", "twin"}));
   app.add_option("--mock-fit", options.mock_fit, "spiking-*: mock-fit the twin to the chip first")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--pretty", pretty, "indented JSON, progress on stderr");

@@ -113,6 +113,9 @@ std::vector<nlohmann::json> scaling(const BenchOptions& options);
 
 /// spiking-yinyang (spiking_bench.cpp): the analog LIF chip on Yin-Yang, PAT vs in silico.
 std::vector<nlohmann::json> spiking_yinyang(const BenchOptions& options);
+/// spiking-digits (spiking_bench.cpp): the chip 32-120-10 on the 8×4-pooled digits, surrogate
+/// gradients and the spike-train-level rule side by side.
+std::vector<nlohmann::json> spiking_digits(const BenchOptions& options);
 // ---- the daemon (daemon_rpc_bench.cpp, daemon_job_bench.cpp) ---------------------------------
 
 /// rpc-overhead: Forward round trip of one 784-float sample on sim://null vs a bare echo.

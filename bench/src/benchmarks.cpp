@@ -215,7 +215,8 @@ const std::vector<Entry>& entries() {
       {{"scff-digits", "digits: unsupervised SCFF features + linear probe; optical FF (fixed simulated SHG layer, trained digital layers) vs the same digital network"}, detail::scff_digits},
       {{"pc-digits", "digits: fixed-prediction predictive coding vs backprop (max parameter difference after one epoch), strict PC's accuracy"}, detail::pc_digits},
       {{"ep-resistive-digits", "digits: centred equilibrium propagation on the simulated resistive network (settle calls only), measured on the hardware; PAT on the same device"}, detail::ep_resistive_digits},
-      {{"spiking-yinyang", "Yin-Yang: the simulated analog LIF chip (120 hidden, fixed-pattern mismatch), PAT with surrogate gradients vs in silico, measured on the chip"}, detail::spiking_yinyang},
+      {{"spiking-yinyang", "Yin-Yang: the simulated analog LIF chip (120 hidden, fixed-pattern mismatch), PAT at the chip's spike record vs in silico, measured on the chip; with and without trial noise"}, detail::spiking_yinyang},
+      {{"spiking-digits", "8x4-pooled digits on the simulated LIF chip (32 channels, 120 hidden, 10 outputs): surrogate gradients vs the spike-train-level rule at the chip's record"}, detail::spiking_digits},
       // Further setups: one line each here, the code in bench/src/<setup>_bench.cpp.
       {{"shg-digits", "SHG pulse-shaper layer between digital layers on digits, small and large gap"}, detail::shg_digits},
       {{"spdnn-digits", "64-100-10 with a single-photon-detection hidden layer, one shot"}, detail::spdnn_digits},

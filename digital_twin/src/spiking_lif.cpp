@@ -339,9 +339,7 @@ Vector SpikingLifModel::do_physical_vjp(const MatrixRef& x, const VectorRef& the
   return phi_bar;
 }
 
-Cotangents SpikingLifModel::vjp_at_record(const MatrixRef& x, const VectorRef& theta,
-                                          const SpikeRecord& rec, const MatrixRef& y_bar) const {
-  check_cotangent(x, theta, y_bar);
+void SpikingLifModel::check_record(const MatrixRef& x, const SpikeRecord& rec) const {
   const SpikingLifConfig& c = config_;
   if (rec.hidden_spikes.rows() != x.rows() || rec.output_traces.rows() != x.rows() ||
       rec.hidden_spikes.cols() != c.num_steps * c.num_hidden ||
@@ -354,6 +352,13 @@ Cotangents SpikingLifModel::vjp_at_record(const MatrixRef& x, const VectorRef& t
         std::to_string(rec.hidden_spikes.cols()) + " and " +
         std::to_string(rec.output_traces.rows()) + "×" + std::to_string(rec.output_traces.cols()));
   }
+}
+
+Cotangents SpikingLifModel::vjp_at_record(const MatrixRef& x, const VectorRef& theta,
+                                          const SpikeRecord& rec, const MatrixRef& y_bar) const {
+  check_cotangent(x, theta, y_bar);
+  check_record(x, rec);
+  const SpikingLifConfig& c = config_;
   const Net net(c, theta);
   const std::size_t shards = static_cast<std::size_t>(std::max(1, num_threads()));
   std::vector<Vector> partial(shards, Vector::Zero(num_params()));
@@ -364,6 +369,101 @@ Cotangents SpikingLifModel::vjp_at_record(const MatrixRef& x, const VectorRef& t
       const Vector u = rec.output_traces.row(r).transpose();
       const Matrix in = net.inputs(x.row(r).transpose());
       net.backward(in, net.run(in, z.data(), u.data()), y_bar.row(r).transpose(), partial[s]);
+    }
+  });
+  Cotangents out{Matrix::Zero(x.rows(), x.cols()), Vector::Zero(num_params())};
+  for (const Vector& p : partial) out.theta_bar += p;
+  return out;
+}
+
+Cotangents SpikingLifModel::vjp_spike_train(const MatrixRef& x, const VectorRef& theta,
+                                            const SpikeRecord& rec, const MatrixRef& y_bar) const {
+  check_cotangent(x, theta, y_bar);
+  check_record(x, rec);
+  const SpikingLifConfig& c = config_;
+  const Index T = c.num_steps, H = c.num_hidden, O = c.num_outputs, C = c.num_channels();
+  const Net net(c, theta);
+  const SpikeFn fn{c.surrogate, c.surrogate_slope};
+  const Vector threshold = or_constant(c.hidden_threshold, H, c.threshold);
+  const Vector out_gain = or_constant(c.output_gain, O, 1.0);
+  const ConstRowMap w_out(theta.data() + c.num_in_weights(), O, H);
+  // κ(τ): the membrane τ steps after one unit of synaptic current (the twin's α, β; hidden and
+  // output neurons share them), no reset.
+  Vector kernel(T);
+  {
+    double i = 1.0, v = 0.0;
+    for (Index t = 0; t < T; ++t) {
+      if (t > 0) i *= c.alpha();
+      v = c.beta() * v + (1.0 - c.beta()) * i;
+      kernel[t] = v;
+    }
+  }
+  const std::size_t shards = static_cast<std::size_t>(std::max(1, num_threads()));
+  std::vector<Vector> partial(shards, Vector::Zero(num_params()));
+  parallel_for(shards, [&](std::size_t shard) {
+    Vector& g = partial[shard];
+    Eigen::Map<RowMatrix> g_in(g.data(), H, C);
+    Eigen::Map<RowMatrix> g_out(g.data() + c.num_in_weights(), O, H);
+    std::vector<Index> peak(static_cast<std::size_t>(O));
+    for (Index r = static_cast<Index>(shard); r < x.rows(); r += static_cast<Index>(shards)) {
+      const Matrix s = net.inputs(x.row(r).transpose());  // T × C, channel gains applied
+      const Vector z = rec.hidden_spikes.row(r).transpose();
+      const Vector u = rec.output_traces.row(r).transpose();
+      for (Index o = 0; o < O; ++o) {
+        Index best = 0;
+        for (Index t = 1; t < T; ++t) {
+          if (u[t * O + o] > u[best * O + o]) best = t;
+        }
+        peak[static_cast<std::size_t>(o)] = best;
+      }
+      // Membranes of the silent neurons (the twin's, reset by the measured spikes).
+      const Trajectory tr = net.run(s, z.data(), u.data());
+      for (Index j = 0; j < H; ++j) {
+        // j's spikes (t, weight): measured ones, or one virtual spike at the membrane's peak.
+        std::vector<std::pair<Index, double>> spikes;
+        for (Index t = 0; t < T; ++t) {
+          if (z[t * H + j] > 0.5) spikes.push_back({t, 1.0});
+        }
+        const double count = static_cast<double>(spikes.size());
+        for (Index o = 0; o < O; ++o) {  // exact output gradient at the record
+          const Index tp = peak[static_cast<std::size_t>(o)];
+          double psp = 0.0;
+          for (const auto& [t, w] : spikes) {
+            if (t <= tp) psp += kernel[tp - t];
+          }
+          g_out(o, j) += c.readout_scale * out_gain[o] * y_bar(r, o) * c.weight_scale_out * psp;
+        }
+        if (spikes.empty()) {
+          Index best = 0;
+          tr.v.col(j).maxCoeff(&best);
+          const double w = threshold[j] * fn.slope(tr.v(best, j) - threshold[j]);
+          if (!(w > 1e-12)) continue;
+          spikes.push_back({best, w});
+        }
+        // ∂L/∂n_j: the mean PSP of one of j's spikes at each output's peak.
+        double dn = 0.0;
+        for (Index o = 0; o < O; ++o) {
+          const Index tp = peak[static_cast<std::size_t>(o)];
+          double psp = 0.0;
+          for (const auto& [t, w] : spikes) {
+            if (t <= tp) psp += kernel[tp - t];
+          }
+          dn += c.readout_scale * out_gain[o] * y_bar(r, o) * c.weight_scale_out * w_out(o, j) *
+                psp / std::max(1.0, count);
+        }
+        // e_jc: the PSP of c's events since j's previous reset, at each spike of j.
+        Index since = 0;
+        for (const auto& [t, w] : spikes) {
+          for (Index tc = since; tc <= t; ++tc) {
+            for (Index k = 0; k < C; ++k) {
+              if (s(tc, k) != 0.0) {
+                g_in(j, k) += dn * w * c.weight_scale_in * s(tc, k) * kernel[t - tc] / threshold[j];
+              }
+            }
+          }
+          since = t + 1;
+        }
+      }
     }
   });
   Cotangents out{Matrix::Zero(x.rows(), x.cols()), Vector::Zero(num_params())};

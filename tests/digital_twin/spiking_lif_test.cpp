@@ -266,3 +266,48 @@ TEST_CASE("spiking LIF: replay drives the readout from given hidden spikes") {
   CHECK(silent.output_traces.col(0).cwiseAbs().maxCoeff() == doctest::Approx(0.1));
   CHECK_THROWS_AS(m.replay(x, theta, Matrix::Zero(6, 5)), std::invalid_argument);
 }
+
+TEST_CASE("spiking LIF: the spike-train-level rule at a record") {
+  const SpikingLifConfig c = small_chip(Surrogate::kFastSigmoid, false);
+  const SpikingLifModel m(c);
+  const Matrix x = features(40, 3, 21);
+  const Vector theta = m.initial_params(22) * 2.0;
+  const Matrix y_bar = test::random_matrix(40, 2, 1.0, 23);
+  const SpikeRecord rec = m.record(x, theta);
+  REQUIRE(rec.hidden_spikes.sum() > 20.0);
+  const Vector st = m.vjp_spike_train(x, theta, rec, y_bar).theta_bar;
+  const Vector bptt = m.vjp_at_record(x, theta, rec, y_bar).theta_bar;
+  const Index n_in = c.num_in_weights();
+  // Given the spikes the readout is linear in W_out: both rules give its exact gradient.
+  CHECK((st.tail(st.size() - n_in) - bptt.tail(st.size() - n_in)).norm() <
+        1e-12 * (1.0 + bptt.norm()));
+  // The input synapses: a different approximation of the same descent direction.
+  const Vector a = st.head(n_in), b = bptt.head(n_in);
+  REQUIRE(a.norm() > 0.0);
+  const double cosine = a.dot(b) / (a.norm() * b.norm());
+  INFO("cosine of the input-synapse gradients " << cosine);
+  CHECK(cosine > 0.3);
+  // Silent neurons: one near threshold learns through its virtual spike; one with no input
+  // (membrane flat at 0, its peak before any event) gets no input gradient.
+  Vector quiet = theta;
+  for (Index k = 0; k < c.num_channels(); ++k) {
+    quiet[0 * c.num_channels() + k] = 8.0;
+    quiet[1 * c.num_channels() + k] = 0.0;
+  }
+  const SpikeRecord part = m.record(x, quiet);
+  const auto spikes_of = [&](Index j) {
+    double n = 0.0;
+    for (Index t = 0; t < c.num_steps; ++t) n += part.hidden_spikes.col(t * c.num_hidden + j).sum();
+    return n;
+  };
+  REQUIRE(spikes_of(0) == 0.0);
+  REQUIRE(spikes_of(1) == 0.0);
+  REQUIRE(part.hidden_spikes.sum() > 0.0);
+  const Vector g = m.vjp_spike_train(x, quiet, part, y_bar).theta_bar;
+  const Eigen::Map<const Eigen::Matrix<double, -1, -1, Eigen::RowMajor>> g_in(g.data(), c.num_hidden,
+                                                                            c.num_channels());
+  CHECK(g_in.row(0).norm() > 0.0);
+  CHECK(g_in.row(1).norm() == 0.0);
+  SpikeRecord bad{Matrix::Zero(40, 3), rec.output_traces};
+  CHECK_THROWS_AS(m.vjp_spike_train(x, theta, bad, y_bar), std::invalid_argument);
+}

@@ -549,4 +549,18 @@ TEST_CASE("yin-yang: generated from the seed, balanced, features (x, y, 1-x, 1-y
   CHECK(contains(error_of([] { make_yin_yang(0, 10); }), "1..1e7"));
 }
 
+TEST_CASE("digits-8x4: the digits with each pair of columns averaged, for 32 event channels") {
+  const DatasetSplit full = load_digits();
+  const DatasetSplit pooled = load_dataset("digits-8x4", {.max_test = 10});
+  CHECK(pooled.train.size() == full.train.size());
+  CHECK(pooled.test.size() == 10);
+  REQUIRE(pooled.train.x.cols() == 32);
+  CHECK(pooled.train.labels == full.train.labels);
+  // Row 2, column pair 3 (pixels 2·8 + 6 and 2·8 + 7) is feature 2·4 + 3.
+  CHECK(pooled.train.x(5, 11) == doctest::Approx(0.5 * (full.train.x(5, 22) + full.train.x(5, 23))));
+  CHECK(pooled.train.x.minCoeff() >= 0.0);
+  CHECK(pooled.train.x.maxCoeff() <= 1.0);
+  CHECK(contains(error_of([] { load_dataset("digits-8x4", {.image_side = 4}); }), "does not apply"));
+}
+
 }  // namespace pnn::training

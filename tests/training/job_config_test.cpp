@@ -156,3 +156,13 @@ TEST_CASE("job config: .inf, -.inf and .nan are refused for every floating-point
                {"momentum: 0.5", "momentum: 1e999", "job.yaml:9: 'training.momentum'",
                 "expected a number"}});
 }
+
+TEST_CASE("job config: training.lr_schedule is constant by default, cosine on request, else refused") {
+  CHECK(parse_job_config(kGood, "job.yaml").training.lr_schedule == TrainOptions::Schedule::kConstant);
+  CHECK(parse_job_config(with("optimizer: sgd}", "optimizer: sgd, lr_schedule: cosine}"), "job.yaml")
+            .training.lr_schedule == TrainOptions::Schedule::kCosine);
+  const std::string e = error_of(with("optimizer: sgd}", "optimizer: sgd, lr_schedule: step}"));
+  CHECK(contains(e, "job.yaml:9"));
+  CHECK(contains(e, "training.lr_schedule"));
+  CHECK(contains(e, "use constant, or cosine"));
+}

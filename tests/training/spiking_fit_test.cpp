@@ -129,6 +129,8 @@ network:
   };
   CHECK(parse("").network[0].backward_at_record);
   CHECK_FALSE(parse(", backward: twin").network[0].backward_at_record);
+  CHECK(parse(", backward: spike-train").network[0].spike_train_rule);
+  CHECK_FALSE(parse("").network[0].spike_train_rule);
   try {
     (void)parse(", backward: chip");
     FAIL("no error");

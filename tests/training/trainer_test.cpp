@@ -162,3 +162,31 @@ TEST_CASE("losses: softmax cross-entropy gradient matches central differences") 
   CHECK(accuracy(logits, labels) == 1.0);
   CHECK_THROWS_AS(make_optimizer("adagrad", 0.1), std::invalid_argument);
 }
+
+TEST_CASE("trainer: a cosine schedule trains epoch e at lr·½(1 + cos(π e / E))") {
+  const Dataset data = random_dataset(24, 3, 2, 31);
+  const auto affine = std::make_shared<dt::AffineModel>(3, 2);
+  const Vector theta0 = affine->initial_params(32);
+  // One batch per epoch, so the order inside it does not matter: every epoch is one SGD step.
+  const auto run = [&](const Vector& start, double lr, int epochs, TrainOptions::Schedule s) {
+    Network net;
+    net.add_digital("affine", affine, start);
+    TrainOptions o;
+    o.method = InSilicoConfig{};
+    o.optimizer = "sgd";
+    o.learning_rate = lr;
+    o.batch_size = 24;
+    o.epochs = epochs;
+    o.evaluate_each_epoch = false;
+    o.lr_schedule = s;
+    Trainer t(net, o);
+    REQUIRE(t.fit(data, nullptr));
+    return net.layers()[0].theta;
+  };
+  using S = TrainOptions::Schedule;
+  const Vector cosine = run(theta0, 1.0, 2, S::kCosine);  // epochs at lr 1, then ½(1 + cos(π/2)) = ½
+  const Vector first = run(theta0, 1.0, 1, S::kConstant);
+  const Vector expected = run(first, 0.5, 1, S::kConstant);
+  CHECK((cosine - expected).norm() < 1e-12);
+  CHECK((cosine - run(theta0, 1.0, 2, S::kConstant)).norm() > 1e-6);
+}

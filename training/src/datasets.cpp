@@ -82,6 +82,28 @@ DatasetSplit load_dataset(const std::string& name, const FashionMnistOptions& op
     split.test = head(std::move(split.test), options.max_test);
     return split;
   }
+  if (name == "digits-8x4") {
+    if (options.image_side != kFashionSide && options.image_side != 8) {
+      throw DatasetError("dataset 'digits-8x4': image_side = " + std::to_string(options.image_side) +
+                         " does not apply (the digits pooled to 8 rows × 4 columns); leave it "
+                         "at its default");
+    }
+    check_limits(options);
+    DatasetSplit split = load_digits();
+    for (Dataset* d : {&split.train, &split.test}) {
+      Matrix pooled(d->x.rows(), 32);
+      for (Index r = 0; r < 8; ++r) {
+        for (Index c = 0; c < 4; ++c) {
+          pooled.col(r * 4 + c) = 0.5 * (d->x.col(r * 8 + 2 * c) + d->x.col(r * 8 + 2 * c + 1));
+        }
+      }
+      d->x = std::move(pooled);
+      d->name = "digits-8x4";
+    }
+    split.train = head(std::move(split.train), options.max_train);
+    split.test = head(std::move(split.test), options.max_test);
+    return split;
+  }
   if (name == "fashion-mnist") {
     return load_fashion_mnist(options);
   }
@@ -98,7 +120,7 @@ DatasetSplit load_dataset(const std::string& name, const FashionMnistOptions& op
     return split;
   }
   throw DatasetError("unknown dataset '" + name +
-                     "'; valid names: digits, fashion-mnist, yin-yang");
+                     "'; valid names: digits, digits-8x4, fashion-mnist, yin-yang");
 }
 
 }  // namespace pnn::training

@@ -35,8 +35,9 @@ Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const M
     if (!layer.is_physical() || layer.model->num_physical_params() == 0) continue;
     const auto& spec = layer.device->spec();
     const Matrix x = trace.value().inputs[i].cwiseMax(spec.input_min).cwiseMin(spec.input_max);
-    if (layer.backward_at_record) {
-      const auto& lif = dynamic_cast<const digital_twin::SpikingLifModel&>(*layer.model);
+    const auto* lif_twin = dynamic_cast<const digital_twin::SpikingLifModel*>(layer.model.get());
+    if (lif_twin && spec.spike_channels > 0) {  // whichever backward the layer uses
+      const auto& lif = *lif_twin;
       auto fit = mock_fit(*layer.device, lif, x, layer.theta, {}, layer.executor);
       if (!fit) {
         return drivers::Error{fit.error().code,
@@ -191,7 +192,9 @@ Network build_network(const JobConfig& config, DeviceSet& devices, Index num_inp
         if (auto it = twins.find(s.device); it != twins.end() && it->second) twin = it->second;
         net.add_physical(s.device, dev, s.twin ? twin : nullptr, std::move(theta),
                          devices.executor(s.device));
-        if (!s.backward_at_record) net.layers().back().backward_at_record = false;
+        Layer& added = net.layers().back();
+        added.backward_at_record = added.backward_at_record && s.backward_at_record;
+        added.spike_train_rule = added.backward_at_record && s.spike_train_rule;
         width = dev.spec().num_outputs;
         break;
       }

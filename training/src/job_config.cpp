@@ -53,13 +53,15 @@ LayerSpec parse_layer(const Reader& r, const YAML::Node& node, const std::string
     if (value.IsMap()) {  // {device: NAME, twin: nominal | none | learned:<id> | {fit: ...}}
       r.only_keys(value, key, {"device", "twin", "backward"});
       const auto backward = r.get<std::string>(value, key, "backward", "measured",
-                                               "measured or twin");
-      if (backward != "measured" && backward != "twin") {
+                                               "measured, spike-train or twin");
+      if (backward != "measured" && backward != "twin" && backward != "spike-train") {
         r.fail(value["backward"], key + ".backward",
-               "'" + backward + "' is not one of measured (the twin at the device's recorded "
-               "spikes), twin (the twin's own activity)");
+               "'" + backward + "' is not one of measured (surrogate gradients at the device's "
+               "recorded spikes), spike-train (the spike-train-level rule at them), twin (the "
+               "twin's own activity)");
       }
-      spec.backward_at_record = backward == "measured";
+      spec.backward_at_record = backward != "twin";
+      spec.spike_train_rule = backward == "spike-train";
       if (!device.IsDefined()) r.fail(value, key, "needs device: NAME (a device from 'devices')");
       const YAML::Node twin_node = value["twin"];
       const std::string tkey = key + ".twin";
@@ -265,9 +267,11 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
   if (const auto data = root["data"]; data.IsDefined()) {
     r.only_keys(data, "data", {"name", "image_side", "max_train", "max_test"});
     c.dataset = r.get<std::string>(data, "data", "name", c.dataset, "a string");
-    if (c.dataset != "digits" && c.dataset != "fashion-mnist" && c.dataset != "yin-yang") {
+    if (c.dataset != "digits" && c.dataset != "digits-8x4" && c.dataset != "fashion-mnist" &&
+        c.dataset != "yin-yang") {
       r.fail(data["name"], "data.name",
-             "unknown data set '" + c.dataset + "' (use digits, fashion-mnist or yin-yang)");
+             "unknown data set '" + c.dataset +
+                 "' (use digits, digits-8x4, fashion-mnist or yin-yang)");
     }
     c.data_options.image_side = r.get<int>(data, "data", "image_side", 8, "a whole number");
     c.data_options.max_train = r.get<long long>(data, "data", "max_train", 0, "a whole number");
@@ -305,7 +309,7 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
 
   if (const auto t = root["training"]; t.IsDefined()) {
     r.only_keys(t, "training", {"method", "optimizer", "learning_rate", "momentum", "batch_size",
-                                "epochs", "loss", "seed", "compute"});
+                                "epochs", "loss", "seed", "compute", "lr_schedule"});
     if (const auto method = t["method"]; method.IsDefined() && !method.IsNull()) {
       c.training.method = parse_rule(r, method);
     }
@@ -326,6 +330,13 @@ JobConfig parse_job_config_checked(const std::string& yaml_text, const std::stri
     if (!(c.training.learning_rate > 0.0)) {
       r.fail(t["learning_rate"], "training.learning_rate", "must be > 0");
     }
+    const auto schedule = r.get<std::string>(t, "training", "lr_schedule", "constant", "a string");
+    if (schedule != "constant" && schedule != "cosine") {
+      r.fail(t["lr_schedule"], "training.lr_schedule",
+             "unknown schedule (use constant, or cosine: annealed to 0 over the epochs)");
+    }
+    c.training.lr_schedule = schedule == "cosine" ? TrainOptions::Schedule::kCosine
+                                                  : TrainOptions::Schedule::kConstant;
     c.training.momentum = r.get<double>(t, "training", "momentum", 0.0, "a number");
     c.training.batch_size = r.get<long long>(t, "training", "batch_size", 32, "a whole number");
     if (c.training.batch_size < 1) r.fail(t["batch_size"], "training.batch_size", "must be ≥ 1");

@@ -178,6 +178,9 @@ digital_twin::Cotangents Network::vjp_at_record(std::size_t i, const MatrixRef& 
                            "' has a spike record but no spiking twin to evaluate it");
   }
   // Spike times come from the data through a fixed encoding: x̄ is zero (as the twin's vjp).
+  if (layer.spike_train_rule) {
+    return lif->vjp_spike_train(layer_input(layer, raw), layer.theta, record, y_bar);
+  }
   return lif->vjp_at_record(layer_input(layer, raw), layer.theta, record, y_bar);
 }
 

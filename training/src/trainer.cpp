@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numbers>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -40,6 +42,12 @@ Result<std::vector<EpochStats>> Trainer::fit(const Dataset& train, const Dataset
     std::mt19937_64 rng(options_.seed * 1000003ull + static_cast<std::uint64_t>(epochs_done_));
     std::shuffle(order.begin(), order.end(), rng);
 
+    if (options_.lr_schedule == TrainOptions::Schedule::kCosine) {
+      optimizer_->set_learning_rate(
+          options_.learning_rate * 0.5 *
+          (1.0 + std::cos(std::numbers::pi * static_cast<double>(epochs_done_) /
+                          static_cast<double>(options_.epochs))));
+    }
     EpochStats stats;
     stats.epoch = epochs_done_ + 1;
     double loss_sum = 0.0, correct = 0.0;

@@ -24,8 +24,9 @@ struct BenchOptions {
   /// pat-oscillator-*, scaling: "float32" runs the twins and the simulated devices in float32;
   /// "" or "float64" the default.
   std::string compute = "";
-  /// spiking-*: the spiking layer's backward, "measured" (the twin at the chip's recorded
-  /// spikes and traces; the default) or "twin" (the twin's own activity); and whether the twin is
+  /// spiking-*: the spiking layer's backward, "measured" (surrogate BPTT of the twin at the
+  /// chip's recorded spikes and traces; the default), "spike-train" (the spike-train-level rule at
+  /// that record) or "twin" (the twin's own activity); and whether the twin is
   /// mock-fitted to the chip before training ("on", the default, or "off").
   std::string backward = "";
   std::string mock_fit = "";

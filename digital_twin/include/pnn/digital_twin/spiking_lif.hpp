@@ -129,6 +129,22 @@ class SpikingLifModel final : public DifferentiableModel {
   /// The twin's own spike record of batch x at θ (shapes checked as forward).
   SpikeRecord record(const MatrixRef& x, const VectorRef& theta) const;
 
+  /// The spike-train-level rule (the HM2-BP / ST-RSBP idea; docs/setups/spiking-chip.md): an
+  /// alternative backward at the measured `record` that works with spike counts and
+  /// spike-train-level post-synaptic potentials (S-PSPs) in place of BPTT through time:
+  ///   output synapses: the exact gradient at the record (as vjp_at_record: given the spikes, the
+  ///     readout is linear in W_out);
+  ///   hidden neuron j, count n_j: ∂L/∂n_j = Σ_o ȳ_o r a_o s_out W_out[o,j] ē_oj, with ē_oj the
+  ///     mean PSP of one of j's spikes at output o's peak (t*_o, from the measured trace);
+  ///   input synapses: n_j ϑ_j ≈ Σ_c s_in W_in[j,c] e_jc, with e_jc the S-PSP of channel c at
+  ///     j's spikes (each spike: the PSP of c's events since j's previous reset), so
+  ///     ∂L/∂W_in[j,c] = ∂L/∂n_j · s_in e_jc / ϑ_j.
+  /// A silent neuron counts as one virtual spike at its membrane's peak, weighted by ϑ_j·σ′(V_max −
+  /// ϑ_j) (the surrogate), so neurons near threshold still learn. x̄ = 0. Throws as
+  /// vjp_at_record.
+  Cotangents vjp_spike_train(const MatrixRef& x, const VectorRef& theta, const SpikeRecord& record,
+                             const MatrixRef& y_bar) const;
+
   /// The twin's output side driven by given hidden spikes (batch × T·H, e.g. a chip's): the
   /// record holds those spikes, the twin's readout traces and outputs from them. For the mock
   /// fit's readout part. Throws std::invalid_argument on shapes.
@@ -149,6 +165,8 @@ class SpikingLifModel final : public DifferentiableModel {
   Vector do_physical_vjp(const MatrixRef& x, const VectorRef& theta,
                          const MatrixRef& y_bar) const override;
   Index min_rows_per_shard() const override { return 16; }
+  // vjp_at_record's check of the record's shapes against x.
+  void check_record(const MatrixRef& x, const SpikeRecord& rec) const;
   // record (hidden_spikes null: the twin's own) or replay.
   SpikeRecord record_with(const MatrixRef& x, const VectorRef& theta,
                           const MatrixRef* hidden_spikes) const;

@@ -44,10 +44,13 @@ struct LayerSpec {
   /// checked against 256 fresh measurements at the layer's current θ, and refitted (as at the
   /// start, new samples) when its NMSE exceeds B. 0: never.
   double refit_on_drift = 0.0;
-  /// physical, `backward: measured | twin`: measured (the default) evaluates a spiking twin at
-  /// the chip's recorded spikes and traces (Network's backward_at_record, where the device
-  /// records spikes); twin keeps the twin's own activity. Other setups: no difference.
+  /// physical, `backward: measured | spike-train | twin`: measured (the default) evaluates a
+  /// spiking twin's surrogate BPTT at the chip's recorded spikes and traces (Network's
+  /// backward_at_record, where the device records spikes); spike-train uses the spike-train-level
+  /// rule at that record instead; twin keeps the twin's own activity. Other setups: no
+  /// difference.
   bool backward_at_record = true;
+  bool spike_train_rule = false;
 };
 
 struct DeviceEntry {
@@ -84,7 +87,7 @@ struct CalibrationReport {
   double mse_before = 0.0;  ///< the twin's outputs against the device's, before the fit
   double mse_after = 0.0;
   Vector phi;
-  /// A spiking layer (backward_at_record) is fitted by the mock fit (spiking_fit.hpp), whose
+  /// A spiking layer (a spiking-LIF twin of a device with spike records) is fitted by the mock fit (spiking_fit.hpp), whose
   /// report this is; mse_* are then its output_mse_*.
   std::optional<MockFitReport> mock_fit;
 };
@@ -92,7 +95,7 @@ struct CalibrationReport {
 /// Fits the twins of every physical layer to measurements: `probe` is run through the network on
 /// the hardware, and each physical layer is measured at its current θ and at two perturbed θ
 /// (within limits) on the inputs it actually receives. Each layer's model becomes the fitted twin.
-/// A spiking layer (backward_at_record) gets the mock fit instead: the probe it receives run
+/// A spiking layer (a spiking-LIF twin of a device with spike records) gets the mock fit instead: the probe it receives run
 /// four times at its θ, its per-neuron corrections fitted.
 Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const MatrixRef& probe,
                                                        std::uint64_t seed);

@@ -29,6 +29,9 @@ struct Layer {
   /// twin at the measured record (SpikingLifModel::vjp_at_record, the hxtorch pattern). Set by
   /// add_physical where possible; false keeps the twin's own activity in the backward.
   bool backward_at_record = false;
+  /// With backward_at_record: the spike-train-level rule (SpikingLifModel::vjp_spike_train) in
+  /// place of surrogate BPTT at the record.
+  bool spike_train_rule = false;
   bool is_physical() const { return device != nullptr; }
   bool has_model() const { return model != nullptr; }
   Index num_inputs() const;

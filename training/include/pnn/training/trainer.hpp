@@ -23,6 +23,10 @@ struct TrainOptions {
   std::string optimizer = "adam";
   double learning_rate = 3e-3;
   double momentum = 0.0;  ///< sgd only
+  /// kCosine: epoch e (0-based) of E trains at learning_rate · ½(1 + cos(π e / E)) (cosine
+  /// annealing, one value per epoch, so a resumed run continues the same curve). A rule that
+  /// schedules its own rate (SPSA) overrides it.
+  enum class Schedule { kConstant, kCosine } lr_schedule = Schedule::kConstant;
   Index batch_size = 32;
   int epochs = 40;
   LossKind loss = LossKind::kCrossEntropy;
