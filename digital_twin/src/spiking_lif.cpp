@@ -240,9 +240,13 @@ Vector SpikingLifModel::initial_params(std::uint64_t seed) const {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> n01(0.0, 1.0);
   Vector theta(num_params());
+  // Input synapses scaled to the channel count (the Yin-Yang chip's 5 channels: N(8, 12²)), so
+  // a wider input layer starts with about the same drive per neuron.
+  const double wide = 5.0 / static_cast<double>(config_.num_channels());
   for (Index i = 0; i < theta.size(); ++i) {
-    const double mean = i < config_.num_in_weights() ? 8.0 : 0.0;
-    theta[i] = std::clamp(mean + 12.0 * n01(rng), -63.0, 63.0);
+    const bool in = i < config_.num_in_weights();
+    const double mean = in ? 8.0 * wide : 0.0, sd = in ? 12.0 * std::sqrt(wide) : 12.0;
+    theta[i] = std::clamp(mean + sd * n01(rng), -63.0, 63.0);
   }
   return theta;
 }

@@ -313,7 +313,9 @@ TEST_CASE("frame: finish_frame rejects an offset that was not begun") {
   CHECK(is_known_message_type(0x89));
   CHECK(is_known_message_type(0x0A));  // describe, protocol 1.1
   CHECK(is_known_message_type(0x0B));  // settle (energy-based boards)
-  CHECK(!is_known_message_type(0x0C));
+  CHECK(is_known_message_type(0x0C));  // spike_run (spiking boards)
+  CHECK(is_known_message_type(0x8C));
+  CHECK(!is_known_message_type(0x0D));
 }
 
 TEST_CASE("frame: a frame that lost a byte does not take the following frame with it") {

@@ -71,7 +71,7 @@ TEST_CASE("job config: errors name the file, the line, the key and the fix") {
   CHECK_THROWS_WITH_AS(parse_job_config(with("physical: osc-b", "physical: osc-c"), "job.yaml"),
                        doctest::Contains("no device named 'osc-c'"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("name: digits", "name: mnist"), "job.yaml"),
-                       doctest::Contains("use digits, fashion-mnist or yin-yang"), ConfigError);
+                       doctest::Contains("use digits, digits-8x4, fashion-mnist or yin-yang"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("batch_size: 64", "batch_size: 0"), "job.yaml"),
                        doctest::Contains("'training.batch_size': must be ≥ 1"), ConfigError);
   CHECK_THROWS_WITH_AS(parse_job_config(with("  - pad: 10\n", "  - pad: 10\n  - activation: swish\n"), "job.yaml"),

@@ -92,7 +92,7 @@ TEST_CASE("mock fit: per-neuron corrections cut the twin-vs-chip spike-count err
   CHECK((c.hidden_threshold.array() != 1.0).any());
 }
 
-TEST_CASE("mock fit: a chip without mismatch needs no correction; faults and wrong setups") {
+TEST_CASE("mock fit: a chip without mismatch needs no correction, and faults and wrong setups are errors") {
   auto s = test::active_sim(kChip + "&gap=none&noise=0&jitter=0");
   const Vector theta = levels(*s.driver, 9);
   const Matrix probe = inputs(50, 10);

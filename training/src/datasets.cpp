@@ -69,55 +69,53 @@ DatasetSplit load_fashion_mnist(const FashionMnistOptions& options, const std::s
   return split;
 }
 
+namespace {
+
+// A data set that is not resampled: image_side must be left at a default (28, that of
+// FashionMnistOptions, or 8, that of a job's data section); `why` says what the data are.
+DatasetSplit fixed_size(const std::string& name, const FashionMnistOptions& options,
+                        const std::string& why, DatasetSplit split) {
+  if (options.image_side != kFashionSide && options.image_side != 8) {
+    throw DatasetError("dataset '" + name + "': image_side = " + std::to_string(options.image_side) +
+                       " does not apply (" + why + "); leave image_side at its default");
+  }
+  check_limits(options);
+  split.train = head(std::move(split.train), options.max_train);
+  split.test = head(std::move(split.test), options.max_test);
+  return split;
+}
+
+// Each pair of adjacent columns averaged: 8 rows × 4 columns, 32 features (the spiking chip's 32
+// event channels).
+DatasetSplit pool_digits_8x4(DatasetSplit split) {
+  for (Dataset* d : {&split.train, &split.test}) {
+    Matrix pooled(d->x.rows(), 32);
+    for (Index r = 0; r < 8; ++r) {
+      for (Index c = 0; c < 4; ++c) {
+        pooled.col(r * 4 + c) = 0.5 * (d->x.col(r * 8 + 2 * c) + d->x.col(r * 8 + 2 * c + 1));
+      }
+    }
+    d->x = std::move(pooled);
+    d->name = "digits-8x4";
+  }
+  return split;
+}
+
+}  // namespace
+
 DatasetSplit load_dataset(const std::string& name, const FashionMnistOptions& options) {
   if (name == "digits") {
-    if (options.image_side != kFashionSide && options.image_side != 8) {
-      throw DatasetError("dataset 'digits': image_side = " + std::to_string(options.image_side) +
-                         " is not supported; digits are 8x8 and never resampled (leave "
-                         "image_side at its default)");
-    }
-    check_limits(options);
-    DatasetSplit split = load_digits();
-    split.train = head(std::move(split.train), options.max_train);
-    split.test = head(std::move(split.test), options.max_test);
-    return split;
+    return fixed_size(name, options, "digits are 8x8 and never resampled", load_digits());
   }
   if (name == "digits-8x4") {
-    if (options.image_side != kFashionSide && options.image_side != 8) {
-      throw DatasetError("dataset 'digits-8x4': image_side = " + std::to_string(options.image_side) +
-                         " does not apply (the digits pooled to 8 rows × 4 columns); leave it "
-                         "at its default");
-    }
-    check_limits(options);
-    DatasetSplit split = load_digits();
-    for (Dataset* d : {&split.train, &split.test}) {
-      Matrix pooled(d->x.rows(), 32);
-      for (Index r = 0; r < 8; ++r) {
-        for (Index c = 0; c < 4; ++c) {
-          pooled.col(r * 4 + c) = 0.5 * (d->x.col(r * 8 + 2 * c) + d->x.col(r * 8 + 2 * c + 1));
-        }
-      }
-      d->x = std::move(pooled);
-      d->name = "digits-8x4";
-    }
-    split.train = head(std::move(split.train), options.max_train);
-    split.test = head(std::move(split.test), options.max_test);
-    return split;
+    return fixed_size(name, options, "the digits pooled to 8 rows × 4 columns",
+                      pool_digits_8x4(load_digits()));
   }
   if (name == "fashion-mnist") {
     return load_fashion_mnist(options);
   }
   if (name == "yin-yang") {
-    // 28 and 8 are the defaults of FashionMnistOptions and of a job's data section.
-    if (options.image_side != kFashionSide && options.image_side != 8) {
-      throw DatasetError("dataset 'yin-yang': image_side = " + std::to_string(options.image_side) +
-                         " does not apply (4 coordinates, not an image); leave it at its default");
-    }
-    check_limits(options);
-    DatasetSplit split = make_yin_yang();
-    split.train = head(std::move(split.train), options.max_train);
-    split.test = head(std::move(split.test), options.max_test);
-    return split;
+    return fixed_size(name, options, "4 coordinates, not an image", make_yin_yang());
   }
   throw DatasetError("unknown dataset '" + name +
                      "'; valid names: digits, digits-8x4, fashion-mnist, yin-yang");

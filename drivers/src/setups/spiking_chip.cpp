@@ -22,7 +22,7 @@ SpikingChipDatasheet spiking_chip(const DeviceAddress& address) {
                       "encoding", "surrogate", "slope", "weights", "gap", "noise", "jitter"});
   SpikingChipDatasheet out;
   digital_twin::SpikingLifConfig& c = out.twin_config;
-  c.num_features = int_in_range(address, "features", 4, 1, 31, "input features");
+  c.num_features = int_in_range(address, "features", 4, 1, 32, "input features");
   c.num_bias = int_in_range(address, "bias", 1, 0, 8, "bias channels");
   if (c.num_channels() > 32) {
     throw std::invalid_argument(address.text + ": features + bias = " +

@@ -113,7 +113,8 @@ class SpikingLifModel final : public DifferentiableModel {
   Index num_inputs() const override { return config_.num_features; }
   Index num_outputs() const override { return config_.num_outputs; }
   Index num_params() const override { return config_.num_params(); }
-  /// W_in ~ N(8, 12²) levels, W_out ~ N(0, 12²), clipped to ±63; deterministic in `seed`.
+  /// W_in ~ N(8w, 12²w) levels with w = 5 / channels (the 5-channel chip: N(8, 12²)), W_out ~
+  /// N(0, 12²), clipped to ±63; deterministic in `seed`.
   Vector initial_params(std::uint64_t seed) const override;
 
   const SpikingLifConfig& config() const { return config_; }
