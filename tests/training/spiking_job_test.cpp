@@ -33,6 +33,8 @@ TEST_CASE("job runner: the shipped spiking-yinyang config trains the spiking chi
   c.training.epochs = 2;
   c.data_options.max_train = 1000;
   c.data_options.max_test = 300;
+  CHECK(c.calibrate);  // the mock fit
+  c.calibration_samples = 100;
   const JobResult r = run_job(c).value();
   const PhaseResult* pat = r.phase("pat");
   const PhaseResult* in_silico = r.phase("in-silico");
@@ -41,5 +43,8 @@ TEST_CASE("job runner: the shipped spiking-yinyang config trains the spiking chi
   CHECK(r.device_serials.front() == "SIM-LIF-1");
   CHECK(pat->acc_hardware > 0.45);  // three classes: chance is 1/3
   CHECK(in_silico->acc_twin > 0.45);
+  REQUIRE(r.calibration.size() == 1);
+  REQUIRE(r.calibration[0].mock_fit.has_value());
+  CHECK(r.calibration[0].mock_fit->spike_error_after < r.calibration[0].mock_fit->spike_error_before);
   fs::remove_all(dir);
 }
