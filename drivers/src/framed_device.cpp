@@ -401,6 +401,8 @@ class FramedDevice final : public PhysicalSystem {
   // θ (if changed), then SpikeRun with the batch's events. A spike run changes neither θ nor
   // the board's state, so a lost, damaged or cut-off reply is asked for again within the retry
   // budget; a board that keeps cutting its reply off is a timeout, and nothing of it is kept.
+  bool has_spike_run() const override { return spec().spike_channels > 0; }
+
   Result<digital_twin::SpikeRecord> do_spike_run(const EventLists& events,
                                                  const VectorRef& theta) override {
     fw::SpikeRunRequest request;

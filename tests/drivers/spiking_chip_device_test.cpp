@@ -125,6 +125,8 @@ TEST_CASE("spiking-chip: spike_run returns the chip's measured record over the w
         3.0 / 255.0 + 1e-9);
   CHECK(rec.value().outputs == s.driver->forward(x, theta).value());
   CHECK(s.firmware->stats().spike_runs == 1);
+  CHECK(s.driver->has_spike_run());
+  CHECK_FALSE(active_sim("sim://power-law").driver->has_spike_run());
 }
 
 TEST_CASE("spiking-chip: bad event lists are refused on the host with the reason") {

@@ -36,7 +36,7 @@ Result<std::vector<CalibrationReport>> calibrate_twins(Network& network, const M
     const auto& spec = layer.device->spec();
     const Matrix x = trace.value().inputs[i].cwiseMax(spec.input_min).cwiseMin(spec.input_max);
     const auto* lif_twin = dynamic_cast<const digital_twin::SpikingLifModel*>(layer.model.get());
-    if (lif_twin && spec.spike_channels > 0) {  // whichever backward the layer uses
+    if (lif_twin && layer.device->has_spike_run()) {  // whichever backward the layer uses
       const auto& lif = *lif_twin;
       auto fit = mock_fit(*layer.device, lif, x, layer.theta, {}, layer.executor);
       if (!fit) {

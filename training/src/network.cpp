@@ -48,7 +48,7 @@ void Network::add_physical(std::string name, drivers::PhysicalSystem& device,
   Layer layer{std::move(name), std::move(twin), &device, std::move(theta), spec.param_min(),
               spec.param_max(), std::move(executor)};
   layer.backward_at_record =
-      spec.spike_channels > 0 &&
+      device.has_spike_run() &&
       dynamic_cast<const digital_twin::SpikingLifModel*>(layer.model.get()) != nullptr;
   layer.theta = layer.theta.cwiseMax(layer.theta_min).cwiseMin(layer.theta_max);
   layers_.push_back(std::move(layer));

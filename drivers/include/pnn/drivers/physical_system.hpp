@@ -107,6 +107,9 @@ class PhysicalSystem {
   /// θ as the device last applied it: the request, or with spec().round_params each entry of a
   /// block with a `step` rounded to the nearest multiple. Empty before the first forward.
   Vector applied_params() const;
+  /// Whether spike_run can succeed on this driver: a spiking setup behind a driver that
+  /// implements it (the framed driver; not, e.g., a device of another daemon).
+  virtual bool has_spike_run() const { return false; }
 
   /// The setup's nominal digital twin (uncalibrated): same sizes as the spec.
   virtual digital_twin::ModelPtr nominal_twin() const = 0;

@@ -24,7 +24,7 @@ struct Layer {
   Vector theta;                              ///< trainable parameters
   Vector theta_min, theta_max;               ///< box the optimizer projects θ into
   DeviceExecutor executor;                   ///< where `device`'s calls run (empty: here)
-  /// A physical layer whose device records spikes (spec().spike_channels > 0) and whose twin is
+  /// A physical layer whose device records spikes (PhysicalSystem::has_spike_run) and whose twin is
   /// a SpikingLifModel: its hardware-mode forward is a spike_run, and backward evaluates the
   /// twin at the measured record (SpikingLifModel::vjp_at_record, the hxtorch pattern). Set by
   /// add_physical where possible; false keeps the twin's own activity in the backward.
