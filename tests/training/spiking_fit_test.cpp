@@ -138,3 +138,23 @@ network:
     CHECK(std::string(e.what()).find("'chip' is not one of measured") != std::string::npos);
   }
 }
+
+TEST_CASE("trainer: a chip that stops returning events mid-batch stops training, no update applied") {
+  auto s = test::active_sim(kChip + "&gap=none&faults=truncate:1&timeout_ms=20&retries=1");
+  const Vector theta = levels(*s.driver, 11);
+  Network net;
+  net.add_physical("chip", *s.driver, s.driver->nominal_twin(), theta);
+  Dataset data{"probe", inputs(30, 12), Eigen::VectorXi::Zero(30), 3};
+  TrainOptions o;
+  o.method = PatConfig{};
+  o.batch_size = 10;
+  o.epochs = 1;
+  o.evaluate_each_epoch = false;
+  Trainer trainer(net, o);
+  const auto fitted = trainer.fit(data, nullptr);
+  REQUIRE_FALSE(fitted);
+  CHECK(fitted.error().code == drivers::Errc::kTimeout);
+  CHECK(fitted.error().message.find("layer 'chip'") != std::string::npos);
+  CHECK(net.layers()[0].theta == theta);
+  CHECK(s.driver->health() == drivers::Health::kFault);
+}
