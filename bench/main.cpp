@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   app.add_option("--family", options.family, "learned-twin-*, spin-node-stno: twin family")
       ->check(CLI::IsMember({"grey-box", "residual", "mlp", "neural-ode"}));
   app.add_option("--samples", options.samples,
-                 "learned-twin-*: measured samples per device (spin-node-stno: trajectories)");
+                 "learned-twin-*: measured samples per device (spin-node-stno: trajectories; "
+                 "spiking-*: the mock fit's probe samples, 500)");
   app.add_option("--sizes", options.sizes, "scaling: only these N (each 64..1024: the 64 pixels, padded)")
       ->delimiter(',')->check(CLI::Range(64, 1024));
   app.add_option("--batches", options.batches, "scaling: only these batch sizes")

@@ -28,7 +28,8 @@ std::string spiking_chip_address(const std::string& shape, const std::string& ga
 // The chip as the one layer of the network, the twin mock-fitted first, PAT (the chip's record
 // in the backward by default) against in silico from the same start.
 JobConfig spiking_job(const std::string& name, const std::string& dataset, const std::string& address,
-                      int epochs, std::uint64_t seed, const std::string& backward, bool fit) {
+                      int epochs, std::uint64_t seed, const std::string& backward, bool fit,
+                      long fit_samples) {
   JobConfig c;
   c.source = name;
   c.name = name;
@@ -45,7 +46,7 @@ JobConfig spiking_job(const std::string& name, const std::string& dataset, const
   c.training.lr_schedule = training::TrainOptions::Schedule::kCosine;
   c.training.evaluate_each_epoch = true;  // the 5-epoch figure comes from the history
   c.calibrate = fit;
-  c.calibration_samples = 500;
+  c.calibration_samples = fit_samples > 0 ? fit_samples : 500;
   c.compare_in_silico = true;
   return c;
 }
@@ -112,7 +113,7 @@ std::vector<nlohmann::json> spiking_yinyang(const BenchOptions& options) {
   for (const std::string extra : {"", "&noise=0&jitter=0"}) {
     const JobConfig c = spiking_job("spiking-yinyang", "yin-yang",
                                     spiking_chip_address(shape, gap, options.seed, extra), epochs,
-                                    options.seed, backward, fit);
+                                    options.seed, backward, fit, options.samples);
     out.push_back(spiking_record(c, run_job_quietly(c, gap, options), gap, backward));
     out.back()["trial_noise"] = extra.empty();
   }
@@ -133,7 +134,7 @@ std::vector<nlohmann::json> spiking_digits(const BenchOptions& options) {
   for (const std::string& backward : rules) {
     JobConfig c = spiking_job("spiking-digits", "digits-8x4",
                               spiking_chip_address(shape, gap, options.seed), epochs,
-                              options.seed, backward, fit);
+                              options.seed, backward, fit, options.samples);
     c.compare_in_silico = backward == rules.front();
     out.push_back(spiking_record(c, run_job_quietly(c, gap, options), gap, backward));
   }

@@ -15,7 +15,8 @@ struct BenchOptions {
   std::uint64_t seed = 0;
   /// learned-twin-*, spin-node-stno: the twin family ("grey-box", "residual", "mlp",
   /// "neural-ode"; "" = the benchmark's own) and the measured samples (trajectories for
-  /// spin-node-stno) per device (-1 = the benchmark's own).
+  /// spin-node-stno) per device (-1 = the benchmark's own); spiking-*: the mock fit's probe
+  /// samples (-1: 500).
   std::string family = "";
   long samples = -1;
   /// scaling: the oscillator counts N and batch sizes to time (empty = 64 … 1024 and 32, 256).
