@@ -149,6 +149,11 @@ class Net {
   SpikeFn fn_;
   double alpha_, beta_;
   Vector channel_gain_, threshold_, output_gain_, output_offset_;
+
+ public:
+  const SpikeFn& spike_fn() const { return fn_; }
+  const Vector& threshold() const { return threshold_; }
+  const Vector& output_gain() const { return output_gain_; }
 };
 
 }  // namespace
@@ -387,9 +392,8 @@ Cotangents SpikingLifModel::vjp_spike_train(const MatrixRef& x, const VectorRef&
   const SpikingLifConfig& c = config_;
   const Index T = c.num_steps, H = c.num_hidden, O = c.num_outputs, C = c.num_channels();
   const Net net(c, theta);
-  const SpikeFn fn{c.surrogate, c.surrogate_slope};
-  const Vector threshold = or_constant(c.hidden_threshold, H, c.threshold);
-  const Vector out_gain = or_constant(c.output_gain, O, 1.0);
+  const Vector& threshold = net.threshold();
+  const Vector& out_gain = net.output_gain();
   const ConstRowMap w_out(theta.data() + c.num_in_weights(), O, H);
   // κ(τ): the membrane τ steps after one unit of synaptic current (the twin's α, β; hidden and
   // output neurons share them), no reset.
@@ -413,47 +417,34 @@ Cotangents SpikingLifModel::vjp_spike_train(const MatrixRef& x, const VectorRef&
       const Matrix s = net.inputs(x.row(r).transpose());  // T × C, channel gains applied
       const Vector z = rec.hidden_spikes.row(r).transpose();
       const Vector u = rec.output_traces.row(r).transpose();
-      for (Index o = 0; o < O; ++o) {
-        Index best = 0;
-        for (Index t = 1; t < T; ++t) {
-          if (u[t * O + o] > u[best * O + o]) best = t;
-        }
-        peak[static_cast<std::size_t>(o)] = best;
-      }
-      // Membranes of the silent neurons (the twin's, reset by the measured spikes).
+      // With the measured traces tr.u is them; tr.v holds the membranes of the silent neurons
+      // (the twin's, reset by the measured spikes).
       const Trajectory tr = net.run(s, z.data(), u.data());
+      for (Index o = 0; o < O; ++o) tr.u.col(o).maxCoeff(&peak[static_cast<std::size_t>(o)]);
       for (Index j = 0; j < H; ++j) {
         // j's spikes (t, weight): measured ones, or one virtual spike at the membrane's peak.
         std::vector<std::pair<Index, double>> spikes;
         for (Index t = 0; t < T; ++t) {
           if (z[t * H + j] > 0.5) spikes.push_back({t, 1.0});
         }
-        const double count = static_cast<double>(spikes.size());
-        for (Index o = 0; o < O; ++o) {  // exact output gradient at the record
-          const Index tp = peak[static_cast<std::size_t>(o)];
-          double psp = 0.0;
-          for (const auto& [t, w] : spikes) {
-            if (t <= tp) psp += kernel[tp - t];
-          }
-          g_out(o, j) += c.readout_scale * out_gain[o] * y_bar(r, o) * c.weight_scale_out * psp;
-        }
-        if (spikes.empty()) {
+        const bool silent = spikes.empty();
+        if (silent) {
           Index best = 0;
           tr.v.col(j).maxCoeff(&best);
-          const double w = threshold[j] * fn.slope(tr.v(best, j) - threshold[j]);
+          const double w = threshold[j] * net.spike_fn().slope(tr.v(best, j) - threshold[j]);
           if (!(w > 1e-12)) continue;
           spikes.push_back({best, w});
         }
-        // ∂L/∂n_j: the mean PSP of one of j's spikes at each output's peak.
-        double dn = 0.0;
+        double dn = 0.0;  // ∂L/∂n_j: the mean PSP of one of j's spikes at each output's peak
         for (Index o = 0; o < O; ++o) {
           const Index tp = peak[static_cast<std::size_t>(o)];
-          double psp = 0.0;
+          double psp = 0.0;  // of j's spikes at o's peak (a virtual spike's w weighs the input side)
           for (const auto& [t, w] : spikes) {
             if (t <= tp) psp += kernel[tp - t];
           }
-          dn += c.readout_scale * out_gain[o] * y_bar(r, o) * c.weight_scale_out * w_out(o, j) *
-                psp / std::max(1.0, count);
+          const double dy = c.readout_scale * out_gain[o] * y_bar(r, o) * c.weight_scale_out;
+          if (!silent) g_out(o, j) += dy * psp;  // the exact output gradient at the record
+          dn += dy * w_out(o, j) * psp / static_cast<double>(spikes.size());
         }
         // e_jc: the PSP of c's events since j's previous reset, at each spike of j.
         Index since = 0;

@@ -446,6 +446,18 @@ Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run(const MatrixRef& x,
 Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run(const EventLists& events,
                                                              const VectorRef& theta) {
   std::lock_guard lock(mutex_);
+  if (auto ok = check_spiking(); !ok) return ok.error();
+  if (auto ok = check_ready("spike_run"); !ok) return ok.error();
+  if (events.empty()) {
+    return make_error(Errc::kShapeMismatch,
+                      "spike_run on " + spec_.serial +
+                          ": the batch has no samples; pass at least one event list (an empty "
+                          "list is a silent sample)");
+  }
+  if (auto ok = check_batch_size(static_cast<Index>(events.size()), "spike_run"); !ok) {
+    return ok.error();
+  }
+  if (auto ok = check_theta(theta, "spike_run"); !ok) return ok.error();
   Vector applied;
   return spike_run_locked(events, theta, applied);
 }
@@ -454,16 +466,6 @@ Result<digital_twin::SpikeRecord> PhysicalSystem::spike_run_locked(const EventLi
                                                                    const VectorRef& theta,
                                                                    Vector& applied) {
   const std::string who = "spike_run on " + spec_.serial;
-  if (auto ok = check_spiking(); !ok) return ok.error();
-  if (auto ok = check_ready("spike_run"); !ok) return ok.error();
-  if (events.empty()) {
-    return make_error(Errc::kShapeMismatch, who + ": the batch has no samples; pass at least one "
-                                                  "event list (an empty list is a silent sample)");
-  }
-  if (auto ok = check_batch_size(static_cast<Index>(events.size()), "spike_run"); !ok) {
-    return ok.error();
-  }
-  if (auto ok = check_theta(theta, "spike_run"); !ok) return ok.error();
   const firmware_iface::EventLimits limits{
       static_cast<std::uint32_t>(spec_.spike_steps),
       static_cast<std::uint32_t>(spec_.spike_channels),

@@ -26,14 +26,15 @@ struct ChipRuns {
   Matrix mean_outputs;
 };
 
-// mean |n_twin − n̄_chip| of the twin built from `c`.
-double spike_error(const dt::SpikingLifConfig& c, const MatrixRef& probe, const VectorRef& theta,
-                   const Matrix& mean_counts) {
+// The spike counts (probe × H) of the twin built from `c`.
+Matrix twin_counts(const dt::SpikingLifConfig& c, const MatrixRef& probe, const VectorRef& theta) {
   const dt::SpikingLifModel model(c);
-  const dt::SpikeRecord rec = model.record(probe, theta);
-  return (spike_counts(rec.hidden_spikes, c.num_steps, c.num_hidden) - mean_counts)
-      .cwiseAbs()
-      .mean();
+  return spike_counts(model.record(probe, theta).hidden_spikes, c.num_steps, c.num_hidden);
+}
+
+// mean |n_twin − n̄_chip|.
+double spike_error(const Matrix& counts, const Matrix& mean_counts) {
+  return (counts - mean_counts).cwiseAbs().mean();
 }
 
 // Mean square of (twin traces replayed from each run's hidden spikes − the run's traces).
@@ -49,38 +50,38 @@ double trace_mse(const dt::SpikingLifModel& model, const MatrixRef& probe, const
 }
 
 // Hidden thresholds and channel gains (step 1 of the header's procedure) fitted into `c`.
-void fit_hidden(dt::SpikingLifConfig& c, const MatrixRef& probe, const VectorRef& theta,
-                const Matrix& mean_counts, int iterations) {
+// Returns the fitted twin's spike-count error.
+double fit_hidden(dt::SpikingLifConfig& c, const MatrixRef& probe, const VectorRef& theta,
+                  const Matrix& mean_counts, int iterations) {
   const Index H = c.num_hidden, C = c.num_channels();
   if (c.hidden_threshold.size() == 0) c.hidden_threshold = Vector::Constant(H, c.threshold);
   if (c.channel_gain.size() == 0) c.channel_gain = Vector::Ones(C);
   const Vector chip_rate = mean_counts.colwise().mean().transpose();
+  Matrix counts = twin_counts(c, probe, theta);  // always those of `c`
   dt::SpikingLifConfig best = c;
-  double best_error = spike_error(c, probe, theta, mean_counts);
+  double best_error = spike_error(counts, mean_counts);
   for (int it = 0; it < iterations; ++it) {
     // Thresholds: more spikes in the twin than on the chip → raise ϑ, and the reverse. The
     // square root and the step bound keep the fixed point from overshooting.
-    const dt::SpikingLifModel model(c);
-    const Vector twin_rate =
-        spike_counts(model.record(probe, theta).hidden_spikes, c.num_steps, H)
-            .colwise()
-            .mean()
-            .transpose();
+    const Vector twin_rate = counts.colwise().mean().transpose();
     for (Index j = 0; j < H; ++j) {
       if (twin_rate[j] == 0.0 && chip_rate[j] == 0.0) continue;
       const double ratio = std::sqrt((twin_rate[j] + 0.02) / (chip_rate[j] + 0.02));
       c.hidden_threshold[j] = std::clamp(c.hidden_threshold[j] * std::clamp(ratio, 0.85, 1.18),
                                          0.3 * c.threshold, 3.0 * c.threshold);
     }
-    double error = spike_error(c, probe, theta, mean_counts);
+    counts = twin_counts(c, probe, theta);
+    double error = spike_error(counts, mean_counts);
     // Channel gains: a coordinate search, ±10 % per round, kept where the error falls.
     for (Index k = 0; k < C; ++k) {
       for (const double f : {0.9, 1.0 / 0.9}) {
         dt::SpikingLifConfig trial = c;
         trial.channel_gain[k] = std::clamp(c.channel_gain[k] * f, 0.3, 3.0);
-        const double e = spike_error(trial, probe, theta, mean_counts);
+        Matrix trial_counts = twin_counts(trial, probe, theta);
+        const double e = spike_error(trial_counts, mean_counts);
         if (e < error) {
-          c = trial;
+          c = std::move(trial);
+          counts = std::move(trial_counts);
           error = e;
           break;
         }
@@ -92,6 +93,7 @@ void fit_hidden(dt::SpikingLifConfig& c, const MatrixRef& probe, const VectorRef
     }
   }
   c = best;
+  return best_error;
 }
 
 // Readout gain and offset per output (step 2): least squares over every run, sample and step
@@ -187,16 +189,16 @@ drivers::Result<MockFitResult> mock_fit(drivers::PhysicalSystem& device,
     report.spike_error_floor += (n - others).cwiseAbs().mean() / R;
   }
   report.chip_spikes_per_neuron = chip.mean_counts.mean();
-  report.spike_error_before = spike_error(nominal, probe, theta, chip.mean_counts);
+  report.spike_error_before = spike_error(twin_counts(nominal, probe, theta), chip.mean_counts);
   report.trace_mse_before = trace_mse(twin, probe, theta, chip);
   report.output_mse_before = (twin.forward(probe, theta) - chip.mean_outputs).squaredNorm() /
                              static_cast<double>(chip.mean_outputs.size());
 
   dt::SpikingLifConfig fitted = nominal;
-  fit_hidden(fitted, probe, theta, chip.mean_counts, options.iterations);
+  // The readout's gain and offset do not change the hidden spikes, so the error stays.
+  report.spike_error_after = fit_hidden(fitted, probe, theta, chip.mean_counts, options.iterations);
   fit_readout(fitted, probe, theta, chip);
   auto model = std::make_shared<const dt::SpikingLifModel>(fitted);
-  report.spike_error_after = spike_error(fitted, probe, theta, chip.mean_counts);
   report.trace_mse_after = trace_mse(*model, probe, theta, chip);
   report.output_mse_after = (model->forward(probe, theta) - chip.mean_outputs).squaredNorm() /
                             static_cast<double>(chip.mean_outputs.size());

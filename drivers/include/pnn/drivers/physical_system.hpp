@@ -166,7 +166,9 @@ class PhysicalSystem {
   Result<void> check_theta(const VectorRef& theta, const char* verb) const;
   // mutex_ held: kWrongState unless the setup has spike records.
   Result<void> check_spiking() const;
-  // spike_run with mutex_ held, state, θ and events unchecked; the θ applied goes to `applied`.
+  // spike_run with mutex_ held, the setup, state, batch size and θ checked (by the caller:
+  // check_request for x, the same checks for given events); checks the events, runs them, and
+  // the θ applied goes to `applied`.
   Result<digital_twin::SpikeRecord> spike_run_locked(const EventLists& events,
                                                      const VectorRef& theta, Vector& applied);
   // A driver error, mutex_ held: timeouts, link and device faults set health FAULT.
