@@ -70,16 +70,19 @@ void sincos_block(Eigen::Map<const Eigen::ArrayXd> x, double* s_out, double* c_o
 
 }  // namespace
 
+void sincos(const double* x, Eigen::Index size, double* s, double* c) {
+  // An element-wise result aliasing x is fine: each block is read before it is written.
+  for (Eigen::Index i = 0; i < size; i += kBlock) {
+    const Eigen::Index len = std::min(kBlock, size - i);
+    sincos_block(Eigen::Map<const Eigen::ArrayXd>(x + i, len), s ? s + i : nullptr,
+                 c ? c + i : nullptr);
+  }
+}
+
 void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c) {
   if (s) s->resize(x.rows(), x.cols());
   if (c) c->resize(x.rows(), x.cols());
-  const Eigen::Index n = x.size();
-  // An element-wise result aliasing x is fine: each block is read before it is written.
-  for (Eigen::Index i = 0; i < n; i += kBlock) {
-    const Eigen::Index len = std::min(kBlock, n - i);
-    sincos_block(Eigen::Map<const Eigen::ArrayXd>(x.data() + i, len), s ? s->data() + i : nullptr,
-                 c ? c->data() + i : nullptr);
-  }
+  sincos(x.data(), x.size(), s ? s->data() : nullptr, c ? c->data() : nullptr);
 }
 
 }  // namespace pnn::digital_twin

@@ -157,7 +157,12 @@ std::shared_ptr<const OscillatorModel::Stiffness> OscillatorModel::stiffness(con
   }
   if (config_.q_extra.size() != 0) a += config_.q_extra;
   auto stiff = std::make_shared<Stiffness>();
-  if (config_.compute == Precision::kFloat32) stiff->a32 = a.cast<float>();
+  if (config_.compute == Precision::kFloat32) {
+    stiff->a32 = a.cast<float>();
+    stiff->at32 = stiff->a32.transpose();
+  } else {
+    stiff->at = a.transpose();
+  }
   stiff->a = std::move(a);
   cache.theta = theta;
   cache.a = std::move(stiff);
@@ -168,15 +173,16 @@ namespace {
 
 // Calls f with the integrator in the model's precision (θ's drive e and κ converted to it) and
 // returns what f returns.
-template <class F>
-auto with_rk4(const OscillatorConfig& config, const Eigen::RowVectorXd& kappa, const Matrix& a,
-              const Eigen::MatrixXf& a32, const VectorRef& theta, F&& f) {
+template <class Stiff, class F>
+auto with_rk4(const OscillatorConfig& config, const Eigen::RowVectorXd& kappa, const Stiff& stiff,
+              const VectorRef& theta, F&& f) {
   const Eigen::RowVectorXd e = theta.tail(config.num_oscillators).transpose();
   if (config.compute == Precision::kFloat32) {
     const Eigen::RowVectorXf kappa32 = kappa.cast<float>(), e32 = e.cast<float>();
-    return f(detail::Rk4<float>{a32, kappa32, e32, static_cast<float>(config.dt), config.num_steps});
+    return f(detail::Rk4<float>{stiff.a32, stiff.at32, kappa32, e32,
+                                static_cast<float>(config.dt), config.num_steps});
   }
-  return f(detail::Rk4<double>{a, kappa, e, config.dt, config.num_steps});
+  return f(detail::Rk4<double>{stiff.a, stiff.at, kappa, e, config.dt, config.num_steps});
 }
 
 template <class Rk4>
@@ -186,7 +192,7 @@ using ScalarOf = typename std::decay_t<Rk4>::Scalar;
 
 Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) const {
   const auto stiff = stiffness(theta);
-  return with_rk4(config_, kappa_row_, stiff->a, stiff->a32, theta, [&](const auto& rk4) -> Matrix {
+  return with_rk4(config_, kappa_row_, *stiff, theta, [&](const auto& rk4) -> Matrix {
     using T = ScalarOf<decltype(rk4)>;
     return rk4.forward(x.template cast<T>()).template cast<double>();
   });
@@ -195,7 +201,7 @@ Matrix OscillatorModel::do_forward(const MatrixRef& x, const VectorRef& theta) c
 OscillatorModel::Backward OscillatorModel::backward(const MatrixRef& x, const VectorRef& theta,
                                                     const MatrixRef& y_bar) const {
   const auto stiff = stiffness(theta);
-  return with_rk4(config_, kappa_row_, stiff->a, stiff->a32, theta, [&](const auto& rk4) {
+  return with_rk4(config_, kappa_row_, *stiff, theta, [&](const auto& rk4) {
     using T = ScalarOf<decltype(rk4)>;
     const auto g = rk4.backward(x.template cast<T>(), y_bar.template cast<T>());
     return Backward{g.x_bar.template cast<double>(), g.a_bar.template cast<double>(),

@@ -1,7 +1,9 @@
 #include "pnn/digital_twin/parallel.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -15,6 +17,26 @@ namespace pnn::digital_twin {
 namespace {
 
 thread_local bool tl_inside_task = false;
+
+// How long an idle worker, or an owner waiting for the rest of its job, spins before it sleeps
+// on a condition variable. A training step calls parallel_for several times with a few µs of
+// serial work between the calls, and a futex wake-up costs about as much as a small batch
+// shard's work (≈ 9 % of `pat-oscillator-digits` was thread-pool wake-ups, docs/benchmarks.md);
+// spinning this long covers those gaps and costs at most this much CPU per idle period.
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+// Spins until ready() or kSpin has passed; returns ready().
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) return ready();
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
 
 struct Job {
   const std::function<void(std::size_t)>* fn;
@@ -51,6 +73,7 @@ class Pool {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
+      stopping_flag_ = true;
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -61,14 +84,20 @@ class Pool {
     job->fn = &fn;
     job->n = n;
     if (!workers_.empty()) {
-      std::lock_guard lock(mutex_);
-      jobs_.push_back(job);
+      {
+        std::lock_guard lock(mutex_);
+        jobs_.push_back(job);
+      }
+      posted_.fetch_add(1);
+      // A worker that is spinning sees posted_ change; only sleeping ones need the futex. A
+      // worker counts itself as sleeping under mutex_ before it checks the queue, so one that
+      // missed this push is counted here.
+      if (sleeping_.load() > 0) wake_.notify_all();
     }
-    wake_.notify_all();
     tl_inside_task = true;
     job->work();
     tl_inside_task = false;
-    {
+    if (!spin_until([&] { return job->done.load() == n; })) {
       std::unique_lock lock(job->mutex);
       job->finished.wait(lock, [&] { return job->done.load() == n; });
     }
@@ -81,8 +110,16 @@ class Pool {
     for (;;) {
       std::shared_ptr<Job> job;
       {
+        const std::uint64_t seen = posted_.load();
         std::unique_lock lock(mutex_);
+        if (!stopping_ && jobs_.empty()) {
+          lock.unlock();
+          spin_until([&] { return posted_.load() != seen || stopping_flag_.load(); });
+          lock.lock();
+        }
+        ++sleeping_;
         wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+        --sleeping_;
         if (stopping_) return;
         job = jobs_.front();
         // A job whose indices are all claimed leaves the queue; its owner waits for completion.
@@ -100,6 +137,9 @@ class Pool {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> jobs_;
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without the mutex while spinning
+  std::atomic<std::uint64_t> posted_{0};     // jobs queued so far
+  std::atomic<int> sleeping_{0};             // workers in (or about to enter) wake_.wait
 };
 
 int configured_threads() {

@@ -30,6 +30,20 @@ TEST_CASE("oscillator vjp matches central differences (5 RK4 steps)") {
   CHECK(report.max_rel_error() < 1e-5);
 }
 
+TEST_CASE("oscillator vjp matches central differences at a batch that fills the SIMD row blocks") {
+  // 26 rows × 11 oscillators, in shards of 13 rows (or one of 26 on one thread): the stage
+  // product's two-vector, one-vector and single-row blocks (4 doubles per vector) and its 6-, 4-
+  // and 1-column blocks all take part.
+  OscillatorModel model({.num_oscillators = 11, .dt = 0.1, .num_steps = 4,
+                         .q_extra = coupling_to_q(random_matrix(11, 11, 0.2, 31))});
+  const Matrix x = random_matrix(26, 11, 0.8, 32);
+  Vector theta = model.initial_params(33);
+  theta.tail(11) = random_matrix(11, 1, 0.3, 34);
+  const auto report = check_gradients(model, x, theta);
+  INFO(report.summary());
+  CHECK(report.max_rel_error() < 1e-5);
+}
+
 TEST_CASE("oscillator vjp matches central differences over a long integration") {
   // 200 steps of dt = 0.05 (t_end = 10): exercises the reverse sweep through many stages.
   OscillatorModel model({.num_oscillators = 4, .dt = 0.05, .num_steps = 200,

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "fast_normal.hpp"
+
 namespace pnn::drivers::sim {
 
 OscillatorReality::OscillatorReality(const OscillatorRealityConfig& config)
@@ -24,18 +26,16 @@ Vector OscillatorReality::quantize(const VectorRef& theta) const {
   return (config_.theta_min.array() + code / levels * span).matrix();
 }
 
-Matrix OscillatorReality::gaussian(Index rows, Index cols, double std) {
-  std::normal_distribution<double> normal(0.0, std);
-  Matrix m(rows, cols);
+void OscillatorReality::add_noise(Matrix& m, double std) {
   std::lock_guard lock(rng_mutex_);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng_);
-  return m;
+  add_gaussian(rng_, std, m.data(), m.size());
 }
 
 Matrix OscillatorReality::run(const MatrixRef& x, const VectorRef& theta) {
-  const Matrix x_noisy = x + gaussian(x.rows(), x.cols(), config_.input_noise_std);
+  Matrix x_noisy = x;
+  add_noise(x_noisy, config_.input_noise_std);
   Matrix y = physics_->forward(x_noisy, quantize(theta));
-  y += gaussian(y.rows(), y.cols(), config_.sensor_noise_std);
+  add_noise(y, config_.sensor_noise_std);
   return y;
 }
 

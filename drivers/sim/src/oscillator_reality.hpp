@@ -44,7 +44,8 @@ class OscillatorReality {
   const Matrix& q_noise() const { return physics_->config().q_extra; }
 
  private:
-  Matrix gaussian(Index rows, Index cols, double std);
+  /// m += std · N(0, 1), element-wise (fast_normal.hpp).
+  void add_noise(Matrix& m, double std);
 
   OscillatorRealityConfig config_;
   std::unique_ptr<digital_twin::OscillatorModel> physics_;

@@ -12,4 +12,8 @@ namespace pnn::digital_twin {
 /// s = sin(x), c = cos(x) element-wise (s or c may be null to skip it).
 void sincos(const Eigen::ArrayXXd& x, Eigen::ArrayXXd* s, Eigen::ArrayXXd* c);
 
+/// The same on `size` contiguous doubles: s[i] = sin(x[i]), c[i] = cos(x[i]) (s or c may be null;
+/// either may alias x).
+void sincos(const double* x, Eigen::Index size, double* s, double* c);
+
 }  // namespace pnn::digital_twin

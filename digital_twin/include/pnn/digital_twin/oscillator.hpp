@@ -73,8 +73,8 @@ class OscillatorModel final : public DifferentiableModel {
   /// A = C2Q(C) + Q_extra − I, so that ṗ = sin(κ∘q)·A + e for a row batch. Computed once per θ:
   /// the batch shards of one call, and the forward and vjp of one training step, share it.
   struct Stiffness {
-    Matrix a;
-    Eigen::MatrixXf a32;  // A in float, for Precision::kFloat32 only
+    Matrix a, at;                // A and Aᵀ (the reverse sweep multiplies by Aᵀ)
+    Eigen::MatrixXf a32, at32;  // the same in float, for Precision::kFloat32 only
   };
   std::shared_ptr<const Stiffness> stiffness(const VectorRef& theta) const;
   Matrix do_forward(const MatrixRef& x, const VectorRef& theta) const override;
