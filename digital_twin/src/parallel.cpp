@@ -23,18 +23,39 @@ thread_local bool tl_inside_task = false;
 // serial work between the calls, and a futex wake-up costs about as much as a small batch
 // shard's work (≈ 9 % of `pat-oscillator-digits` was thread-pool wake-ups, docs/benchmarks.md);
 // spinning this long covers those gaps and costs at most this much CPU per idle period.
-constexpr auto kSpin = std::chrono::microseconds(100);
+// PNN_POOL_SPIN_US overrides it (0: sleep at once, for a machine shared with other work).
+std::chrono::microseconds spin_time() {
+  static const std::chrono::microseconds spin = [] {
+    if (const char* env = std::getenv("PNN_POOL_SPIN_US")) {
+      try {
+        const long us = std::stol(env);
+        if (us >= 0 && us <= 1'000'000) return std::chrono::microseconds(us);
+      } catch (const std::exception&) {
+      }
+    }
+    return std::chrono::microseconds(100);
+  }();
+  return spin;
+}
 
-// Spins until ready() or kSpin has passed; returns ready().
+// Spins until ready() or the spin time has passed; returns ready(). After the first 1,024
+// polls (a few µs) each poll also yields the core, so that a spinning thread never holds off
+// another runnable one (pnnd's recorder and event loop share the cores with the pool).
 template <class Ready>
 bool spin_until(Ready&& ready) {
-  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  const auto spin = spin_time();
+  if (spin.count() == 0) return ready();
+  const auto deadline = std::chrono::steady_clock::now() + spin;
   for (int i = 0;; ++i) {
     if (ready()) return true;
     if ((i & 63) == 63 && std::chrono::steady_clock::now() >= deadline) return ready();
+    if (i >= 1024) {
+      std::this_thread::yield();
+    } else {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    }
   }
 }
 
