@@ -1,6 +1,7 @@
 // The oscillator integrator's stage product (digital_twin/src/small_gemm.hpp) against Eigen's
 // GEMM, over shapes that reach every path of the kernel: row blocks of two vectors, one vector
-// and single rows; column blocks of 6, 4, 2 and 1; leading dimensions larger than the rows.
+// and single rows; column blocks of 6, 4, 2 and 1; several k-chunks and column panels; leading
+// dimensions larger than the rows.
 #include "../../digital_twin/src/small_gemm.hpp"
 
 #include <doctest/doctest.h>
@@ -42,4 +43,11 @@ TEST_CASE("stage_gemm matches Eigen's product for every row and column remainder
   // Non-square, and leading dimensions larger than the block.
   check_shape<double>(21, 9, 14, true, 5);
   check_shape<float>(27, 13, 10, false, 3);
+  // More than one 256-deep k-chunk and one 192-wide column panel: later chunks accumulate onto
+  // g, in every row path.
+  for (Eigen::Index rows : {5, 13, 21, 40}) {
+    check_shape<double>(rows, 600, 401, true, 2);
+    check_shape<float>(rows, 257, 193, false, 0);
+    check_shape<float>(rows, 512, 384, true, 1);
+  }
 }
