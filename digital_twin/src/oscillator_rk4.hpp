@@ -9,7 +9,6 @@
 // reused from call to call, so the epoch loop allocates nothing in here (Eigen expressions run
 // on Maps of the arena).
 #include <Eigen/Core>
-#include <algorithm>
 #include <cstddef>
 #include <type_traits>
 #include <vector>
@@ -22,14 +21,17 @@ namespace pnn::digital_twin::detail {
 
 /// A thread's scratch memory for the integrator, kept across calls. Grows to the largest call
 /// seen; a call that needs under a quarter of a large arena (> 64 MiB) gives the rest back.
+/// Aligned to Eigen's packet alignment: Eigen's vectorised reductions (the ē and κ̄ column
+/// sums) peel to the data's alignment, so arenas aligned differently from thread to thread
+/// would sum in different orders and make results depend on which thread ran a shard.
 template <class T>
 class Rk4Arena {
  public:
   static T* reserve(std::size_t count) {
-    thread_local std::vector<T> buffer;
+    thread_local std::vector<T, Eigen::aligned_allocator<T>> buffer;
     constexpr std::size_t kLarge = (std::size_t{64} << 20) / sizeof(T);
     if (buffer.size() < count || (buffer.size() > kLarge && count < buffer.size() / 4)) {
-      std::vector<T>().swap(buffer);
+      std::vector<T, Eigen::aligned_allocator<T>>().swap(buffer);
       buffer.resize(count);
     }
     return buffer.data();
@@ -40,10 +42,8 @@ template <class T>
 struct Rk4 {
   using Scalar = T;
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
-  using Arr = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic>;
   using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
   using Map = Eigen::Map<Mat>;
-  using StackMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
 
   const Mat& a;      // A = C2Q(C) + Q_extra − I
   const Mat& at;     // Aᵀ (the reverse sweep's product is ḡ·Aᵀ)
@@ -59,12 +59,10 @@ struct Rk4 {
     Row kappa_bar;
   };
 
-  // s = sin(κ∘q) (and c = cos(κ∘q) if c is set) for a b × n block q (leading dimension lq),
-  // written contiguously.
-  void sin_cos_kq(const T* q, Index lq, Index b, Index n, T* s, T* c) const {
-    const Eigen::Map<const Mat, 0, Eigen::OuterStride<>> qm(q, b, n, Eigen::OuterStride<>(lq));
+  // s = sin(κ∘q) (and c = cos(κ∘q) if c is set) for a contiguous b × n block q.
+  void sin_cos_kq(const T* q, Index b, Index n, T* s, T* c) const {
     Map sm(s, b, n);
-    sm.array() = qm.array().rowwise() * kappa.array();
+    sm.array() = Eigen::Map<const Mat>(q, b, n).array().rowwise() * kappa.array();
     if constexpr (std::is_same_v<T, double>) {
       sincos(s, b * n, s, c);  // in place: each block is read before it is written
     } else {
@@ -87,7 +85,7 @@ struct Rk4 {
     q = x;
     p.setZero();
     auto force = [&](const T* at_q, Map& g) {
-      sin_cos_kq(at_q, b, b, n, s.data(), nullptr);
+      sin_cos_kq(at_q, b, n, s.data(), nullptr);
       product(s.data(), b, n, a, e.data(), g.data());
     };
     const T h2 = T(0.5) * h, h6 = h / T(6);
@@ -102,7 +100,7 @@ struct Rk4 {
       qs = q + h * p3;
       // p4 = p + h g3; g4 goes into qs's slot once qs is consumed: s holds sin(κ qs) by then.
       q += h6 * (p + T(2) * p2 + T(2) * p3 + (p + h * g3));
-      sin_cos_kq(qs.data(), b, b, n, s.data(), nullptr);
+      sin_cos_kq(qs.data(), b, n, s.data(), nullptr);
       product(s.data(), b, n, a, e.data(), qs.data());
       p += h6 * (g1 + T(2) * g2 + T(2) * g3 + qs);
     }
@@ -120,8 +118,7 @@ struct Rk4 {
     // Arena: s, c and ḡ stacks (sb × n each), the stage positions (stages blocks of b × n), and
     // 14 b × n working arrays.
     T* w = Rk4Arena<T>::reserve(static_cast<std::size_t>(3 * sb * n + stages * bn + 14 * bn));
-    StackMap s_stack(w, sb, n, Eigen::OuterStride<>(sb)), c_stack(w + sb * n, sb, n, Eigen::OuterStride<>(sb)),
-        g_bar_stack(w + 2 * sb * n, sb, n, Eigen::OuterStride<>(sb));
+    Map s_stack(w, sb, n), c_stack(w + sb * n, sb, n), g_bar_stack(w + 2 * sb * n, sb, n);
     T* stage_q_base = w + 3 * sb * n;
     auto stage_q = [&](int k, int j) { return Map(stage_q_base + (4 * k + j) * bn, b, n); };
     T* tmp = stage_q_base + stages * bn;
@@ -134,7 +131,7 @@ struct Rk4 {
     const T h2 = T(0.5) * h, h3 = h / T(3), h6 = h / T(6);
     {
       auto stage_force = [&](int k, int j, Map& g) {
-        sin_cos_kq(stage_q(k, j).data(), b, b, n, sin_kq.data(), cos_kq.data());
+        sin_cos_kq(stage_q(k, j).data(), b, n, sin_kq.data(), cos_kq.data());
         s_stack.middleRows(block(k, j), b) = sin_kq;
         c_stack.middleRows(block(k, j), b) = cos_kq;
         product(sin_kq.data(), b, n, a, e.data(), g.data());

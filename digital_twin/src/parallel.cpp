@@ -94,7 +94,6 @@ class Pool {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
-      stopping_flag_ = true;
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -135,7 +134,7 @@ class Pool {
         std::unique_lock lock(mutex_);
         if (!stopping_ && jobs_.empty()) {
           lock.unlock();
-          spin_until([&] { return posted_.load() != seen || stopping_flag_.load(); });
+          spin_until([&] { return posted_.load() != seen || stopping_.load(); });
           lock.lock();
         }
         ++sleeping_;
@@ -157,8 +156,7 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> jobs_;
-  bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without the mutex while spinning
+  std::atomic<bool> stopping_{false};  // set under mutex_; read without it while spinning
   std::atomic<std::uint64_t> posted_{0};     // jobs queued so far
   std::atomic<int> sleeping_{0};             // workers in (or about to enter) wake_.wait
 };

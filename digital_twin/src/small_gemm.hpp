@@ -26,19 +26,25 @@ struct SimdOf {
   static constexpr Eigen::Index width = 32 / sizeof(T);
 };
 
-// One block: rows r0 .. r0 + RV·width of g, columns j .. j + CB, over k in [k0, k1). The first
-// k-chunk starts from e (or 0), later ones from what g holds.
+// The k-chunk [k0, k1) and column panel [j0, j1) of m being multiplied; later k-chunks
+// accumulate onto g, the first starts from e (or 0).
+struct StageRange {
+  Eigen::Index k0, k1, j0, j1;
+  bool accumulate;
+};
+
+// One block: rows r0 .. r0 + RV·width of g, columns j .. j + CB, over rg's k-chunk.
 template <class T, int RV, int CB>
 inline void stage_gemm_block(const T* s, Eigen::Index ls, Eigen::Index r0, const T* m,
-                             Eigen::Index ldm, Eigen::Index k0, Eigen::Index k1, Eigen::Index j,
-                             const T* e, bool accumulate, T* g, Eigen::Index lg) {
+                             Eigen::Index ldm, const StageRange& rg, Eigen::Index j, const T* e,
+                             T* g, Eigen::Index lg) {
   using V = typename SimdOf<T>::type;
   constexpr Eigen::Index w = SimdOf<T>::width;
   V acc[CB][RV];
   for (int q = 0; q < CB; ++q) {
     const T init = e ? e[j + q] : T(0);
     for (int v = 0; v < RV; ++v) {
-      if (accumulate) {
+      if (rg.accumulate) {
         std::memcpy(&acc[q][v], g + (j + q) * lg + r0 + v * w, sizeof(V));
       } else {
         acc[q][v] = V{} + init;
@@ -46,7 +52,7 @@ inline void stage_gemm_block(const T* s, Eigen::Index ls, Eigen::Index r0, const
     }
   }
   const T* mj = m + j * ldm;
-  for (Eigen::Index p = k0; p < k1; ++p) {
+  for (Eigen::Index p = rg.k0; p < rg.k1; ++p) {
     V sv[RV];
     for (int v = 0; v < RV; ++v) std::memcpy(&sv[v], s + p * ls + r0 + v * w, sizeof(V));
     for (int q = 0; q < CB; ++q) {
@@ -59,22 +65,15 @@ inline void stage_gemm_block(const T* s, Eigen::Index ls, Eigen::Index r0, const
   }
 }
 
-struct StageRange {
-  Eigen::Index k0, k1, j0, j1;
-  bool accumulate;
-};
-
 template <class T, int RV>
 inline void stage_gemm_rows(const T* s, Eigen::Index ls, Eigen::Index r0, const T* m,
                             Eigen::Index ldm, const StageRange& rg, const T* e, T* g,
                             Eigen::Index lg) {
   Eigen::Index j = rg.j0;
-  const Eigen::Index j1 = rg.j1, k0 = rg.k0, k1 = rg.k1;
-  const bool acc = rg.accumulate;
-  for (; j + 6 <= j1; j += 6) stage_gemm_block<T, RV, 6>(s, ls, r0, m, ldm, k0, k1, j, e, acc, g, lg);
-  if (j + 4 <= j1) stage_gemm_block<T, RV, 4>(s, ls, r0, m, ldm, k0, k1, j, e, acc, g, lg), j += 4;
-  if (j + 2 <= j1) stage_gemm_block<T, RV, 2>(s, ls, r0, m, ldm, k0, k1, j, e, acc, g, lg), j += 2;
-  if (j < j1) stage_gemm_block<T, RV, 1>(s, ls, r0, m, ldm, k0, k1, j, e, acc, g, lg);
+  for (; j + 6 <= rg.j1; j += 6) stage_gemm_block<T, RV, 6>(s, ls, r0, m, ldm, rg, j, e, g, lg);
+  if (j + 4 <= rg.j1) stage_gemm_block<T, RV, 4>(s, ls, r0, m, ldm, rg, j, e, g, lg), j += 4;
+  if (j + 2 <= rg.j1) stage_gemm_block<T, RV, 2>(s, ls, r0, m, ldm, rg, j, e, g, lg), j += 2;
+  if (j < rg.j1) stage_gemm_block<T, RV, 1>(s, ls, r0, m, ldm, rg, j, e, g, lg);
 }
 
 /// g(rows × n, leading dimension lg) = s(rows × k, ld ls) · m(k × n, ld ldm) + 1·e, all

@@ -31,11 +31,11 @@ inline void add_gaussian(std::mt19937_64& rng, double std, double* data, Eigen::
     auto r = u1.head(pairs);
     r = (-2.0 * r.log()).sqrt() * std;
     digital_twin::sincos(u2.data(), pairs, s.data(), c.data());
+    // The cosines fill `pairs` samples, the sines the rest (one fewer when one sample is left).
     const Eigen::Index take = std::min(2 * pairs, size - done);
     Eigen::Map<Eigen::ArrayXd> out(data + done, take);
-    const Eigen::Index first = std::min(pairs, take);
-    out.head(first) += r.head(first) * c.head(first);
-    if (take > first) out.tail(take - first) += r.head(take - first) * s.head(take - first);
+    out.head(pairs) += r * c.head(pairs);
+    out.tail(take - pairs) += r.head(take - pairs) * s.head(take - pairs);
     done += take;
   }
 }
